@@ -1,0 +1,126 @@
+"""The one module that talks to array-api-compat.
+
+Everything backend-aware that is not a fast path lives here: finding the
+namespace of an array or a library module, devices, and moving small host
+values in and out. Backends are recognised through array-api-compat, which
+looks in ``sys.modules`` and so never imports a library the user has not.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+import array_api_compat as _aac
+import numpy as np
+
+__all__ = [
+    "array_namespace",
+    "backend_name",
+    "default_device",
+    "device_of",
+    "has_dtype",
+    "is_array",
+    "is_dask",
+    "is_jax",
+    "is_torch",
+    "resolve_namespace",
+    "size",
+    "to_host",
+]
+
+array_namespace = _aac.array_namespace
+device_of = _aac.device
+is_array = _aac.is_array_api_obj
+size = _aac.size
+
+# (test, canonical namespace module, short name), in the order they are tried.
+_KNOWN: tuple[tuple[Any, str, str], ...] = (
+    (_aac.is_numpy_namespace, "array_api_compat.numpy", "numpy"),
+    (_aac.is_torch_namespace, "array_api_compat.torch", "torch"),
+    (_aac.is_cupy_namespace, "array_api_compat.cupy", "cupy"),
+    (_aac.is_dask_namespace, "array_api_compat.dask.array", "dask"),
+    (_aac.is_jax_namespace, "jax.numpy", "jax"),
+    (_aac.is_array_api_strict_namespace, "array_api_strict", "array_api_strict"),
+)
+
+
+def resolve_namespace(xp: object) -> ModuleType:
+    """The Array API namespace for a library module or namespace.
+
+    ``numpy``, ``torch``, ``cupy`` and ``dask.array`` map to their
+    array-api-compat wrappers; ``jax``/``jax.numpy`` and ``array_api_strict``
+    are namespaces already. Anything else that has ``__array_namespace_info__``
+    is taken as a standard namespace.
+    """
+    if isinstance(xp, ModuleType):
+        if xp.__name__ == "jax":
+            xp = importlib.import_module("jax.numpy")
+        for test, module, _ in _KNOWN:
+            if test(xp):
+                return importlib.import_module(module)
+        if hasattr(xp, "__array_namespace_info__"):
+            return xp
+    known = ", ".join(name for _, _, name in _KNOWN)
+    msg = f"xp must be an array library or Array API namespace ({known}); got {xp!r}"
+    raise TypeError(msg)
+
+
+def backend_name(xp: ModuleType) -> str:
+    """Short name of a namespace: numpy, torch, cupy, dask, jax, array_api_strict."""
+    for test, _, name in _KNOWN:
+        if test(xp):
+            return name
+    return xp.__name__
+
+
+def is_torch(xp: ModuleType) -> bool:
+    return bool(_aac.is_torch_namespace(xp))
+
+
+def is_jax(xp: ModuleType) -> bool:
+    return bool(_aac.is_jax_namespace(xp))
+
+
+def is_dask(xp: ModuleType) -> bool:
+    return bool(_aac.is_dask_namespace(xp))
+
+
+def default_device(xp: ModuleType) -> Any:
+    """The device a new array of ``xp`` lands on."""
+    return device_of(xp.empty((0,)))
+
+
+def has_dtype(xp: ModuleType, device: Any, name: str) -> bool:
+    """Whether ``xp`` can hold dtype ``name`` on ``device`` (no int64 in JAX without x64)."""
+    info = xp.__array_namespace_info__()
+    try:
+        dtypes = info.dtypes(device=device)
+    except (TypeError, ValueError):
+        # Some namespaces accept only their own default device spelling here.
+        dtypes = info.dtypes()
+    return name in dtypes
+
+
+def to_host(value: object) -> np.ndarray:
+    """A NumPy copy of a small array of any supported library (or a number).
+
+    Used only at the boundary (``load_state_dict``), never on the update path.
+    """
+    module = type(value).__module__.split(".")[0]
+    if module == "torch":
+        tensor: Any = value
+        tensor = tensor.detach().cpu()
+        if tensor.is_floating_point() and tensor.element_size() < 4:
+            # NumPy has no bfloat16; widening is exact.
+            tensor = tensor.float()
+        return np.asarray(tensor.numpy())
+    if module == "cupy":
+        return np.asarray(value.get())  # type: ignore[attr-defined]
+    if module == "dask":
+        return np.asarray(value.compute())  # type: ignore[attr-defined]
+    if module == "array_api_strict":
+        # array-api-strict refuses __array__ off its default device; DLPack is public.
+        return np.from_dlpack(value)  # type: ignore[call-overload]
+    return np.asarray(value)

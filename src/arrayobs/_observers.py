@@ -1,0 +1,440 @@
+"""torch-shaped observer classes: configuration + state + thin methods.
+
+The math lives in :mod:`arrayobs.functional`; these classes validate input at
+the boundary, hold the state, bind to a namespace and device, and mirror the
+API of ``torch.ao.quantization.observer``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from arrayobs import functional as F
+from arrayobs._compat import (
+    array_namespace,
+    backend_name,
+    default_device,
+    device_of,
+    is_array,
+    is_dask,
+    resolve_namespace,
+    size,
+    to_host,
+)
+from arrayobs._config import FLOAT32_EPS, QuantConfig, quant_config, real_number
+
+__all__ = ["MinMaxObserver", "MovingAverageMinMaxObserver"]
+
+_STATE_KEYS = ("eps", "min_val", "max_val")
+# torch's version of these observers' state_dict layout (eps a buffer since 2).
+_STATE_DICT_VERSION = 3
+
+
+class _Factory:
+    """What ``with_args`` returns: a constructor with some arguments bound."""
+
+    def __init__(self, func: Callable[..., Any], callable_args: Mapping[str, Any] | None = None):
+        self._func = func
+        self._callable_args = dict(callable_args or {})
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        made = {k: f() for k, f in self._callable_args.items() if k not in kwargs}
+        return self._func(*args, **made, **kwargs)
+
+    def with_args(self, **kwargs: Any) -> _Factory:
+        return _Factory(functools.partial(self._func, **kwargs), self._callable_args)
+
+    def with_callable_args(self, **kwargs: Callable[[], Any]) -> _Factory:
+        return _Factory(self._func, {**self._callable_args, **kwargs})
+
+    def __repr__(self) -> str:
+        return f"{self._func!r}{self._callable_args!r}"
+
+
+def _describe(xp: ModuleType, device: Any) -> str:
+    return f"{backend_name(xp)} on device {device!r}"
+
+
+def _host_float32(state_dict: Mapping[str, Any], key: str, shape: tuple[int, ...]) -> float:
+    """``state_dict[key]`` checked for shape and dtype, as a float32-rounded Python float."""
+    value = state_dict[key]
+    try:
+        host = to_host(value)
+    except Exception as exc:  # any library's refusal to convert means "not an array"
+        msg = f"state_dict[{key!r}] must be an array or a number, got {type(value).__name__}"
+        raise TypeError(msg) from exc
+    if host.dtype.kind not in "fiu" and host.dtype.name != "bfloat16":
+        msg = f"state_dict[{key!r}] must have a real dtype, got {host.dtype}"
+        raise TypeError(msg)
+    if host.shape != shape:
+        msg = f"state_dict[{key!r}] must have shape {shape}, got {host.shape}"
+        raise ValueError(msg)
+    with np.errstate(over="ignore"):
+        return float(host.astype(np.float32).reshape(-1)[0])
+
+
+class MinMaxObserver:
+    """Running min and max of every array observed, and the qparams they imply.
+
+    The same arguments, state, qparams and state_dict as
+    ``torch.ao.quantization.MinMaxObserver`` in torch 2.13.0, bit for bit, on
+    any Array API backend.
+
+    Parameters
+    ----------
+    dtype : str or torch.dtype
+        Quantized dtype: quint8, qint8, qint32, quint4x2, int8, uint8, int16,
+        uint16, int32, float8_e5m2, float8_e4m3fn. quint4x2 and both float8
+        dtypes get the range (0, 15), as in torch (an accident there for float8).
+    qscheme : str or torch.qscheme
+        ``"per_tensor_affine"`` or ``"per_tensor_symmetric"``.
+    reduce_range : bool
+        Halve the range (deprecated in torch; warns).
+    quant_min, quant_max : int, optional
+        A customized range, used only when both are given.
+    eps : float
+        Lower bound of the scale, rounded to float32.
+    is_dynamic : bool
+        Kept for API compatibility.
+    xp : module, optional
+        The array library (numpy, torch, jax.numpy, cupy, dask.array,
+        array_api_strict) or Array API namespace. ``None`` binds the observer
+        to the namespace and device of the first array it observes; until
+        then its state lives in NumPy.
+    device : optional
+        Device of the state, with ``xp``; default: the library's default device.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayobs import MinMaxObserver
+    >>> obs = MinMaxObserver(dtype="qint8", qscheme="per_tensor_symmetric")
+    >>> x = np.linspace(-3.0, 1.0, 1000, dtype=np.float32)
+    >>> obs(x) is x
+    True
+    >>> scale, zero_point = obs.calculate_qparams()
+    >>> scale, zero_point
+    (array([0.02362205], dtype=float32), array([0]))
+    """
+
+    def __init__(
+        self,
+        dtype: Any = "quint8",
+        qscheme: Any = "per_tensor_affine",
+        reduce_range: bool = False,
+        quant_min: int | None = None,
+        quant_max: int | None = None,
+        eps: float = FLOAT32_EPS,
+        is_dynamic: bool = False,
+        *,
+        xp: Any = None,
+        device: Any = None,
+    ) -> None:
+        self._config: QuantConfig = quant_config(
+            dtype, qscheme, reduce_range, quant_min, quant_max, eps, stacklevel=3
+        )
+        if not isinstance(is_dynamic, bool):
+            msg = f"is_dynamic must be a bool, got {is_dynamic!r}"
+            raise TypeError(msg)
+        self.is_dynamic = is_dynamic
+        if xp is None:
+            if device is not None:
+                msg = "device needs xp: pass the array library too, or neither"
+                raise ValueError(msg)
+            self._xp: ModuleType | None = None
+            namespace = resolve_namespace(np)
+        else:
+            namespace = resolve_namespace(xp)
+            self._xp = namespace
+        self._device = default_device(namespace) if device is None else device_of(
+            namespace.empty((0,), device=device)
+        )
+        self._seen_type: type | None = None
+        self._set_state(F.init_state(xp=namespace, device=self._device), observed=False)
+
+    with_args = classmethod(lambda cls, **kwargs: _Factory(functools.partial(cls, **kwargs)))
+    with_callable_args = classmethod(lambda cls, **kwargs: _Factory(cls).with_callable_args(**kwargs))
+
+    # -- configuration, as torch's attributes --------------------------------
+    @property
+    def config(self) -> QuantConfig:
+        """The validated configuration (see :func:`arrayobs.functional.quant_config`)."""
+        return self._config
+
+    @property
+    def dtype(self) -> str:
+        return self._config.dtype
+
+    @property
+    def qscheme(self) -> str:
+        return self._config.qscheme
+
+    @property
+    def reduce_range(self) -> bool:
+        return self._config.reduce_range
+
+    @property
+    def quant_min(self) -> int:
+        return self._config.quant_min
+
+    @property
+    def quant_max(self) -> int:
+        return self._config.quant_max
+
+    @property
+    def has_customized_qrange(self) -> bool:
+        return self._config.has_customized_qrange
+
+    @property
+    def xp(self) -> ModuleType | None:
+        """The bound namespace, or ``None`` before the first observation when unbound."""
+        return self._xp
+
+    @property
+    def device(self) -> Any:
+        return self._device
+
+    # -- state ---------------------------------------------------------------
+    @property
+    def state(self) -> F.MinMaxState:
+        """The functional state (see :mod:`arrayobs.functional`)."""
+        return self._state
+
+    @property
+    def min_val(self) -> Any:
+        """Running minimum: a 0-d float32 array of the observer's namespace and device."""
+        return self._state.min_val
+
+    @property
+    def max_val(self) -> Any:
+        """Running maximum: a 0-d float32 array of the observer's namespace and device."""
+        return self._state.max_val
+
+    @property
+    def eps(self) -> Any:
+        """``eps`` as torch holds it: a float32 array of shape (1,)."""
+        xp = self._namespace()
+        return xp.asarray([self._config.eps], dtype=xp.float32, device=self._device)
+
+    def _namespace(self) -> ModuleType:
+        return array_namespace(self._state.min_val)
+
+    def _set_state(self, state: F.MinMaxState, *, observed: bool) -> None:
+        self._state = state
+        self._observed = observed
+
+    # -- observing -----------------------------------------------------------
+    def _update(self, state: F.MinMaxState, x: Any, xp: ModuleType) -> F.MinMaxState:
+        return F.minmax_update(state, x, xp=xp)
+
+    def _bind_input(self, x: Any) -> tuple[ModuleType, Any]:
+        """Namespace and device ``x`` is observed in; raises if it is not the observer's."""
+        if not is_array(x):
+            msg = f"{type(self).__name__} observes arrays, got {type(x).__name__}"
+            raise TypeError(msg)
+        xp = self._xp
+        if xp is None or type(x) is not self._seen_type:
+            xp_x = array_namespace(x)
+            if xp is not None and xp_x is not xp:
+                msg = (
+                    f"{type(self).__name__} is bound to {_describe(xp, self._device)}; "
+                    f"got an array of {_describe(xp_x, device_of(x))}"
+                )
+                raise TypeError(msg)
+            xp = xp_x
+        dev = device_of(x)
+        if self._xp is not None and dev != self._device:
+            msg = (
+                f"{type(self).__name__} is bound to {_describe(xp, self._device)}; "
+                f"got an array on device {dev!r}"
+            )
+            raise ValueError(msg)
+        return xp, dev
+
+    def forward(self, x: Any) -> Any:
+        """Update the running statistics with ``x`` and return ``x`` itself.
+
+        An empty ``x`` changes nothing. On error the observer is unchanged.
+        """
+        xp, dev = self._bind_input(x)
+        state = self._state
+        if self._xp is None:
+            # First array of an unbound observer: move the (host) state over.
+            state = F.MinMaxState(
+                *(xp.asarray(float(v), dtype=xp.float32, device=dev) for v in state)
+            )
+        new = self._update(state, x, xp)
+        if is_dask(xp) and new is not state:
+            # One compute per batch (both values from one graph) keeps the state's
+            # graph from growing with every batch observed.
+            import dask  # noqa: PLC0415
+
+            new = F.MinMaxState(*dask.persist(*new))
+        observed = self._observed or size(x) != 0
+        self._xp, self._device, self._seen_type = xp, dev, type(x)
+        self._set_state(new, observed=observed)
+        return x
+
+    __call__ = forward
+
+    # -- qparams -------------------------------------------------------------
+    def calculate_qparams(self) -> tuple[Any, Any]:
+        """``(scale, zero_point)``, both of shape (1,), on the observer's device.
+
+        scale is float32; zero_point is int32 for per_tensor_affine and int64
+        for per_tensor_symmetric (int32 where the backend has no int64, e.g.
+        JAX without x64). Before any observation this warns, as torch does,
+        and returns scale 1.0 with an int64 zero point 0.
+        """
+        xp = self._namespace()
+        if not self._observed:
+            warnings.warn(
+                "must run observer before calling calculate_qparams. Returning default values.",
+                UserWarning,
+                stacklevel=2,
+            )
+            return (
+                xp.asarray([1.0], dtype=xp.float32, device=self._device),
+                xp.asarray([0], dtype=F.widest_int(xp, self._device), device=self._device),
+            )
+        scale, zero_point = F.calculate_qparams(self._state, self._config, xp=xp)
+        return scale, zero_point
+
+    def reset_min_max_vals(self) -> None:
+        """Forget everything observed: back to (+inf, -inf), namespace and device kept."""
+        self._set_state(F.init_state(xp=self._namespace(), device=self._device), observed=False)
+
+    # -- state_dict ----------------------------------------------------------
+    def state_dict(self) -> OrderedDict[str, Any]:
+        """``{"eps", "min_val", "max_val"}`` as copies in the observer's namespace.
+
+        Carries torch's version metadata, so ``torch`` observers load it (after
+        ``torch.asarray`` of each value) with this eps intact.
+        """
+        xp = self._namespace()
+        out: OrderedDict[str, Any] = OrderedDict(
+            eps=self.eps,
+            min_val=xp.asarray(self._state.min_val, copy=True),
+            max_val=xp.asarray(self._state.max_val, copy=True),
+        )
+        out._metadata = {"": {"version": _STATE_DICT_VERSION}}  # type: ignore[attr-defined]
+        return out
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
+        """Load ``eps``, ``min_val`` and ``max_val`` from any supported arrays.
+
+        Accepts a torch observer's state_dict (torch tensors, any device) as
+        well as arrays of any supported library or Python numbers; values are
+        rounded to float32 as torch's ``copy_`` does. Everything is checked
+        before anything changes: missing or unexpected keys (with
+        ``strict=True``), wrong shapes or dtypes, NaN eps, and
+        ``min_val > max_val`` raise, leaving the observer as it was. A
+        version-1 torch state_dict (no eps) gets the default eps, as in torch.
+        """
+        if not isinstance(state_dict, Mapping):
+            msg = f"state_dict must be a mapping, got {type(state_dict).__name__}"
+            raise TypeError(msg)
+        keys = set(state_dict)
+        metadata = getattr(state_dict, "_metadata", None) or {}
+        version = metadata.get("", {}).get("version")
+        missing = [k for k in _STATE_KEYS if k not in keys]
+        if missing == ["eps"] and version == 1:
+            state_dict = {**state_dict, "eps": FLOAT32_EPS}
+            missing = []
+        unexpected = sorted(keys - set(_STATE_KEYS))
+        if strict and (missing or unexpected):
+            msg = (
+                f"malformed state_dict for {type(self).__name__}: "
+                f"missing keys {missing}, unexpected keys {unexpected}; "
+                f"expected exactly {list(_STATE_KEYS)}"
+            )
+            raise KeyError(msg)
+        shapes = {"eps": (1,), "min_val": (), "max_val": ()}
+        current = {
+            "eps": self._config.eps,
+            "min_val": float(to_host(self._state.min_val)),
+            "max_val": float(to_host(self._state.max_val)),
+        }
+        values = {
+            k: _host_float32(state_dict, k, shapes[k]) if k in state_dict else current[k]
+            for k in _STATE_KEYS
+        }
+        if math.isnan(values["eps"]):
+            msg = "state_dict['eps'] is NaN"
+            raise ValueError(msg)
+        lo, hi = values["min_val"], values["max_val"]
+        fresh = lo == math.inf and hi == -math.inf
+        if not fresh and lo > hi:
+            msg = f"state_dict min_val ({lo}) is greater than max_val ({hi})"
+            raise ValueError(msg)
+        xp = self._namespace()
+        state = F.MinMaxState(
+            *(xp.asarray(v, dtype=xp.float32, device=self._device) for v in (lo, hi))
+        )
+        self._config = self._config.with_eps(values["eps"])
+        self._set_state(state, observed=not fresh)
+
+    # -- repr ----------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return f"min_val={float(to_host(self.min_val))}, max_val={float(to_host(self.max_val))}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+class MovingAverageMinMaxObserver(MinMaxObserver):
+    """Moving averages of each batch's min and max, and the qparams they imply.
+
+    As ``torch.ao.quantization.MovingAverageMinMaxObserver`` in torch 2.13.0:
+    the first batch sets the state; each later batch moves it by
+    ``m + c * (cur - m)`` in float32 (torch's docs say ``(1 - c) * m + c * cur``,
+    which rounds differently). ``averaging_constant`` is not range-checked, as
+    in torch. Other parameters as :class:`MinMaxObserver`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayobs import MovingAverageMinMaxObserver
+    >>> obs = MovingAverageMinMaxObserver(averaging_constant=0.5)
+    >>> _ = obs(np.asarray([0.0, 4.0], dtype=np.float32))
+    >>> _ = obs(np.asarray([-2.0, 2.0], dtype=np.float32))
+    >>> float(obs.min_val), float(obs.max_val)
+    (-1.0, 3.0)
+    """
+
+    def __init__(
+        self,
+        averaging_constant: float = 0.01,
+        dtype: Any = "quint8",
+        qscheme: Any = "per_tensor_affine",
+        reduce_range: bool = False,
+        quant_min: int | None = None,
+        quant_max: int | None = None,
+        eps: float = FLOAT32_EPS,
+        is_dynamic: bool = False,
+        *,
+        xp: Any = None,
+        device: Any = None,
+    ) -> None:
+        c = real_number(averaging_constant, "averaging_constant")
+        if is_dynamic and c != 1:
+            msg = (
+                "is_dynamic=True needs averaging_constant=1 "
+                f"(got {averaging_constant!r}), as in torch"
+            )
+            raise NotImplementedError(msg)
+        self.averaging_constant = averaging_constant
+        super().__init__(
+            dtype, qscheme, reduce_range, quant_min, quant_max, eps, is_dynamic, xp=xp, device=device
+        )
+
+    def _update(self, state: F.MinMaxState, x: Any, xp: ModuleType) -> F.MinMaxState:
+        return F.moving_average_update(state, x, self.averaging_constant, xp=xp)
