@@ -293,6 +293,13 @@ class MinMaxObserver:
         for per_tensor_symmetric (int32 where the backend has no int64, e.g.
         JAX without x64). Before any observation this warns, as torch does,
         and returns scale 1.0 with an int64 zero point 0.
+
+        Raises
+        ------
+        ValueError
+            If ``min_val > max_val`` (a moving average can cross by rounding,
+            or a loaded state); torch raises ``AssertionError`` there. Checking
+            it reads one boolean back from the device.
         """
         xp = self._namespace()
         if not self._observed:
@@ -305,8 +312,14 @@ class MinMaxObserver:
                 xp.asarray([1.0], dtype=xp.float32, device=self._device),
                 xp.asarray([0], dtype=F.widest_int(xp, self._device), device=self._device),
             )
-        scale, zero_point = F.calculate_qparams(self._state, self._config, xp=xp)
-        return scale, zero_point
+        state = self._state
+        # torch raises here; moving averages can cross by rounding (c = 1 too).
+        # This one boolean read is the only host read of the observer classes.
+        if bool(xp.any((state.min_val > state.max_val) & ~F.is_fresh(state, xp=xp))):
+            lo, hi = float(to_host(state.min_val)), float(to_host(state.max_val))
+            msg = f"min_val ({lo}) is greater than max_val ({hi}); torch.ao raises here too"
+            raise ValueError(msg)
+        return F.calculate_qparams(state, self._config, xp=xp)
 
     def reset_min_max_vals(self) -> None:
         """Forget everything observed: back to (+inf, -inf), namespace and device kept."""

@@ -1,0 +1,151 @@
+"""Backends and assertions shared by tests/, conformance/ and bench/.
+
+One list of backends feeds every suite. ``ARRAYOBS_BACKENDS`` (comma
+separated names, e.g. ``numpy,torch``) narrows it; a backend named there that
+cannot be used is an error, never a silent skip. Without the variable, every
+CPU backend that imports runs and the others skip with the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import shutil
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from arrayobs._compat import array_namespace, device_of, has_dtype, resolve_namespace, to_host
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "BackendUnavailable",
+    "assert_qparams_match",
+    "assert_state_match",
+    "selected_backends",
+]
+
+
+class BackendUnavailable(Exception):
+    """A backend cannot run here; the message says why."""
+
+
+def _gpu_present() -> bool:
+    return shutil.which("nvidia-smi") is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    """A namespace on one device: ``name`` is ``library`` or ``library:device``."""
+
+    name: str
+    module: str
+    device: Callable[[ModuleType], Any] | None = None
+    gpu: bool = False
+
+    def load(self) -> tuple[ModuleType, Any]:
+        """``(namespace, device)``, or :class:`BackendUnavailable` with the reason."""
+        if self.gpu and not _gpu_present():
+            msg = f"{self.name} needs an NVIDIA GPU and none is present (no nvidia-smi)"
+            raise BackendUnavailable(msg)
+        try:
+            lib = importlib.import_module(self.module)
+        except ImportError as exc:
+            msg = f"{self.name}: cannot import {self.module} ({exc})"
+            raise BackendUnavailable(msg) from exc
+        xp = resolve_namespace(lib)
+        try:
+            device = None if self.device is None else self.device(lib)
+        except Exception as exc:  # a library's own "no such device" error
+            msg = f"{self.name}: device unavailable ({exc})"
+            raise BackendUnavailable(msg) from exc
+        return xp, device_of(xp.empty((0,), device=device))
+
+
+def _strict_device(name: str) -> Callable[[ModuleType], Any]:
+    return lambda lib: lib.Device(name)
+
+
+def _jax_gpu(lib: ModuleType) -> Any:
+    return importlib.import_module("jax").devices("gpu")[0]
+
+
+BACKENDS: tuple[Backend, ...] = (
+    Backend("numpy", "numpy"),
+    Backend("array_api_strict", "array_api_strict"),
+    # A non-default device, and a device with neither float64 nor int64 (as JAX without x64).
+    Backend("array_api_strict:device1", "array_api_strict", _strict_device("device1")),
+    Backend("array_api_strict:no_x64", "array_api_strict", _strict_device("no_x64")),
+    Backend("torch", "torch"),
+    Backend("jax", "jax.numpy"),
+    Backend("dask", "dask.array"),
+    Backend("torch:cuda", "torch", lambda lib: lib.device("cuda"), gpu=True),
+    Backend("jax:gpu", "jax.numpy", _jax_gpu, gpu=True),
+    Backend("cupy", "cupy", gpu=True),
+)
+
+
+def selected_backends() -> tuple[list[Backend], bool]:
+    """The backends to run, and whether each of them is required (named explicitly)."""
+    names = os.environ.get("ARRAYOBS_BACKENDS", "").strip()
+    if not names:
+        return list(BACKENDS), False
+    known = {b.name: b for b in BACKENDS}
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in known]
+    if unknown:
+        msg = f"ARRAYOBS_BACKENDS names unknown backends {unknown}; known: {sorted(known)}"
+        raise ValueError(msg)
+    return [known[n] for n in chosen], True
+
+
+def _same_device(a: Any, b: Any) -> bool:
+    return bool(a == b)
+
+
+def _check_array(a: Any, xp: ModuleType, device: Any, dtype: Any, shape: tuple[int, ...], what: str) -> None:
+    assert array_namespace(a) is xp, f"{what}: namespace {array_namespace(a).__name__}, want {xp.__name__}"
+    assert a.dtype == dtype, f"{what}: dtype {a.dtype}, want {dtype}"
+    assert tuple(a.shape) == shape, f"{what}: shape {a.shape}, want {shape}"
+    assert _same_device(device_of(a), device), f"{what}: device {device_of(a)}, want {device}"
+
+
+def _values_equal(got: np.ndarray, want: np.ndarray) -> bool:
+    both_nan = np.isnan(got) & np.isnan(want)
+    return bool(np.all((got == want) | both_nan))
+
+
+def assert_state_match(obs: Any, ref: Any, *, xp: ModuleType, device: Any, where: str = "") -> None:
+    """``obs.min_val``/``max_val`` equal the torch observer ``ref``'s (NaN matches NaN).
+
+    ``==`` lets +0.0 and -0.0 match: which zero a reduction returns on a tie is
+    the backend's choice, and no qparam depends on it.
+    """
+    for name in ("min_val", "max_val"):
+        got, want = getattr(obs, name), getattr(ref, name)
+        _check_array(got, xp, device, xp.float32, tuple(want.shape), f"{where} {name}")
+        g, w = to_host(got), want.detach().cpu().numpy()
+        assert _values_equal(g, w), f"{where} {name}: got {g!r}, torch {w!r}"
+
+
+def assert_qparams_match(
+    got: tuple[Any, Any], want: tuple[Any, Any], *, xp: ModuleType, device: Any, where: str = ""
+) -> None:
+    """Scale bitwise equal, zero point equal, dtypes as torch (int64 -> int32 without int64)."""
+    scale, zp = got
+    want_scale = want[0].detach().cpu().numpy()
+    want_zp = want[1].detach().cpu().numpy()
+    _check_array(scale, xp, device, xp.float32, want_scale.shape, f"{where} scale")
+    zp_name = str(want_zp.dtype)
+    if zp_name == "int64" and not has_dtype(xp, device, "int64"):
+        zp_name = "int32"
+    _check_array(zp, xp, device, getattr(xp, zp_name), want_zp.shape, f"{where} zero_point")
+    g_scale, g_zp = to_host(scale), to_host(zp)
+    assert np.array_equal(g_scale.view(np.uint32), want_scale.view(np.uint32)) or (
+        np.isnan(g_scale).all() and np.isnan(want_scale).all()
+    ), f"{where} scale: got {g_scale!r}, torch {want_scale!r}"
+    assert np.array_equal(g_zp, want_zp), f"{where} zero_point: got {g_zp!r}, torch {want_zp!r}"
