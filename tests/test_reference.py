@@ -25,6 +25,8 @@ RANGES: dict[str, list[tuple[int, int] | None]] = {
 }
 INPUT_DTYPES = ("float32", "float16", "bfloat16", "float64", "int8", "int32", "int64", "uint8", "bool")
 QSCHEMES = ("per_tensor_affine", "per_tensor_symmetric")
+# Backends where each step costs milliseconds (Dask schedules, JAX compiles per shape).
+SLOW = ("dask", "jax")
 
 
 def _seed(*parts: object) -> int:
@@ -33,7 +35,8 @@ def _seed(*parts: object) -> int:
 
 def _batch_values(rng: np.random.Generator) -> np.ndarray:
     """float64 values of one batch: mixed scales, signs, constants, zeros."""
-    n = int(rng.integers(1, 65))
+    # A few fixed sizes, so JAX compiles each once.
+    n = int(rng.choice([1, 5, 64]))
     mode = rng.integers(0, 6)
     scale = 10.0 ** rng.uniform(-4, 4)
     if mode == 0:
@@ -107,9 +110,13 @@ def test_matches_torch_after_every_batch(backend: Any, torch_ref: Any, kind: str
             assert not isinstance(ours, Exception), f"{where} arrayobs raised {ours!r}"
             assert [w.category for w in ours_w] == [w.category for w in ref_w], where
             assert (ours.quant_min, ours.quant_max) == (ref.quant_min, ref.quant_max), where
-            for in_dtype in INPUT_DTYPES:
-                if not backend.has(in_dtype):
-                    continue
+            in_dtypes = [d for d in INPUT_DTYPES if backend.has(d)]
+            if backend.library in SLOW:
+                # A rotating third of the input dtypes per configuration: together
+                # the configurations still cover every input dtype.
+                start = _seed(kind, qscheme, dtype, reduce_range, qrange) % len(in_dtypes)
+                in_dtypes = (in_dtypes * 2)[start : start + 3]
+            for in_dtype in in_dtypes:
                 ours.reset_min_max_vals()
                 ref.reset_min_max_vals()
                 rng = np.random.default_rng(_seed(kind, qscheme, dtype, reduce_range, qrange, in_dtype))

@@ -25,6 +25,7 @@ from arrayobs._compat import (
     device_of,
     is_array,
     is_dask,
+    is_jax,
     resolve_namespace,
     size,
     to_host,
@@ -232,6 +233,22 @@ class MinMaxObserver:
         self._observed = observed
 
     # -- observing -----------------------------------------------------------
+    def _jitted(self, key: object, make: Callable[[], Callable[..., Any]], xp: ModuleType) -> Any:
+        """``make()``, compiled once per key with ``jax.jit`` when ``xp`` is JAX.
+
+        Eager JAX dispatches each of the core's few dozen scalar operations
+        separately; one compiled call per update is what a JAX user gets from
+        jitting the functional core themselves.
+        """
+        if not is_jax(xp):
+            return make()
+        cache = self.__dict__.setdefault("_jax_cache", {})
+        if key not in cache:
+            import jax  # noqa: PLC0415
+
+            cache[key] = jax.jit(make())
+        return cache[key]
+
     def _update(self, state: F.MinMaxState, x: Any, xp: ModuleType) -> F.MinMaxState:
         return F.minmax_update(state, x, xp=xp)
 
@@ -271,7 +288,7 @@ class MinMaxObserver:
             state = F.MinMaxState(
                 *(xp.asarray(float(v), dtype=xp.float32, device=dev) for v in state)
             )
-        new = self._update(state, x, xp)
+        new = self._jitted("update", lambda: lambda s, v: self._update(s, v, xp), xp)(state, x)
         if is_dask(xp) and new is not state:
             # One compute per batch (both values from one graph) keeps the state's
             # graph from growing with every batch observed.
@@ -319,7 +336,9 @@ class MinMaxObserver:
             lo, hi = float(to_host(state.min_val)), float(to_host(state.max_val))
             msg = f"min_val ({lo}) is greater than max_val ({hi}); torch.ao raises here too"
             raise ValueError(msg)
-        return F.calculate_qparams(state, self._config, xp=xp)
+        config = self._config
+        qparams = self._jitted(config, lambda: lambda s: F.calculate_qparams(s, config, xp=xp), xp)
+        return qparams(state)
 
     def reset_min_max_vals(self) -> None:
         """Forget everything observed: back to (+inf, -inf), namespace and device kept."""

@@ -216,6 +216,17 @@ def _affine_zero_point(min_neg: Any, scale: Any, config: QuantConfig, xp: Module
     return xp.clip(zero_point, config.quant_min, config.quant_max)
 
 
+def _divisor(value: float, like: Any, xp: ModuleType) -> Any:
+    """``value`` as a float32 array shaped like ``like``, opaque to constant folding.
+
+    XLA rewrites a division by a constant (or a broadcast scalar) as a
+    multiplication by its reciprocal, which differs in the last bit for about
+    70% of float32 inputs. A select on the data keeps the division a division;
+    where ``like`` is NaN the quotient is NaN whatever the divisor.
+    """
+    return xp.where(xp.isnan(like), xp.full_like(like, xp.nan), xp.full_like(like, value))
+
+
 def calculate_qparams(
     state: MinMaxState, config: QuantConfig, *, xp: ModuleType | None = None
 ) -> QParams:
@@ -241,10 +252,10 @@ def calculate_qparams(
     zp_dtype = zero_point_dtype(config, xp=xp, device=device_of(mn))
     if config.symmetric:
         max_pos = _first_max(-min_neg, max_pos, xp)
-        scale = _first_max(max_pos / xp.full_like(mn, qrange / 2), eps, xp)
+        scale = _first_max(max_pos / _divisor(qrange / 2, mn, xp), eps, xp)
         zero_point = xp.full_like(mn, config.symmetric_zero_point(), dtype=zp_dtype)
     else:
-        scale = _first_max((max_pos - min_neg) / xp.full_like(mn, qrange), eps, xp)
+        scale = _first_max((max_pos - min_neg) / _divisor(qrange, mn, xp), eps, xp)
         zero_point = _affine_zero_point(min_neg, scale, config, xp)
     fresh = is_fresh(state, xp=xp)
     scale = xp.where(fresh, xp.ones_like(scale), scale)
