@@ -82,6 +82,22 @@ def _host_float32(state_dict: Mapping[str, Any], key: str, shape: tuple[int, ...
         return float(host.astype(np.float32).reshape(-1)[0])
 
 
+def _settle(arrays: tuple[Any, ...], xp: ModuleType) -> tuple[Any, ...]:
+    """Dask: compute ``arrays`` now, in one graph, and keep them as Dask arrays.
+
+    One compute per call keeps the state's graph from growing with every batch
+    observed (and holding every batch), as an eager observer would. NumPy's
+    floating-point warnings stay off as in the functional core (torch.ao
+    produces the same inf/NaN silently).
+    """
+    if not is_dask(xp):
+        return arrays
+    import dask  # noqa: PLC0415
+
+    with np.errstate(all="ignore"):
+        return tuple(dask.persist(*arrays))
+
+
 class MinMaxObserver:
     """Running min and max of every array observed, and the qparams they imply.
 
@@ -289,12 +305,8 @@ class MinMaxObserver:
                 *(xp.asarray(float(v), dtype=xp.float32, device=dev) for v in state)
             )
         new = self._jitted("update", lambda: lambda s, v: self._update(s, v, xp), xp)(state, x)
-        if is_dask(xp) and new is not state:
-            # One compute per batch (both values from one graph) keeps the state's
-            # graph from growing with every batch observed.
-            import dask  # noqa: PLC0415
-
-            new = F.MinMaxState(*dask.persist(*new))
+        if new is not state:
+            new = F.MinMaxState(*_settle(new, xp))
         observed = self._observed or size(x) != 0
         self._xp, self._device, self._seen_type = xp, dev, type(x)
         self._set_state(new, observed=observed)
@@ -338,7 +350,7 @@ class MinMaxObserver:
             raise ValueError(msg)
         config = self._config
         qparams = self._jitted(config, lambda: lambda s: F.calculate_qparams(s, config, xp=xp), xp)
-        return qparams(state)
+        return tuple(_settle(qparams(state), xp))  # type: ignore[return-value]
 
     def reset_min_max_vals(self) -> None:
         """Forget everything observed: back to (+inf, -inf), namespace and device kept."""

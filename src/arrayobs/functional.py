@@ -31,8 +31,12 @@ A moving-average observer as two pure functions under ``jax.jit``:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
+
+import numpy as np
 
 from arrayobs._compat import array_namespace, device_of, has_dtype, size
 from arrayobs._config import QuantConfig, quant_config
@@ -51,6 +55,19 @@ __all__ = [
 ]
 
 _INT32_MIN = -(2**31)
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+# inf - inf, 0 * inf and float32 overflow give NaN/inf silently in torch.ao;
+# NumPy (and so array-api-strict and Dask's NumPy chunks) would warn. Results are
+# the same either way. A Dask result computed later, outside these functions,
+# can still warn: compute it under np.errstate to silence that.
+def _quiet(fn: _F) -> _F:
+    @functools.wraps(fn)
+    def quiet(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(all="ignore"):
+            return fn(*args, **kwargs)
+
+    return quiet  # type: ignore[return-value]
 
 
 class MinMaxState(NamedTuple):
@@ -112,6 +129,7 @@ def _batch_minmax(x: Any, xp: ModuleType) -> tuple[Any, Any] | None:
     return aminmax(x, xp=xp)
 
 
+@_quiet
 def minmax_update(state: MinMaxState, x: Any, *, xp: ModuleType | None = None) -> MinMaxState:
     """``MinMaxObserver.forward``: the running elementwise min and max.
 
@@ -127,47 +145,20 @@ def minmax_update(state: MinMaxState, x: Any, *, xp: ModuleType | None = None) -
     )
 
 
-# IEEE operations that return NaN where the operation is invalid (inf - inf,
-# 0 * inf, 0 / 0, inf / inf) without raising the invalid flag: the offending
-# operand is swapped for a quiet NaN first. NumPy turns that flag into a
-# RuntimeWarning, also inside Dask's worker threads where np.errstate does not
-# reach; torch.ao never warns.
-def _quiet_sub(a: Any, b: Any, xp: ModuleType) -> Any:
-    return xp.where(xp.isinf(a) & (a == b), xp.nan, a) - b
-
-
-def _quiet_add(a: Any, b: Any, xp: ModuleType) -> Any:
-    return xp.where(xp.isinf(a) & (a == -b), xp.nan, a) + b
-
-
-def _quiet_mul(a: Any, b: Any, xp: ModuleType) -> Any:
-    invalid = (xp.isinf(a) & (b == 0)) | ((a == 0) & xp.isinf(b))
-    return xp.where(invalid, xp.nan, a) * b
-
-
-def _quiet_div(a: Any, b: Any, xp: ModuleType) -> Any:
-    invalid = (xp.isinf(a) & xp.isinf(b)) | ((a == 0) & (b == 0))
-    a = xp.where(invalid, xp.nan, a)
-    by_zero = b == 0
-    q = a / xp.where(by_zero, xp.ones_like(b), b)
-    # x / ±0 for x != 0 is ±inf with the sign of x times the sign of the zero.
-    signed_inf = xp.copysign(xp.full_like(q, xp.inf), q) * xp.copysign(xp.ones_like(b), b)
-    return xp.where(by_zero & ~invalid, signed_inf, q)
-
-
 def _moving_average(m: Any, cur: Any, c: Any, xp: ModuleType) -> Any:
     """``m + c * (cur - m)`` as three separately rounded float32 operations."""
-    d = _quiet_sub(cur, m, xp)
-    p = _quiet_mul(c, d, xp)
+    d = cur - m
+    p = c * d
     # An identity select between the product and the sum (c * NaN is NaN) stops
     # compilers contracting them into one fused multiply-add, which rounds once
     # instead of twice: XLA's CPU backend does so under jax.jit (thousands of
     # last-bit differences per 200k updates without this; none with it), and
     # optimization_barrier, reduce_precision and cond do not prevent it.
     p = xp.where(d == d, p, d)
-    return _quiet_add(m, p, xp)
+    return m + p
 
 
+@_quiet
 def moving_average_update(
     state: MinMaxState, x: Any, averaging_constant: float, *, xp: ModuleType | None = None
 ) -> MinMaxState:
@@ -204,7 +195,7 @@ def zero_point_dtype(config: QuantConfig, *, xp: ModuleType, device: Any) -> Any
 
 
 def _affine_zero_point(min_neg: Any, scale: Any, config: QuantConfig, xp: ModuleType) -> Any:
-    r = xp.round(_quiet_div(min_neg, scale, xp))
+    r = xp.round(min_neg / scale)
     # The reference casts with C's float->int32 conversion, which on x86 yields
     # -2**31 for NaN and out-of-range values; every backend gets that rule here
     # explicitly (JAX would saturate, NumPy would warn).
@@ -227,6 +218,7 @@ def _divisor(value: float, like: Any, xp: ModuleType) -> Any:
     return xp.where(xp.isnan(like), xp.full_like(like, xp.nan), xp.full_like(like, value))
 
 
+@_quiet
 def calculate_qparams(
     state: MinMaxState, config: QuantConfig, *, xp: ModuleType | None = None
 ) -> QParams:
