@@ -72,6 +72,13 @@ def _int(value: object, what: str) -> int:
     return int(value)
 
 
+def boolean(value: object, what: str) -> bool:
+    if not isinstance(value, bool):
+        msg = f"{what} must be a bool, got {value!r}"
+        raise TypeError(msg)
+    return value
+
+
 def real_number(value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         msg = f"{what} must be a real number, got {value!r}"
@@ -206,10 +213,7 @@ def quant_config(
             f"{PER_TENSOR_QSCHEMES}"
         )
         raise NotImplementedError(msg)
-    if not isinstance(reduce_range, bool):
-        msg = f"reduce_range must be a bool, got {reduce_range!r}"
-        raise TypeError(msg)
-    if reduce_range:
+    if boolean(reduce_range, "reduce_range"):
         warnings.warn(
             "reduce_range is deprecated in PyTorch; use quant_min and quant_max "
             "to specify the range",

@@ -30,7 +30,7 @@ from arrayobs._compat import (
     size,
     to_host,
 )
-from arrayobs._config import FLOAT32_EPS, QuantConfig, quant_config, real_number
+from arrayobs._config import FLOAT32_EPS, QuantConfig, boolean, quant_config, real_number
 
 __all__ = ["MinMaxObserver", "MovingAverageMinMaxObserver"]
 
@@ -158,10 +158,7 @@ class MinMaxObserver:
         self._config: QuantConfig = quant_config(
             dtype, qscheme, reduce_range, quant_min, quant_max, eps, stacklevel=3
         )
-        if not isinstance(is_dynamic, bool):
-            msg = f"is_dynamic must be a bool, got {is_dynamic!r}"
-            raise TypeError(msg)
-        self.is_dynamic = is_dynamic
+        self.is_dynamic = boolean(is_dynamic, "is_dynamic")
         if xp is None:
             if device is not None:
                 msg = "device needs xp: pass the array library too, or neither"
@@ -391,7 +388,7 @@ class MinMaxObserver:
         version = metadata.get("", {}).get("version")
         missing = [k for k in _STATE_KEYS if k not in keys]
         if missing == ["eps"] and version == 1:
-            state_dict = {**state_dict, "eps": FLOAT32_EPS}
+            state_dict = {**state_dict, "eps": [FLOAT32_EPS]}
             missing = []
         unexpected = sorted(keys - set(_STATE_KEYS))
         if strict and (missing or unexpected):
@@ -469,7 +466,7 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
         device: Any = None,
     ) -> None:
         c = real_number(averaging_constant, "averaging_constant")
-        if is_dynamic and c != 1:
+        if boolean(is_dynamic, "is_dynamic") and c != 1:
             msg = (
                 "is_dynamic=True needs averaging_constant=1 "
                 f"(got {averaging_constant!r}), as in torch"
