@@ -75,7 +75,9 @@ def torch_ref() -> ModuleType:
         torch = importlib.import_module("torch")
     except ImportError:
         if _REQUIRED:
-            pytest.fail("the torch reference is required (ARRAYOBS_BACKENDS is set) but torch is not installed")
+            pytest.fail(
+                "torch, the reference, is required (ARRAYOBS_BACKENDS is set) but not installed"
+            )
         pytest.skip("torch (the reference) is not installed")
     if not torch.__version__.startswith("2.13.0"):
         pytest.fail(f"the reference is torch 2.13.0, found {torch.__version__}")

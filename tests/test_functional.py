@@ -17,14 +17,19 @@ SEQ_SEED = 20261128
 
 def _batches(n: int = 12) -> list[np.ndarray]:
     rng = np.random.default_rng(SEQ_SEED)
-    return [(rng.standard_normal(32) * 10.0 ** rng.uniform(-3, 3) + rng.uniform(-1, 1)) for _ in range(n)]
+    return [
+        (rng.standard_normal(32) * 10.0 ** rng.uniform(-3, 3) + rng.uniform(-1, 1))
+        for _ in range(n)
+    ]
 
 
 def _torch_run(torch: Any, c: float | None, qscheme: str) -> list[tuple[Any, ...]]:
     from torch.ao.quantization import observer as tobs
 
-    ref = tobs.MinMaxObserver(qscheme=getattr(torch, qscheme)) if c is None else tobs.MovingAverageMinMaxObserver(
-        c, qscheme=getattr(torch, qscheme)
+    ref = (
+        tobs.MinMaxObserver(qscheme=getattr(torch, qscheme))
+        if c is None
+        else tobs.MovingAverageMinMaxObserver(c, qscheme=getattr(torch, qscheme))
     )
     out = []
     for values in _batches():
@@ -36,7 +41,7 @@ def _torch_run(torch: Any, c: float | None, qscheme: str) -> list[tuple[Any, ...
 
 def _check(got: list[tuple[Any, ...]], want: list[tuple[Any, ...]]) -> None:
     for step, (g, w) in enumerate(zip(got, want, strict=True)):
-        g = [to_host(a) for a in g]
+        g = [to_host(a) for a in g]  # noqa: PLW2901
         assert g[0] == w[0] and g[1] == w[1], f"batch {step}: state {g[:2]} vs torch {w[:2]}"
         assert g[2].tobytes() == w[2].tobytes(), f"batch {step}: scale {g[2]} vs torch {w[2]}"
         assert g[3].tolist() == w[3].tolist(), f"batch {step}: zero point {g[3]} vs torch {w[3]}"
@@ -48,7 +53,11 @@ def test_jax_jit_matches_torch(torch_ref: Any, c: float | None, qscheme: str) ->
     jax = pytest.importorskip("jax")
     jnp = jax.numpy
     cfg = F.quant_config("quint8", qscheme)
-    update = jax.jit(F.minmax_update if c is None else functools.partial(F.moving_average_update, averaging_constant=c))
+    update = jax.jit(
+        F.minmax_update
+        if c is None
+        else functools.partial(F.moving_average_update, averaging_constant=c)
+    )
     qparams = jax.jit(functools.partial(F.calculate_qparams, config=cfg))
     state, got = F.init_state(xp=jnp), []
     for values in _batches():
@@ -63,7 +72,9 @@ def test_jax_jit_with_traced_averaging_constant(torch_ref: Any) -> None:
     state, got = F.init_state(xp=jax.numpy), []
     cfg = F.quant_config()
     for values in _batches():
-        state = update(state, jax.numpy.asarray(values.astype(np.float32)), jax.numpy.float32(1 / 3))
+        state = update(
+            state, jax.numpy.asarray(values.astype(np.float32)), jax.numpy.float32(1 / 3)
+        )
         got.append((*state, *F.calculate_qparams(state, cfg)))
     _check(got, _torch_run(torch_ref, 1 / 3, "per_tensor_affine"))
 
@@ -89,8 +100,14 @@ def test_dask_stays_lazy(torch_ref: Any, c: float | None) -> None:
     from torch.ao.quantization import observer as tobs
 
     torch = torch_ref
-    ref = tobs.MinMaxObserver(dtype=torch.qint8, qscheme=torch.per_tensor_symmetric) if c is None else (
-        tobs.MovingAverageMinMaxObserver(c, dtype=torch.qint8, qscheme=torch.per_tensor_symmetric)
+    ref = (
+        tobs.MinMaxObserver(dtype=torch.qint8, qscheme=torch.per_tensor_symmetric)
+        if c is None
+        else (
+            tobs.MovingAverageMinMaxObserver(
+                c, dtype=torch.qint8, qscheme=torch.per_tensor_symmetric
+            )
+        )
     )
     want = []
     for values in _batches():
@@ -113,8 +130,10 @@ def test_state_is_a_named_tuple_of_arrays() -> None:
 def test_no_int64_device_uses_int32_zero_point() -> None:
     strict = pytest.importorskip("array_api_strict")
     dev = strict.Device("no_x64")
-    state = F.minmax_update(F.init_state(xp=strict, device=dev), strict.asarray([-1.0, 2.0], device=dev))
-    scale, zp = F.calculate_qparams(state, F.quant_config("quint8", "per_tensor_symmetric"))
+    state = F.minmax_update(
+        F.init_state(xp=strict, device=dev), strict.asarray([-1.0, 2.0], device=dev)
+    )
+    _, zp = F.calculate_qparams(state, F.quant_config("quint8", "per_tensor_symmetric"))
     assert zp.dtype == strict.int32 and zp.device == dev
     assert int(zp[0]) == 128
 
@@ -126,7 +145,9 @@ def test_fast_path_equals_generic(backend: Any) -> None:
     cases = [[1.0, -2.0, 3.0], [np.nan, 1.0], [np.inf, -np.inf], [0.0, -0.0], [-0.0], [5.0]]
     for values in cases:
         for dtype in ("float32", "float16", "float64", "int32", "bool"):
-            if not backend.has(dtype) or (dtype in ("int32", "bool") and not np.isfinite(values).all()):
+            if not backend.has(dtype) or (
+                dtype in ("int32", "bool") and not np.isfinite(values).all()
+            ):
                 continue
             x = backend.from_numpy(np.asarray(values).astype(dtype))
             fast = [to_host(v) for v in aminmax(x, xp=backend.xp)]

@@ -29,22 +29,35 @@ def _snapshot(obs: Any) -> tuple[Any, ...]:
 
 
 def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
-    return all(x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y)) for x, y in zip(a, b, strict=True))
+    return all(
+        x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y))
+        for x, y in zip(a, b, strict=True)
+    )
 
 
 def test_defaults_match_torch(torch_ref: Any) -> None:
     from torch.ao.quantization import observer as tobs
 
-    for ours, ref in ((MinMaxObserver(), tobs.MinMaxObserver()), (MovingAverageMinMaxObserver(), tobs.MovingAverageMinMaxObserver())):
+    for ours, ref in (
+        (MinMaxObserver(), tobs.MinMaxObserver()),
+        (MovingAverageMinMaxObserver(), tobs.MovingAverageMinMaxObserver()),
+    ):
         assert ours.dtype == str(ref.dtype).removeprefix("torch.")
         assert ours.qscheme == str(ref.qscheme).removeprefix("torch.")
-        assert (ours.reduce_range, ours.quant_min, ours.quant_max) == (ref.reduce_range, ref.quant_min, ref.quant_max)
+        assert (ours.reduce_range, ours.quant_min, ours.quant_max) == (
+            ref.reduce_range,
+            ref.quant_min,
+            ref.quant_max,
+        )
         assert ours.has_customized_qrange == ref.has_customized_qrange
         assert ours.is_dynamic == ref.is_dynamic
         assert np.asarray(ours.eps).tobytes() == ref.eps.numpy().tobytes()
         assert ours.eps.shape == (1,)
         assert repr(ours) == repr(ref)
-    assert MovingAverageMinMaxObserver().averaging_constant == tobs.MovingAverageMinMaxObserver().averaging_constant
+    assert (
+        MovingAverageMinMaxObserver().averaging_constant
+        == tobs.MovingAverageMinMaxObserver().averaging_constant
+    )
 
 
 def test_torch_objects_accepted(torch_ref: Any) -> None:
@@ -53,7 +66,10 @@ def test_torch_objects_accepted(torch_ref: Any) -> None:
     assert (obs.dtype, obs.qscheme) == ("qint8", "per_tensor_symmetric")
 
 
-@pytest.mark.parametrize("dtype", ["quint4x2", "float8_e5m2", "float8_e4m3fn", "int32", "int16", "uint16", "int8", "uint8"])
+@pytest.mark.parametrize(
+    "dtype",
+    ["quint4x2", "float8_e5m2", "float8_e4m3fn", "int32", "int16", "uint16", "int8", "uint8"],
+)
 def test_every_dtype_range_matches_torch(torch_ref: Any, dtype: str) -> None:
     from torch.ao.quantization import observer as tobs
 
@@ -76,8 +92,18 @@ BAD_CONSTRUCTION = [
     ({"quant_min": -10, "quant_max": -1}, ValueError, "include 0", True),
     ({"quant_min": 0, "quant_max": 0}, ValueError, "less than", True),
     ({"dtype": "qint8", "quant_min": -200, "quant_max": 100}, ValueError, "at most 256", True),
-    ({"dtype": "qint32", "quant_min": -(2**32), "quant_max": 2**31}, ValueError, "at most 4294967296", True),
-    ({"qscheme": "per_tensor_symmetric", "reduce_range": True}, NotImplementedError, "quint8", True),
+    (
+        {"dtype": "qint32", "quant_min": -(2**32), "quant_max": 2**31},
+        ValueError,
+        "at most 4294967296",
+        True,
+    ),
+    (
+        {"qscheme": "per_tensor_symmetric", "reduce_range": True},
+        NotImplementedError,
+        "quint8",
+        True,
+    ),
     ({"quant_min": "0", "quant_max": 255}, TypeError, "quant_min", False),
     ({"quant_min": 0, "quant_max": 2.5}, TypeError, "quant_max", False),
     ({"eps": "small"}, TypeError, "eps", False),
@@ -90,7 +116,9 @@ BAD_CONSTRUCTION = [
 
 @pytest.mark.parametrize("cls", CLASSES)
 @pytest.mark.parametrize(("kw", "exc", "fragment", "torch_refuses"), BAD_CONSTRUCTION)
-def test_construction_errors(torch_ref: Any, cls: Any, kw: dict[str, Any], exc: type, fragment: str, torch_refuses: bool) -> None:
+def test_construction_errors(
+    torch_ref: Any, cls: Any, kw: dict[str, Any], exc: type, fragment: str, torch_refuses: bool
+) -> None:
     from torch.ao.quantization import observer as tobs
 
     with warnings.catch_warnings():
@@ -98,7 +126,12 @@ def test_construction_errors(torch_ref: Any, cls: Any, kw: dict[str, Any], exc: 
         with pytest.raises(exc, match=fragment):
             cls(**kw)
         if torch_refuses:
-            tkw = {k: getattr(torch_ref, v) if k in ("dtype", "qscheme") and hasattr(torch_ref, v) else v for k, v in kw.items()}
+            tkw = {
+                k: getattr(torch_ref, v)
+                if k in ("dtype", "qscheme") and hasattr(torch_ref, v)
+                else v
+                for k, v in kw.items()
+            }
             if tkw.get("qscheme") == "per_tensor_fancy":
                 tkw["qscheme"] = torch_ref.float32  # torch has no such name; any non-qscheme object
             tcls = getattr(tobs, cls.__name__)
@@ -158,7 +191,7 @@ def test_unbound_observer_binds_to_first_array(backend: Any, cls: Any) -> None:
     assert obs.xp is backend.xp
     assert array_namespace(obs.min_val) is backend.xp
     assert device_of(obs.min_val) == backend.device
-    scale, zp = obs.calculate_qparams()
+    scale, _ = obs.calculate_qparams()
     assert array_namespace(scale) is backend.xp
 
 
@@ -237,7 +270,9 @@ def test_never_observed_qparams_and_reset(backend: Any, torch_ref: Any, cls: Any
         ref = getattr(tobs, cls.__name__)(qscheme=getattr(torch_ref, qscheme))
         obs(backend.from_numpy(np.asarray([1.0, 5.0], dtype=np.float32)))
         obs.reset_min_max_vals()
-        assert array_namespace(obs.min_val) is backend.xp and device_of(obs.min_val) == backend.device
+        assert (
+            array_namespace(obs.min_val) is backend.xp and device_of(obs.min_val) == backend.device
+        )
         assert repr(obs) == repr(ref)
         with pytest.warns(UserWarning, match="must run observer"):
             scale, zp = obs.calculate_qparams()
@@ -252,11 +287,18 @@ def test_never_observed_qparams_and_reset(backend: Any, torch_ref: Any, cls: Any
 def test_repr_after_observing(backend: Any, torch_ref: Any) -> None:
     from torch.ao.quantization import observer as tobs
 
-    ours, ref = MovingAverageMinMaxObserver(xp=backend.xp, device=backend.device), tobs.MovingAverageMinMaxObserver()
+    ours, ref = (
+        MovingAverageMinMaxObserver(xp=backend.xp, device=backend.device),
+        tobs.MovingAverageMinMaxObserver(),
+    )
     values = np.asarray([0.1, -0.3, 7.25], dtype=np.float32)
     ours(backend.from_numpy(values))
     ref(torch_ref.from_numpy(values))
-    assert repr(ours) == repr(ref) == "MovingAverageMinMaxObserver(min_val=-0.30000001192092896, max_val=7.25)"
+    assert (
+        repr(ours)
+        == repr(ref)
+        == "MovingAverageMinMaxObserver(min_val=-0.30000001192092896, max_val=7.25)"
+    )
 
 
 def test_with_args_factories() -> None:
@@ -271,7 +313,9 @@ def test_with_args_factories() -> None:
         calls.append(1)
         return 2.0**-10
 
-    lazy = MovingAverageMinMaxObserver.with_callable_args(eps=make_eps).with_args(averaging_constant=0.5)
+    lazy = MovingAverageMinMaxObserver.with_callable_args(eps=make_eps).with_args(
+        averaging_constant=0.5
+    )
     obs = lazy()
     assert float(np.asarray(obs.eps)[0]) == 2.0**-10 and obs.averaging_constant == 0.5
     lazy()
@@ -279,12 +323,12 @@ def test_with_args_factories() -> None:
 
 
 def test_docs_disagree_with_code_constant_input(torch_ref: Any) -> None:
-    """torch's docs say min == max gives scale 1.0 and zero point 0; the code (and arrayobs) disagree."""
+    """torch's docs: min == max gives scale 1.0, zero point 0; its code (and arrayobs) disagree."""
     from torch.ao.quantization import observer as tobs
 
     ours, ref = MinMaxObserver(), tobs.MinMaxObserver()
     ours(np.full(4, 2.0, dtype=np.float32))
     ref(torch_ref.full((4,), 2.0))
-    scale, zp = ours.calculate_qparams()
+    scale, _ = ours.calculate_qparams()
     assert scale.tobytes() == ref.calculate_qparams()[0].numpy().tobytes()
     assert float(scale[0]) != 1.0

@@ -23,7 +23,17 @@ RANGES: dict[str, list[tuple[int, int] | None]] = {
     "quint4x2": [None],
     "float8_e4m3fn": [None],
 }
-INPUT_DTYPES = ("float32", "float16", "bfloat16", "float64", "int8", "int32", "int64", "uint8", "bool")
+INPUT_DTYPES = (
+    "float32",
+    "float16",
+    "bfloat16",
+    "float64",
+    "int8",
+    "int32",
+    "int64",
+    "uint8",
+    "bool",
+)
 QSCHEMES = ("per_tensor_affine", "per_tensor_symmetric")
 # Backends where each step costs milliseconds (Dask schedules, JAX compiles per shape).
 SLOW = ("dask", "jax")
@@ -63,7 +73,9 @@ def make_batch(torch: Any, values: np.ndarray, dtype_name: str) -> Any:
     return torch.from_numpy(np.clip(np.rint(values * 50), info.min, info.max)).to(dtype)
 
 
-def make_pair(torch: Any, kind: str, backend: Any, **kw: Any) -> tuple[Any, Any, list[Any], list[Any]]:
+def make_pair(
+    torch: Any, kind: str, backend: Any, **kw: Any
+) -> tuple[Any, Any, list[Any], list[Any]]:
     """(arrayobs observer, torch observer, warnings of each); construction errors are returned."""
     from torch.ao.quantization import observer as tobs
 
@@ -83,7 +95,9 @@ def make_pair(torch: Any, kind: str, backend: Any, **kw: Any) -> tuple[Any, Any,
         warnings.simplefilter("always")
         try:
             ref: Any = (
-                tobs.MinMaxObserver(**tkw) if c is None else tobs.MovingAverageMinMaxObserver(c, **tkw)
+                tobs.MinMaxObserver(**tkw)
+                if c is None
+                else tobs.MovingAverageMinMaxObserver(c, **tkw)
             )
         except Exception as exc:
             ref = exc
@@ -93,7 +107,9 @@ def make_pair(torch: Any, kind: str, backend: Any, **kw: Any) -> tuple[Any, Any,
 @pytest.mark.parametrize("dtype", sorted(RANGES))
 @pytest.mark.parametrize("qscheme", QSCHEMES)
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_matches_torch_after_every_batch(backend: Any, torch_ref: Any, kind: str, qscheme: str, dtype: str) -> None:
+def test_matches_torch_after_every_batch(
+    backend: Any, torch_ref: Any, kind: str, qscheme: str, dtype: str
+) -> None:
     torch = torch_ref
     checked = 0
     for reduce_range in (False, True):
@@ -119,7 +135,9 @@ def test_matches_torch_after_every_batch(backend: Any, torch_ref: Any, kind: str
             for in_dtype in in_dtypes:
                 ours.reset_min_max_vals()
                 ref.reset_min_max_vals()
-                rng = np.random.default_rng(_seed(kind, qscheme, dtype, reduce_range, qrange, in_dtype))
+                rng = np.random.default_rng(
+                    _seed(kind, qscheme, dtype, reduce_range, qrange, in_dtype)
+                )
                 for step in range(5):
                     values = np.zeros(0) if step == 2 else _batch_values(rng)
                     t = make_batch(torch, values, in_dtype)
@@ -136,7 +154,11 @@ def test_matches_torch_after_every_batch(backend: Any, torch_ref: Any, kind: str
                             ours.calculate_qparams()
                         continue
                     assert_qparams_match(
-                        ours.calculate_qparams(), want, xp=backend.xp, device=backend.device, where=at
+                        ours.calculate_qparams(),
+                        want,
+                        xp=backend.xp,
+                        device=backend.device,
+                        where=at,
                     )
                     checked += 1
     assert checked > 0

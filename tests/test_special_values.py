@@ -38,7 +38,15 @@ FTZ = "XLA on CPU flushes subnormal float32 to zero"
 SUBNORMAL = [[1e-40, -3e-42], [5e-41], [0.0, 2e-45]]
 
 
-def _run(backend: Any, torch: Any, kind: str, qscheme: str, dtype: str, seq: list[list[float]], in_dtype: str) -> None:
+def _run(
+    backend: Any,
+    torch: Any,
+    kind: str,
+    qscheme: str,
+    dtype: str,
+    seq: list[list[float]],
+    in_dtype: str,
+) -> None:
     if not backend.has(in_dtype):
         pytest.skip(f"{backend.name} has no {in_dtype}")
     ours, ref, _, _ = make_pair(torch, kind, backend, dtype=dtype, qscheme=qscheme)
@@ -54,7 +62,9 @@ def _run(backend: Any, torch: Any, kind: str, qscheme: str, dtype: str, seq: lis
             with pytest.raises(ValueError, match="greater than max_val"):
                 ours.calculate_qparams()
             continue
-        assert_qparams_match(ours.calculate_qparams(), want, xp=backend.xp, device=backend.device, where=where)
+        assert_qparams_match(
+            ours.calculate_qparams(), want, xp=backend.xp, device=backend.device, where=where
+        )
 
 
 @pytest.mark.parametrize("dtype", ["quint8", "qint8", "qint32", "uint16"])
@@ -62,17 +72,33 @@ def _run(backend: Any, torch: Any, kind: str, qscheme: str, dtype: str, seq: lis
 @pytest.mark.parametrize("kind", ["minmax", "ma0.5", "ma1"])
 @pytest.mark.parametrize("name", sorted(SEQUENCES))
 def test_special_values(
-    request: pytest.FixtureRequest, backend: Any, torch_ref: Any, name: str, kind: str, qscheme: str, dtype: str
+    request: pytest.FixtureRequest,
+    backend: Any,
+    torch_ref: Any,
+    name: str,
+    kind: str,
+    qscheme: str,
+    dtype: str,
 ) -> None:
     if backend.name == "jax" and name == "tiny_normal" and kind != "minmax":
         # Averaging tiny normal values produces subnormal ones: flushed on JAX CPU (below).
         request.applymarker(pytest.mark.xfail(reason=FTZ, strict=True))
     needs_f64 = name in ("beyond_f32", "overflow_edge")
-    _run(backend, torch_ref, kind, qscheme, dtype, SEQUENCES[name], "float64" if needs_f64 else "float32")
+    _run(
+        backend,
+        torch_ref,
+        kind,
+        qscheme,
+        dtype,
+        SEQUENCES[name],
+        "float64" if needs_f64 else "float32",
+    )
 
 
 @pytest.mark.parametrize("kind", ["minmax", "ma0.5"])
-def test_subnormals(request: pytest.FixtureRequest, backend: Any, torch_ref: Any, kind: str) -> None:
+def test_subnormals(
+    request: pytest.FixtureRequest, backend: Any, torch_ref: Any, kind: str
+) -> None:
     if backend.name == "jax":
         request.applymarker(pytest.mark.xfail(reason=FTZ, strict=True))
     _run(backend, torch_ref, kind, "per_tensor_affine", "quint8", SUBNORMAL, "float32")

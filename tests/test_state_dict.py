@@ -70,7 +70,9 @@ def test_loads_a_torch_state_dict(backend: Any, torch_ref: Any, cls: Any, qschem
         ref(torch_ref.from_numpy(x))
     ours.load_state_dict(ref.state_dict())
     assert_state_match(ours, ref, xp=backend.xp, device=backend.device, where="loaded")
-    assert_qparams_match(ours.calculate_qparams(), ref.calculate_qparams(), xp=backend.xp, device=backend.device)
+    assert_qparams_match(
+        ours.calculate_qparams(), ref.calculate_qparams(), xp=backend.xp, device=backend.device
+    )
     # The loaded state goes on updating as torch's does.
     ours(backend.from_numpy(DATA[0] * 3))
     ref(torch_ref.from_numpy(DATA[0] * 3))
@@ -89,9 +91,14 @@ def test_torch_loads_what_arrayobs_saves(backend: Any, torch_ref: Any, cls: Any)
     converted._metadata = saved._metadata  # type: ignore[attr-defined]
     ref_fresh.load_state_dict(converted)
     assert float(ref_fresh.eps[0]) == 0.5
-    assert_qparams_match(ours.calculate_qparams(), ref.calculate_qparams(), xp=backend.xp, device=backend.device)
+    assert_qparams_match(
+        ours.calculate_qparams(), ref.calculate_qparams(), xp=backend.xp, device=backend.device
+    )
     # torch loaded our state: the same qparams as the torch observer that saw the data.
-    assert ref_fresh.calculate_qparams()[0].numpy().tobytes() == ref.calculate_qparams()[0].numpy().tobytes()
+    assert (
+        ref_fresh.calculate_qparams()[0].numpy().tobytes()
+        == ref.calculate_qparams()[0].numpy().tobytes()
+    )
 
 
 def test_loads_other_libraries_and_numbers(backend: Any) -> None:
@@ -124,9 +131,17 @@ def test_non_strict_load_keeps_missing_values() -> None:
     assert float(obs.eps[0]) == 0.125 and float(obs.min_val) == -1.0
 
 
-GOOD = {"eps": np.asarray([1e-3], np.float32), "min_val": np.float32(-1.0), "max_val": np.float32(1.0)}
+GOOD = {
+    "eps": np.asarray([1e-3], np.float32),
+    "min_val": np.float32(-1.0),
+    "max_val": np.float32(1.0),
+}
 MALFORMED = [
-    ({"min_val": GOOD["min_val"], "max_val": GOOD["max_val"]}, KeyError, "missing keys \\['eps'\\]"),
+    (
+        {"min_val": GOOD["min_val"], "max_val": GOOD["max_val"]},
+        KeyError,
+        "missing keys \\['eps'\\]",
+    ),
     ({**GOOD, "histogram": np.zeros(3)}, KeyError, "unexpected keys \\['histogram'\\]"),
     ({**GOOD, "min_val": np.zeros(1, np.float32)}, ValueError, "shape \\(\\)"),
     ({**GOOD, "eps": np.float32(1e-3)}, ValueError, "shape \\(1,\\)"),
@@ -140,7 +155,9 @@ MALFORMED = [
 
 @pytest.mark.parametrize("cls", CLASSES)
 @pytest.mark.parametrize(("state_dict", "exc", "fragment"), MALFORMED)
-def test_malformed_state_dict_changes_nothing(backend: Any, cls: Any, state_dict: dict[str, Any], exc: type, fragment: str) -> None:
+def test_malformed_state_dict_changes_nothing(
+    backend: Any, cls: Any, state_dict: dict[str, Any], exc: type, fragment: str
+) -> None:
     obs = cls(xp=backend.xp, device=backend.device)
     obs(backend.from_numpy(DATA[0]))
     before = _snapshot(obs)

@@ -14,6 +14,8 @@ import numbers
 import warnings
 from typing import Any
 
+import numpy as np
+
 __all__ = ["FLOAT32_EPS", "QuantConfig", "quant_config"]
 
 # torch.finfo(torch.float32).eps, the reference's default eps.
@@ -88,8 +90,6 @@ def real_number(value: object, what: str) -> float:
 
 def to_float32(value: float) -> float:
     """Round a Python float to the nearest float32, as ``torch.tensor([v])`` does."""
-    import numpy as np  # noqa: PLC0415  (numpy is a runtime dependency; kept local for import time)
-
     with np.errstate(over="ignore"):
         return float(np.float32(value))
 
@@ -208,10 +208,7 @@ def quant_config(
     """
     name = qscheme if isinstance(qscheme, str) else _torch_name(qscheme)
     if per_tensor and name in PER_CHANNEL_QSCHEMES:
-        msg = (
-            f"qscheme {name!r} is per-channel; this observer supports only "
-            f"{PER_TENSOR_QSCHEMES}"
-        )
+        msg = f"qscheme {name!r} is per-channel; this observer supports only {PER_TENSOR_QSCHEMES}"
         raise NotImplementedError(msg)
     if boolean(reduce_range, "reduce_range"):
         warnings.warn(

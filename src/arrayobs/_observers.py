@@ -92,10 +92,10 @@ def _settle(arrays: tuple[Any, ...], xp: ModuleType) -> tuple[Any, ...]:
     """
     if not is_dask(xp):
         return arrays
-    import dask  # noqa: PLC0415
+    import dask
 
     with np.errstate(all="ignore"):
-        return tuple(dask.persist(*arrays))
+        return tuple(dask.persist(*arrays))  # type: ignore[attr-defined, no-untyped-call]
 
 
 class MinMaxObserver:
@@ -168,14 +168,18 @@ class MinMaxObserver:
         else:
             namespace = resolve_namespace(xp)
             self._xp = namespace
-        self._device = default_device(namespace) if device is None else device_of(
-            namespace.empty((0,), device=device)
+        self._device = (
+            default_device(namespace)
+            if device is None
+            else device_of(namespace.empty((0,), device=device))
         )
         self._seen_type: type | None = None
         self._set_state(F.init_state(xp=namespace, device=self._device), observed=False)
 
     with_args = classmethod(lambda cls, **kwargs: _Factory(functools.partial(cls, **kwargs)))
-    with_callable_args = classmethod(lambda cls, **kwargs: _Factory(cls).with_callable_args(**kwargs))
+    with_callable_args = classmethod(
+        lambda cls, **kwargs: _Factory(cls).with_callable_args(**kwargs)
+    )
 
     # -- configuration, as torch's attributes --------------------------------
     @property
@@ -257,7 +261,7 @@ class MinMaxObserver:
             return make()
         cache = self.__dict__.setdefault("_jax_cache", {})
         if key not in cache:
-            import jax  # noqa: PLC0415
+            import jax
 
             cache[key] = jax.jit(make())
         return cache[key]
@@ -474,7 +478,15 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
             raise NotImplementedError(msg)
         self.averaging_constant = averaging_constant
         super().__init__(
-            dtype, qscheme, reduce_range, quant_min, quant_max, eps, is_dynamic, xp=xp, device=device
+            dtype,
+            qscheme,
+            reduce_range,
+            quant_min,
+            quant_max,
+            eps,
+            is_dynamic,
+            xp=xp,
+            device=device,
         )
 
     def _update(self, state: F.MinMaxState, x: Any, xp: ModuleType) -> F.MinMaxState:

@@ -28,7 +28,7 @@ def aminmax(x: Any, *, xp: ModuleType, fast: bool = True) -> tuple[Any, Any]:
     monotonic; NaN propagates.
     """
     if fast and is_torch(xp):
-        from arrayobs._fastpaths import _torch  # noqa: PLC0415
+        from arrayobs._fastpaths import _torch
 
         return _torch.aminmax(x)
     return aminmax_generic(x, xp=xp)

@@ -57,6 +57,7 @@ __all__ = [
 _INT32_MIN = -(2**31)
 _F = TypeVar("_F", bound=Callable[..., Any])
 
+
 # inf - inf, 0 * inf and float32 overflow give NaN/inf silently in torch.ao;
 # NumPy (and so array-api-strict and Dask's NumPy chunks) would warn. Results are
 # the same either way. A Dask result computed later, outside these functions,
@@ -103,7 +104,7 @@ def is_fresh(state: MinMaxState, *, xp: ModuleType | None = None) -> Any:
 
 
 def _first_min(a: Any, b: Any, xp: ModuleType) -> Any:
-    """``torch.min(a, b)`` elementwise: NaN propagates, ``a`` wins a tie (so -0.0 vs 0.0 keeps a)."""
+    """``torch.min(a, b)`` elementwise: NaN propagates, ``a`` wins a tie (-0.0 vs 0.0 keeps a)."""
     return xp.where(xp.isnan(b) | (b < a), b, a)
 
 
@@ -154,7 +155,7 @@ def _moving_average(m: Any, cur: Any, c: Any, xp: ModuleType) -> Any:
     # instead of twice: XLA's CPU backend does so under jax.jit (thousands of
     # last-bit differences per 200k updates without this; none with it), and
     # optimization_barrier, reduce_precision and cond do not prevent it.
-    p = xp.where(d == d, p, d)
+    p = xp.where(d == d, p, d)  # noqa: PLR0124
     return m + p
 
 

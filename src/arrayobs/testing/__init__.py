@@ -107,8 +107,12 @@ def _same_device(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _check_array(a: Any, xp: ModuleType, device: Any, dtype: Any, shape: tuple[int, ...], what: str) -> None:
-    assert array_namespace(a) is xp, f"{what}: namespace {array_namespace(a).__name__}, want {xp.__name__}"
+def _check_array(
+    a: Any, xp: ModuleType, device: Any, dtype: Any, shape: tuple[int, ...], what: str
+) -> None:
+    assert array_namespace(a) is xp, (
+        f"{what}: namespace {array_namespace(a).__name__}, want {xp.__name__}"
+    )
     assert a.dtype == dtype, f"{what}: dtype {a.dtype}, want {dtype}"
     assert tuple(a.shape) == shape, f"{what}: shape {a.shape}, want {shape}"
     assert _same_device(device_of(a), device), f"{what}: device {device_of(a)}, want {device}"

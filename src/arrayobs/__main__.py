@@ -1,0 +1,5 @@
+import sys
+
+from arrayobs.cli import main
+
+sys.exit(main())

@@ -1,0 +1,36 @@
+"""The docstring examples and the README's Python examples run and print what they say."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pathlib
+import re
+
+import pytest
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+
+@pytest.mark.parametrize(
+    ("module", "needs"),
+    [("arrayobs._observers", None), ("arrayobs._config", None), ("arrayobs.functional", "jax")],
+)
+def test_docstring_examples(module: str, needs: str | None) -> None:
+    if needs:
+        pytest.importorskip(needs)
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
+def _readme_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+@pytest.mark.parametrize("index", range(2))
+def test_readme_python_examples(index: int) -> None:
+    block = _readme_blocks()[index]
+    if "import jax" in block:
+        pytest.importorskip("jax")
+    exec(compile(block, f"README.md block {index}", "exec"), {})
