@@ -139,7 +139,7 @@ class MinMaxObserver:
     True
     >>> scale, zero_point = obs.calculate_qparams()
     >>> scale, zero_point
-    (array([0.02362205], dtype=float32), array([0]))
+    (array([0.02352941], dtype=float32), array([0]))
     """
 
     def __init__(
