@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from arrayobs.testing import assert_qparams_match, assert_state_match
+from arrayobs.testing import assert_observers_match, assert_qparams_match
 from tests.test_reference import make_pair
 
 NAN, INF = float("nan"), float("inf")
@@ -55,16 +55,7 @@ def _run(
         ours(backend.from_torch(t))
         ref(t)
         where = f"[{backend.name} {kind} {qscheme} {dtype} {in_dtype} batch {step}]"
-        assert_state_match(ours, ref, xp=backend.xp, device=backend.device, where=where)
-        try:
-            want = ref.calculate_qparams()
-        except AssertionError:
-            with pytest.raises(ValueError, match="greater than max_val"):
-                ours.calculate_qparams()
-            continue
-        assert_qparams_match(
-            ours.calculate_qparams(), want, xp=backend.xp, device=backend.device, where=where
-        )
+        assert_observers_match(ours, ref, xp=backend.xp, device=backend.device, where=where)
 
 
 @pytest.mark.parametrize("dtype", ["quint8", "qint8", "qint32", "uint16"])
@@ -80,8 +71,9 @@ def test_special_values(
     qscheme: str,
     dtype: str,
 ) -> None:
-    if backend.name == "jax" and name == "tiny_normal" and kind != "minmax":
-        # Averaging tiny normal values produces subnormal ones: flushed on JAX CPU (below).
+    if backend.name == "jax" and name == "tiny_normal" and kind == "ma0.5":
+        # Averaging tiny normals with c=0.5 gives subnormals: flushed on JAX CPU (below).
+        # (c=1 lands exactly on the new batch's values, which stay normal.)
         request.applymarker(pytest.mark.xfail(reason=FTZ, strict=True))
     needs_f64 = name in ("beyond_f32", "overflow_edge")
     _run(

@@ -24,6 +24,7 @@ __all__ = [
     "BACKENDS",
     "Backend",
     "BackendUnavailable",
+    "assert_observers_match",
     "assert_qparams_match",
     "assert_state_match",
     "selected_backends",
@@ -153,3 +154,26 @@ def assert_qparams_match(
         np.isnan(g_scale).all() and np.isnan(want_scale).all()
     ), f"{where} scale: got {g_scale!r}, torch {want_scale!r}"
     assert np.array_equal(g_zp, want_zp), f"{where} zero_point: got {g_zp!r}, torch {want_zp!r}"
+
+
+def assert_observers_match(
+    obs: Any, ref: Any, *, xp: ModuleType, device: Any, where: str = ""
+) -> None:
+    """State and qparams of ``obs`` equal those of the torch observer ``ref``.
+
+    Where torch refuses to compute qparams (``min_val > max_val``, reachable
+    by rounding in a moving average), arrayobs must refuse too.
+    """
+    assert_state_match(obs, ref, xp=xp, device=device, where=where)
+    try:
+        want = ref.calculate_qparams()
+    except AssertionError as exc:
+        try:
+            obs.calculate_qparams()
+        except ValueError as ours:
+            assert "greater than max_val" in str(ours), f"{where}: {ours}"
+        else:
+            msg = f"{where}: torch raised {exc!r} on a crossed state, arrayobs did not"
+            raise AssertionError(msg) from exc
+        return
+    assert_qparams_match(obs.calculate_qparams(), want, xp=xp, device=device, where=where)
