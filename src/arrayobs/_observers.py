@@ -82,20 +82,33 @@ def _host_float32(state_dict: Mapping[str, Any], key: str, shape: tuple[int, ...
         return float(host.astype(np.float32).reshape(-1)[0])
 
 
-def _settle(arrays: tuple[Any, ...], xp: ModuleType) -> tuple[Any, ...]:
-    """Dask: compute ``arrays`` now, in one graph, and keep them as Dask arrays.
+@functools.lru_cache(maxsize=256)
+def _jax_jit(kind: str, arg: Any = None) -> Callable[..., Any]:
+    """The functional core compiled with ``jax.jit``, shared by equal observers.
 
-    One compute per call keeps the state's graph from growing with every batch
-    observed (and holding every batch), as an eager observer would. NumPy's
-    floating-point warnings stay off as in the functional core (torch.ao
-    produces the same inf/NaN silently).
+    ``kind`` is ``"minmax"``, ``"moving_average"`` (``arg``: the averaging
+    constant) or ``"qparams"`` (``arg``: the QuantConfig). Eager JAX dispatches
+    each of the core's few dozen scalar operations separately; one compiled
+    call is what a JAX user gets from jitting the functional core.
     """
-    if not is_dask(xp):
-        return arrays
+    import jax
+
+    if kind == "minmax":
+        return jax.jit(F.minmax_update)
+    if kind == "moving_average":
+        return jax.jit(functools.partial(F.moving_average_update, averaging_constant=arg))
+    return jax.jit(functools.partial(F.calculate_qparams, config=arg))
+
+
+def _dask_to_host(arrays: tuple[Any, ...]) -> tuple[np.ndarray, ...]:
+    """Compute Dask arrays in one graph (NumPy FP warnings off, as in the core)."""
     import dask
 
     with np.errstate(all="ignore"):
-        return tuple(dask.persist(*arrays))  # type: ignore[attr-defined, no-untyped-call]
+        return tuple(np.asarray(a) for a in dask.compute(*arrays))  # type: ignore[attr-defined, no-untyped-call]
+
+
+_NUMPY = resolve_namespace(np)
 
 
 class MinMaxObserver:
@@ -250,24 +263,24 @@ class MinMaxObserver:
         self._observed = observed
 
     # -- observing -----------------------------------------------------------
-    def _jitted(self, key: object, make: Callable[[], Callable[..., Any]], xp: ModuleType) -> Any:
-        """``make()``, compiled once per key with ``jax.jit`` when ``xp`` is JAX.
+    _jax_key: tuple[Any, ...] = ("minmax",)
 
-        Eager JAX dispatches each of the core's few dozen scalar operations
-        separately; one compiled call per update is what a JAX user gets from
-        jitting the functional core themselves.
-        """
-        if not is_jax(xp):
-            return make()
-        cache = self.__dict__.setdefault("_jax_cache", {})
-        if key not in cache:
-            import jax
-
-            cache[key] = jax.jit(make())
-        return cache[key]
+    def _combine(self, state: F.MinMaxState, lo: Any, hi: Any, xp: ModuleType) -> F.MinMaxState:
+        return F.minmax_combine(state, lo, hi, xp=xp)
 
     def _update(self, state: F.MinMaxState, x: Any, xp: ModuleType) -> F.MinMaxState:
-        return F.minmax_update(state, x, xp=xp)
+        if is_jax(xp):
+            return _jax_jit(*self._jax_key)(state, x)  # type: ignore[no-any-return]
+        cur = F.batch_minmax(x, xp=xp)
+        if cur is None:
+            return state
+        if is_dask(xp):
+            # Dask: the batch's (min, max) in one graph and one compute; the few
+            # scalar operations after it run on NumPy, not as dozens of tiny tasks.
+            lo, hi = _dask_to_host(cur)
+            host = self._combine(F.MinMaxState(*_dask_to_host(tuple(state))), lo, hi, _NUMPY)
+            return F.MinMaxState(*(xp.asarray(v) for v in host))
+        return self._combine(state, *cur, xp)
 
     def _bind_input(self, x: Any) -> tuple[ModuleType, Any]:
         """Namespace and device ``x`` is observed in; raises if it is not the observer's."""
@@ -305,9 +318,7 @@ class MinMaxObserver:
             state = F.MinMaxState(
                 *(xp.asarray(float(v), dtype=xp.float32, device=dev) for v in state)
             )
-        new = self._jitted("update", lambda: lambda s, v: self._update(s, v, xp), xp)(state, x)
-        if new is not state:
-            new = F.MinMaxState(*_settle(new, xp))
+        new = self._update(state, x, xp)
         observed = self._observed or size(x) != 0
         self._xp, self._device, self._seen_type = xp, dev, type(x)
         self._set_state(new, observed=observed)
@@ -350,8 +361,12 @@ class MinMaxObserver:
             msg = f"min_val ({lo}) is greater than max_val ({hi}); torch.ao raises here too"
             raise ValueError(msg)
         config = self._config
-        qparams = self._jitted(config, lambda: lambda s: F.calculate_qparams(s, config, xp=xp), xp)
-        return tuple(_settle(qparams(state), xp))  # type: ignore[return-value]
+        if is_jax(xp):
+            return tuple(_jax_jit("qparams", config)(state))
+        if is_dask(xp):
+            host = F.calculate_qparams(F.MinMaxState(*_dask_to_host(tuple(state))), config)
+            return tuple(xp.asarray(v) for v in host)
+        return tuple(F.calculate_qparams(state, config, xp=xp))
 
     def reset_min_max_vals(self) -> None:
         """Forget everything observed: back to (+inf, -inf), namespace and device kept."""
@@ -477,6 +492,7 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
             )
             raise NotImplementedError(msg)
         self.averaging_constant = averaging_constant
+        self._jax_key = ("moving_average", averaging_constant)
         super().__init__(
             dtype,
             qscheme,
@@ -489,5 +505,5 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
             device=device,
         )
 
-    def _update(self, state: F.MinMaxState, x: Any, xp: ModuleType) -> F.MinMaxState:
-        return F.moving_average_update(state, x, self.averaging_constant, xp=xp)
+    def _combine(self, state: F.MinMaxState, lo: Any, hi: Any, xp: ModuleType) -> F.MinMaxState:
+        return F.moving_average_combine(state, lo, hi, self.averaging_constant, xp=xp)

@@ -1,21 +1,26 @@
 """The ``arrayobs`` command line.
 
-``arrayobs demo`` observes a few seeded batches with an observer on a chosen
-backend and prints the state and qparams, next to torch.ao's when torch is
-installed, with a bit-for-bit verdict.
+- ``arrayobs compare``: the conformance corpus on every installed backend,
+  checked against the stored torch 2.13.0 reference numbers.
+- ``arrayobs observe FILE...``: qparams of arrays saved as .npy/.npz.
+- ``arrayobs demo``: seeded batches on one backend, next to torch.ao's numbers
+  when torch is installed.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from arrayobs import MinMaxObserver, MovingAverageMinMaxObserver
+from arrayobs import MinMaxObserver, MovingAverageMinMaxObserver, _cli_compare
 from arrayobs._compat import to_host
 
 _OBSERVERS = {"minmax": MinMaxObserver, "moving-average": MovingAverageMinMaxObserver}
@@ -27,9 +32,115 @@ _LIBRARIES = {
     "array_api_strict": "array_api_strict",
     "cupy": "cupy",
 }
+_ERRORS = (TypeError, ValueError, NotImplementedError)
 
 
-def _batches(seed: int, count: int) -> list[np.ndarray]:
+def _fail(msg: object) -> int:
+    print(f"arrayobs: {msg}", file=sys.stderr)
+    return 2
+
+
+def _add_observer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--observer", choices=sorted(_OBSERVERS), default="moving-average")
+    p.add_argument("--dtype", default="quint8")
+    p.add_argument("--qscheme", default="per_tensor_affine")
+    p.add_argument("--reduce-range", action="store_true")
+    p.add_argument("--quant-min", type=int, default=None)
+    p.add_argument("--quant-max", type=int, default=None)
+    p.add_argument("--eps", type=float, default=None)
+    p.add_argument("--averaging-constant", type=float, default=0.01)
+
+
+def _kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kw: dict[str, Any] = {
+        "dtype": args.dtype,
+        "qscheme": args.qscheme,
+        "reduce_range": args.reduce_range,
+    }
+    for name in ("quant_min", "quant_max", "eps"):
+        if getattr(args, name) is not None:
+            kw[name] = getattr(args, name)
+    if args.observer == "moving-average":
+        kw["averaging_constant"] = args.averaging_constant
+    return kw
+
+
+def _make_observer(args: argparse.Namespace, xp: Any = None) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # reduce_range's deprecation
+        return _OBSERVERS[args.observer](**_kwargs(args), xp=xp)
+
+
+def _result(obs: Any) -> dict[str, Any]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scale, zp = obs.calculate_qparams()
+    scale_h, zp_h = to_host(scale), to_host(zp)
+    return {
+        "observer": type(obs).__name__,
+        "min_val": float(to_host(obs.min_val)),
+        "max_val": float(to_host(obs.max_val)),
+        "scale": float(scale_h[0]),
+        "scale_dtype": str(scale_h.dtype),
+        "zero_point": int(zp_h[0]),
+        "zero_point_dtype": str(zp_h.dtype),
+        "warnings": [str(w.message) for w in caught],
+    }
+
+
+def _print_result(who: str, r: dict[str, Any]) -> None:
+    print(
+        f"  {who}: scale={r['scale']!r} ({r['scale_dtype']}) "
+        f"zero_point={r['zero_point']} ({r['zero_point_dtype']})"
+    )
+
+
+# -- observe -----------------------------------------------------------------------
+def _load_batches(paths: list[str]) -> list[tuple[str, np.ndarray]]:
+    out = []
+    for name in paths:
+        path = Path(name)
+        if path.suffix not in (".npy", ".npz"):
+            msg = f"{name}: expected a .npy or .npz file"
+            raise ValueError(msg)
+        try:
+            loaded = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            msg = f"{name}: cannot read ({exc})"
+            raise ValueError(msg) from exc
+        if isinstance(loaded, np.ndarray):
+            out.append((name, loaded))
+        else:
+            with loaded:
+                out.extend((f"{name}:{key}", np.asarray(loaded[key])) for key in loaded.files)
+    return out
+
+
+def _observe(args: argparse.Namespace) -> int:
+    try:
+        obs = _make_observer(args)
+        batches = _load_batches(args.files)
+        for name, batch in batches:
+            try:
+                obs(batch)
+            except _ERRORS as exc:
+                raise type(exc)(f"{name}: {exc}") from exc
+        result = _result(obs)
+    except _ERRORS as exc:
+        return _fail(exc)
+    result["batches"] = [name for name, _ in batches]
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{obs!r} over {len(batches)} batches")
+        _print_result("arrayobs", result)
+        for w in result["warnings"]:
+            print(f"  warning: {w}")
+    return 0
+
+
+# -- demo --------------------------------------------------------------------------
+def _demo_batches(seed: int, count: int) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     return [
         (rng.standard_normal(1000) * rng.uniform(0.5, 3) + rng.uniform(-1, 1)).astype(np.float32)
@@ -37,18 +148,7 @@ def _batches(seed: int, count: int) -> list[np.ndarray]:
     ]
 
 
-def _kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    kw: dict[str, Any] = {"dtype": args.dtype, "qscheme": args.qscheme}
-    if args.quant_min is not None:
-        kw["quant_min"] = args.quant_min
-    if args.quant_max is not None:
-        kw["quant_max"] = args.quant_max
-    if args.observer == "moving-average":
-        kw["averaging_constant"] = args.averaging_constant
-    return kw
-
-
-def _torch_reference(args: argparse.Namespace, batches: list[np.ndarray]) -> tuple[Any, ...] | None:
+def _torch_result(args: argparse.Namespace, batches: list[np.ndarray]) -> dict[str, Any] | None:
     try:
         torch = importlib.import_module("torch")
         tobs = importlib.import_module("torch.ao.quantization.observer")
@@ -56,52 +156,43 @@ def _torch_reference(args: argparse.Namespace, batches: list[np.ndarray]) -> tup
         return None
     kw = _kwargs(args)
     kw["dtype"], kw["qscheme"] = getattr(torch, args.dtype), getattr(torch, args.qscheme)
-    ref = getattr(tobs, _OBSERVERS[args.observer].__name__)(**kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ref = getattr(tobs, _OBSERVERS[args.observer].__name__)(**kw)
     for b in batches:
         ref(torch.from_numpy(b))
-    scale, zp = ref.calculate_qparams()
-    return (float(ref.min_val), float(ref.max_val), scale.numpy(), zp.numpy())
-
-
-def _print_qparams(who: str, scale: np.ndarray, zero_point: np.ndarray) -> None:
-    print(
-        f"  {who}: scale={float(scale[0])!r} ({scale.dtype}) "
-        f"zero_point={int(zero_point[0])} ({zero_point.dtype})"
-    )
+    return _result(ref)
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.batches < 1:
+        return _fail("--batches must be at least 1")
     try:
         lib = importlib.import_module(_LIBRARIES[args.backend])
     except ImportError as exc:
-        print(f"arrayobs: backend {args.backend} is not installed ({exc})", file=sys.stderr)
-        return 2
+        return _fail(f"backend {args.backend} is not installed ({exc})")
     try:
-        obs = _OBSERVERS[args.observer](**_kwargs(args), xp=lib)
-    except (TypeError, ValueError, NotImplementedError) as exc:
-        print(f"arrayobs: {exc}", file=sys.stderr)
-        return 2
-    batches = _batches(args.seed, args.batches)
+        obs = _make_observer(args, xp=lib)
+    except _ERRORS as exc:
+        return _fail(exc)
+    batches = _demo_batches(args.seed, args.batches)
     for b in batches:
         obs(lib.asarray(b))
-    scale, zp = obs.calculate_qparams()
-    ours = (float(to_host(obs.min_val)), float(to_host(obs.max_val)), to_host(scale), to_host(zp))
+    ours = _result(obs)
     print(f"{obs!r} on {args.backend}, {len(batches)} batches of 1000 (seed {args.seed})")
-    _print_qparams("arrayobs", ours[2], ours[3])
-    ref = _torch_reference(args, batches)
+    _print_result("arrayobs", ours)
+    ref = _torch_result(args, batches)
     if ref is None:
         print("  torch.ao: not installed; `pip install torch==2.13.0` to compare")
         return 0
-    _print_qparams("torch.ao", ref[2], ref[3])
-    same = (
-        ours[0] == ref[0]
-        and ours[1] == ref[1]
-        and ours[2].tobytes() == ref[2].tobytes()
-        and ours[3].tolist() == ref[3].tolist()
+    _print_result("torch.ao", ref)
+    fields = ("min_val", "max_val", "zero_point")
+    same = all(ours[f] == ref[f] for f in fields) and (
+        np.float32(ours["scale"]).tobytes() == np.float32(ref["scale"]).tobytes()
     )
     verdict = "identical" if same else "DIFFERENT"
-    if same and ours[3].dtype != ref[3].dtype:
-        verdict += f" (zero point held as {ours[3].dtype}: this backend has no {ref[3].dtype})"
+    if same and ours["zero_point_dtype"] != ref["zero_point_dtype"]:
+        verdict += f" (zero point held as {ours['zero_point_dtype']}: no int64 on this backend)"
     print(f"  min_val, max_val, scale and zero_point bit for bit: {verdict}")
     return 0 if same else 1
 
@@ -109,16 +200,15 @@ def _demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="arrayobs", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser(
-        "demo", help="observe seeded batches and print qparams (vs torch.ao if installed)"
-    )
+    _cli_compare.add_parser(sub)
+    observe = sub.add_parser("observe", help="qparams of arrays saved as .npy/.npz (each a batch)")
+    observe.add_argument("files", nargs="+", metavar="FILE")
+    _add_observer_options(observe)
+    observe.add_argument("--json", action="store_true")
+    observe.set_defaults(run=_observe)
+    demo = sub.add_parser("demo", help="seeded batches on one backend, vs torch.ao if installed")
     demo.add_argument("--backend", choices=sorted(_LIBRARIES), default="numpy")
-    demo.add_argument("--observer", choices=sorted(_OBSERVERS), default="moving-average")
-    demo.add_argument("--dtype", default="quint8")
-    demo.add_argument("--qscheme", default="per_tensor_affine")
-    demo.add_argument("--quant-min", type=int, default=None)
-    demo.add_argument("--quant-max", type=int, default=None)
-    demo.add_argument("--averaging-constant", type=float, default=0.01)
+    _add_observer_options(demo)
     demo.add_argument("--batches", type=int, default=8)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_demo)
@@ -127,8 +217,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "demo" and args.batches < 1:
-        print("arrayobs: --batches must be at least 1", file=sys.stderr)
-        return 2
     code: int = args.run(args)
     return code

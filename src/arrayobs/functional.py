@@ -46,10 +46,13 @@ __all__ = [
     "MinMaxState",
     "QParams",
     "QuantConfig",
+    "batch_minmax",
     "calculate_qparams",
     "init_state",
     "is_fresh",
+    "minmax_combine",
     "minmax_update",
+    "moving_average_combine",
     "moving_average_update",
     "quant_config",
 ]
@@ -113,8 +116,14 @@ def _first_max(a: Any, b: Any, xp: ModuleType) -> Any:
     return xp.where(xp.isnan(b) | (b > a), b, a)
 
 
-def _batch_minmax(x: Any, xp: ModuleType) -> tuple[Any, Any] | None:
-    """(min, max) of a batch as float32, or None for an empty batch (a no-op)."""
+@_quiet
+def batch_minmax(x: Any, *, xp: ModuleType | None = None) -> tuple[Any, Any] | None:
+    """(min, max) of one batch as 0-d float32 arrays, or None for an empty batch.
+
+    The same numbers as reducing ``astype(x, float32)``: rounding to float32 is
+    monotonic, so the reduction runs in the input's own dtype. NaN propagates.
+    """
+    xp = array_namespace(x) if xp is None else xp
     if not xp.isdtype(x.dtype, ("real floating", "integral", "bool")):
         msg = f"observed arrays must have a real or bool dtype, got {x.dtype}"
         raise TypeError(msg)
@@ -131,16 +140,11 @@ def _batch_minmax(x: Any, xp: ModuleType) -> tuple[Any, Any] | None:
 
 
 @_quiet
-def minmax_update(state: MinMaxState, x: Any, *, xp: ModuleType | None = None) -> MinMaxState:
-    """``MinMaxObserver.forward``: the running elementwise min and max.
-
-    An empty ``x`` returns ``state`` unchanged; NaN in a batch stays for good.
-    """
+def minmax_combine(
+    state: MinMaxState, cur_min: Any, cur_max: Any, *, xp: ModuleType | None = None
+) -> MinMaxState:
+    """Fold one batch's (min, max) into a min-max state, as torch's ``torch.min``/``max``."""
     xp = _ns(state, xp)
-    cur = _batch_minmax(x, xp)
-    if cur is None:
-        return state
-    cur_min, cur_max = cur
     return MinMaxState(
         _first_min(cur_min, state.min_val, xp), _first_max(cur_max, state.max_val, xp)
     )
@@ -160,6 +164,43 @@ def _moving_average(m: Any, cur: Any, c: Any, xp: ModuleType) -> Any:
 
 
 @_quiet
+def moving_average_combine(
+    state: MinMaxState,
+    cur_min: Any,
+    cur_max: Any,
+    averaging_constant: float,
+    *,
+    xp: ModuleType | None = None,
+) -> MinMaxState:
+    """Fold one batch's (min, max) into a moving-average state.
+
+    A fresh state (both +inf and -inf) takes the batch's values; any other
+    moves by ``m + c * (cur - m)``, chosen with ``where``.
+    """
+    xp = _ns(state, xp)
+    fresh = is_fresh(state, xp=xp)
+    c = xp.asarray(averaging_constant, dtype=xp.float32, device=device_of(state.min_val))
+    # A fresh state holds infinities; average zeros there instead, then discard them.
+    m_min = xp.where(fresh, xp.zeros_like(state.min_val), state.min_val)
+    m_max = xp.where(fresh, xp.zeros_like(state.max_val), state.max_val)
+    return MinMaxState(
+        xp.where(fresh, cur_min, _moving_average(m_min, cur_min, c, xp)),
+        xp.where(fresh, cur_max, _moving_average(m_max, cur_max, c, xp)),
+    )
+
+
+@_quiet
+def minmax_update(state: MinMaxState, x: Any, *, xp: ModuleType | None = None) -> MinMaxState:
+    """``MinMaxObserver.forward``: the running elementwise min and max.
+
+    An empty ``x`` returns ``state`` unchanged; NaN in a batch stays for good.
+    """
+    xp = _ns(state, xp)
+    cur = batch_minmax(x, xp=xp)
+    return state if cur is None else minmax_combine(state, *cur, xp=xp)
+
+
+@_quiet
 def moving_average_update(
     state: MinMaxState, x: Any, averaging_constant: float, *, xp: ModuleType | None = None
 ) -> MinMaxState:
@@ -170,19 +211,8 @@ def moving_average_update(
     torch's docs say). The choice is a ``where``, so nothing is read back.
     """
     xp = _ns(state, xp)
-    cur = _batch_minmax(x, xp)
-    if cur is None:
-        return state
-    cur_min, cur_max = cur
-    fresh = is_fresh(state, xp=xp)
-    c = xp.asarray(averaging_constant, dtype=xp.float32, device=device_of(state.min_val))
-    # A fresh state holds infinities; average zeros there instead, then discard them.
-    m_min = xp.where(fresh, xp.zeros_like(state.min_val), state.min_val)
-    m_max = xp.where(fresh, xp.zeros_like(state.max_val), state.max_val)
-    return MinMaxState(
-        xp.where(fresh, cur_min, _moving_average(m_min, cur_min, c, xp)),
-        xp.where(fresh, cur_max, _moving_average(m_max, cur_max, c, xp)),
-    )
+    cur = batch_minmax(x, xp=xp)
+    return state if cur is None else moving_average_combine(state, *cur, averaging_constant, xp=xp)
 
 
 def widest_int(xp: ModuleType, device: Any) -> Any:

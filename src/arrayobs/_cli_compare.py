@@ -1,0 +1,147 @@
+"""``arrayobs compare``: the conformance corpus on every installed backend, against torch 2.13.0."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from typing import Any
+
+from arrayobs import _conformance as C
+from arrayobs.testing import BACKENDS, BackendUnavailable
+
+# Modes run besides the eager classes, per library.
+_EXTRA_MODES = {"jax": ("jit",), "dask": ("lazy",)}
+
+
+def _targets(names: list[str] | None) -> tuple[list[C.Target], list[str]]:
+    """Targets to run and notes on backends skipped; a requested backend that fails is an error."""
+    known = {b.name: b for b in BACKENDS}
+    unknown = [n for n in names or [] if n not in known]
+    if unknown:
+        msg = f"unknown backend {unknown}; choose from {sorted(known)}"
+        raise ValueError(msg)
+    chosen = [known[n] for n in names] if names else list(BACKENDS)
+    targets, notes = [], []
+    for backend in chosen:
+        try:
+            xp, device = backend.load()
+        except BackendUnavailable as exc:
+            if names:
+                raise ValueError(str(exc)) from exc
+            notes.append(str(exc))
+            continue
+        target = C.Target(backend.name, xp, device)
+        targets.append(target)
+        for mode in _EXTRA_MODES.get(target.library, ()):
+            targets.append(dataclasses.replace(target, mode=mode))
+    return targets, notes
+
+
+class _Progress:
+    """A one-line progress bar on a terminal's stderr; silent otherwise."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.live = label, sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.live or (done % 20 and done != total):
+            return
+        width = 30
+        filled = width * done // max(total, 1)
+        sys.stderr.write(
+            f"\r{self.label:<26} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+        )
+        if done == total:
+            sys.stderr.write("\r" + " " * (width + 50) + "\r")
+        sys.stderr.flush()
+
+
+def _table(rows: list[C.Summary]) -> str:
+    head = (
+        "backend",
+        "device",
+        "cases",
+        "batches",
+        "mismatches",
+        "deviations",
+        "worst ulps",
+        "us/update",
+    )
+    body = [
+        (
+            r.label,
+            r.device,
+            str(r.cases),
+            str(r.batches),
+            str(r.mismatches),
+            str(r.deviations),
+            str(r.worst_ulps),
+            f"{r.seconds_per_update * 1e6:.0f}",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in (head, *body)) for i in range(len(head))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+        for row in (head, *body)
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        targets, notes = _targets(args.backend)
+        reference, meta = C.load()
+    except (ValueError, OSError) as exc:
+        print(f"arrayobs: {exc}", file=sys.stderr)
+        return 2
+    cases = C.cases()
+    if len(cases) != len(reference.case_offsets) - 1:
+        print("arrayobs: the stored reference does not match this corpus", file=sys.stderr)
+        return 2
+    if args.quick:
+        cases = cases[:: args.quick]
+    start = time.perf_counter()
+    rows = [C.run_target(t, cases, reference, _Progress(t.label)) for t in targets]
+    elapsed = time.perf_counter() - start
+    failed = any(r.mismatches for r in rows)
+    if args.json:
+        out: dict[str, Any] = {
+            "reference": {k: meta[k] for k in ("torch", "corpus_version", "created") if k in meta},
+            "cases_in_corpus": len(reference.case_offsets) - 1,
+            "cases_run": len(cases),
+            "seconds": round(elapsed, 3),
+            "results": [dataclasses.asdict(r) for r in rows],
+            "skipped_backends": notes,
+            "ok": not failed,
+        }
+        print(json.dumps(out, indent=2))
+    else:
+        print(
+            f"arrayobs compare: {len(cases)} cases vs torch {meta.get('torch')} ({elapsed:.1f} s)"
+        )
+        print(_table(rows))
+        for r in rows:
+            for line in r.failures[:5]:
+                print(f"MISMATCH {r.label}: {line}")
+        for note in notes:
+            print(f"skipped: {note}")
+        if any(r.deviations for r in rows):
+            print(
+                "deviations: documented differences (JAX on CPU flushes subnormals to zero; README)"
+            )
+    return 1 if failed else 0
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("compare", help="run the conformance corpus on every installed backend")
+    p.add_argument(
+        "--backend", action="append", help="a backend to run (repeatable); default: all installed"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--quick", type=int, default=0, metavar="N", help="run every N-th case only")
+    p.set_defaults(run=run)

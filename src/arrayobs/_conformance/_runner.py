@@ -1,0 +1,342 @@
+"""Running the corpus: on torch.ao (the reference) and on any backend and mode.
+
+Modes: ``eager`` runs the observer classes; ``jit`` runs the functional core
+under ``jax.jit``; ``lazy`` builds the whole sequence on Dask with the
+functional core and computes it once at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from arrayobs import functional as F
+from arrayobs._compat import backend_name, has_dtype, to_host
+from arrayobs._conformance._corpus import Case, batches, view_kind
+from arrayobs._conformance._records import NEVER_OBSERVED, OK, REFUSED, Records, Step
+from arrayobs._observers import MinMaxObserver, MovingAverageMinMaxObserver, _jax_jit
+
+MODES = ("eager", "jit", "lazy")
+
+
+def _observer_class(case: Case) -> type[MinMaxObserver]:
+    return MinMaxObserver if case.averaging_constant is None else MovingAverageMinMaxObserver
+
+
+def _view(x: Any, kind: str | None, xp: ModuleType | None) -> Any:
+    if kind == "strided":
+        return x[::2]
+    if kind == "transposed":
+        return x.T if xp is None else xp.permute_dims(x, (1, 0))
+    return x
+
+
+# -- the reference -------------------------------------------------------------
+def torch_steps(case: Case) -> list[Step]:
+    """``case`` on torch.ao's own observers (torch 2.13.0 on the CPU)."""
+    torch = importlib.import_module("torch")
+    tobs = importlib.import_module("torch.ao.quantization.observer")
+    kw = case.kwargs()
+    kw["dtype"], kw["qscheme"] = getattr(torch, case.dtype), getattr(torch, case.qscheme)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # reduce_range's deprecation
+        obs = getattr(tobs, _observer_class(case).__name__)(**kw)
+    steps = []
+    for host in batches(case):
+        t = torch.from_numpy(host)
+        if case.input_dtype == "bfloat16":
+            t = t.to(torch.bfloat16)
+        obs(_view(t, view_kind(case), None))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                scale, zp = obs.calculate_qparams()
+            except AssertionError:
+                scale, zp, status = None, None, REFUSED
+            else:
+                status = NEVER_OBSERVED if caught else OK
+        steps.append(
+            Step(
+                float(obs.min_val),
+                float(obs.max_val),
+                math.nan if scale is None else float(scale[0]),
+                0 if zp is None else int(zp[0]),
+                zp is not None and zp.dtype == torch.int64,
+                status,
+            )
+        )
+    return steps
+
+
+# -- a backend -------------------------------------------------------------------
+@dataclasses.dataclass
+class Target:
+    """A namespace on a device, run in one mode."""
+
+    backend: str
+    xp: ModuleType
+    device: Any
+    mode: str = "eager"
+
+    @property
+    def library(self) -> str:
+        return backend_name(self.xp)
+
+    @property
+    def label(self) -> str:
+        return self.backend if self.mode == "eager" else f"{self.backend} ({self.mode})"
+
+    def supports(self, case: Case) -> bool:
+        if case.input_dtype == "bfloat16":
+            return self.library in ("torch", "jax")
+        return has_dtype(self.xp, self.device, case.input_dtype)
+
+    @property
+    def flushes_subnormals(self) -> bool:
+        """XLA on the CPU flushes subnormal float32 to zero (a documented deviation)."""
+        return self.library == "jax" and "cpu" in str(self.device).lower()
+
+    def array(self, host: np.ndarray, case: Case) -> Any:
+        xp, lib = self.xp, self.library
+        if lib == "torch":
+            torch = importlib.import_module("torch")
+            x = torch.from_numpy(host).to(self.device)
+            if case.input_dtype == "bfloat16":
+                x = x.to(torch.bfloat16)
+        elif lib == "dask":
+            da = importlib.import_module("dask.array")
+            chunks = max(1, host.shape[0] // 3) if host.ndim and host.shape[0] else -1
+            x = da.from_array(host, chunks=chunks)
+        else:
+            x = xp.asarray(host, device=self.device)
+            if case.input_dtype == "bfloat16":
+                x = xp.astype(x, xp.bfloat16)
+        return _view(x, view_kind(case), xp)
+
+
+def _host(v: Any) -> float:
+    return float(to_host(v).reshape(-1)[0])
+
+
+def _eager_steps(target: Target, case: Case) -> list[Step]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        obs = _observer_class(case)(**case.kwargs(), xp=target.xp, device=target.device)
+    steps = []
+    for host in batches(case):
+        obs(target.array(host, case))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                scale, zp = obs.calculate_qparams()
+            except ValueError:
+                scale, zp, status = None, None, REFUSED
+            else:
+                status = NEVER_OBSERVED if caught else OK
+        steps.append(
+            Step(
+                _host(obs.min_val),
+                _host(obs.max_val),
+                math.nan if scale is None else _host(scale),
+                0 if zp is None else int(to_host(zp)[0]),
+                zp is not None and zp.dtype == target.xp.int64,
+                status,
+            )
+        )
+    return steps
+
+
+def _update_fn(case: Case) -> Callable[..., Any]:
+    if case.averaging_constant is None:
+        return F.minmax_update
+    return functools.partial(F.moving_average_update, averaging_constant=case.averaging_constant)
+
+
+def _config(case: Case) -> F.QuantConfig:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        kw = case.kwargs()
+        kw.pop("averaging_constant", None)
+        return F.quant_config(**kw)
+
+
+def _functional_steps(target: Target, case: Case) -> list[Step]:
+    """The functional core: under jax.jit, or lazily on Dask with one compute at the end."""
+    xp, cfg = target.xp, _config(case)
+    if target.mode == "jit":
+        c = case.averaging_constant
+        update = _jax_jit("minmax") if c is None else _jax_jit("moving_average", c)
+        qparams = _jax_jit("qparams", cfg)
+    else:
+        update, qparams = _update_fn(case), functools.partial(F.calculate_qparams, config=cfg)
+    state = F.init_state(xp=xp, device=target.device)
+    outs = []
+    for host in batches(case):
+        state = update(state, target.array(host, case))
+        outs.append((*state, *qparams(state)))
+    if target.mode == "lazy":
+        dask = importlib.import_module("dask")
+        with np.errstate(all="ignore"):
+            outs = [tuple(o) for o in dask.compute(*outs)]
+    return [
+        Step(_host(a), _host(b), _host(s), int(to_host(z)[0]), z.dtype == xp.int64, OK)
+        for a, b, s, z in outs
+    ]
+
+
+# -- comparison ----------------------------------------------------------------------
+def _f32(bits: np.ndarray) -> np.ndarray:
+    return np.asarray(bits, dtype=np.uint32).view(np.float32)
+
+
+def _same_float(got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    g, w = _f32(got), _f32(want)
+    return (g == w) | (np.isnan(g) & np.isnan(w))
+
+
+def _ulps(got: np.ndarray, want: np.ndarray) -> int:
+    """Largest distance in float32 steps between mismatching finite values (0 if none)."""
+    g, w = _f32(got).astype(np.float64), _f32(want).astype(np.float64)
+    bad = ~_same_float(got, want) & np.isfinite(g) & np.isfinite(w)
+    if not bad.any():
+        return 0
+
+    def key(b: np.ndarray) -> np.ndarray:
+        i = b.astype(np.int64)
+        return np.where(i >= 2**31, 2**31 - i, i)
+
+    return int(np.abs(key(np.asarray(got)[bad]) - key(np.asarray(want)[bad])).max())
+
+
+def _subnormal(bits: np.ndarray) -> np.ndarray:
+    v = np.abs(_f32(bits))
+    return (v > 0) & (v < np.finfo(np.float32).tiny)
+
+
+@dataclasses.dataclass
+class CaseResult:
+    case: int
+    steps: int
+    mismatches: int
+    deviations: int
+    worst_ulps: int
+    detail: str = ""
+
+
+def compare_case(
+    target: Target, case: Case, got: dict[str, np.ndarray], want: dict[str, np.ndarray]
+) -> CaseResult:
+    """Count the batches of ``case`` whose state or qparams differ from the reference."""
+    ok = _same_float(got["min_bits"], want["min_bits"]) & _same_float(
+        got["max_bits"], want["max_bits"]
+    )
+    qp_ok = _same_float(got["scale_bits"], want["scale_bits"]) & (
+        got["zero_point"] == want["zero_point"]
+    )
+    refused = want["status"] == REFUSED
+    if target.mode == "eager":
+        has_int64 = has_dtype(target.xp, target.device, "int64")
+        dtype_ok = got["zp_int64"] == (want["zp_int64"] & has_int64)
+        ok &= (got["status"] == want["status"]) & (refused | (qp_ok & dtype_ok))
+    else:
+        # The functional core neither warns nor refuses: where torch refused, no qparams to compare.
+        ok &= refused | qp_ok
+    bad = ~ok
+    deviations = 0
+    if target.flushes_subnormals and bad.any():
+        host_batches = batches(case)
+        seen = np.zeros(len(bad), dtype=bool)
+        for i, b in enumerate(host_batches):
+            vals = np.asarray(b, dtype=np.float64).ravel() if b.dtype != bool else np.zeros(0)
+            tiny = np.abs(vals)
+            has_sub = bool(((tiny > 0) & (tiny < np.finfo(np.float32).tiny)).any())
+            seen[i] = (
+                has_sub
+                or bool(_subnormal(want["min_bits"][i : i + 1]).any())
+                or bool(_subnormal(want["max_bits"][i : i + 1]).any())
+            )
+        explained = np.logical_or.accumulate(seen) & bad
+        deviations = int(explained.sum())
+        bad &= ~explained
+    worst = (
+        max(_ulps(got[f][bad], want[f][bad]) for f in ("min_bits", "max_bits", "scale_bits"))
+        if bad.any()
+        else 0
+    )
+    detail = ""
+    if bad.any():
+        i = int(np.argmax(bad))
+        pairs = [
+            f"{name} {_f32(got[f][i : i + 1])[0]!r} vs {_f32(want[f][i : i + 1])[0]!r}"
+            for name, f in (("min", "min_bits"), ("max", "max_bits"), ("scale", "scale_bits"))
+        ]
+        detail = (
+            f"case {case.id} batch {i}: {', '.join(pairs)}, zero_point {got['zero_point'][i]} "
+            f"vs {want['zero_point'][i]}, status {got['status'][i]} vs {want['status'][i]}"
+        )
+    return CaseResult(case.id, len(bad), int(bad.sum()), deviations, worst, detail)
+
+
+def run_case(target: Target, case: Case) -> list[Step]:
+    if target.mode == "eager":
+        return _eager_steps(target, case)
+    return _functional_steps(target, case)
+
+
+@dataclasses.dataclass
+class Summary:
+    label: str
+    device: str
+    cases: int
+    skipped: int
+    batches: int
+    mismatches: int
+    deviations: int
+    worst_ulps: int
+    seconds_per_update: float
+    failures: list[str]
+
+
+def run_target(
+    target: Target,
+    cases: Sequence[Case],
+    reference: Records,
+    progress: Callable[[int, int], None] | None = None,
+) -> Summary:
+    """Run ``cases`` on ``target`` and compare each with ``reference``."""
+    results, skipped, updates, elapsed = [], 0, 0, 0.0
+    for n, case in enumerate(cases):
+        if progress is not None:
+            progress(n, len(cases))
+        if not target.supports(case):
+            skipped += 1
+            continue
+        start = time.perf_counter()
+        steps = run_case(target, case)
+        elapsed += time.perf_counter() - start
+        updates += len(steps)
+        got = Records.from_steps([steps]).case(0)
+        results.append(compare_case(target, case, got, reference.case(case.id)))
+    if progress is not None:
+        progress(len(cases), len(cases))
+    return Summary(
+        label=target.label,
+        device=str(target.device),
+        cases=len(results),
+        skipped=skipped,
+        batches=sum(r.steps for r in results),
+        mismatches=sum(r.mismatches for r in results),
+        deviations=sum(r.deviations for r in results),
+        worst_ulps=max((r.worst_ulps for r in results), default=0),
+        seconds_per_update=elapsed / updates if updates else 0.0,
+        failures=[r.detail for r in results if r.mismatches][:20],
+    )
