@@ -1,7 +1,9 @@
-"""One session per backend: ``nox`` runs the default (CPU) ones, ``nox -s tests-gpu`` the GPU ones.
+"""Sessions ``<suite>-<backend>``: suites tests, conformance and fuzz-full; backends numpy,
+strict, torch, jax, dask (CPU) and cupy, gpu (skipped without an NVIDIA GPU).
 
-Every test session installs torch 2.13.0, the live reference, through the one
-constraints file (constraints.txt) that .ci/run uses too.
+``nox`` runs tests-* and conformance-* on the CPU backends, and lint. Every
+session installs torch 2.13.0, the live reference, through the one constraints
+file (constraints.txt) that .ci/run uses too.
 """
 
 from __future__ import annotations
@@ -10,14 +12,8 @@ import shutil
 
 import nox
 
-nox.options.sessions = [
-    "tests-numpy",
-    "tests-strict",
-    "tests-torch",
-    "tests-jax",
-    "tests-dask",
-    "lint",
-]
+_CPU = ("numpy", "strict", "torch", "jax", "dask")
+nox.options.sessions = [f"{s}-{b}" for s in ("tests", "conformance") for b in _CPU] + ["lint"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -42,23 +38,35 @@ SESSIONS = {
 }
 
 
-def _define(name: str, extra: str, backends: str, gpu: bool) -> None:
-    @nox.session(name=f"tests-{name}")
-    def tests(session: nox.Session) -> None:
+# Suite -> (pytest arguments, extra environment).
+SUITES = {
+    "tests": (("tests",), {}),
+    "conformance": (("conformance",), {}),
+    # 10,000 fresh sequences per backend against live torch (not a default session).
+    "fuzz-full": (("conformance/test_fuzz.py",), {"ARRAYOBS_FUZZ_EXAMPLES": "10000"}),
+}
+
+
+def _define(suite: str, name: str, extra: str, backends: str, gpu: bool) -> None:
+    args, env = SUITES[suite]
+
+    @nox.session(name=f"{suite}-{name}")
+    def run(session: nox.Session) -> None:
         if gpu and shutil.which("nvidia-smi") is None:
             session.skip("no NVIDIA GPU here (nvidia-smi not found)")
         # pip, not uv: only pip finds the torch wheel on this machine's disk.
         target = f".[{extra}]" if extra else "."
         session.install(*CONSTRAINTS, *TEST_DEPS, "-e", target)
-        session.run("pytest", *session.posargs, env={"ARRAYOBS_BACKENDS": backends})
+        session.run("pytest", *args, *session.posargs, env={"ARRAYOBS_BACKENDS": backends, **env})
 
 
-for _name, (_extra, _backends, _gpu) in SESSIONS.items():
-    _define(_name, _extra, _backends, _gpu)
+for _suite in SUITES:
+    for _name, (_extra, _backends, _gpu) in SESSIONS.items():
+        _define(_suite, _name, _extra, _backends, _gpu)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install(*CONSTRAINTS, "ruff>=0.6", "mypy>=1.10", "-e", ".")
-    session.run("ruff", "check", "src", "tests", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "conformance", "noxfile.py")
     session.run("mypy")

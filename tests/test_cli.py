@@ -43,3 +43,67 @@ def test_python_dash_m() -> None:
         [sys.executable, "-m", "arrayobs", "--help"], capture_output=True, text=True, check=True
     )
     assert "demo" in out.stdout
+
+
+def test_compare_numpy_quick(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", "--backend", "numpy", "--quick", "25"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("numpy "))
+    cells = row.split()
+    assert cells[1] == "cpu" and int(cells[2]) > 0 and cells[4] == "0", row
+
+
+def test_compare_json_and_bad_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert main(["compare", "--backend", "numpy", "--quick", "50", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True and report["results"][0]["mismatches"] == 0
+    assert report["reference"]["torch"].startswith("2.13.0")
+    assert main(["compare", "--backend", "nope"]) == 2
+    assert "unknown backend" in capsys.readouterr().err
+
+
+def test_observe_files_match_torch(
+    tmp_path: Any, torch_ref: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    import numpy as np
+    from torch.ao.quantization import MinMaxObserver as TorchMinMax
+
+    rng = np.random.default_rng(3)
+    a, b, c = (rng.standard_normal(50).astype(np.float32) * s for s in (1, 4, 2))
+    np.save(tmp_path / "a.npy", a)
+    np.savez(tmp_path / "bc.npz", b=b, c=c)
+    argv = ["observe", str(tmp_path / "a.npy"), str(tmp_path / "bc.npz"), "--observer", "minmax"]
+    assert main([*argv, "--dtype", "qint8", "--qscheme", "per_tensor_symmetric", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    ref = TorchMinMax(dtype=torch_ref.qint8, qscheme=torch_ref.per_tensor_symmetric)
+    for x in (a, b, c):
+        ref(torch_ref.from_numpy(x))
+    scale, zp = ref.calculate_qparams()
+    assert got["scale"] == float(scale[0]) and got["zero_point"] == int(zp[0])
+    assert got["zero_point_dtype"] == "int64" and len(got["batches"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda p: p / "missing.npy", "cannot read"),
+        (lambda p: (p / "x.txt").write_text("1") and p / "x.txt", "expected a .npy or .npz"),
+        (lambda p: (np_save(p / "z.npy", [1 + 2j]), p / "z.npy")[1], "real or bool dtype"),
+    ],
+)
+def test_observe_errors_exit_2(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], make: Any, fragment: str
+) -> None:
+    assert main(["observe", str(make(tmp_path))]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.strip().splitlines()) == 1
+
+
+def np_save(path: Any, values: Any) -> None:
+    import numpy as np
+
+    np.save(path, np.asarray(values))

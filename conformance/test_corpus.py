@@ -1,0 +1,73 @@
+"""Every backend and mode against the stored torch reference; the reference against live torch."""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+import numpy as np
+
+from arrayobs import _conformance as C
+from arrayobs._conformance import _corpus
+
+
+def test_stored_reference_is_what_live_torch_computes(torch_ref: Any, reference: Any) -> None:
+    stored, meta = reference
+    live = C.generate_reference()
+    assert meta["torch"].startswith("2.13.0")
+    for field in ("case_offsets", *C._records.FIELDS):
+        got, want = getattr(live, field), getattr(stored, field)
+        assert np.array_equal(got, want), f"{field} differs from live torch {torch_ref.__version__}"
+
+
+def test_reference_describes_this_corpus(reference: Any) -> None:
+    stored, meta = reference
+    cases = C.cases()
+    assert meta["corpus_version"] == C.CORPUS_VERSION
+    assert [c.describe() for c in cases] == [
+        {**d, "quant_range": tuple(d["quant_range"]) if d["quant_range"] else None}
+        for d in meta["cases"]
+    ]
+    assert len(stored.case_offsets) == len(cases) + 1
+    assert [len(C.batches(c)) for c in cases[:50]] == [c.batches for c in cases[:50]]
+
+
+def test_corpus_covers_what_conformance_promises() -> None:
+    cases = C.cases()
+    seen = {
+        f: collections.Counter(getattr(c, f) for c in cases)
+        for f in _corpus.Case.__dataclass_fields__
+    }
+    assert set(seen["family"]) == set(_corpus.FAMILIES)
+    assert set(seen["input_dtype"]) == set(_corpus.INPUT_DTYPES)
+    assert set(seen["shape"]) == set(_corpus.SHAPES)
+    assert set(seen["averaging_constant"]) == set(_corpus.AVERAGING)
+    assert set(seen["eps"]) == set(_corpus.EPS)
+    assert set(seen["batches"]) == set(_corpus.LENGTHS)
+    assert {(c.dtype, c.quant_range) for c in cases} >= {
+        ("qint8", (-8, 7)),
+        ("quint8", (0, 15)),
+        ("int8", (-3, 3)),
+        ("qint8", (-127, 127)),
+        ("quint8", (0, 1000)),
+        ("qint32", (-(2**31), 2**31 - 1)),
+    }
+    assert {c.qscheme for c in cases} == {"per_tensor_affine", "per_tensor_symmetric"}
+    assert {c.reduce_range for c in cases} == {False, True}
+    status = collections.Counter(C.load()[0].status.tolist())
+    assert all(status[s] > 0 for s in (0, 1, 2)), status
+
+
+def test_target_matches_reference(target: C.Target, reference: Any) -> None:
+    stored, _ = reference
+    summary = C.run_target(target, C.cases(), stored)
+    print(
+        f"\n{summary.label}: {summary.cases} cases, {summary.batches} batches, "
+        f"{summary.mismatches} mismatches, {summary.deviations} documented deviations, "
+        f"{summary.skipped} cases skipped (input dtype not on this backend), "
+        f"{summary.seconds_per_update * 1e6:.0f} us/update"
+    )
+    assert summary.cases > 0
+    assert summary.mismatches == 0, "\n".join(summary.failures)
+    if not target.flushes_subnormals:
+        assert summary.deviations == 0
