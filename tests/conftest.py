@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from arrayobs._compat import backend_name, has_dtype
-from arrayobs.testing import Backend, BackendUnavailable, selected_backends
+from arrayobs._compat import backend_name
+from arrayobs.testing import Backend, BackendUnavailable, selected_backends, supports_dtype
 
 _BACKENDS, _REQUIRED = selected_backends()
 
@@ -29,9 +29,7 @@ class BackendCase:
         return backend_name(self.xp)
 
     def has(self, dtype_name: str) -> bool:
-        if dtype_name == "bfloat16":
-            return self.library in ("torch", "jax")
-        return has_dtype(self.xp, self.device, dtype_name)
+        return supports_dtype(self.xp, self.device, dtype_name)
 
     def from_torch(self, t: Any) -> Any:
         """The values of CPU tensor ``t``, same dtype, as an array of this backend."""

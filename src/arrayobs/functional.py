@@ -6,6 +6,11 @@ host. So the same code runs eagerly on any Array API backend, under
 ``jax.jit``, and on lazy Dask arrays. The observer classes are a thin facade
 over these functions.
 
+An update is ``batch_minmax`` (one reduction over the batch) followed by
+``minmax_combine`` or ``moving_average_combine`` (a few scalar operations);
+``minmax_update`` and ``moving_average_update`` do both. The split lets the
+batch's (min, max) be reduced elsewhere (across devices, say) and folded in.
+
 The arithmetic reproduces torch 2.13.0's ``torch.ao.quantization`` observers
 bit for bit: float32 throughout, Python-float constants rounded to float32,
 ``torch.min``/``torch.max`` returning their first argument on a tie of equal

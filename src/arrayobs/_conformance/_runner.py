@@ -24,6 +24,7 @@ from arrayobs._compat import backend_name, has_dtype, to_host
 from arrayobs._conformance._corpus import Case, batches, view_kind
 from arrayobs._conformance._records import NEVER_OBSERVED, OK, REFUSED, Records, Step
 from arrayobs._observers import MinMaxObserver, MovingAverageMinMaxObserver, _jax_jit
+from arrayobs.testing import supports_dtype
 
 MODES = ("eager", "jit", "lazy")
 
@@ -96,9 +97,7 @@ class Target:
         return self.backend if self.mode == "eager" else f"{self.backend} ({self.mode})"
 
     def supports(self, case: Case) -> bool:
-        if case.input_dtype == "bfloat16":
-            return self.library in ("torch", "jax")
-        return has_dtype(self.xp, self.device, case.input_dtype)
+        return supports_dtype(self.xp, self.device, case.input_dtype)
 
     @property
     def flushes_subnormals(self) -> bool:

@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from arrayobs._compat import array_namespace, device_of, has_dtype, resolve_namespace, to_host
+from arrayobs._compat import (
+    array_namespace,
+    backend_name,
+    device_of,
+    has_dtype,
+    resolve_namespace,
+    to_host,
+)
 
 __all__ = [
     "BACKENDS",
@@ -28,6 +35,7 @@ __all__ = [
     "assert_qparams_match",
     "assert_state_match",
     "selected_backends",
+    "supports_dtype",
 ]
 
 
@@ -90,6 +98,21 @@ BACKENDS: tuple[Backend, ...] = (
 )
 
 
+def supports_dtype(xp: ModuleType, device: Any, name: str) -> bool:
+    """Whether arrays of ``name`` can be observed on this backend.
+
+    float16 and bfloat16 are outside the Array API standard, so namespaces do
+    not list them: NumPy, CuPy, torch, JAX and Dask (NumPy chunks) hold
+    float16; torch and JAX hold bfloat16; array-api-strict holds neither.
+    """
+    library = backend_name(xp)
+    if name == "float16":
+        return library in ("numpy", "cupy", "torch", "jax", "dask")
+    if name == "bfloat16":
+        return library in ("torch", "jax")
+    return has_dtype(xp, device, name)
+
+
 def selected_backends() -> tuple[list[Backend], bool]:
     """The backends to run, and whether each of them is required (named explicitly)."""
     names = os.environ.get("ARRAYOBS_BACKENDS", "").strip()
@@ -104,10 +127,6 @@ def selected_backends() -> tuple[list[Backend], bool]:
     return [known[n] for n in chosen], True
 
 
-def _same_device(a: Any, b: Any) -> bool:
-    return bool(a == b)
-
-
 def _check_array(
     a: Any, xp: ModuleType, device: Any, dtype: Any, shape: tuple[int, ...], what: str
 ) -> None:
@@ -116,7 +135,7 @@ def _check_array(
     )
     assert a.dtype == dtype, f"{what}: dtype {a.dtype}, want {dtype}"
     assert tuple(a.shape) == shape, f"{what}: shape {a.shape}, want {shape}"
-    assert _same_device(device_of(a), device), f"{what}: device {device_of(a)}, want {device}"
+    assert device_of(a) == device, f"{what}: device {device_of(a)}, want {device}"
 
 
 def _values_equal(got: np.ndarray, want: np.ndarray) -> bool:
