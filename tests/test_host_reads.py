@@ -1,0 +1,40 @@
+"""Host reads (GPU syncs), counted with torch's profiler as aten::_local_scalar_dense."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from arrayobs import MinMaxObserver, MovingAverageMinMaxObserver
+
+
+def _reads(fn: Callable[[], Any]) -> int:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return sum(e.count for e in prof.key_averages() if e.key == "aten::_local_scalar_dense")
+
+
+@pytest.mark.parametrize("cls", [MinMaxObserver, MovingAverageMinMaxObserver])
+def test_forward_reads_nothing_back(backend: Any, torch_ref: Any, cls: Any) -> None:
+    if backend.library != "torch":
+        pytest.skip("counted with torch's profiler")
+    from torch.ao.quantization import observer as tobs
+
+    x = torch_ref.randn(1000, device=backend.device)
+    obs = cls(xp=backend.xp, device=backend.device)
+    obs(x)
+    assert _reads(lambda: obs(x)) == 0
+    # One boolean, to refuse a crossed state as torch does; torch.ao reads more.
+    assert _reads(obs.calculate_qparams) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = getattr(tobs, cls.__name__)().to(backend.device)
+    ref(x)
+    assert _reads(ref.calculate_qparams) >= 2
+    if cls is MovingAverageMinMaxObserver:
+        assert _reads(lambda: ref(x)) == 1
