@@ -177,7 +177,7 @@ class MinMaxObserver:
                 msg = "device needs xp: pass the array library too, or neither"
                 raise ValueError(msg)
             self._xp: ModuleType | None = None
-            namespace = resolve_namespace(np)
+            namespace = _NUMPY
         else:
             namespace = resolve_namespace(xp)
             self._xp = namespace
@@ -256,7 +256,8 @@ class MinMaxObserver:
         return xp.asarray([self._config.eps], dtype=xp.float32, device=self._device)
 
     def _namespace(self) -> ModuleType:
-        return array_namespace(self._state.min_val)
+        """The namespace the state lives in (NumPy until an unbound observer binds)."""
+        return _NUMPY if self._xp is None else self._xp
 
     def _set_state(self, state: F.MinMaxState, *, observed: bool) -> None:
         self._state = state
