@@ -155,3 +155,26 @@ def test_fast_path_equals_generic(backend: Any) -> None:
             for f, s in zip(fast, slow, strict=True):
                 assert f.dtype == s.dtype == np.float32
                 assert (f == s) or (np.isnan(f) and np.isnan(s)), (values, dtype, f, s)
+
+
+# array-api-compat's namespace checks are lru_cache-wrapped (Dynamo traces through them and says
+# so), and Inductor 2.13.0 itself calls the deprecated torch.jit.script_method.
+@pytest.mark.filterwarnings("ignore:Dynamo detected a call to a `functools.lru_cache`:UserWarning")
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_torch_compile_fullgraph_matches_torch_ao(torch_ref: Any) -> None:
+    """torch.compile(fullgraph=True) traces the core (torch.ao's observers cannot be compiled)."""
+    torch = torch_ref
+    xp = pytest.importorskip("array_api_compat.torch")
+    cfg = F.quant_config("quint8", "per_tensor_affine")
+
+    def step(lo: Any, hi: Any, x: Any) -> tuple[Any, ...]:
+        state = F.moving_average_update(F.MinMaxState(lo, hi), x, 1 / 3, xp=xp)
+        return (*state, *F.calculate_qparams(state, cfg, xp=xp))
+
+    compiled = torch.compile(step, fullgraph=True)
+    state, got = F.init_state(xp=xp), []
+    for values in _batches():
+        out = compiled(*state, torch.from_numpy(values.astype(np.float32)))
+        state = F.MinMaxState(out[0], out[1])
+        got.append(out)
+    _check(got, _torch_run(torch, 1 / 3, "per_tensor_affine"))

@@ -9,6 +9,7 @@ looks in ``sys.modules`` and so never imports a library the user has not.
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -28,6 +29,7 @@ __all__ = [
     "resolve_namespace",
     "size",
     "to_host",
+    "torch_compiling",
 ]
 
 array_namespace = _aac.array_namespace
@@ -85,6 +87,12 @@ def is_jax(xp: ModuleType) -> bool:
 
 def is_dask(xp: ModuleType) -> bool:
     return bool(_aac.is_dask_namespace(xp))
+
+
+def torch_compiling() -> bool:
+    """Whether torch.compile is tracing this call (never imports torch)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and bool(torch.compiler.is_compiling())
 
 
 def default_device(xp: ModuleType) -> Any:

@@ -43,7 +43,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
-from arrayobs._compat import array_namespace, device_of, has_dtype, size
+from arrayobs._compat import array_namespace, device_of, has_dtype, size, torch_compiling
 from arrayobs._config import QuantConfig, quant_config
 from arrayobs._reduce import aminmax
 
@@ -73,6 +73,10 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 def _quiet(fn: _F) -> _F:
     @functools.wraps(fn)
     def quiet(*args: Any, **kwargs: Any) -> Any:
+        if torch_compiling():
+            # Dynamo cannot trace np.errstate (a graph break under fullgraph=True),
+            # and a torch graph raises no NumPy warnings anyway.
+            return fn(*args, **kwargs)
         with np.errstate(all="ignore"):
             return fn(*args, **kwargs)
 
