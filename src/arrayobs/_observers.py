@@ -93,11 +93,15 @@ def _jax_jit(kind: str, arg: Any = None) -> Callable[..., Any]:
     """
     import jax
 
+    fn: Callable[..., Any]
     if kind == "minmax":
-        return jax.jit(F.minmax_update)
-    if kind == "moving_average":
-        return jax.jit(functools.partial(F.moving_average_update, averaging_constant=arg))
-    return jax.jit(functools.partial(F.calculate_qparams, config=arg))
+        fn = F.minmax_update
+    elif kind == "moving_average":
+        fn = functools.partial(F.moving_average_update, averaging_constant=arg)
+    else:
+        fn = functools.partial(F.calculate_qparams, config=arg)
+    compiled: Callable[..., Any] = jax.jit(fn)
+    return compiled
 
 
 def _dask_to_host(arrays: tuple[Any, ...]) -> tuple[np.ndarray, ...]:
