@@ -104,8 +104,8 @@ def _configs(draw: st.DrawFn, allow_subnormal: bool) -> dict[str, Any]:
             st.none(),
             st.sampled_from([0.0, 1.0, 1 / 3, 0.01, 0.5]),
             # Where subnormals flush, a product c * (cur - m) must stay normal:
-            # c >= 1e-6 with |values| >= 1e-10 (below) keeps it above 1e-38.
-            st.floats(0 if allow_subnormal else 1e-6, 1, width=32),
+            # c >= 2**-20 with |values| >= 1e-10 (below) keeps it above 1e-38.
+            st.floats(0.0 if allow_subnormal else 2.0**-20, 1.0, width=32),
         )
     )
     if c is not None:
