@@ -13,7 +13,7 @@ import importlib
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -51,27 +51,39 @@ def torch_steps(case: Case) -> list[Step]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # reduce_range's deprecation
         obs = getattr(tobs, _observer_class(case).__name__)(**kw)
+    inputs = (_torch_input(torch, host, case) for host in batches(case))
+    return _observe(obs, inputs, AssertionError, torch.int64)
+
+
+def _torch_input(torch: ModuleType, host: np.ndarray, case: Case) -> Any:
+    t = torch.from_numpy(host)
+    if case.input_dtype == "bfloat16":
+        t = t.to(torch.bfloat16)
+    return _view(t, view_kind(case), None)
+
+
+def _observe(obs: Any, inputs: Iterable[Any], refusal: type[Exception], int64: Any) -> list[Step]:
+    """Feed ``inputs`` to an observer class (ours or torch's), recording each batch's outcome."""
     steps = []
-    for host in batches(case):
-        t = torch.from_numpy(host)
-        if case.input_dtype == "bfloat16":
-            t = t.to(torch.bfloat16)
-        obs(_view(t, view_kind(case), None))
+    for x in inputs:
+        obs(x)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 scale, zp = obs.calculate_qparams()
-            except AssertionError:
-                scale, zp, status = None, None, REFUSED
-            else:
-                status = NEVER_OBSERVED if caught else OK
+            except refusal:
+                steps.append(
+                    Step(_host(obs.min_val), _host(obs.max_val), math.nan, 0, False, REFUSED)
+                )
+                continue
+        status = NEVER_OBSERVED if caught else OK
         steps.append(
             Step(
-                float(obs.min_val),
-                float(obs.max_val),
-                math.nan if scale is None else float(scale[0]),
-                0 if zp is None else int(zp[0]),
-                zp is not None and zp.dtype == torch.int64,
+                _host(obs.min_val),
+                _host(obs.max_val),
+                _host(scale),
+                int(to_host(zp)[0]),
+                zp.dtype == int64,
                 status,
             )
         )
@@ -130,28 +142,8 @@ def _eager_steps(target: Target, case: Case) -> list[Step]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         obs = _observer_class(case)(**case.kwargs(), xp=target.xp, device=target.device)
-    steps = []
-    for host in batches(case):
-        obs(target.array(host, case))
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                scale, zp = obs.calculate_qparams()
-            except ValueError:
-                scale, zp, status = None, None, REFUSED
-            else:
-                status = NEVER_OBSERVED if caught else OK
-        steps.append(
-            Step(
-                _host(obs.min_val),
-                _host(obs.max_val),
-                math.nan if scale is None else _host(scale),
-                0 if zp is None else int(to_host(zp)[0]),
-                zp is not None and zp.dtype == target.xp.int64,
-                status,
-            )
-        )
-    return steps
+    inputs = (target.array(host, case) for host in batches(case))
+    return _observe(obs, inputs, ValueError, target.xp.int64)
 
 
 def _update_fn(case: Case) -> Callable[..., Any]:
