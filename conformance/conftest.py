@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
+from tests.conftest import _load as load_backend
 from tests.conftest import backend, torch_ref  # noqa: F401  (shared fixtures)
 
 from arrayobs import _conformance as C
-from arrayobs.testing import BackendUnavailable, selected_backends
+from arrayobs.testing import selected_backends
 
-_BACKENDS, _REQUIRED = selected_backends()
+_BACKENDS, _ = selected_backends()
 # Besides the eager classes: the functional core under jax.jit, and lazily on Dask.
 _EXTRA_MODES = {"jax": "jit", "jax:gpu": "jit", "dask": "lazy"}
 _PARAMS = [(b, "eager") for b in _BACKENDS] + [
@@ -22,13 +22,8 @@ _PARAMS = [(b, "eager") for b in _BACKENDS] + [
 @pytest.fixture(params=_PARAMS, ids=[f"{b.name}-{m}" for b, m in _PARAMS])
 def target(request: pytest.FixtureRequest) -> C.Target:
     b, mode = request.param
-    try:
-        xp, device = b.load()
-    except BackendUnavailable as exc:
-        if _REQUIRED:
-            pytest.fail(f"ARRAYOBS_BACKENDS selects {b.name}, but: {exc}", pytrace=False)
-        pytest.skip(str(exc))
-    return dataclasses.replace(C.Target(b.name, xp, device), mode=mode)
+    loaded = load_backend(b)  # fails or skips as the unit tests do
+    return C.Target(b.name, loaded.xp, loaded.device, mode)
 
 
 @pytest.fixture(scope="session")
