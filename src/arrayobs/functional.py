@@ -110,8 +110,10 @@ def init_state(*, xp: ModuleType, device: Any = None) -> MinMaxState:
 
 
 def is_fresh(state: MinMaxState, *, xp: ModuleType | None = None) -> Any:
-    """Boolean array: the state is exactly the never-observed (+inf, -inf) pair."""
-    xp = _ns(state, xp)
+    """Boolean array: the state is exactly the never-observed (+inf, -inf) pair.
+
+    Plain comparisons, so ``xp`` (accepted like every public function's) is not needed.
+    """
     return (state.min_val == float("inf")) & (state.max_val == float("-inf"))
 
 
