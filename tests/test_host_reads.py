@@ -19,18 +19,21 @@ def _reads(fn: Callable[[], Any]) -> int:
     return sum(e.count for e in prof.key_averages() if e.key == "aten::_local_scalar_dense")
 
 
+@pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize("cls", [MinMaxObserver, MovingAverageMinMaxObserver])
-def test_forward_reads_nothing_back(backend: Any, torch_ref: Any, cls: Any) -> None:
+def test_forward_reads_nothing_back(backend: Any, torch_ref: Any, cls: Any, fast: bool) -> None:
     if backend.library != "torch":
         pytest.skip("counted with torch's profiler")
     from torch.ao.quantization import observer as tobs
 
     x = torch_ref.randn(1000, device=backend.device)
-    obs = cls(xp=backend.xp, device=backend.device)
-    obs(x)
+    obs = cls(xp=backend.xp, device=backend.device, fast=fast)
+    assert _reads(lambda: obs(x)) == 0  # the first update, from a fresh state
     assert _reads(lambda: obs(x)) == 0
-    # One boolean, to refuse a crossed state as torch does; torch.ao reads more.
-    assert _reads(obs.calculate_qparams) == 1
+    # A moving average reads one boolean, to refuse a crossed state as torch
+    # does, unless told not to; a running min and max cannot cross.
+    assert _reads(obs.calculate_qparams) == (cls is MovingAverageMinMaxObserver)
+    assert _reads(lambda: obs.calculate_qparams(check=False)) == 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = getattr(tobs, cls.__name__)().to(backend.device)

@@ -23,8 +23,10 @@ __all__ = [
     "device_of",
     "has_dtype",
     "is_array",
+    "is_cupy",
     "is_dask",
     "is_jax",
+    "is_numpy",
     "is_torch",
     "resolve_namespace",
     "size",
@@ -75,6 +77,14 @@ def backend_name(xp: ModuleType) -> str:
         if test(xp):
             return name
     return xp.__name__
+
+
+def is_numpy(xp: ModuleType) -> bool:
+    return bool(_aac.is_numpy_namespace(xp))
+
+
+def is_cupy(xp: ModuleType) -> bool:
+    return bool(_aac.is_cupy_namespace(xp))
 
 
 def is_torch(xp: ModuleType) -> bool:

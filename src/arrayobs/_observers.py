@@ -26,11 +26,14 @@ from arrayobs._compat import (
     is_array,
     is_dask,
     is_jax,
+    is_numpy,
+    is_torch,
     resolve_namespace,
     size,
     to_host,
 )
 from arrayobs._config import FLOAT32_EPS, QuantConfig, boolean, quant_config, real_number
+from arrayobs._fastpaths import _numpy as _np_fast
 
 __all__ = ["MinMaxObserver", "MovingAverageMinMaxObserver"]
 
@@ -83,11 +86,12 @@ def _host_float32(state_dict: Mapping[str, Any], key: str, shape: tuple[int, ...
 
 
 @functools.lru_cache(maxsize=256)
-def _jax_jit(kind: str, arg: Any = None) -> Callable[..., Any]:
+def _jax_jit(kind: str, arg: Any = None, fast: bool = True) -> Callable[..., Any]:
     """The functional core compiled with ``jax.jit``, shared by equal observers.
 
     ``kind`` is ``"minmax"``, ``"moving_average"`` (``arg``: the averaging
-    constant) or ``"qparams"`` (``arg``: the QuantConfig). Eager JAX dispatches
+    constant) or ``"qparams"`` (``arg``: the QuantConfig); ``fast`` is passed
+    to the updates. Eager JAX dispatches
     each of the core's few dozen scalar operations separately; one compiled
     call is what a JAX user gets from jitting the functional core.
     """
@@ -95,9 +99,9 @@ def _jax_jit(kind: str, arg: Any = None) -> Callable[..., Any]:
 
     fn: Callable[..., Any]
     if kind == "minmax":
-        fn = F.minmax_update
+        fn = functools.partial(F.minmax_update, fast=fast)
     elif kind == "moving_average":
-        fn = functools.partial(F.moving_average_update, averaging_constant=arg)
+        fn = functools.partial(F.moving_average_update, averaging_constant=arg, fast=fast)
     else:
         fn = functools.partial(F.calculate_qparams, config=arg)
     compiled: Callable[..., Any] = jax.jit(fn)
@@ -113,6 +117,20 @@ def _dask_to_host(arrays: tuple[Any, ...]) -> tuple[np.ndarray, ...]:
 
 
 _NUMPY = resolve_namespace(np)
+
+
+@functools.lru_cache(maxsize=64)
+def _route(xp: ModuleType, fast: bool) -> str:
+    """How an observer bound to ``xp`` updates: numpy, torch, jax, dask or generic."""
+    if is_jax(xp):
+        return "jax"
+    if is_dask(xp):
+        return "dask"
+    if fast and is_numpy(xp):
+        return "numpy"
+    if fast and is_torch(xp):
+        return "torch"
+    return "generic"
 
 
 class MinMaxObserver:
@@ -145,6 +163,11 @@ class MinMaxObserver:
         then its state lives in NumPy.
     device : optional
         Device of the state, with ``xp``; default: the library's default device.
+    fast : bool
+        Use the backend's fast path for the batch's (min, max) and the update
+        (the default). ``False`` runs the generic Array API code, for
+        comparison: the same numbers, except that of two zeros of different
+        sign in a batch either may be taken.
 
     Examples
     --------
@@ -171,7 +194,10 @@ class MinMaxObserver:
         *,
         xp: Any = None,
         device: Any = None,
+        fast: bool = True,
     ) -> None:
+        self._fast = boolean(fast, "fast")
+        self._checked_dtypes: set[Any] = set()
         self._config: QuantConfig = quant_config(
             dtype, qscheme, reduce_range, quant_min, quant_max, eps, stacklevel=3
         )
@@ -273,27 +299,79 @@ class MinMaxObserver:
     def _combine(self, state: F.MinMaxState, lo: Any, hi: Any, xp: ModuleType) -> F.MinMaxState:
         return F.minmax_combine(state, lo, hi, xp=xp)
 
+    def _host_combine(self, m: Any, big_m: Any, lo: Any, hi: Any) -> tuple[Any, Any]:
+        return _np_fast.minmax_combine(m, big_m, lo, hi)
+
+    def _torch_combine(self, state: F.MinMaxState, lo: Any, hi: Any, xp: ModuleType) -> Any:
+        from arrayobs._fastpaths import _torch
+
+        return F.MinMaxState(*_torch.minmax_combine(*state, lo, hi))
+
+    def _check_dtype(self, x: Any, xp: ModuleType) -> None:
+        if x.dtype not in self._checked_dtypes:
+            if not xp.isdtype(x.dtype, ("real floating", "integral", "bool")):
+                msg = f"observed arrays must have a real or bool dtype, got {x.dtype}"
+                raise TypeError(msg)
+            self._checked_dtypes.add(x.dtype)
+
     def _update(self, state: F.MinMaxState, x: Any, xp: ModuleType) -> F.MinMaxState:
-        if is_jax(xp):
-            return _jax_jit(*self._jax_key)(state, x)  # type: ignore[no-any-return]
-        cur = F.batch_minmax(x, xp=xp)
+        route = _route(xp, self._fast)
+        if route == "numpy":
+            # The state is host memory: combine on NumPy scalars, not 0-d arrays.
+            self._check_dtype(x, xp)
+            if x.size == 0:
+                return state
+            lo, hi = _np_fast.minmax_scalars(x)
+            new = self._host_combine(state.min_val[()], state.max_val[()], lo, hi)
+            return F.MinMaxState(np.asarray(new[0]), np.asarray(new[1]))
+        if route == "torch":
+            self._check_dtype(x, xp)
+            if x.numel() == 0:
+                return state
+            from arrayobs._fastpaths import _torch
+
+            return self._torch_combine(state, *_torch.aminmax(x), xp)  # type: ignore[no-any-return]
+        if route == "jax":
+            return _jax_jit(*self._jax_key, self._fast)(state, x)  # type: ignore[no-any-return]
+        if route == "dask":
+            return self._dask_update(state, x, xp)
+        cur = F.batch_minmax(x, xp=xp, fast=self._fast)
+        return state if cur is None else self._combine(state, *cur, xp)
+
+    def _dask_update(self, state: F.MinMaxState, x: Any, xp: ModuleType) -> F.MinMaxState:
+        """The batch's (min, max) in one graph and one compute; the few scalar
+        operations after it run on the host, not as dozens of tiny tasks."""
+        from arrayobs._fastpaths import _dask
+
+        if self._fast and _dask.numpy_chunks(x):
+            self._check_dtype(x, xp)
+            n = size(x)
+            if n is None:
+                F.batch_minmax(x, xp=xp)  # raises its error for unknown chunk sizes
+            if n == 0:
+                return state
+            lo, hi = _dask.minmax_scalars(x)
+            m, big_m = _dask_to_host(tuple(state))
+            new = self._host_combine(m[()], big_m[()], lo, hi)
+            return F.MinMaxState(*(xp.asarray(np.asarray(v)) for v in new))
+        cur = F.batch_minmax(x, xp=xp, fast=False)
         if cur is None:
             return state
-        if is_dask(xp):
-            # Dask: the batch's (min, max) in one graph and one compute; the few
-            # scalar operations after it run on NumPy, not as dozens of tiny tasks.
-            lo, hi = _dask_to_host(cur)
-            host = self._combine(F.MinMaxState(*_dask_to_host(tuple(state))), lo, hi, _NUMPY)
-            return F.MinMaxState(*(xp.asarray(v) for v in host))
-        return self._combine(state, *cur, xp)
+        host = self._combine(
+            F.MinMaxState(*_dask_to_host(tuple(state))), *_dask_to_host(cur), _NUMPY
+        )
+        return F.MinMaxState(*(xp.asarray(v) for v in host))
 
     def _bind_input(self, x: Any) -> tuple[ModuleType, Any]:
         """Namespace and device ``x`` is observed in; raises if it is not the observer's."""
-        if not is_array(x):
-            msg = f"{type(self).__name__} observes arrays, got {type(x).__name__}"
-            raise TypeError(msg)
         xp = self._xp
-        if xp is None or type(x) is not self._seen_type:
+        if xp is not None and type(x) is self._seen_type:
+            # The common case: the same array type as last time, so the same namespace.
+            dev = self._device if xp is _NUMPY else device_of(x)
+        else:
+            if not is_array(x):
+                msg = f"{type(self).__name__} observes arrays, got {type(x).__name__}"
+                raise TypeError(msg)
             xp_x = array_namespace(x)
             if xp is not None and xp_x is not xp:
                 msg = (
@@ -302,7 +380,7 @@ class MinMaxObserver:
                 )
                 raise TypeError(msg)
             xp = xp_x
-        dev = device_of(x)
+            dev = device_of(x)
         if self._xp is not None and dev != self._device:
             msg = (
                 f"{type(self).__name__} is bound to {_describe(xp, self._device)}; "
@@ -315,6 +393,7 @@ class MinMaxObserver:
         """Update the running statistics with ``x`` and return ``x`` itself.
 
         An empty ``x`` changes nothing. On error the observer is unchanged.
+        Nothing is read back from a device.
         """
         xp, dev = self._bind_input(x)
         state = self._state
@@ -332,20 +411,32 @@ class MinMaxObserver:
     __call__ = forward
 
     # -- qparams -------------------------------------------------------------
-    def calculate_qparams(self) -> tuple[Any, Any]:
+    def _crossed(self) -> bool:
+        """Whether min_val > max_val; a running min and max cannot cross."""
+        return False
+
+    def calculate_qparams(self, *, check: bool = True) -> tuple[Any, Any]:
         """``(scale, zero_point)``, both of shape (1,), on the observer's device.
 
         scale is float32; zero_point is int32 for per_tensor_affine and int64
         for per_tensor_symmetric (int32 where the backend has no int64, e.g.
         JAX without x64). Before any observation this warns, as torch does,
-        and returns scale 1.0 with an int64 zero point 0.
+        and returns scale 1.0 with an int64 zero point 0. Nothing is read back
+        from a device, except by the moving average's ``check``.
+
+        Parameters
+        ----------
+        check : bool
+            Raise where torch raises. Only a moving average can reach
+            ``min_val > max_val`` (by rounding; a loaded state is checked when
+            loaded), and checking that reads one boolean back from the device;
+            ``check=False`` skips it and computes qparams from the crossed values.
 
         Raises
         ------
         ValueError
-            If ``min_val > max_val`` (a moving average can cross by rounding,
-            or a loaded state); torch raises ``AssertionError`` there. Checking
-            it reads one boolean back from the device.
+            If ``check`` and ``min_val > max_val``; torch raises
+            ``AssertionError`` there.
         """
         xp = self._namespace()
         if not self._observed:
@@ -358,13 +449,11 @@ class MinMaxObserver:
                 xp.asarray([1.0], dtype=xp.float32, device=self._device),
                 xp.asarray([0], dtype=F.widest_int(xp, self._device), device=self._device),
             )
-        state = self._state
-        # torch raises here; moving averages can cross by rounding (c = 1 too).
-        # This one boolean read is the only host read of the observer classes.
-        if bool(xp.any((state.min_val > state.max_val) & ~F.is_fresh(state, xp=xp))):
-            lo, hi = float(to_host(state.min_val)), float(to_host(state.max_val))
+        if check and self._crossed():
+            lo, hi = float(to_host(self._state.min_val)), float(to_host(self._state.max_val))
             msg = f"min_val ({lo}) is greater than max_val ({hi}); torch.ao raises here too"
             raise ValueError(msg)
+        state = self._state
         config = self._config
         if is_jax(xp):
             return tuple(_jax_jit("qparams", config)(state))
@@ -488,6 +577,7 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
         *,
         xp: Any = None,
         device: Any = None,
+        fast: bool = True,
     ) -> None:
         c = real_number(averaging_constant, "averaging_constant")
         if boolean(is_dynamic, "is_dynamic") and c != 1:
@@ -498,6 +588,9 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
             raise NotImplementedError(msg)
         self.averaging_constant = averaging_constant
         self._jax_key = ("moving_average", averaging_constant)
+        self._c = c
+        with np.errstate(over="ignore"):
+            self._c32 = np.float32(c)
         super().__init__(
             dtype,
             qscheme,
@@ -508,7 +601,28 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
             is_dynamic,
             xp=xp,
             device=device,
+            fast=fast,
         )
 
     def _combine(self, state: F.MinMaxState, lo: Any, hi: Any, xp: ModuleType) -> F.MinMaxState:
         return F.moving_average_combine(state, lo, hi, self.averaging_constant, xp=xp)
+
+    def _host_combine(self, m: Any, big_m: Any, lo: Any, hi: Any) -> tuple[Any, Any]:
+        return _np_fast.moving_average_combine(m, big_m, lo, hi, self._c32)
+
+    def _torch_combine(self, state: F.MinMaxState, lo: Any, hi: Any, xp: ModuleType) -> Any:
+        from arrayobs._fastpaths import _torch
+
+        if not self._observed:
+            # Fresh (+inf, -inf): the batch's values, as torch.ao's first update.
+            return F.MinMaxState(lo, hi)
+        if 0 <= self._c32 <= 1:
+            # With 0 <= c <= 1 an observed state never returns to (+inf, -inf)
+            # (that needs the batch's min above its max), so it is not fresh.
+            return F.MinMaxState(*_torch.moving_average_combine(*state, lo, hi, self._c))
+        return self._combine(state, lo, hi, xp)
+
+    def _crossed(self) -> bool:
+        # A moving average can cross by rounding (c = 1 too); torch raises then.
+        xp, state = self._namespace(), self._state
+        return bool(xp.any((state.min_val > state.max_val) & ~F.is_fresh(state, xp=xp)))

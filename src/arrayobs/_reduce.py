@@ -6,7 +6,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from arrayobs._compat import is_jax, is_torch
+from arrayobs._compat import is_cupy, is_jax, is_numpy, is_torch
 
 
 def _to_float32(v: Any, xp: ModuleType) -> Any:
@@ -25,15 +25,26 @@ def aminmax(x: Any, *, xp: ModuleType, fast: bool = True) -> tuple[Any, Any]:
     """(min, max) of a non-empty real array as 0-d float32 arrays of ``xp``.
 
     Equal to reducing ``astype(x, float32)``, because rounding to float32 is
-    monotonic; NaN propagates.
+    monotonic; NaN propagates. ``fast=False`` takes the generic path (on JAX,
+    the generic path with its NaN correction), for comparison.
     """
-    if fast and is_torch(xp):
+    if is_jax(xp):
+        from arrayobs._fastpaths import _jax
+
+        return _jax.aminmax(x) if fast else _jax.aminmax_checked(x)
+    if not fast:
+        return aminmax_generic(x, xp=xp)
+    if is_numpy(xp):
+        from arrayobs._fastpaths import _numpy
+
+        return _numpy.aminmax(x)
+    if is_torch(xp):
         from arrayobs._fastpaths import _torch
 
         return _torch.aminmax(x)
-    if is_jax(xp):
-        # Not a speed-up but a correction, so it is taken with fast=False too.
-        from arrayobs._fastpaths import _jax
+    if is_cupy(xp):
+        from arrayobs._fastpaths import _cupy
 
-        return _jax.aminmax(x)
+        if _cupy.supported(x):
+            return _cupy.aminmax(x)
     return aminmax_generic(x, xp=xp)

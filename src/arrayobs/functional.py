@@ -128,11 +128,15 @@ def _first_max(a: Any, b: Any, xp: ModuleType) -> Any:
 
 
 @_quiet
-def batch_minmax(x: Any, *, xp: ModuleType | None = None) -> tuple[Any, Any] | None:
+def batch_minmax(
+    x: Any, *, xp: ModuleType | None = None, fast: bool = True
+) -> tuple[Any, Any] | None:
     """(min, max) of one batch as 0-d float32 arrays, or None for an empty batch.
 
     The same numbers as reducing ``astype(x, float32)``: rounding to float32 is
     monotonic, so the reduction runs in the input's own dtype. NaN propagates.
+    ``fast=False`` turns the backend's fast path off (the numbers are the same;
+    of two zeros of different sign, either may be returned).
     """
     xp = array_namespace(x) if xp is None else xp
     if not xp.isdtype(x.dtype, ("real floating", "integral", "bool")):
@@ -147,7 +151,7 @@ def batch_minmax(x: Any, *, xp: ModuleType | None = None) -> tuple[Any, Any] | N
         raise ValueError(msg)
     if n == 0:
         return None
-    return aminmax(x, xp=xp)
+    return aminmax(x, xp=xp, fast=fast)
 
 
 @_quiet
@@ -201,19 +205,26 @@ def moving_average_combine(
 
 
 @_quiet
-def minmax_update(state: MinMaxState, x: Any, *, xp: ModuleType | None = None) -> MinMaxState:
+def minmax_update(
+    state: MinMaxState, x: Any, *, xp: ModuleType | None = None, fast: bool = True
+) -> MinMaxState:
     """``MinMaxObserver.forward``: the running elementwise min and max.
 
     An empty ``x`` returns ``state`` unchanged; NaN in a batch stays for good.
     """
     xp = _ns(state, xp)
-    cur = batch_minmax(x, xp=xp)
+    cur = batch_minmax(x, xp=xp, fast=fast)
     return state if cur is None else minmax_combine(state, *cur, xp=xp)
 
 
 @_quiet
 def moving_average_update(
-    state: MinMaxState, x: Any, averaging_constant: float, *, xp: ModuleType | None = None
+    state: MinMaxState,
+    x: Any,
+    averaging_constant: float,
+    *,
+    xp: ModuleType | None = None,
+    fast: bool = True,
 ) -> MinMaxState:
     """``MovingAverageMinMaxObserver.forward``.
 
@@ -222,7 +233,7 @@ def moving_average_update(
     torch's docs say). The choice is a ``where``, so nothing is read back.
     """
     xp = _ns(state, xp)
-    cur = batch_minmax(x, xp=xp)
+    cur = batch_minmax(x, xp=xp, fast=fast)
     return state if cur is None else moving_average_combine(state, *cur, averaging_constant, xp=xp)
 
 

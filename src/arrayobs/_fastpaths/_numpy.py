@@ -1,0 +1,152 @@
+"""NumPy: one read of the input, on every core, in the input's own dtype.
+
+``x.min()`` + ``x.max()`` reads a large array from memory twice on one core.
+Here each thread takes a contiguous part and walks it in blocks that fit the
+L2 cache: the first reduction of a block reads memory, the second reads the
+cache. NumPy's reductions release the GIL, so the threads run in parallel.
+
+NumPy reduces float16 without SIMD (about 0.4 GB/s here, and ``astype`` to
+float32 about 2 GB/s), so 16-bit floats (float16, and ml_dtypes' bfloat16,
+which NumPy cannot reduce at all) are reduced as order-preserving int16 keys:
+flipping the magnitude bits of negative values makes integer order equal
+float order, and a NaN lands beyond the keys of the infinities.
+
+Also the host-side combine of the observer classes: on NumPy the state is
+host memory, so the few scalar operations after the reduction run on NumPy
+scalars instead of 0-d arrays, bit for bit as :mod:`arrayobs.functional`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+_MIN = np.minimum.reduce
+_MAX = np.maximum.reduce
+# Elements per block: 256 KiB of float32, an eighth of this machine's 2 MiB L2.
+BLOCK_BYTES = 1 << 18
+# Below this many bytes one thread and two whole-array reductions are faster
+# than starting work on the pool (measured: bench/, "numpy" rows).
+THREAD_MIN_BYTES = 1 << 22
+_HALF_FLOATS = frozenset({"float16", "bfloat16"})
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _POOL  # noqa: PLW0603 - one lazily created pool per process
+    if _POOL is None:
+        _POOL = concurrent.futures.ThreadPoolExecutor(_workers(), "arrayobs-minmax")
+    return _POOL
+
+
+def _keys(bits: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Order-preserving int16 keys of 16-bit float bits (an involution)."""
+    np.right_shift(bits, 15, out=out)
+    np.bitwise_and(out, 0x7FFF, out=out)
+    return np.bitwise_xor(out, bits, out=out)
+
+
+def _part(a: np.ndarray, half: bool) -> tuple[Any, Any]:
+    """(min, max) of a 1-d contiguous part, block by block (keys for 16-bit floats)."""
+    step = max(1, BLOCK_BYTES // a.itemsize)
+    scratch = np.empty(min(step, a.size), np.int16) if half else None
+    los, his = [], []
+    for start in range(0, a.size, step):
+        block = a[start : start + step]
+        if scratch is not None:
+            block = _keys(block, scratch[: block.size])
+        los.append(_MIN(block))
+        his.append(_MAX(block))
+    return _MIN(np.asarray(los)), _MAX(np.asarray(his))
+
+
+def _key_to_float32(key: Any, name: str) -> np.float32:
+    bits = _keys(np.asarray([key], np.int16), np.empty(1, np.int16))
+    if name == "float16":
+        return np.float32(bits.view(np.float16)[0])
+    # bfloat16 is the top half of a float32.
+    return (bits.astype(np.uint16).astype(np.uint32) << 16).view(np.float32)[0]
+
+
+# Keys of +inf and -inf: anything beyond them is a NaN.
+_INF_KEY = {"float16": 0x7C00, "bfloat16": 0x7F80}
+
+
+def minmax_scalars(x: np.ndarray) -> tuple[np.float32, np.float32]:
+    """(min, max) of a non-empty real or bool array as float32 scalars; NaN propagates."""
+    name = x.dtype.name
+    half = name in _HALF_FLOATS
+    if x.dtype == np.bool_:
+        x = x.view(np.uint8)
+    contiguous = x.flags.c_contiguous or x.flags.f_contiguous
+    if not half and not (contiguous and x.nbytes >= THREAD_MIN_BYTES):
+        lo, hi = _MIN(x, axis=None), _MAX(x, axis=None)
+    else:
+        flat = np.ravel(x, order="K")  # a view when x is contiguous in any order
+        if half:
+            flat = flat.view(np.int16)
+        if flat.nbytes >= THREAD_MIN_BYTES and _workers() > 1:
+            done = list(_pool().map(lambda p: _part(p, half), np.array_split(flat, _workers())))
+        else:
+            done = [_part(flat, half)]
+        lo = _MIN(np.asarray([d[0] for d in done]))
+        hi = _MAX(np.asarray([d[1] for d in done]))
+        if half:
+            inf_key = _INF_KEY[name]
+            if lo < -1 - inf_key or hi > inf_key:
+                return np.float32(np.nan), np.float32(np.nan)
+            return _key_to_float32(lo, name), _key_to_float32(hi, name)
+    # float64 beyond float32's range becomes +-inf, as the reference's cast does.
+    with np.errstate(over="ignore"):
+        return np.float32(lo), np.float32(hi)
+
+
+def aminmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lo, hi = minmax_scalars(x)
+    return np.asarray(lo), np.asarray(hi)
+
+
+# -- the observers' host-side combine ------------------------------------------
+def _first_min(a: np.float32, b: np.float32) -> np.float32:
+    return b if (b != b or b < a) else a  # noqa: PLR0124 - b != b: b is NaN
+
+
+def _first_max(a: np.float32, b: np.float32) -> np.float32:
+    return b if (b != b or b > a) else a  # noqa: PLR0124
+
+
+def minmax_combine(m: Any, big_m: Any, lo: Any, hi: Any) -> tuple[np.float32, np.float32]:
+    """As :func:`arrayobs.functional.minmax_combine` on float32 scalars."""
+    return _first_min(lo, m), _first_max(hi, big_m)
+
+
+_SAFE = 1e37  # |values| below this: m + c * (cur - m) cannot overflow for 0 <= c <= 1
+
+
+def moving_average_combine(
+    m: Any, big_m: Any, lo: Any, hi: Any, c: np.float32
+) -> tuple[np.float32, np.float32]:
+    """As :func:`arrayobs.functional.moving_average_combine` on float32 scalars.
+
+    A fresh (+inf, -inf) state takes the batch's values; otherwise each side
+    moves by three separately rounded float32 operations.
+    """
+    if m == math.inf and big_m == -math.inf:
+        return lo, hi
+    if 0 <= c <= 1 and max(abs(m), abs(big_m), abs(lo), abs(hi)) < _SAFE:
+        return m + c * (lo - m), big_m + c * (hi - big_m)
+    # Infinities, NaN or a constant outside [0, 1]: inf - inf and overflow are
+    # silent in the reference.
+    with np.errstate(all="ignore"):
+        return m + c * (lo - m), big_m + c * (hi - big_m)
