@@ -27,6 +27,7 @@ __all__ = [
     "is_dask",
     "is_jax",
     "is_numpy",
+    "is_observable_dtype",
     "is_torch",
     "resolve_namespace",
     "size",
@@ -97,6 +98,18 @@ def is_jax(xp: ModuleType) -> bool:
 
 def is_dask(xp: ModuleType) -> bool:
     return bool(_aac.is_dask_namespace(xp))
+
+
+def is_observable_dtype(xp: ModuleType, dtype: Any) -> bool:
+    """Whether arrays of ``dtype`` can be observed: real floating, integral or bool."""
+    if getattr(dtype, "name", None) == "bfloat16":
+        # ml_dtypes' bfloat16, the dtype of JAX's bfloat16 arrays on the host:
+        # NumPy's isdtype refuses it (and Dask's says no), but NumPy reduces it.
+        return True
+    try:
+        return bool(xp.isdtype(dtype, ("real floating", "integral", "bool")))
+    except TypeError:  # a dtype the namespace does not know
+        return False
 
 
 def torch_compiling() -> bool:

@@ -8,6 +8,7 @@ API of ``torch.ao.quantization.observer``.
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 import warnings
 from collections import OrderedDict
@@ -27,6 +28,7 @@ from arrayobs._compat import (
     is_dask,
     is_jax,
     is_numpy,
+    is_observable_dtype,
     is_torch,
     resolve_namespace,
     size,
@@ -85,12 +87,23 @@ def _host_float32(state_dict: Mapping[str, Any], key: str, shape: tuple[int, ...
         return float(host.astype(np.float32).reshape(-1)[0])
 
 
+def _device(x: Any, has_attr: bool) -> Any:
+    """``x``'s device; ``x.device`` directly where that is what array-api-compat gives."""
+    return x.device if has_attr else device_of(x)
+
+
+def _crossed_array(state: F.MinMaxState, xp: ModuleType) -> Any:
+    """Boolean array: min_val > max_val somewhere, the never-observed state aside."""
+    return xp.any((state.min_val > state.max_val) & ~F.is_fresh(state, xp=xp))
+
+
 @functools.lru_cache(maxsize=256)
 def _jax_jit(kind: str, arg: Any = None, fast: bool = True) -> Callable[..., Any]:
     """The functional core compiled with ``jax.jit``, shared by equal observers.
 
     ``kind`` is ``"minmax"``, ``"moving_average"`` (``arg``: the averaging
-    constant) or ``"qparams"`` (``arg``: the QuantConfig); ``fast`` is passed
+    constant), ``"qparams"`` (``arg``: the QuantConfig) or ``"crossed"`` (the
+    moving average's check before qparams); ``fast`` is passed
     to the updates. Eager JAX dispatches
     each of the core's few dozen scalar operations separately; one compiled
     call is what a JAX user gets from jitting the functional core.
@@ -98,7 +111,9 @@ def _jax_jit(kind: str, arg: Any = None, fast: bool = True) -> Callable[..., Any
     import jax
 
     fn: Callable[..., Any]
-    if kind == "minmax":
+    if kind == "crossed":
+        fn = functools.partial(_crossed_array, xp=importlib.import_module("jax.numpy"))
+    elif kind == "minmax":
         fn = functools.partial(F.minmax_update, fast=fast)
     elif kind == "moving_average":
         fn = functools.partial(F.moving_average_update, averaging_constant=arg, fast=fast)
@@ -117,6 +132,13 @@ def _dask_to_host(arrays: tuple[Any, ...]) -> tuple[np.ndarray, ...]:
 
 
 _NUMPY = resolve_namespace(np)
+
+
+@functools.lru_cache(maxsize=16)
+def _fastpath(name: str) -> Any:
+    """``arrayobs._fastpaths._<name>``, imported on first use (an import
+    statement in the update itself would cost a microsecond per call)."""
+    return importlib.import_module(f"arrayobs._fastpaths._{name}")
 
 
 @functools.lru_cache(maxsize=64)
@@ -217,6 +239,8 @@ class MinMaxObserver:
             else device_of(namespace.empty((0,), device=device))
         )
         self._seen_type: type | None = None
+        self._device_attr = False
+        self._dask_host: tuple[F.MinMaxState, tuple[Any, Any]] | None = None
         self._set_state(F.init_state(xp=namespace, device=self._device), observed=False)
 
     with_args = classmethod(lambda cls, **kwargs: _Factory(functools.partial(cls, **kwargs)))
@@ -295,6 +319,10 @@ class MinMaxObserver:
 
     # -- observing -----------------------------------------------------------
     _jax_key: tuple[Any, ...] = ("minmax",)
+    # On torch CPU, torch.min + torch.max (two eager calls) cost less than the
+    # four NumPy views and two tensors a host-scalar combine needs; the moving
+    # average's six eager calls cost more.
+    _torch_cpu_on_host = False
 
     def _combine(self, state: F.MinMaxState, lo: Any, hi: Any, xp: ModuleType) -> F.MinMaxState:
         return F.minmax_combine(state, lo, hi, xp=xp)
@@ -303,13 +331,11 @@ class MinMaxObserver:
         return _np_fast.minmax_combine(m, big_m, lo, hi)
 
     def _torch_combine(self, state: F.MinMaxState, lo: Any, hi: Any, xp: ModuleType) -> Any:
-        from arrayobs._fastpaths import _torch
-
-        return F.MinMaxState(*_torch.minmax_combine(*state, lo, hi))
+        return F.MinMaxState(*_fastpath("torch").minmax_combine(*state, lo, hi))
 
     def _check_dtype(self, x: Any, xp: ModuleType) -> None:
         if x.dtype not in self._checked_dtypes:
-            if not xp.isdtype(x.dtype, ("real floating", "integral", "bool")):
+            if not is_observable_dtype(xp, x.dtype):
                 msg = f"observed arrays must have a real or bool dtype, got {x.dtype}"
                 raise TypeError(msg)
             self._checked_dtypes.add(x.dtype)
@@ -328,9 +354,14 @@ class MinMaxObserver:
             self._check_dtype(x, xp)
             if x.numel() == 0:
                 return state
-            from arrayobs._fastpaths import _torch
-
-            return self._torch_combine(state, *_torch.aminmax(x), xp)  # type: ignore[no-any-return]
+            fast = _fastpath("torch")
+            lo, hi = fast.aminmax(x)
+            if not (self._torch_cpu_on_host and x.device.type == "cpu"):
+                return self._torch_combine(state, lo, hi, xp)  # type: ignore[no-any-return]
+            # CPU tensors are host memory: combine on NumPy scalars (views, no copies).
+            host = (v.numpy()[()] for v in (*state, lo, hi))
+            new = self._host_combine(*host)
+            return F.MinMaxState(*fast.from_host((np.asarray(new[0]), np.asarray(new[1]))))
         if route == "jax":
             return _jax_jit(*self._jax_key, self._fast)(state, x)  # type: ignore[no-any-return]
         if route == "dask":
@@ -341,8 +372,7 @@ class MinMaxObserver:
     def _dask_update(self, state: F.MinMaxState, x: Any, xp: ModuleType) -> F.MinMaxState:
         """The batch's (min, max) in one graph and one compute; the few scalar
         operations after it run on the host, not as dozens of tiny tasks."""
-        from arrayobs._fastpaths import _dask
-
+        _dask = _fastpath("dask")
         if self._fast and _dask.numpy_chunks(x):
             self._check_dtype(x, xp)
             n = size(x)
@@ -351,23 +381,32 @@ class MinMaxObserver:
             if n == 0:
                 return state
             lo, hi = _dask.minmax_scalars(x)
-            m, big_m = _dask_to_host(tuple(state))
-            new = self._host_combine(m[()], big_m[()], lo, hi)
-            return F.MinMaxState(*(xp.asarray(np.asarray(v)) for v in new))
+            new = self._host_combine(*self._dask_host_of(state), lo, hi)
+            new_state = F.MinMaxState(*(xp.asarray(np.asarray(v)) for v in new))
+            self._dask_host = (new_state, new)
+            return new_state
         cur = F.batch_minmax(x, xp=xp, fast=False)
         if cur is None:
             return state
-        host = self._combine(
-            F.MinMaxState(*_dask_to_host(tuple(state))), *_dask_to_host(cur), _NUMPY
-        )
+        lo, hi = _dask_to_host(cur)
+        host = self._combine(F.MinMaxState(*_dask_to_host(tuple(state))), lo, hi, _NUMPY)
         return F.MinMaxState(*(xp.asarray(v) for v in host))
+
+    def _dask_host_of(self, state: F.MinMaxState) -> tuple[Any, Any]:
+        """A Dask state's values as float32 scalars: remembered from the update
+        that made it, else computed (a compute costs about a millisecond)."""
+        cached = self._dask_host
+        if cached is not None and cached[0] is state:
+            return cached[1]
+        m, big_m = _dask_to_host(tuple(state))
+        return m[()], big_m[()]
 
     def _bind_input(self, x: Any) -> tuple[ModuleType, Any]:
         """Namespace and device ``x`` is observed in; raises if it is not the observer's."""
         xp = self._xp
         if xp is not None and type(x) is self._seen_type:
             # The common case: the same array type as last time, so the same namespace.
-            dev = self._device if xp is _NUMPY else device_of(x)
+            dev = self._device if xp is _NUMPY else _device(x, self._device_attr)
         else:
             if not is_array(x):
                 msg = f"{type(self).__name__} observes arrays, got {type(x).__name__}"
@@ -404,6 +443,12 @@ class MinMaxObserver:
             )
         new = self._update(state, x, xp)
         observed = self._observed or size(x) != 0
+        if self._seen_type is not type(x):
+            # torch, CuPy and array-api-strict arrays carry the device array-api-compat reports.
+            self._device_attr = _route(xp, True) == "torch" or backend_name(xp) in (
+                "cupy",
+                "array_api_strict",
+            )
         self._xp, self._device, self._seen_type = xp, dev, type(x)
         self._set_state(new, observed=observed)
         return x
@@ -411,9 +456,26 @@ class MinMaxObserver:
     __call__ = forward
 
     # -- qparams -------------------------------------------------------------
-    def _crossed(self) -> bool:
-        """Whether min_val > max_val; a running min and max cannot cross."""
+    def _crossed(self, host: tuple[Any, Any] | None) -> bool:
+        """Whether min_val > max_val (``host``: the state as host scalars, if it
+        is in host memory); a running min and max cannot cross."""
         return False
+
+    def _host_scalars(self) -> tuple[Any, Any] | None:
+        """The state as float32 scalars where it is in host memory (NumPy, torch
+        on CPU; Dask, whose state each update computes) and the fast path is on;
+        else None (the state stays on its device)."""
+        if self._xp is None or not self._fast:
+            return None
+        route = _route(self._xp, True)
+        m, big_m = self._state
+        if route == "numpy":
+            return m[()], big_m[()]
+        if route == "torch" and self._device.type == "cpu":
+            return m.numpy()[()], big_m.numpy()[()]
+        if route == "dask":
+            return self._dask_host_of(self._state)
+        return None
 
     def calculate_qparams(self, *, check: bool = True) -> tuple[Any, Any]:
         """``(scale, zero_point)``, both of shape (1,), on the observer's device.
@@ -449,12 +511,25 @@ class MinMaxObserver:
                 xp.asarray([1.0], dtype=xp.float32, device=self._device),
                 xp.asarray([0], dtype=F.widest_int(xp, self._device), device=self._device),
             )
-        if check and self._crossed():
+        host = self._host_scalars()
+        if check and self._crossed(host):
             lo, hi = float(to_host(self._state.min_val)), float(to_host(self._state.max_val))
             msg = f"min_val ({lo}) is greater than max_val ({hi}); torch.ao raises here too"
             raise ValueError(msg)
         state = self._state
         config = self._config
+        if host is not None:
+            # Host memory: a dozen float32 scalar operations instead of ~30 array ones.
+            scale, zero_point = _np_fast.qparams(*host, config)
+            pair = (
+                np.asarray([scale], np.float32),
+                np.asarray([zero_point], np.int64 if config.symmetric else np.int32),
+            )
+            if is_numpy(xp):
+                return pair
+            if is_dask(xp):
+                return tuple(xp.asarray(a) for a in pair)
+            return _fastpath("torch").from_host(pair)  # type: ignore[no-any-return]
         if is_jax(xp):
             return tuple(_jax_jit("qparams", config)(state))
         if is_dask(xp):
@@ -564,6 +639,8 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
     (-1.0, 3.0)
     """
 
+    _torch_cpu_on_host = True
+
     def __init__(
         self,
         averaging_constant: float = 0.01,
@@ -611,18 +688,22 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
         return _np_fast.moving_average_combine(m, big_m, lo, hi, self._c32)
 
     def _torch_combine(self, state: F.MinMaxState, lo: Any, hi: Any, xp: ModuleType) -> Any:
-        from arrayobs._fastpaths import _torch
-
         if not self._observed:
             # Fresh (+inf, -inf): the batch's values, as torch.ao's first update.
             return F.MinMaxState(lo, hi)
         if 0 <= self._c32 <= 1:
             # With 0 <= c <= 1 an observed state never returns to (+inf, -inf)
             # (that needs the batch's min above its max), so it is not fresh.
-            return F.MinMaxState(*_torch.moving_average_combine(*state, lo, hi, self._c))
+            new = _fastpath("torch").moving_average_combine(*state, lo, hi, self._c)
+            return F.MinMaxState(*new)
         return self._combine(state, lo, hi, xp)
 
-    def _crossed(self) -> bool:
+    def _crossed(self, host: tuple[Any, Any] | None) -> bool:
         # A moving average can cross by rounding (c = 1 too); torch raises then.
+        if host is not None:
+            m, big_m = host
+            return bool(m > big_m and not (m == math.inf and big_m == -math.inf))
         xp, state = self._namespace(), self._state
-        return bool(xp.any((state.min_val > state.max_val) & ~F.is_fresh(state, xp=xp)))
+        if is_jax(xp):
+            return bool(_jax_jit("crossed")(state))
+        return bool(_crossed_array(state, xp))

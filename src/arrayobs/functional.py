@@ -43,7 +43,14 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
-from arrayobs._compat import array_namespace, device_of, has_dtype, size, torch_compiling
+from arrayobs._compat import (
+    array_namespace,
+    device_of,
+    has_dtype,
+    is_observable_dtype,
+    size,
+    torch_compiling,
+)
 from arrayobs._config import QuantConfig, quant_config
 from arrayobs._reduce import aminmax
 
@@ -139,7 +146,7 @@ def batch_minmax(
     of two zeros of different sign, either may be returned).
     """
     xp = array_namespace(x) if xp is None else xp
-    if not xp.isdtype(x.dtype, ("real floating", "integral", "bool")):
+    if not is_observable_dtype(xp, x.dtype):
         msg = f"observed arrays must have a real or bool dtype, got {x.dtype}"
         raise TypeError(msg)
     n = size(x)

@@ -74,12 +74,19 @@ extern "C" __global__ void arrayobs_minmax(const in_t* __restrict__ x, long long
 _TYPES = {
     # dtype name: (header, C type, accumulator, load expression, min, max)
     "float32": ("", "float", "float", "x[i]", "fminf", "fmaxf"),
-    "float16": ("#include <cuda_fp16.h>", "__half", "float", "__half2float(x[i])", "fminf", "fmaxf"),
+    "float16": (
+        "#include <cuda_fp16.h>",
+        "__half",
+        "float",
+        "__half2float(x[i])",
+        "fminf",
+        "fmaxf",
+    ),
     "float64": ("", "double", "double", "x[i]", "fmin", "fmax"),
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _kernel(name: str) -> Any:
     include, ctype, acc, load, fmin, fmax = _TYPES[name]
     src = (
@@ -93,7 +100,7 @@ def _kernel(name: str) -> Any:
     return cupy.RawKernel(src, "arrayobs_minmax")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _blocks(device_id: int) -> int:
     sms = cupy.cuda.Device(device_id).attributes["MultiProcessorCount"]
     return int(sms) * 4

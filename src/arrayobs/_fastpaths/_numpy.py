@@ -19,11 +19,14 @@ scalars instead of 0-d arrays, bit for bit as :mod:`arrayobs.functional`.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import math
 import os
 from typing import Any
 
 import numpy as np
+
+from arrayobs._config import QuantConfig
 
 _MIN = np.minimum.reduce
 _MAX = np.maximum.reduce
@@ -36,6 +39,7 @@ _HALF_FLOATS = frozenset({"float16", "bfloat16"})
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
 
 
+@functools.cache
 def _workers() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -54,7 +58,8 @@ def _keys(bits: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Order-preserving int16 keys of 16-bit float bits (an involution)."""
     np.right_shift(bits, 15, out=out)
     np.bitwise_and(out, 0x7FFF, out=out)
-    return np.bitwise_xor(out, bits, out=out)
+    np.bitwise_xor(out, bits, out=out)
+    return out
 
 
 def _part(a: np.ndarray, half: bool) -> tuple[Any, Any]:
@@ -76,18 +81,33 @@ def _key_to_float32(key: Any, name: str) -> np.float32:
     if name == "float16":
         return np.float32(bits.view(np.float16)[0])
     # bfloat16 is the top half of a float32.
-    return (bits.astype(np.uint16).astype(np.uint32) << 16).view(np.float32)[0]
+    wide: np.ndarray = bits.astype(np.uint16).astype(np.uint32) << 16
+    return np.float32(wide.view(np.float32)[0])
 
 
 # Keys of +inf and -inf: anything beyond them is a NaN.
 _INF_KEY = {"float16": 0x7C00, "bfloat16": 0x7F80}
 
 
+@functools.lru_cache(maxsize=64)
+def _kind(dtype: np.dtype[Any]) -> str:
+    """``"float32"``, ``"half"`` (16-bit float, reduced as keys), ``"wide"``
+    (may overflow float32), ``"bool"`` or ``"other"``; cached, as
+    ``dtype.name`` alone costs a microsecond and this runs on every call."""
+    if dtype == np.float32:
+        return "float32"
+    if dtype.name in _HALF_FLOATS:
+        return "half"
+    if dtype == np.bool_:
+        return "bool"
+    return "wide" if dtype.kind == "f" else "other"
+
+
 def minmax_scalars(x: np.ndarray) -> tuple[np.float32, np.float32]:
     """(min, max) of a non-empty real or bool array as float32 scalars; NaN propagates."""
-    name = x.dtype.name
-    half = name in _HALF_FLOATS
-    if x.dtype == np.bool_:
+    kind = _kind(x.dtype)
+    half = kind == "half"
+    if kind == "bool":
         x = x.view(np.uint8)
     contiguous = x.flags.c_contiguous or x.flags.f_contiguous
     if not half and not (contiguous and x.nbytes >= THREAD_MIN_BYTES):
@@ -103,13 +123,18 @@ def minmax_scalars(x: np.ndarray) -> tuple[np.float32, np.float32]:
         lo = _MIN(np.asarray([d[0] for d in done]))
         hi = _MAX(np.asarray([d[1] for d in done]))
         if half:
+            name = x.dtype.name
             inf_key = _INF_KEY[name]
             if lo < -1 - inf_key or hi > inf_key:
                 return np.float32(np.nan), np.float32(np.nan)
             return _key_to_float32(lo, name), _key_to_float32(hi, name)
-    # float64 beyond float32's range becomes +-inf, as the reference's cast does.
-    with np.errstate(over="ignore"):
-        return np.float32(lo), np.float32(hi)
+    if kind == "float32":
+        return lo, hi
+    if kind == "wide":
+        # Beyond float32's range becomes +-inf, as the reference's cast does.
+        with np.errstate(over="ignore"):
+            return np.float32(lo), np.float32(hi)
+    return np.float32(lo), np.float32(hi)
 
 
 def aminmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -150,3 +175,40 @@ def moving_average_combine(
     # silent in the reference.
     with np.errstate(all="ignore"):
         return m + c * (lo - m), big_m + c * (hi - big_m)
+
+
+# -- qparams on host scalars ---------------------------------------------------
+_INT32_MIN = -(2**31)
+
+
+def _wrap_int32(v: int) -> int:
+    return (v - _INT32_MIN) % 2**32 + _INT32_MIN
+
+
+def _qparams_f32(m: Any, big_m: Any, config: QuantConfig) -> tuple[np.float32, int]:
+    zero = np.float32(0.0)
+    eps = np.float32(config.eps)
+    min_neg = _first_min(m, zero)
+    max_pos = _first_max(big_m, zero)
+    qrange = float(config.quant_max - config.quant_min)
+    if config.symmetric:
+        max_pos = _first_max(-min_neg, max_pos)
+        return _first_max(max_pos / np.float32(qrange / 2), eps), config.symmetric_zero_point()
+    scale = _first_max((max_pos - min_neg) / np.float32(qrange), eps)
+    r = np.round(min_neg / scale)
+    # C's float->int32 cast as on x86: NaN and out-of-range values become -2**31.
+    as_int = int(r) if -(2.0**31) <= r < 2.0**31 else _INT32_MIN
+    zero_point = _wrap_int32(config.quant_min - as_int)
+    return scale, min(max(zero_point, config.quant_min), config.quant_max)
+
+
+def qparams(m: Any, big_m: Any, config: QuantConfig) -> tuple[np.float32, int]:
+    """As :func:`arrayobs.functional.calculate_qparams` on float32 scalars:
+    ``(scale, zero_point)`` as a float32 scalar and a Python int."""
+    if m == math.inf and big_m == -math.inf:
+        return np.float32(1.0), 0
+    if max(abs(m), abs(big_m)) < _SAFE and config.eps > 0:
+        return _qparams_f32(m, big_m, config)
+    # NaN, infinities, overflow or division by a zero scale: silent in the reference.
+    with np.errstate(all="ignore"):
+        return _qparams_f32(m, big_m, config)

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Every GPU check in one run, for a machine with an NVIDIA GPU (the device tool's):
+# fast paths against the generic path, syncs per forward, the unit tests and the
+# conformance corpus on CuPy, torch CUDA and JAX GPU, then bench/gpu_probe.py.
+#
+#   bash bench/gpu-check.sh            # writes logs and JSON under $OUT (default ./gpu-out)
+#
+# Needs numpy, pytest, hypothesis, torch (CUDA), cupy and jax (CUDA) installed;
+# array-api-compat may come as a wheel in .whl/. That machine's torch need not be
+# 2.13.0: tests comparing with live torch.ao then run against its version
+# (ARRAYOBS_REFERENCE_TORCH), while conformance compares with the stored
+# torch 2.13.0 numbers. Each step has its own time limit; a failing step does
+# not stop the others. Takes about five minutes.
+set -uo pipefail
+OUT=${OUT:-gpu-out}
+mkdir -p "$OUT"
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/arrayobs-site .whl/*.whl
+    export PYTHONPATH=/tmp/arrayobs-site
+fi
+export PYTHONPATH="$PWD/src:$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
+export ARRAYOBS_BACKENDS=cupy,torch:cuda,jax:gpu
+export ARRAYOBS_REFERENCE_TORCH="$(python3 -c 'import torch; print(torch.__version__.split("+")[0])')"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+python3 -c 'import sys, numpy, torch, cupy, jax; print(sys.version.split()[0], "numpy", numpy.__version__, "torch", torch.__version__, "cupy", cupy.__version__, "jax", jax.__version__, jax.devices())' | tee -a "$OUT/gpu.txt"
+
+step() {  # step NAME SECONDS COMMAND...
+    local name=$1 limit=$2
+    shift 2
+    echo "== $name"
+    local t0=$SECONDS
+    timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+    local rc=$?
+    echo "== $name: exit $rc in $((SECONDS - t0)) s; $(tail -n 1 "$OUT/$name.log")"
+}
+PYTEST=(python3 -m pytest -q -p no:cacheprovider -x --no-header -rfE)
+step fastpaths 120 "${PYTEST[@]}" tests/test_fastpaths.py tests/test_host_reads.py
+step probe 150 python3 bench/gpu_probe.py --out "$OUT/gpu_probe.json"
+step corpus 150 "${PYTEST[@]}" conformance/test_corpus.py -k "target_matches"
+step unit 150 "${PYTEST[@]}" tests/test_reference.py tests/test_observer_api.py tests/test_state_dict.py tests/test_special_values.py
