@@ -76,13 +76,16 @@ def _cupy(n: int, dtype: str) -> dict[str, Any]:
     for cls in (MinMaxObserver, MovingAverageMinMaxObserver):
         o = cls(xp=cupy)
         o(x)
-        try:
-            with cupyx.allow_synchronize(False):
-                o(x)
-                o.calculate_qparams(check=False)
-            row[f"sync_free_{cls.__name__}"] = True
-        except Exception as exc:
-            row[f"sync_free_{cls.__name__}"] = repr(exc)
+        for what in ("forward", "qparams"):
+            try:
+                with cupyx.allow_synchronize(False):
+                    if what == "forward":
+                        o(x)
+                    else:
+                        o.calculate_qparams(check=False)
+                row[f"sync_free_{what}_{cls.__name__}"] = True
+            except Exception as exc:  # reported, not hidden
+                row[f"sync_free_{what}_{cls.__name__}"] = repr(exc)
     return row
 
 
@@ -156,12 +159,36 @@ def _jax(n: int, dtype: str) -> dict[str, Any]:
     return row
 
 
+def _jax_division() -> dict[str, Any]:
+    """Mismatches of float32 division on the JAX GPU against NumPy's (IEEE) division."""
+    import jax
+    import jax.numpy as jnp
+
+    gpu = jax.devices("gpu")[0]
+    a = np.random.default_rng(1).standard_normal(10**6).astype(np.float32) * 1000
+    out: dict[str, Any] = {}
+    for d in (15.0, 255.0, 127.5):
+        b = np.full_like(a, d)
+        got = np.asarray(jax.jit(jnp.divide)(jax.device_put(a, gpu), jax.device_put(b, gpu)))
+        out[f"x/{d}"] = int(np.sum(got.view(np.int32) != (a / b).view(np.int32)))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="gpu_probe.json")
     parser.add_argument("--n", type=int, default=10**8)
+    parser.add_argument("--division-only", action="store_true")
     args = parser.parse_args()
+    if args.division_only:
+        print(json.dumps(_jax_division()))
+        return
     results: dict[str, Any] = {"theoretical_gbs": _theoretical_gbs(), "rows": []}
+    try:
+        results["jax_gpu_division_mismatches_per_1e6"] = _jax_division()
+    except Exception:  # reported, not hidden
+        results["jax_gpu_division_mismatches_per_1e6"] = traceback.format_exc(limit=3)
+    print(json.dumps(results, default=str), flush=True)
     cases = [(args.n, "float32")] + [(10**7, d) for d in ("float16", "bfloat16", "float64")]
     for name, fn in (("cupy", _cupy), ("torch:cuda", _torch), ("jax:gpu", _jax)):
         for n, dtype in cases:

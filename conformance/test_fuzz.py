@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from arrayobs import MinMaxObserver, MovingAverageMinMaxObserver
 from arrayobs._config import DTYPES
 from arrayobs._conformance._corpus import _RANGES, EPS
-from arrayobs.testing import assert_observers_match, assert_state_match
+from arrayobs.testing import assert_observers_match, assert_state_match, flushes_subnormals
 
 EXAMPLES = int(os.environ.get("ARRAYOBS_FUZZ_EXAMPLES", "200"))
 INPUT_DTYPES = ("float32", "float16", "float64")
@@ -131,9 +131,9 @@ def _batches(allow_subnormal: bool) -> st.SearchStrategy[list[list[float]]]:
 )
 @given(data=st.data())
 def test_random_sequences_match_torch(backend: Any, torch_ref: Any, data: st.DataObject) -> None:
-    # JAX on CPU flushes subnormals, an averaging constant's too: a documented
-    # deviation (tests/test_special_values.py), so none are drawn there.
-    flushes = backend.library == "jax" and "cpu" in str(backend.device).lower()
+    # JAX on CPU and CuPy flush subnormals, an averaging constant's too: a
+    # documented deviation (tests/test_special_values.py), so none are drawn there.
+    flushes = flushes_subnormals(backend.xp, backend.device)
     kw = data.draw(_configs(allow_subnormal=not flushes))
     in_dtype = data.draw(st.sampled_from([d for d in INPUT_DTYPES if backend.has(d)]))
     batches = data.draw(_batches(allow_subnormal=not flushes))

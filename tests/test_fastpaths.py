@@ -29,12 +29,11 @@ def _small_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(_numpy, "THREAD_MIN_BYTES", 64)
     monkeypatch.setattr(_numpy, "BLOCK_BYTES", 96)
-    for name, attr in (("_jax", "SPLIT_MIN"), ("_cupy", "MIN_SIZE")):
-        try:
-            module = __import__(f"arrayobs._fastpaths.{name}", fromlist=[attr])
-        except ImportError:
-            continue
-        monkeypatch.setattr(module, attr, 2)
+    try:
+        from arrayobs._fastpaths import _jax
+    except ImportError:
+        return
+    monkeypatch.setattr(_jax, "SPLIT_MIN", 2)
 
 
 def _inputs(dtype: str, n: int) -> list[tuple[str, np.ndarray]]:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from arrayobs.testing import assert_observers_match, assert_qparams_match
+from arrayobs.testing import assert_observers_match, assert_qparams_match, flushes_subnormals
 from tests.test_reference import make_pair
 
 NAN, INF = float("nan"), float("inf")
@@ -33,8 +33,10 @@ SEQUENCES: dict[str, list[list[float]]] = {
 # Documented deviation: XLA's CPU backend flushes subnormal float32 values to zero
 # in every arithmetic operation, comparison and reduction (--xla_cpu_ftz=false
 # does not change it), so state buffers that should hold subnormals differ from
-# torch on JAX CPU. The qparams do not (test_subnormals_leave_qparams_intact).
-FTZ = "XLA on CPU flushes subnormal float32 to zero"
+# torch on JAX CPU. CuPy compiles its kernels with -ftz=true: its moving-average
+# arithmetic flushes, while arrayobs's CuPy min and max (integer keys) do not.
+# The qparams do not differ (test_subnormals_leave_qparams_intact).
+FTZ = "XLA on CPU and CuPy's kernels flush subnormal float32 to zero"
 SUBNORMAL = [[1e-40, -3e-42], [5e-41], [0.0, 2e-45]]
 
 
@@ -71,8 +73,8 @@ def test_special_values(
     qscheme: str,
     dtype: str,
 ) -> None:
-    if backend.name == "jax" and name == "tiny_normal" and kind == "ma0.5":
-        # Averaging tiny normals with c=0.5 gives subnormals: flushed on JAX CPU (below).
+    if flushes_subnormals(backend.xp, backend.device) and name == "tiny_normal" and kind == "ma0.5":
+        # Averaging tiny normals with c=0.5 gives subnormals: flushed on JAX CPU and CuPy.
         # (c=1 lands exactly on the new batch's values, which stay normal.)
         request.applymarker(pytest.mark.xfail(reason=FTZ, strict=True))
     needs_f64 = name in ("beyond_f32", "overflow_edge")
@@ -91,14 +93,16 @@ def test_special_values(
 def test_subnormals(
     request: pytest.FixtureRequest, backend: Any, torch_ref: Any, kind: str
 ) -> None:
-    if backend.name == "jax":
+    # CuPy's running min and max compare integer keys, exactly; its averages flush.
+    exact_on_cupy = backend.library == "cupy" and kind == "minmax"
+    if flushes_subnormals(backend.xp, backend.device) and not exact_on_cupy:
         request.applymarker(pytest.mark.xfail(reason=FTZ, strict=True))
     _run(backend, torch_ref, kind, "per_tensor_affine", "quint8", SUBNORMAL, "float32")
 
 
 @pytest.mark.parametrize("qscheme", ["per_tensor_affine", "per_tensor_symmetric"])
 def test_subnormals_leave_qparams_intact(backend: Any, torch_ref: Any, qscheme: str) -> None:
-    """Even where subnormal state is flushed (JAX CPU), the qparams equal torch's."""
+    """Even where subnormal state is flushed (JAX CPU, CuPy), the qparams equal torch's."""
     torch = torch_ref
     ours, ref, _, _ = make_pair(torch, "minmax", backend, dtype="quint8", qscheme=qscheme)
     for values in SUBNORMAL:

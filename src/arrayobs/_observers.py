@@ -25,6 +25,7 @@ from arrayobs._compat import (
     default_device,
     device_of,
     is_array,
+    is_cupy,
     is_dask,
     is_jax,
     is_numpy,
@@ -152,6 +153,8 @@ def _route(xp: ModuleType, fast: bool) -> str:
         return "numpy"
     if fast and is_torch(xp):
         return "torch"
+    if fast and is_cupy(xp):
+        return "cupy"
     return "generic"
 
 
@@ -319,6 +322,7 @@ class MinMaxObserver:
 
     # -- observing -----------------------------------------------------------
     _jax_key: tuple[Any, ...] = ("minmax",)
+    _cupy_update: tuple[int, float] = (1, 0.0)  # _fastpaths._cupy.MINMAX
     # On torch CPU, torch.min + torch.max (two eager calls) cost less than the
     # four NumPy views and two tensors a host-scalar combine needs; the moving
     # average's six eager calls cost more.
@@ -362,6 +366,13 @@ class MinMaxObserver:
             host = (v.numpy()[()] for v in (*state, lo, hi))
             new = self._host_combine(*host)
             return F.MinMaxState(*fast.from_host((np.asarray(new[0]), np.asarray(new[1]))))
+        if route == "cupy":
+            self._check_dtype(x, xp)
+            fast = _fastpath("cupy")
+            if fast.supported(x):
+                # The reduction and the update in two kernel launches.
+                new = fast.update(x, *state, *self._cupy_update)
+                return F.MinMaxState(*new)
         if route == "jax":
             return _jax_jit(*self._jax_key, self._fast)(state, x)  # type: ignore[no-any-return]
         if route == "dask":
@@ -668,6 +679,7 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
         self._c = c
         with np.errstate(over="ignore"):
             self._c32 = np.float32(c)
+        self._cupy_update = (2, float(self._c32))  # _fastpaths._cupy.MOVING_AVERAGE
         super().__init__(
             dtype,
             qscheme,

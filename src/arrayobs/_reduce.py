@@ -46,5 +46,5 @@ def aminmax(x: Any, *, xp: ModuleType, fast: bool = True) -> tuple[Any, Any]:
         from arrayobs._fastpaths import _cupy
 
         if _cupy.supported(x):
-            return _cupy.aminmax(x)
+            return _cupy.aminmax(x)  # type: ignore[no-any-return]
     return aminmax_generic(x, xp=xp)

@@ -24,7 +24,7 @@ from arrayobs._compat import backend_name, has_dtype, to_host
 from arrayobs._conformance._corpus import Case, batches, view_kind
 from arrayobs._conformance._records import NEVER_OBSERVED, OK, REFUSED, Records, Step
 from arrayobs._observers import MinMaxObserver, MovingAverageMinMaxObserver, _jax_jit
-from arrayobs.testing import supports_dtype
+from arrayobs.testing import flushes_subnormals, supports_dtype
 
 MODES = ("eager", "jit", "lazy")
 
@@ -113,8 +113,8 @@ class Target:
 
     @property
     def flushes_subnormals(self) -> bool:
-        """XLA on the CPU flushes subnormal float32 to zero (a documented deviation)."""
-        return self.library == "jax" and "cpu" in str(self.device).lower()
+        """XLA on the CPU and CuPy flush subnormal float32 to zero (documented deviations)."""
+        return flushes_subnormals(self.xp, self.device)
 
     def array(self, host: np.ndarray, case: Case) -> Any:
         xp, lib = self.xp, self.library

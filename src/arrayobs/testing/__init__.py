@@ -34,6 +34,7 @@ __all__ = [
     "assert_observers_match",
     "assert_qparams_match",
     "assert_state_match",
+    "flushes_subnormals",
     "selected_backends",
     "supports_dtype",
 ]
@@ -96,6 +97,17 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("jax:gpu", "jax.numpy", _jax_gpu, gpu=True),
     Backend("cupy", "cupy", gpu=True),
 )
+
+
+def flushes_subnormals(xp: ModuleType, device: Any) -> bool:
+    """Whether the backend flushes subnormal float32 to zero (documented deviations).
+
+    XLA's CPU backend does in every operation; CuPy compiles every kernel with
+    ``-ftz=true`` (https://github.com/cupy/cupy/issues/9576), so its arithmetic
+    and comparisons do (arrayobs's own CuPy min and max, on integer keys, do not).
+    """
+    name = backend_name(xp)
+    return name == "cupy" or (name == "jax" and "cpu" in str(device).lower())
 
 
 def supports_dtype(xp: ModuleType, device: Any, name: str) -> bool:
