@@ -70,3 +70,13 @@ def lint(session: nox.Session) -> None:
     session.install(*CONSTRAINTS, "ruff>=0.6", "mypy>=1.10", "-e", ".")
     session.run("ruff", "check", "src", "tests", "conformance", "noxfile.py")
     session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """bench/run.py: arrayobs against xp.min + xp.max, torch.ao and a read floor.
+
+    ``nox -s bench -- --quick`` caps sizes at 1e7; results land in bench/results/.
+    """
+    session.install(*CONSTRAINTS, "torch==2.13.0", "matplotlib", "-e", ".[jax,dask]")
+    session.run("python", "bench/run.py", *session.posargs)

@@ -443,7 +443,7 @@ class MinMaxObserver:
         """Update the running statistics with ``x`` and return ``x`` itself.
 
         An empty ``x`` changes nothing. On error the observer is unchanged.
-        Nothing is read back from a device.
+        Nothing is read back from a GPU (a Dask batch is computed, by design).
         """
         xp, dev = self._bind_input(x)
         state = self._state
