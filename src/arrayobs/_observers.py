@@ -193,6 +193,12 @@ class MinMaxObserver:
         (the default). ``False`` runs the generic Array API code, for
         comparison: the same numbers, except that of two zeros of different
         sign in a batch either may be taken.
+    process_group : torch.distributed.ProcessGroup, optional
+        Data-parallel observation (torch tensors only): each forward reduces
+        the batch's (min, max) across the group in one collective before the
+        update, so every rank holds the state one process would have after
+        observing the concatenated batch. Every rank must call forward in
+        step (an empty shard is fine).
 
     Examples
     --------
@@ -220,8 +226,11 @@ class MinMaxObserver:
         xp: Any = None,
         device: Any = None,
         fast: bool = True,
+        process_group: Any = None,
     ) -> None:
         self._fast = boolean(fast, "fast")
+        self._group = process_group
+        self._maybe_observed = False
         self._checked_dtypes: set[Any] = set()
         self._config: QuantConfig = quant_config(
             dtype, qscheme, reduce_range, quant_min, quant_max, eps, stacklevel=3
@@ -236,6 +245,9 @@ class MinMaxObserver:
         else:
             namespace = resolve_namespace(xp)
             self._xp = namespace
+        if process_group is not None and xp is not None and not is_torch(namespace):
+            msg = f"process_group needs torch tensors, but xp is {backend_name(namespace)}"
+            raise TypeError(msg)
         self._device = (
             default_device(namespace)
             if device is None
@@ -319,6 +331,7 @@ class MinMaxObserver:
     def _set_state(self, state: F.MinMaxState, *, observed: bool) -> None:
         self._state = state
         self._observed = observed
+        self._maybe_observed = False
 
     # -- observing -----------------------------------------------------------
     _jax_key: tuple[Any, ...] = ("minmax",)
@@ -345,6 +358,8 @@ class MinMaxObserver:
             self._checked_dtypes.add(x.dtype)
 
     def _update(self, state: F.MinMaxState, x: Any, xp: ModuleType) -> F.MinMaxState:
+        if self._group is not None:
+            return self._group_update(state, x, xp)
         route = _route(xp, self._fast)
         if route == "numpy":
             # The state is host memory: combine on NumPy scalars, not 0-d arrays.
@@ -379,6 +394,29 @@ class MinMaxObserver:
             return self._dask_update(state, x, xp)
         cur = F.batch_minmax(x, xp=xp, fast=self._fast)
         return state if cur is None else self._combine(state, *cur, xp)
+
+    def _group_update(self, state: F.MinMaxState, x: Any, xp: ModuleType) -> F.MinMaxState:
+        """Every rank's batch reduced together (one collective), then the update.
+
+        Every rank must call forward in step, with an empty shard if it has
+        no data, as for any collective.
+        """
+        if not is_torch(xp):
+            msg = f"process_group needs torch tensors, got an array of {backend_name(xp)}"
+            raise TypeError(msg)
+        self._check_dtype(x, xp)
+        collective = importlib.import_module("arrayobs._distributed")
+        if x.numel() == 0:
+            lo, hi = collective.identity(x.device)
+        else:
+            lo, hi = F.batch_minmax(x, xp=xp, fast=self._fast)  # type: ignore[misc]
+        lo, hi = collective.allreduce_minmax(lo, hi, self._group)
+        new = self._combine(state, lo, hi, xp)
+        # All shards empty: (+inf, -inf), which no batch has; the state stays.
+        empty = (lo == float("inf")) & (hi == float("-inf"))
+        return F.MinMaxState(
+            xp.where(empty, state.min_val, new.min_val), xp.where(empty, state.max_val, new.max_val)
+        )
 
     def _dask_update(self, state: F.MinMaxState, x: Any, xp: ModuleType) -> F.MinMaxState:
         """The batch's (min, max) in one graph and one compute; the few scalar
@@ -454,6 +492,7 @@ class MinMaxObserver:
             )
         new = self._update(state, x, xp)
         observed = self._observed or size(x) != 0
+        maybe = self._maybe_observed or (self._group is not None and not observed)
         if self._seen_type is not type(x):
             # torch, CuPy and array-api-strict arrays carry the device array-api-compat reports.
             self._device_attr = _route(xp, True) == "torch" or backend_name(xp) in (
@@ -462,6 +501,9 @@ class MinMaxObserver:
             )
         self._xp, self._device, self._seen_type = xp, dev, type(x)
         self._set_state(new, observed=observed)
+        # With a process group an empty local shard does not say whether the
+        # global batch was empty; calculate_qparams finds out when it must.
+        self._maybe_observed = maybe
         return x
 
     __call__ = forward
@@ -512,6 +554,10 @@ class MinMaxObserver:
             ``AssertionError`` there.
         """
         xp = self._namespace()
+        if not self._observed and self._maybe_observed:
+            # Only empty local shards so far: one read says whether any rank had data.
+            self._observed = not bool(F.is_fresh(self._state, xp=xp))
+            self._maybe_observed = False
         if not self._observed:
             warnings.warn(
                 "must run observer before calling calculate_qparams. Returning default values.",
@@ -551,6 +597,42 @@ class MinMaxObserver:
     def reset_min_max_vals(self) -> None:
         """Forget everything observed: back to (+inf, -inf), namespace and device kept."""
         self._set_state(F.init_state(xp=self._namespace(), device=self._device), observed=False)
+
+    def merge(self, other: MinMaxObserver) -> None:
+        """Fold in what ``other`` observed, as if its batches came after this one's.
+
+        ``other`` must be a :class:`MinMaxObserver` with the same configuration,
+        namespace and device (shards observed independently, on other workers
+        or at other times, whose state_dicts were loaded into observers). The
+        result is exact and does not depend on how merges are grouped; see
+        :func:`arrayobs.functional.merge_minmax`.
+        """
+        if type(other) is not MinMaxObserver:
+            msg = f"merge takes a MinMaxObserver, got {type(other).__name__}"
+            raise TypeError(msg)
+        if other._config != self._config:
+            msg = f"cannot merge observers of different configurations: {other._config}"
+            raise ValueError(msg)
+        if not other._observed and not other._maybe_observed:
+            return
+        if self._xp is None:
+            # Unbound and never observed: take the other's state as it is.
+            self._xp, self._device, self._seen_type = other._xp, other._device, other._seen_type
+            self._device_attr = other._device_attr
+            self._set_state(other._state, observed=other._observed)
+            self._maybe_observed = other._maybe_observed
+            return
+        xp = self._xp
+        if other._xp is not xp or other._device != self._device:
+            msg = (
+                f"cannot merge an observer on {_describe(other._namespace(), other._device)} "
+                f"into one on {_describe(xp, self._device)}"
+            )
+            raise ValueError(msg)
+        state = F.merge_minmax(self._state, other._state, xp=xp)
+        maybe = self._maybe_observed or other._maybe_observed
+        self._set_state(state, observed=self._observed or other._observed)
+        self._maybe_observed = maybe
 
     # -- state_dict ----------------------------------------------------------
     def state_dict(self) -> OrderedDict[str, Any]:
@@ -666,6 +748,7 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
         xp: Any = None,
         device: Any = None,
         fast: bool = True,
+        process_group: Any = None,
     ) -> None:
         c = real_number(averaging_constant, "averaging_constant")
         if boolean(is_dynamic, "is_dynamic") and c != 1:
@@ -691,10 +774,27 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
             xp=xp,
             device=device,
             fast=fast,
+            process_group=process_group,
         )
 
     def _combine(self, state: F.MinMaxState, lo: Any, hi: Any, xp: ModuleType) -> F.MinMaxState:
         return F.moving_average_combine(state, lo, hi, self.averaging_constant, xp=xp)
+
+    def merge(self, other: MinMaxObserver) -> None:
+        """Refused: moving averages cannot be merged after the fact.
+
+        Each step ``m + c * (cur - m)`` depends on the state the batches before
+        it left, so two shards' final averages do not determine the average of
+        the interleaved stream. Reduce each batch's (min, max) across workers
+        before the update instead: ``process_group=`` (torch.distributed), a
+        sharded JAX array, or a Dask array (README, "Scaling out").
+        """
+        msg = (
+            "moving averages cannot be merged after the fact: each update depends on the "
+            "state before it; synchronise every batch's (min, max) instead (process_group=, "
+            "a sharded JAX array or a Dask array)"
+        )
+        raise TypeError(msg)
 
     def _host_combine(self, m: Any, big_m: Any, lo: Any, hi: Any) -> tuple[Any, Any]:
         return _np_fast.moving_average_combine(m, big_m, lo, hi, self._c32)

@@ -62,6 +62,7 @@ __all__ = [
     "calculate_qparams",
     "init_state",
     "is_fresh",
+    "merge_minmax",
     "minmax_combine",
     "minmax_update",
     "moving_average_combine",
@@ -170,6 +171,22 @@ def minmax_combine(
     return MinMaxState(
         _first_min(cur_min, state.min_val, xp), _first_max(cur_max, state.max_val, xp)
     )
+
+
+def merge_minmax(
+    first: MinMaxState, second: MinMaxState, *, xp: ModuleType | None = None
+) -> MinMaxState:
+    """The min-max state of observing ``first``'s batches, then ``second``'s.
+
+    Element-wise min of the mins and max of the maxes (NaN propagates; of two
+    equal values, ``second``'s is kept, as torch keeps the newer batch's), so
+    shards observed independently combine exactly, in any grouping: merging is
+    associative and a fresh state is its identity. A moving average has no such
+    merge: its state depends on the order of every batch, not only on the two
+    final states; synchronise each batch's (min, max) instead (see the README's
+    "Scaling out").
+    """
+    return minmax_combine(first, second.min_val, second.max_val, xp=xp)
 
 
 def _moving_average(m: Any, cur: Any, c: Any, xp: ModuleType) -> Any:

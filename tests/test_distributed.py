@@ -1,0 +1,194 @@
+"""Data-parallel observation with torch.distributed (gloo, local processes).
+
+Each rank observes its shard of every global batch with ``process_group=``;
+after every step, every rank's state and qparams must equal, bit for bit,
+torch.ao's in one process observing the concatenated batch. Shards are uneven
+and sometimes empty (one rank, or all), and a NaN on one rank must propagate.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from arrayobs import MinMaxObserver, MovingAverageMinMaxObserver
+
+torch = pytest.importorskip("torch")
+if not torch.distributed.is_available():
+    pytest.skip("torch.distributed is not available", allow_module_level=True)
+
+STEPS = 8
+# (observer, averaging constant or None, qscheme)
+CASES = [
+    ("minmax", None, "per_tensor_affine"),
+    ("minmax", None, "per_tensor_symmetric"),
+    ("ma", 0.01, "per_tensor_affine"),
+    ("ma", 1 / 3, "per_tensor_symmetric"),
+]
+
+
+def _global_batches(seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for step in range(STEPS):
+        n = 0 if step == 2 else int(rng.integers(1, 400))  # step 2: every shard empty
+        b = (rng.standard_normal(n) * 10.0 ** rng.uniform(-2, 2)).astype(np.float32)
+        if step == 6 and seed % 2:
+            b[n // 3] = np.nan  # lands on one rank only
+        out.append(b)
+    return out
+
+
+def _shards(batch: np.ndarray, world: int, step: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(1000 + step)
+    cuts = np.sort(rng.integers(0, batch.size + 1, world - 1))
+    if step == 4:
+        cuts[:] = 0  # rank 0 empty, the others too but the last
+    return np.split(batch, cuts)
+
+
+def _make(kind: str, c: float | None, qscheme: str, **kw: Any) -> Any:
+    if kind == "minmax":
+        return MinMaxObserver(qscheme=qscheme, **kw)
+    return MovingAverageMinMaxObserver(c, qscheme=qscheme, **kw)
+
+
+def _record(obs: Any) -> list[np.ndarray]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # never observed yet: torch warns too
+        scale, zero_point = obs.calculate_qparams()
+    return [
+        np.asarray(obs.min_val.reshape(1).numpy()).view(np.int32).copy(),
+        np.asarray(obs.max_val.reshape(1).numpy()).view(np.int32).copy(),
+        scale.numpy().view(np.int32).copy(),
+        zero_point.numpy().astype(np.int64),
+    ]
+
+
+def _worker(rank: int, world: int, port: int, out: str, seed: int) -> None:
+    dist = torch.distributed
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(seconds=60),
+    )
+    try:
+        records = {}
+        for i, (kind, c, qscheme) in enumerate(CASES):
+            obs = _make(kind, c, qscheme, xp=torch, process_group=dist.group.WORLD)
+            for step, batch in enumerate(_global_batches(seed + i)):
+                obs(torch.from_numpy(_shards(batch, world, step)[rank]))
+                for j, a in enumerate(_record(obs)):
+                    records[f"{i}_{step}_{j}"] = a
+        np.savez(Path(out) / f"rank{rank}.npz", **records)
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _reference(seed: int) -> dict[str, np.ndarray]:
+    from torch.ao.quantization import observer as tobs
+
+    records = {}
+    for i, (kind, c, qscheme) in enumerate(CASES):
+        q = getattr(torch, qscheme)
+        ref = (
+            tobs.MinMaxObserver(qscheme=q)
+            if kind == "minmax"
+            else tobs.MovingAverageMinMaxObserver(c, qscheme=q)
+        )
+        for step, batch in enumerate(_global_batches(seed + i)):
+            ref(torch.from_numpy(batch))
+            for j, a in enumerate(_record(ref)):
+                records[f"{i}_{step}_{j}"] = a
+    return records
+
+
+def _same(got: np.ndarray, want: np.ndarray) -> bool:
+    if got.dtype == np.int32:  # float32 bits: NaN matches NaN, whatever its payload
+        g, w = got.view(np.float32), want.view(np.float32)
+        return bool(np.all((got == want) | (np.isnan(g) & np.isnan(w))))
+    return bool(np.array_equal(got, want))
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_ranks_match_one_process_on_the_whole_batch(
+    torch_ref: Any, tmp_path: Path, world: int
+) -> None:
+    seed = world
+    torch.multiprocessing.start_processes(
+        _worker, args=(world, _free_port(), str(tmp_path), seed), nprocs=world,
+        start_method="spawn",
+    )
+    want = _reference(seed)
+    for rank in range(world):
+        got = np.load(tmp_path / f"rank{rank}.npz")
+        for key, w in want.items():
+            case, step, field = key.split("_")
+            what = ("min_val", "max_val", "scale", "zero_point")[int(field)]
+            assert _same(got[key], w), (
+                f"rank {rank}/{world}, case {CASES[int(case)]}, step {step}: {what} "
+                f"{got[key]} vs torch.ao on the whole batch {w}"
+            )
+
+
+def _lonely_worker(rank: int, world: int, port: int, out: str) -> None:
+    dist = torch.distributed
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(seconds=5),
+    )
+    if rank == 1:
+        os._exit(0)  # a rank that dies without observing
+    obs = MinMaxObserver(xp=torch, process_group=dist.group.WORLD)
+    start = time.monotonic()
+    try:
+        obs(torch.ones(3))
+        outcome = "no error"
+    except Exception as exc:  # what gloo raises is gloo's choice
+        outcome = f"{type(exc).__name__}: {exc}"
+    Path(out, "outcome.txt").write_text(f"{time.monotonic() - start:.1f}\n{outcome}")
+    Path(out, "state.txt").write_text(str(float(obs.min_val)))
+    # A process group whose peer is gone may abort in gloo's destructors; skip them.
+    os._exit(0)
+
+
+def test_a_missing_rank_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    ctx = torch.multiprocessing.start_processes(
+        _lonely_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, start_method="spawn",
+        join=False,
+    )
+    deadline = time.monotonic() + 120
+    while not ctx.join(timeout=5):
+        assert time.monotonic() < deadline, "the surviving rank hung"
+    seconds, outcome = (tmp_path / "outcome.txt").read_text().split("\n", 1)
+    assert outcome != "no error"
+    assert float(seconds) < 60, outcome
+    assert (tmp_path / "state.txt").read_text() == "inf", "a failed forward changed the state"
+
+
+def test_process_group_needs_torch() -> None:
+    with pytest.raises(TypeError, match="process_group needs torch"):
+        MinMaxObserver(xp=np, process_group=object())
+    obs = MinMaxObserver(process_group=object())
+    with pytest.raises(TypeError, match="process_group needs torch"):
+        obs(np.ones(3, np.float32))
+    assert obs.xp is None
