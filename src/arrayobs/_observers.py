@@ -99,12 +99,15 @@ def _crossed_array(state: F.MinMaxState, xp: ModuleType) -> Any:
 
 
 @functools.lru_cache(maxsize=256)
-def _jax_jit(kind: str, arg: Any = None, fast: bool = True) -> Callable[..., Any]:
+def _jax_jit(
+    kind: str, arg: Any = None, fast: bool = True, split: bool = False
+) -> Callable[..., Any]:
     """The functional core compiled with ``jax.jit``, shared by equal observers.
 
     ``kind`` is ``"minmax"``, ``"moving_average"`` (``arg``: the averaging
     constant), ``"qparams"`` (``arg``: the QuantConfig) or ``"crossed"`` (the
-    moving average's check before qparams); ``fast`` is passed
+    moving average's check before qparams); ``split``: see
+    ``_fastpaths._jax.split_reduction``; ``fast`` is passed
     to the updates. Eager JAX dispatches
     each of the core's few dozen scalar operations separately; one compiled
     call is what a JAX user gets from jitting the functional core.
@@ -120,8 +123,21 @@ def _jax_jit(kind: str, arg: Any = None, fast: bool = True) -> Callable[..., Any
         fn = functools.partial(F.moving_average_update, averaging_constant=arg, fast=fast)
     else:
         fn = functools.partial(F.calculate_qparams, config=arg)
+    if split:
+        fn = _traced_with_split(fn)
     compiled: Callable[..., Any] = jax.jit(fn)
     return compiled
+
+
+def _traced_with_split(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, traced with the JAX reduction split in two rows (single-device inputs)."""
+    split_reduction = _fastpath("jax").split_reduction
+
+    def traced(*args: Any) -> Any:
+        with split_reduction():
+            return fn(*args)
+
+    return traced
 
 
 def _dask_to_host(arrays: tuple[Any, ...]) -> tuple[np.ndarray, ...]:
@@ -253,6 +269,8 @@ class MinMaxObserver:
             if device is None
             else device_of(namespace.empty((0,), device=device))
         )
+        if is_jax(namespace):
+            self._device = _fastpath("jax").state_device(self._device)
         self._seen_type: type | None = None
         self._device_attr = False
         self._dask_host: tuple[F.MinMaxState, tuple[Any, Any]] | None = None
@@ -389,7 +407,8 @@ class MinMaxObserver:
                 new = fast.update(x, *state, *self._cupy_update)
                 return F.MinMaxState(*new)
         if route == "jax":
-            return _jax_jit(*self._jax_key, self._fast)(state, x)  # type: ignore[no-any-return]
+            split = len(x.devices()) == 1
+            return _jax_jit(*self._jax_key, self._fast, split)(state, x)  # type: ignore[no-any-return]
         if route == "dask":
             return self._dask_update(state, x, xp)
         cur = F.batch_minmax(x, xp=xp, fast=self._fast)
@@ -469,6 +488,8 @@ class MinMaxObserver:
                 raise TypeError(msg)
             xp = xp_x
             dev = device_of(x)
+        if _route(xp, True) == "jax":
+            dev = _fastpath("jax").state_device(dev)
         if self._xp is not None and dev != self._device:
             msg = (
                 f"{type(self).__name__} is bound to {_describe(xp, self._device)}; "

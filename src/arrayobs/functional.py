@@ -67,6 +67,7 @@ __all__ = [
     "minmax_update",
     "moving_average_combine",
     "moving_average_update",
+    "pminmax",
     "quant_config",
 ]
 
@@ -187,6 +188,23 @@ def merge_minmax(
     "Scaling out").
     """
     return minmax_combine(first, second.min_val, second.max_val, xp=xp)
+
+
+def pminmax(cur_min: Any, cur_max: Any, axis_name: Any) -> tuple[Any, Any]:
+    """Inside JAX's ``shard_map`` (or ``pmap``): every shard's (min, max) combined.
+
+    The pattern for a batch sharded over a mesh axis ``"i"``::
+
+        lo, hi = F.pminmax(*F.batch_minmax(shard), "i")
+        state = F.minmax_combine(state, lo, hi)
+
+    Unlike ``lax.pmin``/``lax.pmax``, which drop a NaN on the CPU, a NaN on
+    any shard propagates, as in one process. One collective. (An empty shard:
+    pass ``(inf, -inf)``, the identity.)
+    """
+    from arrayobs._fastpaths import _jax
+
+    return _jax.pminmax(cur_min, cur_max, axis_name)
 
 
 def _moving_average(m: Any, cur: Any, c: Any, xp: ModuleType) -> Any:

@@ -10,7 +10,9 @@ Two XLA CPU behaviours (jax 0.10.2) shape this module:
 - ``jit(lambda x: (x.min(), x.max()))`` takes about as long as two passes.
   On the CPU, one variadic reduction over a (2, n/2) view, then over its two
   rows, ran 1.9x faster at 1e8 float32 on a 2-core machine (bench/ has the
-  figures); other platforms get one variadic reduction.
+  figures). The observer classes ask for that split (``split_reduction``)
+  for single-device inputs; otherwise, and on other platforms, one variadic
+  reduction over every axis, which XLA partitions for sharded arrays.
 
 ``aminmax_checked`` is the generic pair with the NaN put back from an
 ``isnan`` test: what ``fast=False`` gives, since its only difference from the
@@ -19,13 +21,18 @@ generic path is a correction.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
 # Below this many elements the (2, n/2) split buys nothing.
 SPLIT_MIN = 1 << 16
+SPLIT: contextvars.ContextVar[bool] = contextvars.ContextVar("arrayobs_jax_split", default=False)
 
 
 def _identities(dtype: Any) -> tuple[Any, Any]:
@@ -39,9 +46,9 @@ def _both(lhs: tuple[Any, Any], rhs: tuple[Any, Any]) -> tuple[Any, Any]:
     return lax.min(lhs[0], rhs[0]), lax.max(lhs[1], rhs[1])
 
 
-def _reduce(lo: Any, hi: Any, axis: int) -> tuple[Any, Any]:
-    """Min of ``lo`` and max of ``hi`` along ``axis``, in one reduction."""
-    return lax.reduce((lo, hi), _identities(lo.dtype), _both, (axis,))  # type: ignore[no-any-return]
+def _reduce(lo: Any, hi: Any, axes: tuple[int, ...]) -> tuple[Any, Any]:
+    """Min of ``lo`` and max of ``hi`` over ``axes``, in one reduction."""
+    return lax.reduce((lo, hi), _identities(lo.dtype), _both, axes)  # type: ignore[no-any-return]
 
 
 def aminmax(x: Any) -> tuple[Any, Any]:
@@ -51,13 +58,31 @@ def aminmax(x: Any) -> tuple[Any, Any]:
         # XLA's CPU variadic reduction of bfloat16 ran 18x slower than of the
         # same values widened (exactly) to float32, fused into the reduction.
         x = x.astype(jnp.float32)
-    flat = x.reshape(-1)
-    if flat.shape[0] < SPLIT_MIN:
-        lo, hi = _reduce(flat, flat, 0)
-    else:
+    if SPLIT.get() and x.size >= SPLIT_MIN:
         # The split is the CPU's win; on an H200 it made float16 1.6x slower.
-        lo, hi = lax.platform_dependent(flat, cpu=_split_reduce, default=lambda v: _reduce(v, v, 0))
+        flat = x.reshape(-1)
+        lo, hi = lax.platform_dependent(
+            flat, cpu=_split_reduce, default=lambda v: _reduce(v, v, (0,))
+        )
+    else:
+        # Over every axis of x as it is: a sharded x reduces shard by shard,
+        # then across devices (no gather; a reshape could force one).
+        lo, hi = _reduce(x, x, tuple(range(x.ndim)))
     return lo.astype(jnp.float32), hi.astype(jnp.float32)
+
+
+@contextlib.contextmanager
+def split_reduction() -> Iterator[None]:
+    """While tracing inside this, :func:`aminmax` may split the input in two rows.
+
+    For the observer classes, which know their input sits on one device; a
+    reshape of an array sharded over several devices would gather it.
+    """
+    token = SPLIT.set(True)
+    try:
+        yield
+    finally:
+        SPLIT.reset(token)
 
 
 def _split_reduce(flat: Any) -> tuple[Any, Any]:
@@ -65,7 +90,7 @@ def _split_reduce(flat: Any) -> tuple[Any, Any]:
     n = flat.shape[0]
     half = n // 2
     rows = flat[: 2 * half].reshape(2, half)
-    lo, hi = _reduce(*_reduce(rows, rows, 1), 0)
+    lo, hi = _reduce(*_reduce(rows, rows, (1,)), (0,))
     if n % 2:
         lo, hi = _both((lo, hi), (flat[-1], flat[-1]))
     return lo, hi
@@ -80,3 +105,49 @@ def aminmax_checked(x: Any) -> tuple[Any, Any]:
         lo = jnp.where(has_nan, jnp.nan, lo)
         hi = jnp.where(has_nan, jnp.nan, hi)
     return lo.astype(jnp.float32), hi.astype(jnp.float32)
+
+
+def state_device(device: Any) -> Any:
+    """Where an observer's state lives for inputs on ``device`` (a device or a sharding).
+
+    A NamedSharding over several devices becomes the replicated sharding on the
+    same mesh: the two state scalars sit on every device the input does, so a
+    jitted update takes both (JAX refuses arguments committed to different
+    device sets) and nothing is gathered.
+    """
+    if isinstance(device, jax.sharding.NamedSharding) and len(device.device_set) > 1:
+        return jax.sharding.NamedSharding(device.mesh, jax.sharding.PartitionSpec())
+    return device
+
+
+_INT32_MIN = -(2**31)
+_INT32_MAX = 2**31 - 1
+
+
+def _key(v: Any) -> Any:
+    bits = lax.bitcast_convert_type(v, jnp.int32)
+    return bits ^ ((bits >> 31) & 0x7FFFFFFF)
+
+
+def _unkey(k: Any) -> Any:
+    return lax.bitcast_convert_type(k ^ ((k >> 31) & 0x7FFFFFFF), jnp.float32)
+
+
+def pminmax(lo: Any, hi: Any, axis_name: Any) -> tuple[Any, Any]:
+    """(min, max) of float32 ``lo``/``hi`` across ``axis_name``, NaN propagating.
+
+    ``lax.pmin``/``lax.pmax`` of floats drop a NaN on the CPU (jax 0.10.2: a
+    NaN shard's value vanished from both). Integer keys of the bits (negative
+    values' magnitude bits flipped, NaN the most extreme key) reduce exactly,
+    in one collective: the max travels as ``~key``.
+    """
+    nan = jnp.isnan(lo) | jnp.isnan(hi)
+    k_lo = jnp.where(nan, _INT32_MIN, _key(lo))
+    k_hi = jnp.where(nan, _INT32_MAX, _key(hi))
+    packed = lax.pmin(jnp.stack([k_lo, ~k_hi]), axis_name)
+    k_lo, k_hi = packed[0], ~packed[1]
+    any_nan = (k_lo == _INT32_MIN) | (k_hi == _INT32_MAX)
+    return (
+        jnp.where(any_nan, jnp.nan, _unkey(k_lo)),
+        jnp.where(any_nan, jnp.nan, _unkey(k_hi)),
+    )
