@@ -69,9 +69,13 @@ def main(out: str) -> None:
     records: dict[str, np.ndarray] = {}
     cfg = F.quant_config()
     for kind, c in KINDS.items():
-        update = F.minmax_update if c is None else lambda s, x, c=c: F.moving_average_update(s, x, c)
-        combine = F.minmax_combine if c is None else (
-            lambda s, lo, hi, c=c: F.moving_average_combine(s, lo, hi, c)
+        update = (
+            F.minmax_update if c is None else lambda s, x, c=c: F.moving_average_update(s, x, c)
+        )
+        combine = (
+            F.minmax_combine
+            if c is None
+            else (lambda s, lo, hi, c=c: F.moving_average_combine(s, lo, hi, c))
         )
 
         def mapped(state: Any, shard: Any, combine: Any = combine) -> Any:

@@ -24,6 +24,8 @@ from arrayobs import MinMaxObserver, MovingAverageMinMaxObserver
 torch = pytest.importorskip("torch")
 if not torch.distributed.is_available():
     pytest.skip("torch.distributed is not available", allow_module_level=True)
+if os.environ.get("ARRAYOBS_BACKENDS") and "torch" not in os.environ["ARRAYOBS_BACKENDS"]:
+    pytest.skip("torch is not among ARRAYOBS_BACKENDS", allow_module_level=True)
 
 STEPS = 8
 # (observer, averaging constant or None, qscheme)
@@ -132,7 +134,9 @@ def test_ranks_match_one_process_on_the_whole_batch(
 ) -> None:
     seed = world
     torch.multiprocessing.start_processes(
-        _worker, args=(world, _free_port(), str(tmp_path), seed), nprocs=world,
+        _worker,
+        args=(world, _free_port(), str(tmp_path), seed),
+        nprocs=world,
         start_method="spawn",
     )
     want = _reference(seed)
@@ -173,7 +177,10 @@ def _lonely_worker(rank: int, world: int, port: int, out: str) -> None:
 
 def test_a_missing_rank_is_an_error_not_a_hang(tmp_path: Path) -> None:
     ctx = torch.multiprocessing.start_processes(
-        _lonely_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, start_method="spawn",
+        _lonely_worker,
+        args=(2, _free_port(), str(tmp_path)),
+        nprocs=2,
+        start_method="spawn",
         join=False,
     )
     deadline = time.monotonic() + 120

@@ -28,9 +28,21 @@ def _readme_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
-@pytest.mark.parametrize("index", range(2))
+def test_readme_has_examples() -> None:
+    assert len(_readme_blocks()) >= 5
+
+
+@pytest.mark.parametrize("index", range(8))
 def test_readme_python_examples(index: int) -> None:
-    block = _readme_blocks()[index]
-    if "import jax" in block:
-        pytest.importorskip("jax")
+    blocks = _readme_blocks()
+    if index >= len(blocks):
+        pytest.skip(f"the README has {len(blocks)} Python examples")
+    block = blocks[index]
+    if block.startswith("# needs:"):
+        # Several processes or devices: tests/test_distributed.py and test_jax_sharding.py
+        # run the same code.
+        pytest.skip(block.splitlines()[0])
+    for library in ("jax", "dask"):
+        if f"import {library}" in block:
+            pytest.importorskip(library)
     exec(compile(block, f"README.md block {index}", "exec"), {})

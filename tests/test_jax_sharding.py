@@ -1,4 +1,4 @@
-"""A JAX array sharded over 4 (forced host) devices, observed three ways, equals torch.ao on the whole.
+"""A JAX array sharded over 4 (forced host) devices, observed three ways, equals torch.ao.
 
 Eagerly through the classes, under ``jax.jit`` of the functional core, and in
 ``shard_map`` with :func:`arrayobs.functional.pminmax`: after every batch,
@@ -31,7 +31,11 @@ def sharded_results(tmp_path_factory: pytest.TempPathFactory) -> Any:
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1]), env.get("PYTHONPATH", "")])
     done = subprocess.run(
         [sys.executable, "-m", "tests.jax_sharded_worker", str(out)],
-        env=env, capture_output=True, text=True, timeout=600, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return np.load(out)
@@ -46,8 +50,14 @@ def _reference(torch: Any, c: float | None) -> list[list[np.ndarray]]:
         ref(torch.from_numpy(b))
         scale, zero_point = ref.calculate_qparams()
         # Copies: torch.ao updates its buffers in place.
-        out.append([ref.min_val.reshape(-1).numpy().copy(), ref.max_val.reshape(-1).numpy().copy(),
-                    scale.numpy(), zero_point.numpy()])
+        out.append(
+            [
+                ref.min_val.reshape(-1).numpy().copy(),
+                ref.max_val.reshape(-1).numpy().copy(),
+                scale.numpy(),
+                zero_point.numpy(),
+            ]
+        )
     return out
 
 
@@ -64,7 +74,8 @@ def test_sharded_equals_torch_on_the_whole_batch(
     sharded_results: Any, torch_ref: Any, kind: str, mode: str
 ) -> None:
     for step, want in enumerate(_reference(torch_ref, KINDS[kind])):
-        for j, (w, what) in enumerate(zip(want, ("min_val", "max_val", "scale", "zero_point"))):
+        fields = ("min_val", "max_val", "scale", "zero_point")
+        for j, (w, what) in enumerate(zip(want, fields, strict=True)):
             got = sharded_results[f"{kind}_{mode}_{step}_{j}"]
             assert _same(got, w), f"{kind} {mode} batch {step}: {what} {got} vs torch.ao {w}"
 

@@ -14,7 +14,7 @@ from arrayobs.testing import assert_observers_match
 
 
 def _shards(seed: int) -> list[list[np.ndarray]]:
-    """Three shards of batches; the second has a NaN when ``seed`` is odd, the third an empty batch."""
+    """Three shards of batches: a NaN in the second when ``seed`` is odd, an empty batch last."""
     rng = np.random.default_rng(seed)
     shards = []
     for s in range(3):

@@ -116,7 +116,7 @@ def state_device(device: Any) -> Any:
     device sets) and nothing is gathered.
     """
     if isinstance(device, jax.sharding.NamedSharding) and len(device.device_set) > 1:
-        return jax.sharding.NamedSharding(device.mesh, jax.sharding.PartitionSpec())
+        return jax.sharding.NamedSharding(device.mesh, jax.sharding.PartitionSpec())  # type: ignore[no-untyped-call]
     return device
 
 
@@ -144,7 +144,7 @@ def pminmax(lo: Any, hi: Any, axis_name: Any) -> tuple[Any, Any]:
     nan = jnp.isnan(lo) | jnp.isnan(hi)
     k_lo = jnp.where(nan, _INT32_MIN, _key(lo))
     k_hi = jnp.where(nan, _INT32_MAX, _key(hi))
-    packed = lax.pmin(jnp.stack([k_lo, ~k_hi]), axis_name)
+    packed = lax.pmin(jnp.stack([k_lo, ~k_hi]), axis_name)  # type: ignore[no-untyped-call]
     k_lo, k_hi = packed[0], ~packed[1]
     any_nan = (k_lo == _INT32_MIN) | (k_hi == _INT32_MAX)
     return (
