@@ -75,15 +75,20 @@ def _record(obs: Any) -> list[np.ndarray]:
     ]
 
 
-def _worker(rank: int, world: int, port: int, out: str, seed: int) -> None:
+def _join(rank: int, world: int, port: int, seconds: float) -> Any:
     dist = torch.distributed
     dist.init_process_group(
         "gloo",
         init_method=f"tcp://127.0.0.1:{port}",
         rank=rank,
         world_size=world,
-        timeout=datetime.timedelta(seconds=60),
+        timeout=datetime.timedelta(seconds=seconds),
     )
+    return dist
+
+
+def _worker(rank: int, world: int, port: int, out: str, seed: int) -> None:
+    dist = _join(rank, world, port, 60)
     try:
         records = {}
         for i, (kind, c, qscheme) in enumerate(CASES):
@@ -152,14 +157,7 @@ def test_ranks_match_one_process_on_the_whole_batch(
 
 
 def _lonely_worker(rank: int, world: int, port: int, out: str) -> None:
-    dist = torch.distributed
-    dist.init_process_group(
-        "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
-        rank=rank,
-        world_size=world,
-        timeout=datetime.timedelta(seconds=5),
-    )
+    dist = _join(rank, world, port, 5)
     if rank == 1:
         os._exit(0)  # a rank that dies without observing
     obs = MinMaxObserver(xp=torch, process_group=dist.group.WORLD)
