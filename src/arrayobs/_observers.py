@@ -29,7 +29,6 @@ from arrayobs._compat import (
     is_dask,
     is_jax,
     is_numpy,
-    is_observable_dtype,
     is_torch,
     resolve_namespace,
     size,
@@ -370,9 +369,7 @@ class MinMaxObserver:
 
     def _check_dtype(self, x: Any, xp: ModuleType) -> None:
         if x.dtype not in self._checked_dtypes:
-            if not is_observable_dtype(xp, x.dtype):
-                msg = f"observed arrays must have a real or bool dtype, got {x.dtype}"
-                raise TypeError(msg)
+            F.require_observable(xp, x.dtype)
             self._checked_dtypes.add(x.dtype)
 
     def _update(self, state: F.MinMaxState, x: Any, xp: ModuleType) -> F.MinMaxState:
@@ -516,10 +513,7 @@ class MinMaxObserver:
         maybe = self._maybe_observed or (self._group is not None and not observed)
         if self._seen_type is not type(x):
             # torch, CuPy and array-api-strict arrays carry the device array-api-compat reports.
-            self._device_attr = _route(xp, True) == "torch" or backend_name(xp) in (
-                "cupy",
-                "array_api_strict",
-            )
+            self._device_attr = backend_name(xp) in ("torch", "cupy", "array_api_strict")
         self._xp, self._device, self._seen_type = xp, dev, type(x)
         self._set_state(new, observed=observed)
         # With a process group an empty local shard does not say whether the

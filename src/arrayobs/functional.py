@@ -136,6 +136,13 @@ def _first_max(a: Any, b: Any, xp: ModuleType) -> Any:
     return xp.where(xp.isnan(b) | (b > a), b, a)
 
 
+def require_observable(xp: ModuleType, dtype: Any) -> None:
+    """Raise TypeError unless arrays of ``dtype`` can be observed (real or bool)."""
+    if not is_observable_dtype(xp, dtype):
+        msg = f"observed arrays must have a real or bool dtype, got {dtype}"
+        raise TypeError(msg)
+
+
 @_quiet
 def batch_minmax(
     x: Any, *, xp: ModuleType | None = None, fast: bool = True
@@ -148,9 +155,7 @@ def batch_minmax(
     of two zeros of different sign, either may be returned).
     """
     xp = array_namespace(x) if xp is None else xp
-    if not is_observable_dtype(xp, x.dtype):
-        msg = f"observed arrays must have a real or bool dtype, got {x.dtype}"
-        raise TypeError(msg)
+    require_observable(xp, x.dtype)
     n = size(x)
     if n is None:
         msg = (
