@@ -42,6 +42,7 @@ PER_CHANNEL_QSCHEMES = (
 )
 QSCHEMES = PER_TENSOR_QSCHEMES + PER_CHANNEL_QSCHEMES
 
+_SYMMETRIC = ("per_tensor_symmetric", "per_channel_symmetric")
 _INT8 = ("qint8", "int8")
 _UINT8 = ("quint8", "uint8")
 _INT32 = ("qint32", "int32")
@@ -112,8 +113,17 @@ class QuantConfig:
     eps: float
 
     @property
+    def float_qparams(self) -> bool:
+        """per_channel_affine_float_qparams: a float zero point, ``-min / scale``."""
+        return self.qscheme == "per_channel_affine_float_qparams"
+
+    @property
+    def per_channel(self) -> bool:
+        return self.qscheme in PER_CHANNEL_QSCHEMES
+
+    @property
     def symmetric(self) -> bool:
-        return self.qscheme in ("per_tensor_symmetric", "per_channel_symmetric")
+        return self.qscheme in _SYMMETRIC
 
     def symmetric_zero_point(self) -> int:
         """The constant zero point of the symmetric schemes, as the reference picks it."""
@@ -176,6 +186,7 @@ def quant_config(
     eps: float = FLOAT32_EPS,
     *,
     per_tensor: bool = True,
+    per_channel: bool = False,
     stacklevel: int = 2,
 ) -> QuantConfig:
     """Validate observer options and compute the effective quantization range.
@@ -194,6 +205,9 @@ def quant_config(
     per_tensor
         Refuse per-channel schemes with ``NotImplementedError``, as the
         per-tensor observers of the reference do.
+    per_channel
+        Refuse per-tensor schemes with ``NotImplementedError``, as the
+        per-channel observers do (pass ``per_tensor=False`` with it).
 
     Returns
     -------
@@ -210,6 +224,9 @@ def quant_config(
     if per_tensor and name in PER_CHANNEL_QSCHEMES:
         msg = f"qscheme {name!r} is per-channel; this observer supports only {PER_TENSOR_QSCHEMES}"
         raise NotImplementedError(msg)
+    if per_channel and name in PER_TENSOR_QSCHEMES:
+        msg = f"qscheme {name!r} is per-tensor; this observer supports only {PER_CHANNEL_QSCHEMES}"
+        raise NotImplementedError(msg)
     if boolean(reduce_range, "reduce_range"):
         warnings.warn(
             "reduce_range is deprecated in PyTorch; use quant_min and quant_max "
@@ -223,8 +240,8 @@ def quant_config(
     qmin_in = None if quant_min is None else _int(quant_min, "quant_min")
     qmax_in = None if quant_max is None else _int(quant_max, "quant_max")
     qmin, qmax, customized = _qmin_qmax(dtype_name, qmin_in, qmax_in, reduce_range)
-    if qscheme_name == "per_tensor_symmetric" and reduce_range and dtype_name == "quint8":
-        msg = "reduce_range is not supported for per_tensor_symmetric with dtype quint8"
+    if qscheme_name in _SYMMETRIC and reduce_range and dtype_name == "quint8":
+        msg = f"reduce_range is not supported for {qscheme_name} with dtype quint8"
         raise NotImplementedError(msg)
     if math.isnan(eps32):
         msg = f"eps must not be NaN, got {eps!r}"

@@ -36,8 +36,14 @@ from arrayobs._compat import (
 )
 from arrayobs._config import FLOAT32_EPS, QuantConfig, boolean, quant_config, real_number
 from arrayobs._fastpaths import _numpy as _np_fast
+from arrayobs._reduce import channel_axis
 
-__all__ = ["MinMaxObserver", "MovingAverageMinMaxObserver"]
+__all__ = [
+    "MinMaxObserver",
+    "MovingAverageMinMaxObserver",
+    "MovingAveragePerChannelMinMaxObserver",
+    "PerChannelMinMaxObserver",
+]
 
 _STATE_KEYS = ("eps", "min_val", "max_val")
 # torch's version of these observers' state_dict layout (eps a buffer since 2).
@@ -71,6 +77,16 @@ def _describe(xp: ModuleType, device: Any) -> str:
 
 def _host_float32(state_dict: Mapping[str, Any], key: str, shape: tuple[int, ...]) -> float:
     """``state_dict[key]`` checked for shape and dtype, as a float32-rounded Python float."""
+    host = _host_array(state_dict, key)
+    if host.shape != shape:
+        msg = f"state_dict[{key!r}] must have shape {shape}, got {host.shape}"
+        raise ValueError(msg)
+    return float(host.reshape(-1)[0])
+
+
+def _host_array(state_dict: Mapping[str, Any], key: str) -> np.ndarray:
+    """``state_dict[key]`` checked for a real dtype, as a float32 host array
+    (rounded as torch's ``copy_`` rounds; float64 overflow becomes inf)."""
     value = state_dict[key]
     try:
         host = to_host(value)
@@ -80,11 +96,8 @@ def _host_float32(state_dict: Mapping[str, Any], key: str, shape: tuple[int, ...
     if host.dtype.kind not in "fiu" and host.dtype.name != "bfloat16":
         msg = f"state_dict[{key!r}] must have a real dtype, got {host.dtype}"
         raise TypeError(msg)
-    if host.shape != shape:
-        msg = f"state_dict[{key!r}] must have shape {shape}, got {host.shape}"
-        raise ValueError(msg)
     with np.errstate(over="ignore"):
-        return float(host.astype(np.float32).reshape(-1)[0])
+        return np.asarray(host, dtype=np.float32)
 
 
 def _device(x: Any, has_attr: bool) -> Any:
@@ -97,6 +110,11 @@ def _crossed_array(state: F.MinMaxState, xp: ModuleType) -> Any:
     return xp.any((state.min_val > state.max_val) & ~F.is_fresh(state, xp=xp))
 
 
+def _any_greater(state: F.MinMaxState) -> Any:
+    """Boolean array: min_val > max_val in some channel (the per-channel check)."""
+    return (state.min_val > state.max_val).any()
+
+
 @functools.lru_cache(maxsize=256)
 def _jax_jit(
     kind: str, arg: Any = None, fast: bool = True, split: bool = False
@@ -104,8 +122,9 @@ def _jax_jit(
     """The functional core compiled with ``jax.jit``, shared by equal observers.
 
     ``kind`` is ``"minmax"``, ``"moving_average"`` (``arg``: the averaging
-    constant), ``"qparams"`` (``arg``: the QuantConfig) or ``"crossed"`` (the
-    moving average's check before qparams); ``split``: see
+    constant), ``"qparams"`` (``arg``: the QuantConfig), ``"crossed"`` (the
+    moving average's check before qparams) or ``"any_greater"`` (the
+    per-channel moving average's); ``split``: see
     ``_fastpaths._jax.split_reduction``; ``fast`` is passed
     to the updates. Eager JAX dispatches
     each of the core's few dozen scalar operations separately; one compiled
@@ -116,6 +135,8 @@ def _jax_jit(
     fn: Callable[..., Any]
     if kind == "crossed":
         fn = functools.partial(_crossed_array, xp=importlib.import_module("jax.numpy"))
+    elif kind == "any_greater":
+        fn = _any_greater
     elif kind == "minmax":
         fn = functools.partial(F.minmax_update, fast=fast)
     elif kind == "moving_average":
@@ -173,60 +194,8 @@ def _route(xp: ModuleType, fast: bool) -> str:
     return "generic"
 
 
-class MinMaxObserver:
-    """Running min and max of every array observed, and the qparams they imply.
-
-    The same arguments, state, qparams and state_dict as
-    ``torch.ao.quantization.MinMaxObserver`` in torch 2.13.0, bit for bit, on
-    any Array API backend.
-
-    Parameters
-    ----------
-    dtype : str or torch.dtype
-        Quantized dtype: quint8, qint8, qint32, quint4x2, int8, uint8, int16,
-        uint16, int32, float8_e5m2, float8_e4m3fn. quint4x2 and both float8
-        dtypes get the range (0, 15), as in torch (an accident there for float8).
-    qscheme : str or torch.qscheme
-        ``"per_tensor_affine"`` or ``"per_tensor_symmetric"``.
-    reduce_range : bool
-        Halve the range (deprecated in torch; warns).
-    quant_min, quant_max : int, optional
-        A customized range, used only when both are given.
-    eps : float
-        Lower bound of the scale, rounded to float32.
-    is_dynamic : bool
-        Kept for API compatibility.
-    xp : module, optional
-        The array library (numpy, torch, jax.numpy, cupy, dask.array,
-        array_api_strict) or Array API namespace. ``None`` binds the observer
-        to the namespace and device of the first array it observes; until
-        then its state lives in NumPy.
-    device : optional
-        Device of the state, with ``xp``; default: the library's default device.
-    fast : bool
-        Use the backend's fast path for the batch's (min, max) and the update
-        (the default). ``False`` runs the generic Array API code, for
-        comparison: the same numbers, except that of two zeros of different
-        sign in a batch either may be taken.
-    process_group : torch.distributed.ProcessGroup, optional
-        Data-parallel observation (torch tensors only): each forward reduces
-        the batch's (min, max) across the group in one collective before the
-        update, so every rank holds the state one process would have after
-        observing the concatenated batch. Every rank must call forward in
-        step (an empty shard is fine).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from arrayobs import MinMaxObserver
-    >>> obs = MinMaxObserver(dtype="qint8", qscheme="per_tensor_symmetric")
-    >>> x = np.linspace(-3.0, 1.0, 1000, dtype=np.float32)
-    >>> obs(x) is x
-    True
-    >>> scale, zero_point = obs.calculate_qparams()
-    >>> scale, zero_point
-    (array([0.02352941], dtype=float32), array([0]))
-    """
+class _Observer:
+    """What every observer class shares: configuration, binding, state, state_dict."""
 
     def __init__(
         self,
@@ -248,7 +217,7 @@ class MinMaxObserver:
         self._maybe_observed = False
         self._checked_dtypes: set[Any] = set()
         self._config: QuantConfig = quant_config(
-            dtype, qscheme, reduce_range, quant_min, quant_max, eps, stacklevel=3
+            dtype, qscheme, reduce_range, quant_min, quant_max, eps, stacklevel=3, **self._scope
         )
         self.is_dynamic = boolean(is_dynamic, "is_dynamic")
         if xp is None:
@@ -273,7 +242,7 @@ class MinMaxObserver:
         self._seen_type: type | None = None
         self._device_attr = False
         self._dask_host: tuple[F.MinMaxState, tuple[Any, Any]] | None = None
-        self._set_state(F.init_state(xp=namespace, device=self._device), observed=False)
+        self._set_state(self._fresh_state(namespace, self._device), observed=False)
 
     with_args = classmethod(lambda cls, **kwargs: _Factory(functools.partial(cls, **kwargs)))
     with_callable_args = classmethod(
@@ -327,12 +296,13 @@ class MinMaxObserver:
 
     @property
     def min_val(self) -> Any:
-        """Running minimum: a 0-d float32 array of the observer's namespace and device."""
+        """Running minimum: a float32 array of the observer's namespace and device
+        (0-d; per channel (C,), and (0,) before the first batch)."""
         return self._state.min_val
 
     @property
     def max_val(self) -> Any:
-        """Running maximum: a 0-d float32 array of the observer's namespace and device."""
+        """Running maximum, as :attr:`min_val`."""
         return self._state.max_val
 
     @property
@@ -349,6 +319,18 @@ class MinMaxObserver:
         self._state = state
         self._observed = observed
         self._maybe_observed = False
+
+    # Per-tensor: quant_config refuses per-channel schemes.
+    _scope: Mapping[str, bool] = {}
+
+    def _fresh_state(self, xp: ModuleType, device: Any) -> F.MinMaxState:
+        """The never-observed state: (+inf, -inf), 0-d."""
+        return F.init_state(xp=xp, device=device)
+
+    def _moved_state(self, state: F.MinMaxState, xp: ModuleType, device: Any) -> F.MinMaxState:
+        """An unbound observer's (host) state, moved to the first input's namespace."""
+        f32 = xp.float32
+        return F.MinMaxState(*(xp.asarray(float(v), dtype=f32, device=device) for v in state))
 
     # -- observing -----------------------------------------------------------
     _jax_key: tuple[Any, ...] = ("minmax",)
@@ -505,9 +487,7 @@ class MinMaxObserver:
         state = self._state
         if self._xp is None:
             # First array of an unbound observer: move the (host) state over.
-            state = F.MinMaxState(
-                *(xp.asarray(float(v), dtype=xp.float32, device=dev) for v in state)
-            )
+            state = self._moved_state(state, xp, dev)
         new = self._update(state, x, xp)
         observed = self._observed or size(x) != 0
         maybe = self._maybe_observed or (self._group is not None and not observed)
@@ -610,23 +590,24 @@ class MinMaxObserver:
         return tuple(F.calculate_qparams(state, config, xp=xp))
 
     def reset_min_max_vals(self) -> None:
-        """Forget everything observed: back to (+inf, -inf), namespace and device kept."""
-        self._set_state(F.init_state(xp=self._namespace(), device=self._device), observed=False)
+        """Forget everything observed, namespace and device kept: back to
+        (+inf, -inf), or for per-channel observers to shape (0,)."""
+        self._set_state(self._fresh_state(self._namespace(), self._device), observed=False)
 
-    def merge(self, other: MinMaxObserver) -> None:
+    def merge(self, other: _Observer) -> None:
         """Fold in what ``other`` observed, as if its batches came after this one's.
 
-        ``other`` must be a :class:`MinMaxObserver` with the same configuration,
+        ``other`` must be an observer of the same class, configuration,
         namespace and device (shards observed independently, on other workers
         or at other times, whose state_dicts were loaded into observers). The
         result is exact and does not depend on how merges are grouped; see
         :func:`arrayobs.functional.merge_minmax`.
         """
-        if type(other) is not MinMaxObserver:
-            msg = f"merge takes a MinMaxObserver, got {type(other).__name__}"
+        if type(other) is not type(self):
+            msg = f"merge takes a {type(self).__name__}, got {type(other).__name__}"
             raise TypeError(msg)
-        if other._config != self._config:
-            msg = f"cannot merge observers of different configurations: {other._config}"
+        if other._config != self._config or other._layout() != self._layout():
+            msg = f"cannot merge observers of different configurations: {other!r} {other._config}"
             raise ValueError(msg)
         if not other._observed and not other._maybe_observed:
             return
@@ -644,10 +625,17 @@ class MinMaxObserver:
                 f"into one on {_describe(xp, self._device)}"
             )
             raise ValueError(msg)
-        state = F.merge_minmax(self._state, other._state, xp=xp)
+        state = self._merged(other._state, xp)
         maybe = self._maybe_observed or other._maybe_observed
         self._set_state(state, observed=self._observed or other._observed)
         self._maybe_observed = maybe
+
+    def _layout(self) -> Any:
+        """What besides the config must agree for a merge (per channel: ch_axis)."""
+        return None
+
+    def _merged(self, other: F.MinMaxState, xp: ModuleType) -> F.MinMaxState:
+        return F.merge_minmax(self._state, other, xp=xp)
 
     # -- state_dict ----------------------------------------------------------
     def state_dict(self) -> OrderedDict[str, Any]:
@@ -727,6 +715,62 @@ class MinMaxObserver:
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
+class MinMaxObserver(_Observer):
+    """Running min and max of every array observed, and the qparams they imply.
+
+    The same arguments, state, qparams and state_dict as
+    ``torch.ao.quantization.MinMaxObserver`` in torch 2.13.0, bit for bit, on
+    any Array API backend.
+
+    Parameters
+    ----------
+    dtype : str or torch.dtype
+        Quantized dtype: quint8, qint8, qint32, quint4x2, int8, uint8, int16,
+        uint16, int32, float8_e5m2, float8_e4m3fn. quint4x2 and both float8
+        dtypes get the range (0, 15), as in torch (an accident there for float8).
+    qscheme : str or torch.qscheme
+        ``"per_tensor_affine"`` or ``"per_tensor_symmetric"``.
+    reduce_range : bool
+        Halve the range (deprecated in torch; warns).
+    quant_min, quant_max : int, optional
+        A customized range, used only when both are given.
+    eps : float
+        Lower bound of the scale, rounded to float32.
+    is_dynamic : bool
+        Kept for API compatibility.
+    xp : module, optional
+        The array library (numpy, torch, jax.numpy, cupy, dask.array,
+        array_api_strict) or Array API namespace. ``None`` binds the observer
+        to the namespace and device of the first array it observes; until
+        then its state lives in NumPy.
+    device : optional
+        Device of the state, with ``xp``; default: the library's default device.
+    fast : bool
+        Use the backend's fast path for the batch's (min, max) and the update
+        (the default). ``False`` runs the generic Array API code, for
+        comparison: the same numbers, except that of two zeros of different
+        sign in a batch either may be taken.
+    process_group : torch.distributed.ProcessGroup, optional
+        Data-parallel observation (torch tensors only): each forward reduces
+        the batch's (min, max) across the group in one collective before the
+        update, so every rank holds the state one process would have after
+        observing the concatenated batch. Every rank must call forward in
+        step (an empty shard is fine).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayobs import MinMaxObserver
+    >>> obs = MinMaxObserver(dtype="qint8", qscheme="per_tensor_symmetric")
+    >>> x = np.linspace(-3.0, 1.0, 1000, dtype=np.float32)
+    >>> obs(x) is x
+    True
+    >>> scale, zero_point = obs.calculate_qparams()
+    >>> scale, zero_point
+    (array([0.02352941], dtype=float32), array([0]))
+    """
+
+
 class MovingAverageMinMaxObserver(MinMaxObserver):
     """Moving averages of each batch's min and max, and the qparams they imply.
 
@@ -795,7 +839,7 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
     def _combine(self, state: F.MinMaxState, lo: Any, hi: Any, xp: ModuleType) -> F.MinMaxState:
         return F.moving_average_combine(state, lo, hi, self.averaging_constant, xp=xp)
 
-    def merge(self, other: MinMaxObserver) -> None:
+    def merge(self, other: _Observer) -> None:
         """Refused: moving averages cannot be merged after the fact.
 
         Each step ``m + c * (cur - m)`` depends on the state the batches before
@@ -834,3 +878,384 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
         if is_jax(xp):
             return bool(_jax_jit("crossed")(state))
         return bool(_crossed_array(state, xp))
+
+
+# -- per channel ---------------------------------------------------------------
+@functools.lru_cache(maxsize=256)
+def _jax_channel_jit(
+    averaging_constant: float | None, ch_axis: int, first: bool, fast: bool
+) -> Callable[..., Any]:
+    """A per-channel update compiled with ``jax.jit``: ``(state, x) -> state``.
+
+    ``first``: the state is empty and the batch becomes it; otherwise the
+    running min-max (``averaging_constant`` None) or the moving average.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    def update(state: F.MinMaxState, x: Any) -> F.MinMaxState:
+        lo, hi = F.batch_minmax(x, ch_axis=ch_axis, xp=jnp, fast=fast)  # type: ignore[misc]
+        if first:
+            return F.MinMaxState(lo, hi)
+        if averaging_constant is None:
+            return F.minmax_combine(state, lo, hi, xp=jnp)
+        return F.moving_average_combine(state, lo, hi, averaging_constant, xp=jnp, fresh=False)
+
+    compiled: Callable[..., Any] = jax.jit(update)
+    return compiled
+
+
+class PerChannelMinMaxObserver(_Observer):
+    """Running min and max of each channel, and the per-channel qparams they imply.
+
+    As ``torch.ao.quantization.PerChannelMinMaxObserver`` in torch 2.13.0, bit
+    for bit: each channel along ``ch_axis`` is reduced over every other axis.
+    The state has shape (0,) until the first non-empty batch, then (C,); its
+    qparams have shape (C,). Other parameters as :class:`MinMaxObserver`.
+
+    Parameters
+    ----------
+    ch_axis : int
+        The channel axis (negative counts from the end, as torch).
+    qscheme : str or torch.qscheme
+        ``"per_channel_affine"`` (zero point int32), ``"per_channel_symmetric"``
+        (int64) or ``"per_channel_affine_float_qparams"`` (float32 zero point
+        ``-min / scale``, scale replaced by 1 where not above eps).
+    is_dynamic : bool
+        Must be False: torch refuses dynamic per-channel observers.
+
+    Raises
+    ------
+    NotImplementedError
+        For a per-tensor qscheme, ``is_dynamic=True``, or
+        per_channel_symmetric with reduce_range and quint8, as torch.
+
+    Notes
+    -----
+    Where torch differs, on purpose:
+
+    - A batch whose channel count differs from the state's raises
+      ``ValueError`` (torch broadcasts a count of 1 against the other, or
+      fails inside ``torch.min``); so does an input without axis ``ch_axis``
+      (torch: ``IndexError``). An empty batch changes nothing and is not
+      checked, as in torch.
+    - ``reset_min_max_vals`` keeps the namespace and device (torch's makes
+      new CPU tensors).
+    - A version-2 state_dict (``min_vals``/``max_vals``) is loaded under the
+      new names (torch 2.13.0 resizes its buffers and never fills them).
+    - ``process_group`` is not supported yet (per-tensor observers only).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayobs import PerChannelMinMaxObserver
+    >>> obs = PerChannelMinMaxObserver(ch_axis=0, qscheme="per_channel_symmetric", dtype="qint8")
+    >>> _ = obs(np.asarray([[-1.0, 0.5], [0.25, 2.0]], dtype=np.float32))
+    >>> obs.min_val, obs.max_val
+    (array([-1.  ,  0.25], dtype=float32), array([0.5, 2. ], dtype=float32))
+    >>> scale, zero_point = obs.calculate_qparams()
+    >>> scale, zero_point
+    (array([0.00784314, 0.01568628], dtype=float32), array([0, 0]))
+    """
+
+    _scope: Mapping[str, bool] = {"per_tensor": False, "per_channel": True}
+    _averaging: float | None = None
+
+    def __init__(
+        self,
+        ch_axis: int = 0,
+        dtype: Any = "quint8",
+        qscheme: Any = "per_channel_affine",
+        reduce_range: bool = False,
+        quant_min: int | None = None,
+        quant_max: int | None = None,
+        eps: float = FLOAT32_EPS,
+        is_dynamic: bool = False,
+        *,
+        xp: Any = None,
+        device: Any = None,
+        fast: bool = True,
+        process_group: Any = None,
+    ) -> None:
+        if isinstance(ch_axis, bool) or not isinstance(ch_axis, int):
+            msg = f"ch_axis must be an int, got {ch_axis!r}"
+            raise TypeError(msg)
+        if boolean(is_dynamic, "is_dynamic"):
+            msg = f"{type(self).__name__} does not support dynamic quantization, as in torch"
+            raise NotImplementedError(msg)
+        if process_group is not None:
+            msg = "process_group is supported by the per-tensor observers only, for now"
+            raise NotImplementedError(msg)
+        self.ch_axis = ch_axis
+        super().__init__(
+            dtype,
+            qscheme,
+            reduce_range,
+            quant_min,
+            quant_max,
+            eps,
+            is_dynamic,
+            xp=xp,
+            device=device,
+            fast=fast,
+        )
+
+    def _fresh_state(self, xp: ModuleType, device: Any) -> F.MinMaxState:
+        """Shape (0,), as torch's: the channel count comes with the first batch."""
+        return F.MinMaxState(
+            xp.full((0,), float("inf"), dtype=xp.float32, device=device),
+            xp.full((0,), float("-inf"), dtype=xp.float32, device=device),
+        )
+
+    def _moved_state(self, state: F.MinMaxState, xp: ModuleType, device: Any) -> F.MinMaxState:
+        return F.MinMaxState(
+            *(xp.asarray(np.asarray(v), dtype=xp.float32, device=device) for v in state)
+        )
+
+    # -- observing -----------------------------------------------------------
+    def _channel_combine(
+        self, state: F.MinMaxState, lo: Any, hi: Any, xp: ModuleType
+    ) -> F.MinMaxState:
+        """An observed state and a batch's (C,) vectors: torch.min/torch.max."""
+        if is_torch(xp) and self._fast:
+            return F.MinMaxState(*_fastpath("torch").minmax_combine(*state, lo, hi))
+        return F.minmax_combine(state, lo, hi, xp=xp)
+
+    def _update(self, state: F.MinMaxState, x: Any, xp: ModuleType) -> F.MinMaxState:
+        self._check_dtype(x, xp)
+        n = size(x)
+        if n is None:
+            F.batch_minmax(x, xp=xp)  # raises its error for unknown chunk sizes
+        if n == 0:
+            return state  # as torch: an empty batch changes nothing and is not checked
+        ch = channel_axis(self.ch_axis, x.ndim)
+        channels = x.shape[ch]
+        if self._observed and state.min_val.shape[0] != channels:
+            msg = (
+                f"{type(self).__name__} has {state.min_val.shape[0]} channels; got an input of "
+                f"shape {tuple(x.shape)} with {channels} along ch_axis {self.ch_axis}"
+            )
+            raise ValueError(msg)
+        first = not self._observed
+        route = _route(xp, self._fast)
+        if route == "jax":
+            update = _jax_channel_jit(self._averaging, ch, first, self._fast)
+            return update(state, x)  # type: ignore[no-any-return]
+        lo, hi = F.batch_minmax(x, ch_axis=ch, xp=xp, fast=self._fast)  # type: ignore[misc]
+        if route == "dask":
+            # Each chunk's vectors in one graph and one compute; the combine on the host.
+            host_state = F.MinMaxState(*_dask_to_host(tuple(state)))
+            lo, hi = _dask_to_host((lo, hi))
+            new = (lo, hi) if first else self._channel_combine(host_state, lo, hi, _NUMPY)
+            return F.MinMaxState(*(xp.asarray(v) for v in new))
+        if first:
+            return F.MinMaxState(lo, hi)
+        return self._channel_combine(state, lo, hi, xp)
+
+    # -- qparams -------------------------------------------------------------
+    def _host_scalars(self) -> tuple[Any, Any] | None:
+        return None
+
+    def _crossed(self, host: tuple[Any, Any] | None) -> bool:
+        """A running min and max cannot cross (a loaded state is checked when loaded)."""
+        return False
+
+    def calculate_qparams(self, *, check: bool = True) -> tuple[Any, Any]:
+        """``(scale, zero_point)`` of shape (C,), on the observer's device.
+
+        scale is float32; zero_point is int32 (per_channel_affine), int64
+        (per_channel_symmetric; int32 where the backend has no int64) or
+        float32 (per_channel_affine_float_qparams). Before any observation
+        this warns, as torch does, and returns scale [1.0] with an int64 zero
+        point [0], shape (1,). ``check``: as :meth:`MinMaxObserver.calculate_qparams`
+        (any channel with ``min_val > max_val`` raises ``ValueError``; torch
+        raises ``AssertionError``).
+        """
+        xp = self._namespace()
+        if not self._observed:
+            warnings.warn(
+                "must run observer before calling calculate_qparams. Returning default values.",
+                UserWarning,
+                stacklevel=2,
+            )
+            return (
+                xp.asarray([1.0], dtype=xp.float32, device=self._device),
+                xp.asarray([0], dtype=F.widest_int(xp, self._device), device=self._device),
+            )
+        if check and self._crossed(None):
+            msg = (
+                f"min_val is greater than max_val in some channel ({self.extra_repr()}); "
+                "torch.ao raises here too"
+            )
+            raise ValueError(msg)
+        state, config = self._state, self._config
+        if is_jax(xp):
+            return tuple(_jax_jit("qparams", config)(state))
+        if is_dask(xp):
+            host = F.calculate_qparams(F.MinMaxState(*_dask_to_host(tuple(state))), config)
+            return tuple(xp.asarray(v) for v in host)
+        return tuple(F.calculate_qparams(state, config, xp=xp))
+
+    # -- merge ---------------------------------------------------------------
+    def _layout(self) -> Any:
+        return self.ch_axis
+
+    def _merged(self, other: F.MinMaxState, xp: ModuleType) -> F.MinMaxState:
+        if not self._observed:
+            return other
+        if other.min_val.shape != self._state.min_val.shape:
+            msg = (
+                f"cannot merge {other.min_val.shape[0]} channels into "
+                f"{self._state.min_val.shape[0]}"
+            )
+            raise ValueError(msg)
+        return F.merge_minmax(self._state, other, xp=xp)
+
+    # -- state_dict ----------------------------------------------------------
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
+        """Load ``eps``, ``min_val`` and ``max_val`` (shape (C,), or (0,) for a
+        never-observed observer) from any supported arrays.
+
+        Everything is checked before anything changes: missing or unexpected
+        keys (with ``strict=True``), shapes (``min_val`` and ``max_val`` 1-d of
+        one length; C may differ from the current state's, as in torch),
+        dtypes, NaN eps, and a channel with ``min_val > max_val`` (torch's
+        qparams would raise there) raise and leave the observer as it was.
+        A torch state_dict of version 1 or 2 names the buffers ``min_vals`` and
+        ``max_vals``; they are loaded as ``min_val`` and ``max_val``. Version 1
+        (no eps) gets the default eps, as in torch.
+        """
+        if not isinstance(state_dict, Mapping):
+            msg = f"state_dict must be a mapping, got {type(state_dict).__name__}"
+            raise TypeError(msg)
+        metadata = getattr(state_dict, "_metadata", None) or {}
+        version = metadata.get("", {}).get("version")
+        given = dict(state_dict)
+        if version is not None and version < _STATE_DICT_VERSION:
+            for old, new in (("min_vals", "min_val"), ("max_vals", "max_val")):
+                if old in given:
+                    if new in given:
+                        msg = f"state_dict of version {version} has both {old!r} and {new!r}"
+                        raise KeyError(msg)
+                    given[new] = given.pop(old)
+        if "eps" not in given and version in (None, 1):
+            given["eps"] = np.asarray([FLOAT32_EPS], np.float32)
+        missing = [k for k in _STATE_KEYS if k not in given]
+        unexpected = sorted(set(given) - set(_STATE_KEYS))
+        if strict and (missing or unexpected):
+            msg = (
+                f"malformed state_dict for {type(self).__name__}: "
+                f"missing keys {missing}, unexpected keys {unexpected}; "
+                f"expected exactly {list(_STATE_KEYS)}"
+            )
+            raise KeyError(msg)
+        eps = _host_float32(given, "eps", (1,)) if "eps" in given else self._config.eps
+        if math.isnan(eps):
+            msg = "state_dict['eps'] is NaN"
+            raise ValueError(msg)
+        values = {
+            k: _host_array(given, k) if k in given else to_host(getattr(self._state, k))
+            for k in ("min_val", "max_val")
+        }
+        lo, hi = values["min_val"], values["max_val"]
+        for k, v in values.items():
+            if v.ndim != 1:
+                msg = f"state_dict[{k!r}] must have shape (C,) or (0,), got {v.shape}"
+                raise ValueError(msg)
+        if lo.shape != hi.shape:
+            msg = f"state_dict min_val and max_val differ in shape: {lo.shape} vs {hi.shape}"
+            raise ValueError(msg)
+        crossed = lo > hi
+        if crossed.any():
+            i = int(np.argmax(crossed))
+            msg = f"state_dict min_val ({lo[i]}) is greater than max_val ({hi[i]}) in channel {i}"
+            raise ValueError(msg)
+        xp = self._namespace()
+        state = F.MinMaxState(
+            *(xp.asarray(v, dtype=xp.float32, device=self._device) for v in (lo, hi))
+        )
+        self._config = self._config.with_eps(eps)
+        self._set_state(state, observed=lo.shape[0] > 0)
+
+    # -- repr ----------------------------------------------------------------
+    def extra_repr(self) -> str:
+        lo, hi = (to_host(v).tolist() for v in self._state)
+        return f"min_val={lo}, max_val={hi}"
+
+
+class MovingAveragePerChannelMinMaxObserver(PerChannelMinMaxObserver):
+    """Per-channel moving averages of each batch's min and max, and their qparams.
+
+    As ``torch.ao.quantization.MovingAveragePerChannelMinMaxObserver`` in torch
+    2.13.0, bit for bit: the first batch sets the (C,) state; every later one
+    moves each channel by ``m + c * (cur - m)`` in float32, even from
+    infinities (torch's per-channel observers have no per-value "fresh" rule).
+    Other parameters as :class:`PerChannelMinMaxObserver`; moving averages
+    cannot be merged (see :meth:`MovingAverageMinMaxObserver.merge`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayobs import MovingAveragePerChannelMinMaxObserver
+    >>> obs = MovingAveragePerChannelMinMaxObserver(averaging_constant=0.5, ch_axis=-1)
+    >>> _ = obs(np.asarray([[0.0, 4.0], [2.0, 8.0]], dtype=np.float32))
+    >>> _ = obs(np.asarray([[-2.0, 2.0]], dtype=np.float32))
+    >>> obs.min_val, obs.max_val
+    (array([-1.,  3.], dtype=float32), array([0., 5.], dtype=float32))
+    """
+
+    def __init__(
+        self,
+        averaging_constant: float = 0.01,
+        ch_axis: int = 0,
+        dtype: Any = "quint8",
+        qscheme: Any = "per_channel_affine",
+        reduce_range: bool = False,
+        quant_min: int | None = None,
+        quant_max: int | None = None,
+        eps: float = FLOAT32_EPS,
+        is_dynamic: bool = False,
+        *,
+        xp: Any = None,
+        device: Any = None,
+        fast: bool = True,
+        process_group: Any = None,
+    ) -> None:
+        real_number(averaging_constant, "averaging_constant")
+        self.averaging_constant = averaging_constant
+        self._averaging = averaging_constant
+        super().__init__(
+            ch_axis,
+            dtype,
+            qscheme,
+            reduce_range,
+            quant_min,
+            quant_max,
+            eps,
+            is_dynamic,
+            xp=xp,
+            device=device,
+            fast=fast,
+            process_group=process_group,
+        )
+
+    merge = MovingAverageMinMaxObserver.merge
+
+    def _channel_combine(
+        self, state: F.MinMaxState, lo: Any, hi: Any, xp: ModuleType
+    ) -> F.MinMaxState:
+        """``m + c * (cur - m)`` for every channel of an observed state."""
+        c = self.averaging_constant
+        if is_torch(xp) and self._fast:
+            return F.MinMaxState(*_fastpath("torch").moving_average_combine(*state, lo, hi, c))
+        return F.moving_average_combine(state, lo, hi, c, xp=xp, fresh=False)
+
+    def _crossed(self, host: tuple[Any, Any] | None) -> bool:
+        # Averaging can cross min and max by rounding; torch raises then. One read.
+        xp, state = self._namespace(), self._state
+        crossed = (
+            _jax_jit("any_greater")(state) if is_jax(xp) else xp.any(state.min_val > state.max_val)
+        )
+        if is_dask(xp):
+            (crossed,) = _dask_to_host((crossed,))
+        return bool(crossed)

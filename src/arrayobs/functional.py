@@ -52,7 +52,7 @@ from arrayobs._compat import (
     torch_compiling,
 )
 from arrayobs._config import QuantConfig, quant_config
-from arrayobs._reduce import aminmax
+from arrayobs._reduce import aminmax, channel_axis
 
 __all__ = [
     "MinMaxState",
@@ -93,14 +93,15 @@ def _quiet(fn: _F) -> _F:
 
 
 class MinMaxState(NamedTuple):
-    """Running statistics: two float32 arrays (0-d for per-tensor observers)."""
+    """Running statistics: two float32 arrays, 0-d per tensor, shape (C,) per channel."""
 
     min_val: Any
     max_val: Any
 
 
 class QParams(NamedTuple):
-    """``scale`` (float32) and ``zero_point`` (int32 affine, int64 symmetric)."""
+    """``scale`` (float32) and ``zero_point`` (int32 affine, int64 symmetric,
+    float32 for per_channel_affine_float_qparams)."""
 
     scale: Any
     zero_point: Any
@@ -110,11 +111,18 @@ def _ns(state: MinMaxState, xp: ModuleType | None) -> ModuleType:
     return array_namespace(state.min_val) if xp is None else xp
 
 
-def init_state(*, xp: ModuleType, device: Any = None) -> MinMaxState:
-    """A never-observed state: ``min_val = +inf``, ``max_val = -inf`` (0-d float32)."""
+def init_state(*, xp: ModuleType, device: Any = None, channels: int | None = None) -> MinMaxState:
+    """A never-observed state: ``min_val = +inf``, ``max_val = -inf``, float32.
+
+    0-d, or of shape ``(channels,)`` for per-channel observation. The channel
+    count is fixed up front, so per-channel updates keep their shapes (as
+    ``jax.jit`` needs); torch's per-channel observers instead start from
+    shape (0,), which the observer classes reproduce.
+    """
+    shape = () if channels is None else (channels,)
     return MinMaxState(
-        xp.asarray(float("inf"), dtype=xp.float32, device=device),
-        xp.asarray(float("-inf"), dtype=xp.float32, device=device),
+        xp.full(shape, float("inf"), dtype=xp.float32, device=device),
+        xp.full(shape, float("-inf"), dtype=xp.float32, device=device),
     )
 
 
@@ -145,14 +153,24 @@ def require_observable(xp: ModuleType, dtype: Any) -> None:
 
 @_quiet
 def batch_minmax(
-    x: Any, *, xp: ModuleType | None = None, fast: bool = True
+    x: Any, *, ch_axis: int | None = None, xp: ModuleType | None = None, fast: bool = True
 ) -> tuple[Any, Any] | None:
-    """(min, max) of one batch as 0-d float32 arrays, or None for an empty batch.
+    """(min, max) of one batch as float32 arrays, or None for an empty batch.
 
+    0-d, or with ``ch_axis`` of shape (C,): each channel along ``ch_axis``
+    (negative counts from the end, as torch) reduced over every other axis.
     The same numbers as reducing ``astype(x, float32)``: rounding to float32 is
     monotonic, so the reduction runs in the input's own dtype. NaN propagates.
     ``fast=False`` turns the backend's fast path off (the numbers are the same;
     of two zeros of different sign, either may be returned).
+
+    Raises
+    ------
+    TypeError
+        For a dtype that is not real or bool.
+    ValueError
+        If ``x`` has no axis ``ch_axis`` (checked before the empty case), or
+        unknown size (Dask).
     """
     xp = array_namespace(x) if xp is None else xp
     require_observable(xp, x.dtype)
@@ -163,9 +181,25 @@ def batch_minmax(
             "chunk sizes); call x.compute_chunk_sizes() first"
         )
         raise ValueError(msg)
+    ch = None if ch_axis is None else channel_axis(ch_axis, x.ndim)
     if n == 0:
         return None
-    return aminmax(x, xp=xp, fast=fast)
+    return aminmax(x, xp=xp, fast=fast, ch_axis=ch)
+
+
+def _check_channels(state: MinMaxState, cur: tuple[Any, Any], ch_axis: int | None) -> None:
+    """The batch's (min, max) must have the state's shape (shapes are static, even under jit)."""
+    want, got = tuple(state.min_val.shape), tuple(cur[0].shape)
+    if want != got:
+        if ch_axis is None:
+            msg = f"a per-tensor update needs a 0-d state, got shape {want}; pass ch_axis"
+        elif len(want) != 1:
+            msg = f"a per-channel update needs a state of shape (C,), got {want}"
+        else:
+            msg = (
+                f"the batch has {got[0]} channels along ch_axis {ch_axis}; the state has {want[0]}"
+            )
+        raise ValueError(msg)
 
 
 @_quiet
@@ -233,15 +267,27 @@ def moving_average_combine(
     averaging_constant: float,
     *,
     xp: ModuleType | None = None,
+    fresh: bool | None = None,
 ) -> MinMaxState:
     """Fold one batch's (min, max) into a moving-average state.
 
-    A fresh state (both +inf and -inf) takes the batch's values; any other
-    moves by ``m + c * (cur - m)``, chosen with ``where``.
+    A fresh state takes the batch's values; any other moves by
+    ``m + c * (cur - m)``. ``fresh=None`` (torch's per-tensor rule): fresh
+    where both values are +inf and -inf, chosen per element with ``where``.
+    A bool says it for the whole state: torch's per-channel observers take
+    the first batch because their state is empty, and average every later one,
+    even from infinities (the observer classes know which batch is first).
     """
     xp = _ns(state, xp)
-    fresh = is_fresh(state, xp=xp)
     c = xp.asarray(averaging_constant, dtype=xp.float32, device=device_of(state.min_val))
+    if fresh is not None:
+        if fresh:
+            return MinMaxState(cur_min, cur_max)
+        return MinMaxState(
+            _moving_average(state.min_val, cur_min, c, xp),
+            _moving_average(state.max_val, cur_max, c, xp),
+        )
+    fresh = is_fresh(state, xp=xp)
     # A fresh state holds infinities; average zeros there instead, then discard them.
     m_min = xp.where(fresh, xp.zeros_like(state.min_val), state.min_val)
     m_max = xp.where(fresh, xp.zeros_like(state.max_val), state.max_val)
@@ -253,15 +299,25 @@ def moving_average_combine(
 
 @_quiet
 def minmax_update(
-    state: MinMaxState, x: Any, *, xp: ModuleType | None = None, fast: bool = True
+    state: MinMaxState,
+    x: Any,
+    *,
+    ch_axis: int | None = None,
+    xp: ModuleType | None = None,
+    fast: bool = True,
 ) -> MinMaxState:
     """``MinMaxObserver.forward``: the running elementwise min and max.
 
-    An empty ``x`` returns ``state`` unchanged; NaN in a batch stays for good.
+    With ``ch_axis``, ``PerChannelMinMaxObserver.forward`` on a state of
+    shape (C,) (see :func:`init_state`). An empty ``x`` returns ``state``
+    unchanged; NaN in a batch stays for good.
     """
     xp = _ns(state, xp)
-    cur = batch_minmax(x, xp=xp, fast=fast)
-    return state if cur is None else minmax_combine(state, *cur, xp=xp)
+    cur = batch_minmax(x, ch_axis=ch_axis, xp=xp, fast=fast)
+    if cur is None:
+        return state
+    _check_channels(state, cur, ch_axis)
+    return minmax_combine(state, *cur, xp=xp)
 
 
 @_quiet
@@ -270,18 +326,25 @@ def moving_average_update(
     x: Any,
     averaging_constant: float,
     *,
+    ch_axis: int | None = None,
     xp: ModuleType | None = None,
     fast: bool = True,
 ) -> MinMaxState:
-    """``MovingAverageMinMaxObserver.forward``.
+    """``MovingAverageMinMaxObserver.forward`` (with ``ch_axis``: the per-channel one).
 
     A fresh state (both +inf and -inf) takes the batch's min and max; any other
     state moves by ``m + c * (cur - m)`` (not ``(1 - c) * m + c * cur`` as
     torch's docs say). The choice is a ``where``, so nothing is read back.
+    Per channel, from :func:`init_state` with ``channels``, this gives torch's
+    numbers: the first batch finds every channel fresh, and no channel of an
+    observed state is (+inf, -inf) again for ``0 <= averaging_constant <= 1``.
     """
     xp = _ns(state, xp)
-    cur = batch_minmax(x, xp=xp, fast=fast)
-    return state if cur is None else moving_average_combine(state, *cur, averaging_constant, xp=xp)
+    cur = batch_minmax(x, ch_axis=ch_axis, xp=xp, fast=fast)
+    if cur is None:
+        return state
+    _check_channels(state, cur, ch_axis)
+    return moving_average_combine(state, *cur, averaging_constant, xp=xp)
 
 
 def widest_int(xp: ModuleType, device: Any) -> Any:
@@ -290,7 +353,10 @@ def widest_int(xp: ModuleType, device: Any) -> Any:
 
 
 def zero_point_dtype(config: QuantConfig, *, xp: ModuleType, device: Any) -> Any:
-    """The reference's zero-point dtype: int32 for affine, int64 for symmetric."""
+    """The reference's zero-point dtype: int32 for affine, int64 for symmetric,
+    float32 for per_channel_affine_float_qparams."""
+    if config.float_qparams:
+        return xp.float32
     return widest_int(xp, device) if config.symmetric else xp.int32
 
 
@@ -324,15 +390,20 @@ def calculate_qparams(
 ) -> QParams:
     """Scale and zero point of ``state`` under ``config``; reads nothing back.
 
-    A never-observed state gives scale 1.0 and zero point 0, as torch; the
-    observer classes also warn and use int64 for that zero point, as torch
-    does, which a data-independent function cannot. A state with
+    A never-observed state (or channel) gives scale 1.0 and zero point 0, as
+    torch; the observer classes also warn and use int64 for that zero point, as
+    torch does, which a data-independent function cannot. A state with
     ``min_val > max_val`` (torch raises) is not checked here.
+
+    per_channel_affine_float_qparams, as torch: ``scale = (max - min) /
+    (quant_max - quant_min)``, replaced by 1 where not above eps, and a float
+    zero point ``-min / scale`` (from min_val and max_val themselves, not
+    their extensions to include 0).
 
     Returns
     -------
     QParams
-        Both of shape (1,) for 0-d state.
+        Both of shape (1,) for a 0-d state, (C,) for a state of shape (C,).
     """
     xp = _ns(state, xp)
     mn, mx = state
@@ -346,6 +417,10 @@ def calculate_qparams(
         max_pos = _first_max(-min_neg, max_pos, xp)
         scale = _first_max(max_pos / _divisor(qrange / 2, mn, xp), eps, xp)
         zero_point = xp.full_like(mn, config.symmetric_zero_point(), dtype=zp_dtype)
+    elif config.float_qparams:
+        scale = (mx - mn) / _divisor(qrange, mn, xp)
+        scale = xp.where(scale > eps, scale, xp.ones_like(scale))
+        zero_point = -mn / scale
     else:
         scale = _first_max((max_pos - min_neg) / _divisor(qrange, mn, xp), eps, xp)
         zero_point = _affine_zero_point(min_neg, scale, config, xp)

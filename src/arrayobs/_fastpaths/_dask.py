@@ -38,3 +38,38 @@ def minmax_scalars(x: Any) -> tuple[np.float32, np.float32]:
     pairs = [dask.delayed(_chunk)(b) for b in x.to_delayed().ravel()]  # type: ignore[attr-defined]
     (result,) = dask.compute(dask.delayed(_merge)(pairs))  # type: ignore[attr-defined, no-untyped-call]
     return result  # type: ignore[no-any-return]
+
+
+def _chunk_axis(block: np.ndarray, ch_axis: int) -> tuple[np.ndarray, np.ndarray] | None:
+    return None if block.size == 0 else _numpy.aminmax_axis(block, ch_axis)
+
+
+def _merge_axis(
+    columns: list[list[tuple[np.ndarray, np.ndarray] | None]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel chunk, the chunks' vectors combined; then the channel chunks in order."""
+    los, his = [], []
+    for column in columns:
+        found = [p for p in column if p is not None]
+        los.append(np.minimum.reduce(np.stack([p[0] for p in found])))
+        his.append(np.maximum.reduce(np.stack([p[1] for p in found])))
+    return np.concatenate(los), np.concatenate(his)
+
+
+def aminmax_axis(x: Any, ch_axis: int) -> tuple[Any, Any]:
+    """Per-channel (min, max) of a non-empty Dask array with NumPy chunks, as
+    lazy (C,) float32 arrays: one task per chunk, then one that merges the
+    vectors of each run of channels."""
+    import dask.array as da
+
+    blocks = x.to_delayed()  # type: ignore[attr-defined]
+    columns: list[list[Any]] = [[] for _ in range(blocks.shape[ch_axis])]
+    for index in np.ndindex(*blocks.shape):
+        task = dask.delayed(_chunk_axis)(blocks[index], ch_axis)  # type: ignore[attr-defined]
+        columns[index[ch_axis]].append(task)
+    merged = dask.delayed(_merge_axis, nout=2)(columns)  # type: ignore[attr-defined]
+    c = x.shape[ch_axis]
+    return (
+        da.from_delayed(merged[0], (c,), dtype=np.float32),  # type: ignore[no-untyped-call]
+        da.from_delayed(merged[1], (c,), dtype=np.float32),  # type: ignore[no-untyped-call]
+    )

@@ -143,6 +143,93 @@ def aminmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(lo), np.asarray(hi)
 
 
+# -- per channel --------------------------------------------------------------
+def _keys_to_float32(keys: np.ndarray, name: str, nan: np.ndarray) -> np.ndarray:
+    """float32 values of order-preserving int16 keys, NaN where ``nan``."""
+    bits = _keys(keys, np.empty_like(keys))
+    if name == "float16":
+        out = bits.view(np.float16).astype(np.float32)
+    else:  # bfloat16 is the top half of a float32.
+        out = (bits.astype(np.uint16).astype(np.uint32) << 16).view(np.float32)
+    out[nan] = np.nan
+    return out
+
+
+def _slab(v: np.ndarray, half: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (min, max) of an (a, c, b) block: min then max while it sits in L2."""
+    if half:
+        v = _keys(v, np.empty(v.shape, np.int16))
+    if v.shape[0] == 1 and v.shape[1] == 1:
+        # One long channel row: the per-tensor blocked walk.
+        lo, hi = _part(v.reshape(-1), False)
+        return np.asarray([lo]), np.asarray([hi])
+    return _MIN(v, axis=(0, 2)), _MAX(v, axis=(0, 2))
+
+
+def _slabs(a: int, c: int, b: int, itemsize: int) -> list[tuple[int, int, int, int]]:
+    """Blocks (a0, a1, c0, c1) of an (a, c, b) array of about BLOCK_BYTES each:
+    whole (·, c, b) slabs while one fits, else runs of channels of one slab."""
+    row = b * itemsize
+    if c * row <= BLOCK_BYTES:
+        step = max(1, BLOCK_BYTES // (c * row))
+        return [(i, min(i + step, a), 0, c) for i in range(0, a, step)]
+    step = max(1, BLOCK_BYTES // row)
+    return [(i, i + 1, j, min(j + step, c)) for i in range(a) for j in range(0, c, step)]
+
+
+def aminmax_axis(x: np.ndarray, ch_axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (min, max) of a non-empty array, shape (C,) float32; NaN propagates.
+
+    A contiguous input is viewed as (A, C, B) and reduced in blocks of about
+    1 MiB (min then max of each while it is in L2), on every core when it is
+    large; 16-bit floats as int16 keys, as per tensor. Other layouts: one
+    ``minimum.reduce`` and one ``maximum.reduce`` over the other axes.
+    """
+    kind = _kind(x.dtype)
+    half = kind == "half"
+    name = x.dtype.name
+    if kind == "bool":
+        x = x.view(np.uint8)
+    elif half:
+        x = x.view(np.int16)
+    if x.ndim == 1:
+        lo = _keys(x, np.empty(x.shape, np.int16)) if half else x.copy()
+        hi = lo.copy()
+    else:
+        if not x.flags.c_contiguous and x.flags.f_contiguous:
+            x, ch_axis = x.T, x.ndim - 1 - ch_axis  # the same values, C-contiguous
+        if x.flags.c_contiguous:
+            c = x.shape[ch_axis]
+            v = x.reshape(math.prod(x.shape[:ch_axis]), c, -1)
+            blocks = _slabs(*v.shape, v.itemsize)
+            work = [v[a0:a1, c0:c1] for a0, a1, c0, c1 in blocks]
+            if x.nbytes >= THREAD_MIN_BYTES and _workers() > 1 and len(work) > 1:
+                done = list(_pool().map(lambda w: _slab(w, half), work))
+            else:
+                done = [_slab(w, half) for w in work]
+            lo = np.empty(c, v.dtype)
+            hi = np.empty(c, v.dtype)
+            for (a0, _, c0, c1), (blo, bhi) in zip(blocks, done, strict=True):
+                if a0 == 0:
+                    lo[c0:c1], hi[c0:c1] = blo, bhi
+                else:
+                    np.minimum(lo[c0:c1], blo, out=lo[c0:c1])
+                    np.maximum(hi[c0:c1], bhi, out=hi[c0:c1])
+        else:
+            if half:
+                x = _keys(x, np.empty(x.shape, np.int16))
+            axes = tuple(i for i in range(x.ndim) if i != ch_axis)
+            lo, hi = _MIN(x, axis=axes), _MAX(x, axis=axes)
+    if half:
+        # A NaN key lies beyond an infinity's: on the min side for a negative NaN,
+        # on the max side for a positive one; either makes the channel NaN.
+        inf_key = _INF_KEY[name]
+        nan = (lo < -1 - inf_key) | (hi > inf_key)
+        return _keys_to_float32(lo, name, nan), _keys_to_float32(hi, name, nan)
+    with np.errstate(over="ignore"):  # beyond float32's range becomes +-inf, as the reference
+        return lo.astype(np.float32), hi.astype(np.float32)
+
+
 # -- the observers' host-side combine ------------------------------------------
 def _first_min(a: np.float32, b: np.float32) -> np.float32:
     return b if (b != b or b < a) else a  # noqa: PLR0124 - b != b: b is NaN

@@ -12,6 +12,7 @@ device, and cost a third of the generic path's ``where`` chains.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -23,6 +24,36 @@ def aminmax(x: Any) -> tuple[Any, Any]:
         return lo, hi  # each skipped call is a microsecond on 100 elements
     # Tensor.to saturates float64 overflow to inf without a warning, as the reference's cast does.
     return lo.to(torch.float32), hi.to(torch.float32)
+
+
+def _float32(lo: Any, hi: Any) -> tuple[Any, Any]:
+    return lo.to(torch.float32), hi.to(torch.float32)
+
+
+def aminmax_axis(x: Any, ch_axis: int) -> tuple[Any, Any]:
+    """Per-channel (min, max), shape (C,), over every axis but ``ch_axis``.
+
+    torch.ao permutes, flattens (a copy unless ``ch_axis`` is 0) and casts to
+    float32 (a copy unless float32) before ``aminmax(dim=1)``. Here a
+    contiguous input is viewed as (A, C, B): one ``aminmax`` pass when A or
+    B is 1 (weights with ch_axis 0, channels-last activations), else
+    ``amin`` + ``amax`` over (0, 2); no copy of the input either way.
+    """
+    x = x.detach() if x.requires_grad else x
+    if x.ndim == 1:
+        # One element per channel: the values (as copies, never the input).
+        return x.to(torch.float32, copy=True), x.to(torch.float32, copy=True)
+    shape = x.shape
+    if x.is_contiguous():
+        a, c = math.prod(shape[:ch_axis]), shape[ch_axis]
+        v = x.view(a, c, -1)
+        if a == 1:
+            return _float32(*torch.aminmax(v[0], dim=1))
+        if v.shape[2] == 1:
+            return _float32(*torch.aminmax(v[:, :, 0], dim=0))
+        return _float32(torch.amin(v, dim=(0, 2)), torch.amax(v, dim=(0, 2)))
+    axes = tuple(i for i in range(x.ndim) if i != ch_axis)
+    return _float32(torch.amin(x, dim=axes), torch.amax(x, dim=axes))
 
 
 def minmax_combine(m: Any, big_m: Any, lo: Any, hi: Any) -> tuple[Any, Any]:
