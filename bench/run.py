@@ -35,6 +35,19 @@ Separately, the per-call overhead on 100 float32 elements: ``forward`` and
 ``MovingAverageMinMaxObserver`` on each selected backend, each next to torch.ao's
 equivalent (on the CPU, or CUDA for GPU backends).
 
+Per-channel section
+-------------------
+``PerChannelMinMaxObserver(ch_axis=...)(x)`` on three shapes: weight-like (4096, 4096)
+with ``ch_axis=0`` (4096 channels of 4096), activation-like channels-last (2441, 4096)
+with ``ch_axis=-1`` (about 1e7 elements) and NCHW (8, 64, 128, 152) with ``ch_axis=1``
+(about 1e7), each in float32, float16, bfloat16 and float64; per shape and dtype,
+back to back: torch.ao's ``PerChannelMinMaxObserver`` forward on a torch tensor of the same
+values (once per device: CPU next to CPU backends, CUDA next to GPU backends), then
+arrayobs on each backend (``fast=False`` too on NumPy and torch). Dask arrays are split
+into 4 chunks along axis 0. ``MovingAveragePerChannelMinMaxObserver`` is timed the same way
+on float32. The ratio reported is torch.ao's median over arrayobs's. ``--quick`` keeps the
+first two shapes, with fewer repeats.
+
 How
 ---
 Data are drawn once per size, ``numpy.random.default_rng(0).standard_normal`` in float32,
@@ -53,10 +66,16 @@ From the repository root::
     python bench/run.py                       # everything, up to 1e8 elements
     python bench/run.py --quick               # sizes up to 1e7, fewer repeats
     python bench/run.py --backends numpy,torch --out /tmp/bench
+    python bench/run.py --per-channel-only    # the per-channel section alone
 
 writes ``results.json`` (machine, versions, command line and every measurement),
 ``results.md`` (tables) and, when matplotlib imports, ``throughput.png`` to ``--out``
-(default ``bench/results``).
+(default ``bench/results``). ``--sections`` (or ``--per-channel-only``) runs only some
+sections; the others are kept from the files already in ``--out``: the per-tensor part is
+the top level of ``results.json`` and of ``results.md``, the per-channel part is
+``results.json["per_channel"]`` and the block of ``results.md`` between the
+``<!-- per-channel -->`` markers. ``throughput.png`` (per-tensor float32) is only
+rewritten when the per-tensor section runs.
 """
 
 from __future__ import annotations
@@ -85,7 +104,12 @@ from typing import Any
 
 import numpy as np
 
-from arrayobs import MinMaxObserver, MovingAverageMinMaxObserver
+from arrayobs import (
+    MinMaxObserver,
+    MovingAverageMinMaxObserver,
+    MovingAveragePerChannelMinMaxObserver,
+    PerChannelMinMaxObserver,
+)
 from arrayobs._compat import to_host
 from arrayobs.testing import BACKENDS, BackendUnavailable, supports_dtype
 
@@ -99,6 +123,23 @@ CPU_FLOORS = ("floor_all_cores", "floor_one_core")
 GPU_FLOORS = ("floor_gpu_cupy_max", "floor_gpu_torch_sum")
 DASK_CHUNK = 10**6
 PER_CALL_N = 100
+SECTIONS = ("per-tensor", "per-channel")
+# (name, shape, ch_axis); --quick keeps the first PC_QUICK_CASES.
+PC_CASES: tuple[tuple[str, tuple[int, ...], int], ...] = (
+    ("weight", (4096, 4096), 0),
+    ("activation", (2441, 4096), -1),
+    ("nchw", (8, 64, 128, 152), 1),
+)
+PC_QUICK_CASES = 2
+PC_DTYPES = ("float32", "float16", "bfloat16", "float64")
+PC_OBSERVERS = {
+    PerChannelMinMaxObserver.__name__: PC_DTYPES,
+    MovingAveragePerChannelMinMaxObserver.__name__: ("float32",),
+}
+PC_VARIANTS = ("arrayobs", "fast_off", "torch_ao")
+PC_FAST_OFF_KINDS = ("numpy", "torch")  # fast=False is timed on these backends only
+PC_DASK_PARTS = 4  # dask chunks along axis 0
+PC_BEGIN, PC_END = "<!-- per-channel: begin -->", "<!-- per-channel: end -->"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +156,9 @@ class Settings:
 
 FULL = Settings((10**2, 10**4, 10**6, 10**7, 10**8), 10**7, 7, 0.25, 7, 0.2)
 QUICK = Settings((10**2, 10**4, 10**6, 10**7), 10**7, 5, 0.05, 5, 0.05)
+# The per-channel section: only repeats and target_s are used.
+PC_FULL = dataclasses.replace(FULL, repeats=7, target_s=0.15)
+PC_QUICK = dataclasses.replace(QUICK, repeats=5, target_s=0.03)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +190,17 @@ class Record:
     @property
     def nbytes(self) -> int:
         return self.n * ITEMSIZE.get(self.dtype, 4)
+
+
+@dataclasses.dataclass
+class ChannelRecord(Record):
+    """One per-channel measurement; ``backend`` is ``torch.ao:cpu`` (or ``:cuda``) for the
+    reference, whose variant is ``torch_ao``."""
+
+    case: str = ""
+    shape: tuple[int, ...] = ()
+    ch_axis: int = 0
+    observer: str = ""
 
 
 class Unavailable(Exception):
@@ -536,6 +591,139 @@ def _torch_sync(t: Any) -> Callable[..., None]:
     return lambda *_: None
 
 
+# -- per-channel -----------------------------------------------------------------------------
+def channel_array(be: Loaded, dtype: str, base: np.ndarray, host: np.ndarray | None) -> Any:
+    """The case's values (shape ``base.shape``) as an array of ``be``; Dask in
+    ``PC_DASK_PARTS`` chunks along axis 0."""
+    if be.kind == "dask":
+        missing = dtype_missing(be, dtype, host)
+        if missing:
+            raise Unavailable(missing)
+        assert host is not None
+        rows = max(1, math.ceil(host.shape[0] / PC_DASK_PARTS))
+        return be.lib.from_array(host, chunks=(rows, *host.shape[1:]))
+    return to_backend(be, dtype, base, host)
+
+
+def channel_reference(device: str, dtype: str, base: np.ndarray, host: Any) -> Any:
+    """The case's values as a torch tensor on ``device`` (``cpu`` or ``cuda``)."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise Unavailable("this torch has no CUDA")
+    if dtype == "bfloat16":
+        return torch.from_numpy(base).to(device=device, dtype=torch.bfloat16)
+    return torch.from_numpy(host).to(device)
+
+
+def channel_agrees(obs: Any, ref: Any) -> bool:
+    """Whether the observer's per-channel min, max, scale and zero point equal torch.ao's."""
+    ours = [obs.min_val, obs.max_val, *obs.calculate_qparams()]
+    theirs = [ref.min_val, ref.max_val, *ref.calculate_qparams()]
+    for got, want in zip(ours, theirs, strict=True):
+        a, b = to_host(got), want.detach().cpu().numpy()
+        if a.shape != b.shape or not np.array_equal(a, b, equal_nan=a.dtype.kind == "f"):
+            return False
+    return True
+
+
+def measure_channel_case(
+    backends: list[Loaded],
+    observer: str,
+    case: tuple[str, tuple[int, ...], int],
+    dtype: str,
+    base: np.ndarray,
+    host: np.ndarray | None,
+    settings: Settings,
+) -> list[ChannelRecord]:
+    """torch.ao (once per device), then every backend's variants, back to back."""
+    from torch.ao.quantization import observer as ao
+
+    name, shape, ch_axis = case
+    ours_cls = {
+        c.__name__: c for c in (PerChannelMinMaxObserver, MovingAveragePerChannelMinMaxObserver)
+    }
+    blank = ChannelRecord(
+        "", dtype, base.size, "", "n/a", case=name, shape=shape, ch_axis=ch_axis, observer=observer
+    )
+    records: list[ChannelRecord] = []
+    refs: dict[str, Any] = {}
+    for device in sorted({"cuda" if be.gpu else "cpu" for be in backends}):
+        record = dataclasses.replace(blank, backend=f"torch.ao:{device}", variant="torch_ao")
+
+        def build(device: str = device) -> Callable[[], object]:
+            t = channel_reference(device, dtype, base, host)
+            ref = getattr(ao, observer)(ch_axis=ch_axis).to(t.device)
+            refs[device] = ref
+            sync = _torch_sync(t)
+
+            def call() -> None:
+                ref(t)
+                sync()
+
+            return call
+
+        records.append(measured(record, build, settings))
+        gc.collect()
+    for be in backends:
+        variants = ("arrayobs", "fast_off") if be.kind in PC_FAST_OFF_KINDS else ("arrayobs",)
+        try:
+            x = channel_array(be, dtype, base, host)
+        except Unavailable as exc:
+            records += [
+                dataclasses.replace(blank, backend=be.name, variant=v, note=str(exc))
+                for v in variants
+            ]
+            continue
+        for variant in variants:
+            obs = ours_cls[observer](
+                ch_axis=ch_axis, xp=be.xp, device=be.device, fast=variant == "arrayobs"
+            )
+            record = dataclasses.replace(blank, backend=be.name, variant=variant)
+            record = measured(record, functools.partial(observer_call, be, obs, x), settings)
+            ref = refs.get("cuda" if be.gpu else "cpu")
+            if record.status == "ok" and ref is not None:
+                record.agrees_with_torch_ao = channel_agrees(obs, ref)
+            records.append(record)
+        del x
+        gc.collect()
+    return records
+
+
+def log_channel(record: ChannelRecord) -> None:
+    if record.status == "ok" and record.median_s is not None:
+        shown = f"{record.median_s * 1e3:10.4f} ms"
+        if record.agrees_with_torch_ao is False:
+            shown += "  (differs from torch.ao!)"
+    else:
+        shown = f"{record.status}: {record.note[:70]}"
+    shape = "x".join(map(str, record.shape))
+    where = (
+        f"{record.observer.removesuffix('MinMaxObserver'):<20} {shape:>15} {record.ch_axis:>2}"
+        f" {record.dtype:>8} {record.backend:>14} {record.variant:<9}"
+    )
+    print(where, shown, file=sys.stderr, flush=True)
+
+
+def run_per_channel(backends: list[Loaded], quick: bool) -> list[ChannelRecord]:
+    """Every per-channel case, observer and dtype; arrays freed between cases."""
+    settings = PC_QUICK if quick else PC_FULL
+    records: list[ChannelRecord] = []
+    for case in PC_CASES[:PC_QUICK_CASES] if quick else PC_CASES:
+        base = np.random.default_rng(0).standard_normal(case[1], dtype=np.float32)
+        for observer, dtypes in PC_OBSERVERS.items():
+            for dtype in dtypes:
+                host = host_array(base, dtype)
+                found = measure_channel_case(backends, observer, case, dtype, base, host, settings)
+                for record in found:
+                    log_channel(record)
+                records += found
+                del host
+                gc.collect()
+        del base
+    return records
+
+
 # -- machine ---------------------------------------------------------------------------------
 VERSIONED = (
     *("numpy", "torch", "jax", "jaxlib", "dask", "cupy"),
@@ -677,15 +865,12 @@ def run_per_call(backends: list[Loaded], settings: Settings) -> list[Record]:
 
 
 # -- results ---------------------------------------------------------------------------------
-def write_json(
-    path: Path, meta: dict[str, Any], records: list[Record], extra: dict[str, Any]
-) -> None:
-    data = {
+def json_data(meta: dict[str, Any], records: list[Record], extra: dict[str, Any]) -> dict[str, Any]:
+    return {
         "machine": meta,
         **extra,
         "measurements": [{**dataclasses.asdict(r), "nbytes": r.nbytes} for r in records],
     }
-    path.write_text(json.dumps(data, indent=1) + "\n")
 
 
 def _fmt(seconds: float | None, scale: float) -> str:
@@ -704,15 +889,18 @@ def _ratio(num: float | None, den: float | None, percent: bool = False) -> str:
 class Table:
     """Records indexed by (backend, dtype, n, variant), with footnotes for the missing."""
 
-    def __init__(self, records: list[Record]) -> None:
-        self.by_key = {(r.backend, r.dtype, r.n, r.variant): r for r in records}
+    def __init__(
+        self, records: list[Record], key: Callable[[Any], tuple[Any, ...]] | None = None
+    ) -> None:
+        key = key or (lambda r: (r.backend, r.dtype, r.n, r.variant))
+        self.by_key = {key(r): r for r in records}
         self.notes: dict[str, int] = {}
 
-    def seconds(self, key: tuple[str, str, int, str]) -> float | None:
+    def seconds(self, key: tuple[Any, ...]) -> float | None:
         r = self.by_key.get(key)
         return r.median_s if r is not None and r.status == "ok" else None
 
-    def cell(self, key: tuple[str, str, int, str], scale: float) -> str:
+    def cell(self, key: tuple[Any, ...], scale: float) -> str:
         r = self.by_key.get(key)
         if r is None:
             return "-"
@@ -776,13 +964,12 @@ def per_call_table(table: Table, backends: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_markdown(
-    path: Path,
+def per_tensor_markdown(
     meta: dict[str, Any],
     records: list[Record],
     backends: list[Loaded],
     skipped: dict[str, str],
-) -> None:
+) -> str:
     table = Table(records)
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v)
     gbs = meta["gpu_theoretical_gbs"]
@@ -820,7 +1007,134 @@ def write_markdown(
     ]
     if table.notes:
         out += ["", "## Notes", ""] + [f"{i}. {text}" for text, i in table.notes.items()]
-    path.write_text("\n".join(out) + "\n")
+    return "\n".join(out) + "\n"
+
+
+def _channel_key(r: Any) -> tuple[Any, ...]:
+    return (r.observer, r.case, r.dtype, r.backend, r.variant)
+
+
+def channel_markdown(
+    meta: dict[str, Any], records: list[ChannelRecord], extra: dict[str, Any]
+) -> str:
+    """The per-channel block of ``results.md``, between the ``PC_BEGIN``/``PC_END`` markers."""
+    table = Table(list(records), key=_channel_key)
+    settings = extra["settings"]
+    out = [
+        PC_BEGIN,
+        "## Per-channel observers",
+        "",
+        f"- date: {meta['date']}; command: `{meta['command']}`; {extra['elapsed_s']} s",
+        f"- git {meta['git_commit']}"
+        + (" (dirty)" if meta["git_dirty"] else "")
+        + f"; torch intra-op threads: {meta['torch_threads']}",
+        f"- median over {settings['repeats']} repeats of calls lasting about"
+        f" {settings['target_s']} s each (one call where a call takes longer)",
+        "",
+        "One forward (`obs(x)`) of an observer that has already seen `x`. torch.ao runs on a"
+        " torch CPU tensor of the same values, timed once per shape and dtype right before the"
+        " backends. Ratios are torch.ao's median over arrayobs's: above 1x favours arrayobs."
+        " `fast off` is `fast=False` (the generic Array API path). Dask: 4 chunks along axis 0.",
+    ]
+    backends = list(dict.fromkeys(r.backend for r in records if r.variant != "torch_ao"))
+    cases = [c for c in PC_CASES if any(r.case == c[0] for r in records)]
+    shortfalls: dict[str, list[str]] = {"1x": [], "10x": []}
+    compared: dict[str, int] = {"1x": 0, "10x": 0}
+    for observer, dtypes in PC_OBSERVERS.items():
+        out += [
+            "",
+            f"### {observer}",
+            "",
+            "| shape | ch_axis | n | dtype | backend | arrayobs ms | fast off ms | torch.ao ms "
+            "| torch.ao/arrayobs | torch.ao/fast off |",
+            "|" + "---|" * 10,
+        ]
+        for name, shape, ch_axis in cases:
+            for dtype in dtypes:
+                for backend in backends:
+                    keys = {
+                        v: (observer, name, dtype, backend, v) for v in ("arrayobs", "fast_off")
+                    }
+                    if not any(k in table.by_key for k in keys.values()):
+                        continue
+                    device = "cuda" if backend == "cupy" or ":" in backend else "cpu"
+                    ref_key = (observer, name, dtype, f"torch.ao:{device}", "torch_ao")
+                    ref, ours = table.seconds(ref_key), table.seconds(keys["arrayobs"])
+                    n = math.prod(shape)
+                    row = [
+                        "x".join(map(str, shape)),
+                        str(ch_axis),
+                        f"{n:.3g}",
+                        dtype,
+                        backend,
+                        table.cell(keys["arrayobs"], 1e3),
+                        table.cell(keys["fast_off"], 1e3),
+                        table.cell(ref_key, 1e3),
+                        _ratio(ref, ours),
+                        _ratio(ref, table.seconds(keys["fast_off"])),
+                    ]
+                    out.append("| " + " | ".join(row) + " |")
+                    if ref is None or ours is None:
+                        continue
+                    where = f"{observer} {row[0]} {dtype} {backend}: {ref / ours:.2f}x"
+                    compared["1x"] += 1
+                    if ref < ours:
+                        shortfalls["1x"].append(where)
+                    if dtype != "float32" and observer == PerChannelMinMaxObserver.__name__:
+                        compared["10x"] += 1
+                        if ref < 10 * ours:
+                            shortfalls["10x"].append(where)
+    out += ["", "### Targets (arrayobs with the default fast=True)", ""]
+    for target, what in (
+        ("1x", "torch.ao/arrayobs >= 1x on every row"),
+        ("10x", "torch.ao/arrayobs >= 10x for float16, bfloat16 and float64 (every shape)"),
+    ):
+        missed = shortfalls[target]
+        verdict = "met" if not missed else f"unmet on {len(missed)}"
+        out.append(f"- {what}: {verdict} of {compared[target]} rows measured")
+        out += [f"  - {m}" for m in missed]
+    if table.notes:
+        out += ["", "### Notes", ""] + [f"{i}. {text}" for text, i in table.notes.items()]
+    out.append(PC_END)
+    return "\n".join(out) + "\n"
+
+
+def split_markdown(text: str) -> tuple[str, str]:
+    """``results.md`` as (the per-tensor text, the per-channel block or "")."""
+    start = text.find(PC_BEGIN)
+    if start < 0:
+        return text, ""
+    stop = text.find(PC_END, start)
+    stop = len(text) if stop < 0 else stop + len(PC_END)
+    return text[:start] + text[stop:], text[start:stop]
+
+
+def merge_markdown(path: Path, per_tensor: str | None, per_channel: str | None) -> None:
+    """Write ``path`` with the sections given; those that are None are kept from the file."""
+    old_head, old_block = split_markdown(path.read_text() if path.exists() else "")
+    head = per_tensor if per_tensor is not None else old_head
+    block = per_channel if per_channel is not None else old_block
+    text = head.rstrip("\n") or "# arrayobs benchmark"
+    if block:
+        text += "\n\n" + block.rstrip("\n")
+    path.write_text(text + "\n")
+
+
+def merge_json(
+    path: Path, per_tensor: dict[str, Any] | None, per_channel: dict[str, Any] | None
+) -> None:
+    """Write ``path`` with the sections given; those that are None are kept from the file:
+    the per-tensor run is the top level, the per-channel one ``["per_channel"]``."""
+    old: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    data = (
+        per_tensor
+        if per_tensor is not None
+        else {k: v for k, v in old.items() if k != "per_channel"}
+    )
+    channel = per_channel if per_channel is not None else old.get("per_channel")
+    if channel is not None:
+        data = {**data, "per_channel": channel}
+    path.write_text(json.dumps(data, indent=1) + "\n")
 
 
 def write_plot(path: Path, records: list[Record], backends: list[Loaded]) -> bool:
@@ -892,11 +1206,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         help="torch.set_num_threads before measuring (default: torch's)",
     )
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated, from {', '.join(SECTIONS)} (default: %(default)s); the results"
+        " of the others are kept from --out",
+    )
+    parser.add_argument(
+        "--per-channel-only",
+        action="store_true",
+        help="the per-channel section alone (as --sections per-channel)",
+    )
     args = parser.parse_args(argv)
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = [b for b in args.backends if b not in known]
     if unknown:
         parser.error(f"unknown backends {unknown}; known: {known}")
+    sections = "per-channel" if args.per_channel_only else args.sections
+    args.sections = [s.strip() for s in sections.split(",") if s.strip()]
+    unknown = [s for s in args.sections if s not in SECTIONS]
+    if unknown or not args.sections:
+        parser.error(f"unknown or no sections {unknown}; known: {list(SECTIONS)}")
     return args
 
 
@@ -912,24 +1242,46 @@ def main(argv: list[str] | None = None) -> int:
     backends, skipped = load_backends(args.backends)
     for name, why in skipped.items():
         print(f"skipping {name}: {why}", file=sys.stderr)
-    start = timeit.default_timer()
-    records = run_sizes(backends, settings) + run_per_call(backends, settings)
-    elapsed = timeit.default_timer() - start
-    meta = machine(any(b.gpu for b in backends))
-    meta["torch_threads"] = torch.get_num_threads()
-    args.out.mkdir(parents=True, exist_ok=True)
-    extra = {
-        "settings": dataclasses.asdict(settings),
+    common = {
         "quick": args.quick,
-        "elapsed_s": round(elapsed, 1),
         "backends": {b.name: str(b.device) for b in backends},
         "skipped": skipped,
     }
-    write_json(args.out / "results.json", meta, records, extra)
-    write_markdown(args.out / "results.md", meta, records, backends, skipped)
-    if not write_plot(args.out / "throughput.png", records, backends):
-        print("matplotlib does not import: no throughput.png", file=sys.stderr)
-    print(f"wrote {args.out} in {elapsed:.0f} s", file=sys.stderr)
+    start = timeit.default_timer()
+    records: list[Record] = []
+    if "per-tensor" in args.sections:
+        records = run_sizes(backends, settings) + run_per_call(backends, settings)
+    middle = timeit.default_timer()
+    channel_records: list[ChannelRecord] = []
+    if "per-channel" in args.sections:
+        channel_records = run_per_channel(backends, args.quick)
+    end = timeit.default_timer()
+    meta = machine(any(b.gpu for b in backends))
+    meta["torch_threads"] = torch.get_num_threads()
+    args.out.mkdir(parents=True, exist_ok=True)
+    tensor_json = tensor_md = channel_json = channel_md = None
+    if "per-tensor" in args.sections:
+        extra = {
+            "settings": dataclasses.asdict(settings),
+            "elapsed_s": round(middle - start, 1),
+            **common,
+        }
+        tensor_json = json_data(meta, records, extra)
+        tensor_md = per_tensor_markdown(meta, records, backends, skipped)
+        if not write_plot(args.out / "throughput.png", records, backends):
+            print("matplotlib does not import: no throughput.png", file=sys.stderr)
+    if "per-channel" in args.sections:
+        pc_settings = PC_QUICK if args.quick else PC_FULL
+        extra = {
+            "settings": {"repeats": pc_settings.repeats, "target_s": pc_settings.target_s},
+            "elapsed_s": round(end - middle, 1),
+            **common,
+        }
+        channel_json = json_data(meta, channel_records, extra)
+        channel_md = channel_markdown(meta, channel_records, extra)
+    merge_json(args.out / "results.json", tensor_json, channel_json)
+    merge_markdown(args.out / "results.md", tensor_md, channel_md)
+    print(f"wrote {args.out} in {end - start:.0f} s", file=sys.stderr)
     return 0
 
 

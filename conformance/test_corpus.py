@@ -38,12 +38,13 @@ def test_corpus_covers_what_conformance_promises() -> None:
         f: collections.Counter(getattr(c, f) for c in cases)
         for f in _corpus.Case.__dataclass_fields__
     }
-    assert set(seen["family"]) == set(_corpus.FAMILIES)
+    assert set(seen["family"]) == set(_corpus.FAMILIES) | set(_corpus.PC_FAMILIES)
     assert set(seen["input_dtype"]) == set(_corpus.INPUT_DTYPES)
-    assert set(seen["shape"]) == set(_corpus.SHAPES)
+    assert set(seen["shape"]) == set(_corpus.SHAPES) | set(_corpus.LAYOUTS)
     assert set(seen["averaging_constant"]) == set(_corpus.AVERAGING)
     assert set(seen["eps"]) == set(_corpus.EPS)
     assert set(seen["batches"]) == set(_corpus.LENGTHS)
+    assert set(seen["ch_axis"]) == {None, 0, 1, -1, 3}
     assert {(c.dtype, c.quant_range) for c in cases} >= {
         ("qint8", (-8, 7)),
         ("quint8", (0, 15)),
@@ -52,10 +53,29 @@ def test_corpus_covers_what_conformance_promises() -> None:
         ("quint8", (0, 1000)),
         ("qint32", (-(2**31), 2**31 - 1)),
     }
-    assert {c.qscheme for c in cases} == {"per_tensor_affine", "per_tensor_symmetric"}
+    assert {c.qscheme for c in cases} == {
+        "per_tensor_affine",
+        "per_tensor_symmetric",
+        "per_channel_affine",
+        "per_channel_symmetric",
+        "per_channel_affine_float_qparams",
+    }
     assert {c.reduce_range for c in cases} == {False, True}
-    status = collections.Counter(C.load()[0].status.tolist())
+    stored = C.load()[0]
+    status = collections.Counter(stored.status.tolist())
     assert all(status[s] > 0 for s in (0, 1, 2)), status
+    # Per channel: every layout and family, C = 1 and C > 1, float zero points, and
+    # the channel-damaging families really damage one channel (NaN, inf, constant).
+    per_channel = [c for c in cases if c.per_channel]
+    assert {c.shape for c in per_channel} == set(_corpus.LAYOUTS)
+    assert {c.family for c in per_channel} == set(_corpus.PC_FAMILIES)
+    assert stored.zp_float.any() and (stored.channel > 0).any()
+    shapes = [b.shape for c in per_channel for b in C.batches(c)]
+    assert {len(s) for s in shapes} == {2, 3, 4}
+    nan_channel = next(c for c in per_channel if c.family == "nan_channel")
+    host = C.batches(nan_channel)[0]
+    axis = _corpus._LAYOUT_AXIS[nan_channel.shape] % host.ndim
+    assert np.isnan(host).any(axis=tuple(i for i in range(host.ndim) if i != axis)).sum() == 1
 
 
 def test_target_matches_reference(target: C.Target, reference: Any) -> None:

@@ -27,7 +27,7 @@ def main() -> int:
     save(records, path, header)
     print(
         f"wrote {path} ({path.stat().st_size} bytes, {len(header['cases'])} cases, "
-        f"{len(records.status)} batches)"
+        f"{len(records.status)} rows: batches x channels)"
     )
     return 0
 

@@ -23,19 +23,31 @@ from arrayobs import functional as F
 from arrayobs._compat import backend_name, has_dtype, to_host
 from arrayobs._conformance._corpus import Case, batches, view_kind
 from arrayobs._conformance._records import NEVER_OBSERVED, OK, REFUSED, Records, Step
-from arrayobs._observers import MinMaxObserver, MovingAverageMinMaxObserver, _jax_jit
+from arrayobs._observers import (
+    MinMaxObserver,
+    MovingAverageMinMaxObserver,
+    MovingAveragePerChannelMinMaxObserver,
+    PerChannelMinMaxObserver,
+    _jax_jit,
+)
 from arrayobs.testing import flushes_subnormals, supports_dtype
 
 MODES = ("eager", "jit", "lazy")
 
 
-def _observer_class(case: Case) -> type[MinMaxObserver]:
+def _observer_class(case: Case) -> type[Any]:
+    if case.per_channel:
+        if case.averaging_constant is None:
+            return PerChannelMinMaxObserver
+        return MovingAveragePerChannelMinMaxObserver
     return MinMaxObserver if case.averaging_constant is None else MovingAverageMinMaxObserver
 
 
 def _view(x: Any, kind: str | None, xp: ModuleType | None) -> Any:
     if kind == "strided":
         return x[::2]
+    if kind == "columns":
+        return x[:, ::2]
     if kind == "transposed":
         return x.T if xp is None else xp.permute_dims(x, (1, 0))
     return x
@@ -52,7 +64,7 @@ def torch_steps(case: Case) -> list[Step]:
         warnings.simplefilter("ignore", UserWarning)  # reduce_range's deprecation
         obs = getattr(tobs, _observer_class(case).__name__)(**kw)
     inputs = (_torch_input(torch, host, case) for host in batches(case))
-    return _observe(obs, inputs, AssertionError, torch.int64)
+    return _observe(obs, inputs, AssertionError, torch.int64, torch.float32)
 
 
 def _torch_input(torch: ModuleType, host: np.ndarray, case: Case) -> Any:
@@ -62,7 +74,9 @@ def _torch_input(torch: ModuleType, host: np.ndarray, case: Case) -> Any:
     return _view(t, view_kind(case), None)
 
 
-def _observe(obs: Any, inputs: Iterable[Any], refusal: type[Exception], int64: Any) -> list[Step]:
+def _observe(
+    obs: Any, inputs: Iterable[Any], refusal: type[Exception], int64: Any, float32: Any
+) -> list[Step]:
     """Feed ``inputs`` to an observer class (ours or torch's), recording each batch's outcome."""
     steps = []
     for x in inputs:
@@ -72,17 +86,20 @@ def _observe(obs: Any, inputs: Iterable[Any], refusal: type[Exception], int64: A
             try:
                 scale, zp = obs.calculate_qparams()
             except refusal:
+                nan, zero = np.asarray([math.nan], np.float32), np.asarray([0], np.int64)
                 steps.append(
-                    Step(_host(obs.min_val), _host(obs.max_val), math.nan, 0, False, REFUSED)
+                    Step(_host(obs.min_val), _host(obs.max_val), nan, zero, False, REFUSED)
                 )
                 continue
         status = NEVER_OBSERVED if caught else OK
+        zp_host = to_host(zp).reshape(-1)
+        zp_host = zp_host.astype(np.float32 if zp.dtype == float32 else np.int64)
         steps.append(
             Step(
                 _host(obs.min_val),
                 _host(obs.max_val),
                 _host(scale),
-                int(to_host(zp)[0]),
+                zp_host,
                 zp.dtype == int64,
                 status,
             )
@@ -134,8 +151,12 @@ class Target:
         return _view(x, view_kind(case), xp)
 
 
-def _host(v: Any) -> float:
-    return float(to_host(v).reshape(-1)[0])
+def _host(v: Any) -> np.ndarray:
+    if hasattr(v, "clone"):
+        # A torch buffer once viewed from NumPy can no longer be resized, and
+        # torch's per-channel observers resize theirs at the first batch.
+        v = v.clone()
+    return np.array(to_host(v), dtype=np.float32, copy=True).reshape(-1)
 
 
 def _eager_steps(target: Target, case: Case) -> list[Step]:
@@ -143,13 +164,22 @@ def _eager_steps(target: Target, case: Case) -> list[Step]:
         warnings.simplefilter("ignore", UserWarning)
         obs = _observer_class(case)(**case.kwargs(), xp=target.xp, device=target.device)
     inputs = (target.array(host, case) for host in batches(case))
-    return _observe(obs, inputs, ValueError, target.xp.int64)
+    return _observe(obs, inputs, ValueError, target.xp.int64, target.xp.float32)
 
 
 def _update_fn(case: Case) -> Callable[..., Any]:
-    if case.averaging_constant is None:
-        return F.minmax_update
-    return functools.partial(F.moving_average_update, averaging_constant=case.averaging_constant)
+    fn: Callable[..., Any] = F.minmax_update
+    if case.averaging_constant is not None:
+        fn = functools.partial(F.moving_average_update, averaging_constant=case.averaging_constant)
+    return fn if case.ch_axis is None else functools.partial(fn, ch_axis=case.ch_axis)
+
+
+@functools.lru_cache(maxsize=64)
+def _jax_channel_update(averaging_constant: float | None, ch_axis: int) -> Callable[..., Any]:
+    """The functional per-channel update under ``jax.jit`` (one per constant and axis)."""
+    jax = importlib.import_module("jax")
+    case = Case(0, averaging_constant, "quint8", "", False, None, 0.0, "", "", "", 0, 0, ch_axis)
+    return jax.jit(_update_fn(case))  # type: ignore[no-any-return]
 
 
 def _config(case: Case) -> F.QuantConfig:
@@ -157,31 +187,50 @@ def _config(case: Case) -> F.QuantConfig:
         warnings.simplefilter("ignore", UserWarning)
         kw = case.kwargs()
         kw.pop("averaging_constant", None)
-        return F.quant_config(**kw)
+        kw.pop("ch_axis", None)
+        return F.quant_config(**kw, per_tensor=not case.per_channel)
 
 
 def _functional_steps(target: Target, case: Case) -> list[Step]:
     """The functional core: under jax.jit, or lazily on Dask with one compute at the end."""
-    xp, cfg = target.xp, _config(case)
+    xp, cfg, c = target.xp, _config(case), case.averaging_constant
     if target.mode == "jit":
-        c = case.averaging_constant
-        update = _jax_jit("minmax") if c is None else _jax_jit("moving_average", c)
+        if case.per_channel:
+            update = _jax_channel_update(c, case.ch_axis)
+        else:
+            update = _jax_jit("minmax") if c is None else _jax_jit("moving_average", c)
         qparams = _jax_jit("qparams", cfg)
     else:
         update, qparams = _update_fn(case), functools.partial(F.calculate_qparams, config=cfg)
-    state = F.init_state(xp=xp, device=target.device)
-    outs = []
-    for host in batches(case):
+    hosts = batches(case)
+    channels = None
+    if case.per_channel:
+        # The functional core takes the channel count up front: from the first non-empty batch.
+        shapes = [_view(np.empty(h.shape), view_kind(case), None).shape for h in hosts]
+        counts = [s[case.ch_axis] for s in shapes if math.prod(s)]
+        channels = counts[0] if counts else len(shapes and shapes[0])
+    state = F.init_state(xp=xp, device=target.device, channels=channels)
+    outs: list[tuple[Any, ...]] = []
+    observed: list[bool] = []
+    for host in hosts:
         state = update(state, target.array(host, case))
         outs.append((*state, *qparams(state)))
+        observed.append(bool(host.size) or (observed[-1] if observed else False))
     if target.mode == "lazy":
         dask = importlib.import_module("dask")
         with np.errstate(all="ignore"):
             outs = [tuple(o) for o in dask.compute(*outs)]
-    return [
-        Step(_host(a), _host(b), _host(s), int(to_host(z)[0]), z.dtype == xp.int64, OK)
-        for a, b, s, z in outs
-    ]
+    steps = []
+    for out, seen in zip(outs, observed, strict=True):
+        lo, hi, scale = (_host(v) for v in out[:3])
+        zp = to_host(out[3]).reshape(-1)
+        if case.per_channel and not seen:
+            # torch's state is still empty (one default row); the core's fresh
+            # (C,) state gives the same defaults in every channel: compare one.
+            lo, hi, scale, zp = lo[:0], hi[:0], scale[:1], zp[:1]
+        zp = zp.astype(np.float32 if out[3].dtype == xp.float32 else np.int64)
+        steps.append(Step(lo, hi, scale, zp, out[3].dtype == xp.int64, OK))
+    return steps
 
 
 # -- comparison ----------------------------------------------------------------------
@@ -237,15 +286,27 @@ def compare_case(
         zero_sign |= (_f32(got[f]) == 0) & (_f32(want[f]) == 0) & (got[f] != want[f])
     zero_scales = (_f32(got["scale_bits"]) == 0) & (_f32(want["scale_bits"]) == 0)
     scale_ok = _same_float(got["scale_bits"], want["scale_bits"]) | (zero_sign & zero_scales)
-    qp_ok = scale_ok & (got["zero_point"] == want["zero_point"])
+    zp_bits = (got["zero_point"] & 0xFFFFFFFF).astype(np.uint32)
+    want_zp_bits = (want["zero_point"] & 0xFFFFFFFF).astype(np.uint32)
+    float_zp_ok = _same_float(zp_bits, want_zp_bits) & got["zp_float"] & want["zp_float"]
+    int_zp_ok = (got["zero_point"] == want["zero_point"]) & ~got["zp_float"] & ~want["zp_float"]
+    qp_ok = scale_ok & (float_zp_ok | int_zp_ok)
+    if len(got["channel"]) != len(want["channel"]):
+        # A different number of rows: a state of the wrong shape somewhere.
+        n = len(want["channel"])
+        msg = f"case {case.id}: {len(got['channel'])} rows (batches x channels), want {n}"
+        return CaseResult(case.id, n, n, 0, 0, msg)
     refused = want["status"] == REFUSED
     if target.mode == "eager":
         has_int64 = has_dtype(target.xp, target.device, "int64")
         dtype_ok = got["zp_int64"] == (want["zp_int64"] & has_int64)
         ok &= (got["status"] == want["status"]) & (refused | (qp_ok & dtype_ok))
     else:
-        # The functional core neither warns nor refuses: where torch refused, no qparams to compare.
-        ok &= refused | qp_ok
+        # The functional core neither warns nor refuses: where torch refused, no qparams
+        # to compare; where torch warned, its defaults (a float 0.0 zero point for
+        # float_qparams, where torch's default is an int64 0).
+        never = (want["status"] == NEVER_OBSERVED) & scale_ok
+        ok &= refused | qp_ok | (never & (got["zero_point"] == want["zero_point"]))
     bad = ~ok
     deviations = 0
     if target.flushes_subnormals and bad.any():

@@ -204,7 +204,10 @@ def aminmax_axis(x: np.ndarray, ch_axis: int) -> tuple[np.ndarray, np.ndarray]:
             blocks = _slabs(*v.shape, v.itemsize)
             work = [v[a0:a1, c0:c1] for a0, a1, c0, c1 in blocks]
             if x.nbytes >= THREAD_MIN_BYTES and _workers() > 1 and len(work) > 1:
-                done = list(_pool().map(lambda w: _slab(w, half), work))
+                # One run of consecutive blocks per thread (a task per block costs more).
+                runs = np.array_split(np.arange(len(work)), min(_workers(), len(work)))
+                parts = _pool().map(lambda r: [_slab(work[i], half) for i in r], runs)
+                done = [d for part in parts for d in part]
             else:
                 done = [_slab(w, half) for w in work]
             lo = np.empty(c, v.dtype)

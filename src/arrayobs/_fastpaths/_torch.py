@@ -35,25 +35,26 @@ def aminmax_axis(x: Any, ch_axis: int) -> tuple[Any, Any]:
 
     torch.ao permutes, flattens (a copy unless ``ch_axis`` is 0) and casts to
     float32 (a copy unless float32) before ``aminmax(dim=1)``. Here a
-    contiguous input is viewed as (A, C, B): one ``aminmax`` pass when A or
-    B is 1 (weights with ch_axis 0, channels-last activations), else
-    ``amin`` + ``amax`` over (0, 2); no copy of the input either way.
+    contiguous input is viewed as (A, C, B), with no copy. On the CPU,
+    ``aminmax`` with a ``dim`` ran 8x slower than ``amin`` + ``amax`` (4096 x
+    4096 float32: 22 vs 2.7 ms), so the CPU takes those; on other devices one
+    ``aminmax`` pass where A or B is 1 (weights with ch_axis 0, channels-last
+    activations).
     """
     x = x.detach() if x.requires_grad else x
     if x.ndim == 1:
         # One element per channel: the values (as copies, never the input).
         return x.to(torch.float32, copy=True), x.to(torch.float32, copy=True)
+    if not x.is_contiguous():
+        axes = tuple(i for i in range(x.ndim) if i != ch_axis)
+        return _float32(torch.amin(x, dim=axes), torch.amax(x, dim=axes))
     shape = x.shape
-    if x.is_contiguous():
-        a, c = math.prod(shape[:ch_axis]), shape[ch_axis]
-        v = x.view(a, c, -1)
-        if a == 1:
-            return _float32(*torch.aminmax(v[0], dim=1))
-        if v.shape[2] == 1:
-            return _float32(*torch.aminmax(v[:, :, 0], dim=0))
-        return _float32(torch.amin(v, dim=(0, 2)), torch.amax(v, dim=(0, 2)))
-    axes = tuple(i for i in range(x.ndim) if i != ch_axis)
-    return _float32(torch.amin(x, dim=axes), torch.amax(x, dim=axes))
+    v = x.view(math.prod(shape[:ch_axis]), shape[ch_axis], -1)
+    # (C, B) reduced over dim 1, (A, C) over dim 0, else (A, C, B) over (0, 2).
+    v, dim = (v[0], 1) if v.shape[0] == 1 else (v[:, :, 0], 0) if v.shape[2] == 1 else (v, (0, 2))
+    if x.device.type != "cpu" and isinstance(dim, int):
+        return _float32(*torch.aminmax(v, dim=dim))
+    return _float32(torch.amin(v, dim=dim), torch.amax(v, dim=dim))
 
 
 def minmax_combine(m: Any, big_m: Any, lo: Any, hi: Any) -> tuple[Any, Any]:
