@@ -142,7 +142,9 @@ def to_host(value: object) -> np.ndarray:
     module = type(value).__module__.split(".")[0]
     if module == "torch":
         tensor: Any = value
-        tensor = tensor.detach().cpu()
+        # A copy, also on the CPU: a NumPy view would leave the tensor's storage
+        # unresizable for good (torch's per-channel observers resize theirs).
+        tensor = tensor.detach().to("cpu", copy=True)
         if tensor.is_floating_point() and tensor.element_size() < 4:
             # NumPy has no bfloat16; widening is exact.
             tensor = tensor.float()

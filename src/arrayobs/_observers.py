@@ -97,7 +97,9 @@ def _host_array(state_dict: Mapping[str, Any], key: str) -> np.ndarray:
         msg = f"state_dict[{key!r}] must have a real dtype, got {host.dtype}"
         raise TypeError(msg)
     with np.errstate(over="ignore"):
-        return np.asarray(host, dtype=np.float32)
+        # A copy: the value may be a view of another library's buffer (torch's
+        # per-channel observers resize theirs in place), never to be kept.
+        return np.array(host, dtype=np.float32, copy=True)
 
 
 def _device(x: Any, has_attr: bool) -> Any:

@@ -152,10 +152,6 @@ class Target:
 
 
 def _host(v: Any) -> np.ndarray:
-    if hasattr(v, "clone"):
-        # A torch buffer once viewed from NumPy can no longer be resized, and
-        # torch's per-channel observers resize theirs at the first batch.
-        v = v.clone()
     return np.array(to_host(v), dtype=np.float32, copy=True).reshape(-1)
 
 

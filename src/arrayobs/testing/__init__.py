@@ -169,7 +169,7 @@ def assert_state_match(obs: Any, ref: Any, *, xp: ModuleType, device: Any, where
 
 
 def zero_signs_differ(obs: Any, ref: Any) -> bool:
-    """Whether min_val or max_val is a zero of the other sign than torch's.
+    """Whether min_val or max_val is (in some channel) a zero of the other sign than torch's.
 
     Which zero a reduction returns on a +0.0/-0.0 tie is each backend's own
     choice (a documented deviation). No qparam depends on it, except the sign
@@ -178,7 +178,9 @@ def zero_signs_differ(obs: Any, ref: Any) -> bool:
     for name in ("min_val", "max_val"):
         g = to_host(getattr(obs, name)).astype(np.float32)
         w = getattr(ref, name).detach().cpu().numpy().astype(np.float32)
-        if g == 0 and w == 0 and g.view(np.uint32) != w.view(np.uint32):
+        if g.shape == w.shape and np.any(
+            (g == 0) & (w == 0) & (g.view(np.uint32) != w.view(np.uint32))
+        ):
             return True
     return False
 
@@ -194,8 +196,9 @@ def assert_qparams_match(
 ) -> None:
     """Scale bitwise equal, zero point equal, dtypes as torch (int64 -> int32 without int64).
 
-    ``zero_sign_free``: a zero scale may differ from torch's in sign only
-    (see :func:`zero_signs_differ`).
+    Element by element (per channel): NaN matches NaN, in the scale and in a
+    float zero point. ``zero_sign_free``: a zero scale may differ from
+    torch's in sign only (see :func:`zero_signs_differ`).
     """
     scale, zp = got
     want_scale = want[0].detach().cpu().numpy()
@@ -206,11 +209,15 @@ def assert_qparams_match(
         zp_name = "int32"
     _check_array(zp, xp, device, getattr(xp, zp_name), want_zp.shape, f"{where} zero_point")
     g_scale, g_zp = to_host(scale), to_host(zp)
-    same = np.array_equal(g_scale.view(np.uint32), want_scale.view(np.uint32))
-    same |= bool(np.isnan(g_scale).all() and np.isnan(want_scale).all())
-    same |= zero_sign_free and bool(np.all((g_scale == 0) & (want_scale == 0)))
-    assert same, f"{where} scale: got {g_scale!r}, torch {want_scale!r}"
-    assert np.array_equal(g_zp, want_zp), f"{where} zero_point: got {g_zp!r}, torch {want_zp!r}"
+    same = g_scale.view(np.uint32) == want_scale.view(np.uint32)
+    same |= np.isnan(g_scale) & np.isnan(want_scale)
+    if zero_sign_free:
+        same |= (g_scale == 0) & (want_scale == 0)
+    assert same.all(), f"{where} scale: got {g_scale!r}, torch {want_scale!r}"
+    equal_nan = want_zp.dtype.kind == "f"
+    assert np.array_equal(g_zp, want_zp, equal_nan=equal_nan), (
+        f"{where} zero_point: got {g_zp!r}, torch {want_zp!r}"
+    )
 
 
 def assert_observers_match(
