@@ -38,6 +38,11 @@ def test_demo_errors_exit_2(
     assert fragment in err and len(err.strip().splitlines()) == 1
 
 
+def test_demo_defaults(torch_ref: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    assert "bit for bit: identical" in capsys.readouterr().out
+
+
 def test_python_dash_m() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "arrayobs", "--help"], capture_output=True, text=True, check=True
@@ -85,6 +90,41 @@ def test_observe_files_match_torch(
     scale, zp = ref.calculate_qparams()
     assert got["scale"] == float(scale[0]) and got["zero_point"] == int(zp[0])
     assert got["zero_point_dtype"] == "int64" and len(got["batches"]) == 3
+
+
+@pytest.mark.parametrize("ch_axis", [0, -1])
+@pytest.mark.parametrize("qscheme", [None, "per_channel_affine_float_qparams"])
+def test_observe_per_channel_matches_torch(
+    tmp_path: Any, torch_ref: Any, capsys: pytest.CaptureFixture[str], ch_axis: int, qscheme: Any
+) -> None:
+    import json
+
+    import numpy as np
+    from torch.ao.quantization import MovingAveragePerChannelMinMaxObserver as TorchMA
+
+    rng = np.random.default_rng(5)
+    batches = [rng.standard_normal((4, 3, 6)).astype(np.float32) * s for s in (1, 3)]
+    for i, b in enumerate(batches):
+        np.save(tmp_path / f"{i}.npy", b)
+    argv = ["observe", *(str(tmp_path / f"{i}.npy") for i in range(2)), "--ch-axis", str(ch_axis)]
+    if qscheme:
+        argv += ["--qscheme", qscheme]
+    assert main([*argv, "--averaging-constant", "0.25", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    ref = TorchMA(
+        0.25, ch_axis=ch_axis, qscheme=getattr(torch_ref, qscheme or "per_channel_affine")
+    )
+    for b in batches:
+        ref(torch_ref.from_numpy(b))
+    scale, zp = ref.calculate_qparams()
+    assert got["observer"] == "MovingAveragePerChannelMinMaxObserver"
+    assert got["min_val"] == ref.min_val.tolist() and got["max_val"] == ref.max_val.tolist()
+    assert got["scale"] == scale.tolist() and got["zero_point"] == zp.tolist()
+    assert got["zero_point_dtype"] == str(zp.dtype).removeprefix("torch.")
+    # A batch without the axis: a clean error naming the file.
+    np.save(tmp_path / "flat.npy", np.ones(3, np.float32))
+    assert main(["observe", str(tmp_path / "flat.npy"), "--ch-axis", "2"]) == 2
+    assert "flat.npy: ch_axis 2 is out of range" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

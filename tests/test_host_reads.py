@@ -8,7 +8,12 @@ from typing import Any
 
 import pytest
 
-from arrayobs import MinMaxObserver, MovingAverageMinMaxObserver
+from arrayobs import (
+    MinMaxObserver,
+    MovingAverageMinMaxObserver,
+    MovingAveragePerChannelMinMaxObserver,
+    PerChannelMinMaxObserver,
+)
 
 
 def _reads(fn: Callable[[], Any]) -> int:
@@ -43,3 +48,25 @@ def test_forward_reads_nothing_back(backend: Any, torch_ref: Any, cls: Any, fast
     assert _reads(ref.calculate_qparams) >= 2
     if cls is MovingAverageMinMaxObserver:
         assert _reads(lambda: ref(x)) == 1
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("cls", [PerChannelMinMaxObserver, MovingAveragePerChannelMinMaxObserver])
+def test_per_channel_forward_reads_nothing_back(
+    backend: Any, torch_ref: Any, cls: Any, fast: bool
+) -> None:
+    if backend.library != "torch":
+        pytest.skip("counted with torch's profiler")
+    from torch.ao.quantization import observer as tobs
+
+    x = torch_ref.randn(16, 3, 8, 8, device=backend.device)
+    obs = cls(ch_axis=1, xp=backend.xp, device=backend.device, fast=fast)
+    # The first batch (the state takes its shape) and the ones after it.
+    assert _reads(lambda: obs(x)) == 0
+    assert _reads(lambda: obs(x)) == 0
+    # Only the moving average checks for crossed channels, with one read.
+    assert _reads(obs.calculate_qparams) == (cls is MovingAveragePerChannelMinMaxObserver)
+    assert _reads(lambda: obs.calculate_qparams(check=False)) == 0
+    ref = getattr(tobs, cls.__name__)(ch_axis=1).to(backend.device)
+    ref(x)
+    assert _reads(ref.calculate_qparams) >= 1

@@ -2,7 +2,8 @@
 
 - ``arrayobs compare``: the conformance corpus on every installed backend,
   checked against the stored torch 2.13.0 reference numbers.
-- ``arrayobs observe FILE...``: qparams of arrays saved as .npy/.npz.
+- ``arrayobs observe FILE...``: qparams of arrays saved as .npy/.npz
+  (per channel with ``--ch-axis N``).
 - ``arrayobs demo``: seeded batches on one backend, next to torch.ao's numbers
   when torch is installed.
 """
@@ -20,10 +21,20 @@ from typing import Any
 
 import numpy as np
 
-from arrayobs import MinMaxObserver, MovingAverageMinMaxObserver, _cli_compare
+from arrayobs import (
+    MinMaxObserver,
+    MovingAverageMinMaxObserver,
+    MovingAveragePerChannelMinMaxObserver,
+    PerChannelMinMaxObserver,
+    _cli_compare,
+)
 from arrayobs._compat import to_host
 
 _OBSERVERS = {"minmax": MinMaxObserver, "moving-average": MovingAverageMinMaxObserver}
+_PER_CHANNEL = {
+    "minmax": PerChannelMinMaxObserver,
+    "moving-average": MovingAveragePerChannelMinMaxObserver,
+}
 _LIBRARIES = {
     "numpy": "numpy",
     "torch": "torch",
@@ -43,7 +54,9 @@ def _fail(msg: object) -> int:
 def _add_observer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--observer", choices=sorted(_OBSERVERS), default="moving-average")
     p.add_argument("--dtype", default="quint8")
-    p.add_argument("--qscheme", default="per_tensor_affine")
+    p.add_argument(
+        "--qscheme", default=None, help="default: per_tensor_affine, or per_channel_affine"
+    )
     p.add_argument("--reduce-range", action="store_true")
     p.add_argument("--quant-min", type=int, default=None)
     p.add_argument("--quant-max", type=int, default=None)
@@ -51,12 +64,19 @@ def _add_observer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--averaging-constant", type=float, default=0.01)
 
 
+def _per_channel(args: argparse.Namespace) -> bool:
+    return getattr(args, "ch_axis", None) is not None
+
+
 def _kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    default = "per_channel_affine" if _per_channel(args) else "per_tensor_affine"
     kw: dict[str, Any] = {
         "dtype": args.dtype,
-        "qscheme": args.qscheme,
+        "qscheme": args.qscheme or default,
         "reduce_range": args.reduce_range,
     }
+    if _per_channel(args):
+        kw["ch_axis"] = args.ch_axis
     for name in ("quant_min", "quant_max", "eps"):
         if getattr(args, name) is not None:
             kw[name] = getattr(args, name)
@@ -68,7 +88,8 @@ def _kwargs(args: argparse.Namespace) -> dict[str, Any]:
 def _make_observer(args: argparse.Namespace, xp: Any = None) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # reduce_range's deprecation
-        return _OBSERVERS[args.observer](**_kwargs(args), xp=xp)
+        classes = _PER_CHANNEL if _per_channel(args) else _OBSERVERS
+        return classes[args.observer](**_kwargs(args), xp=xp)
 
 
 def _result(obs: Any) -> dict[str, Any]:
@@ -76,13 +97,26 @@ def _result(obs: Any) -> dict[str, Any]:
         warnings.simplefilter("always")
         scale, zp = obs.calculate_qparams()
     scale_h, zp_h = to_host(scale), to_host(zp)
+    lo, hi = to_host(obs.min_val), to_host(obs.max_val)
+    if isinstance(obs, PerChannelMinMaxObserver):
+        # One value per channel (lists; the zero point a float for float_qparams).
+        values: dict[str, Any] = {
+            "min_val": lo.tolist(),
+            "max_val": hi.tolist(),
+            "scale": scale_h.tolist(),
+            "zero_point": zp_h.tolist(),
+        }
+    else:
+        values = {
+            "min_val": float(lo),
+            "max_val": float(hi),
+            "scale": float(scale_h[0]),
+            "zero_point": int(zp_h[0]),
+        }
     return {
         "observer": type(obs).__name__,
-        "min_val": float(to_host(obs.min_val)),
-        "max_val": float(to_host(obs.max_val)),
-        "scale": float(scale_h[0]),
+        **values,
         "scale_dtype": str(scale_h.dtype),
-        "zero_point": int(zp_h[0]),
         "zero_point_dtype": str(zp_h.dtype),
         "warnings": [str(w.message) for w in caught],
     }
@@ -155,7 +189,7 @@ def _torch_result(args: argparse.Namespace, batches: list[np.ndarray]) -> dict[s
     except ImportError:
         return None
     kw = _kwargs(args)
-    kw["dtype"], kw["qscheme"] = getattr(torch, args.dtype), getattr(torch, args.qscheme)
+    kw["dtype"], kw["qscheme"] = getattr(torch, args.dtype), getattr(torch, kw["qscheme"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         ref = getattr(tobs, _OBSERVERS[args.observer].__name__)(**kw)
@@ -204,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     observe = sub.add_parser("observe", help="qparams of arrays saved as .npy/.npz (each a batch)")
     observe.add_argument("files", nargs="+", metavar="FILE")
     _add_observer_options(observe)
+    observe.add_argument(
+        "--ch-axis",
+        type=int,
+        default=None,
+        metavar="N",
+        help="per-channel observer, channels along axis N (negative from the end)",
+    )
     observe.add_argument("--json", action="store_true")
     observe.set_defaults(run=_observe)
     demo = sub.add_parser("demo", help="seeded batches on one backend, vs torch.ao if installed")
