@@ -35,6 +35,14 @@ def batches() -> list[np.ndarray]:
     return out
 
 
+def channel_batches() -> list[np.ndarray]:
+    """(8, 8) batches for per-channel observers (ch_axis 1); NaN in one channel."""
+    rng = np.random.default_rng(45)
+    out = [(rng.standard_normal((8, 8)) * s).astype(np.float32) for s in (1.0, 5.0, 0.1)]
+    out[1][6, 2] = np.nan
+    return out
+
+
 def _collective_sizes(hlo: str) -> list[int]:
     sizes = []
     for line in hlo.splitlines():
@@ -105,6 +113,19 @@ def main(out: str) -> None:
                     records[f"{kind}_{mode}_{step}_{j}"] = np.asarray(v).reshape(-1)
             hlo = modes["jit"].lower(states["jit"], x).compile().as_text()
             records[f"{kind}_collectives_{step}"] = np.asarray(_collective_sizes(hlo) or [0])
+    # Per channel: (8, 8) batches sharded by rows or by channels, ch_axis 1.
+    from arrayobs import MovingAveragePerChannelMinMaxObserver, PerChannelMinMaxObserver
+
+    for kind, c in KINDS.items():
+        for layout, spec in (("rows", P("i", None)), ("channels", P(None, "i"))):
+            obs = PerChannelMinMaxObserver(ch_axis=1)
+            if c is not None:
+                obs = MovingAveragePerChannelMinMaxObserver(c, ch_axis=1)
+            for step, b in enumerate(channel_batches()):
+                obs(jax.device_put(jnp.asarray(b), NamedSharding(mesh, spec)))
+                values = (*obs.state, *obs.calculate_qparams())
+                for j, v in enumerate(values):
+                    records[f"pc_{kind}_{layout}_{step}_{j}"] = np.asarray(v).reshape(-1)
     np.savez(out, **records)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.jax_sharded_worker import DEVICES, KINDS, batches
+from tests.jax_sharded_worker import DEVICES, KINDS, batches, channel_batches
 
 MODES = ("eager", "jit", "shard_map")
 
@@ -85,3 +85,25 @@ def test_jitted_update_gathers_no_data(sharded_results: Any, kind: str) -> None:
     for step in range(len(batches())):
         sizes = sharded_results[f"{kind}_collectives_{step}"]
         assert sizes.max() <= DEVICES, f"batch {step}: collectives of {sizes.tolist()} elements"
+
+
+@pytest.mark.parametrize("layout", ["rows", "channels"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_sharded_per_channel_equals_torch(
+    sharded_results: Any, torch_ref: Any, kind: str, layout: str
+) -> None:
+    from torch.ao.quantization import observer as tobs
+
+    c = KINDS[kind]
+    ref = (
+        tobs.PerChannelMinMaxObserver(ch_axis=1)
+        if c is None
+        else tobs.MovingAveragePerChannelMinMaxObserver(c, ch_axis=1)
+    )
+    for step, b in enumerate(channel_batches()):
+        ref(torch_ref.from_numpy(b))
+        want = [ref.min_val.numpy().copy(), ref.max_val.numpy().copy()]
+        want += [v.numpy() for v in ref.calculate_qparams()]
+        for j, w in enumerate(want):
+            got = sharded_results[f"pc_{kind}_{layout}_{step}_{j}"]
+            assert _same(got, w), f"{kind} {layout} batch {step} field {j}: {got} vs {w}"
