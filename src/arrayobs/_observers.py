@@ -1045,10 +1045,14 @@ class PerChannelMinMaxObserver(_Observer):
             return update(state, x)  # type: ignore[no-any-return]
         lo, hi = F.batch_minmax(x, ch_axis=ch, xp=xp, fast=self._fast)  # type: ignore[misc]
         if route == "dask":
-            # Each chunk's vectors in one graph and one compute; the combine on the host.
-            host_state = F.MinMaxState(*_dask_to_host(tuple(state)))
-            lo, hi = _dask_to_host((lo, hi))
-            new = (lo, hi) if first else self._channel_combine(host_state, lo, hi, _NUMPY)
+            # Each chunk's vectors and the state in one graph and one compute; the
+            # combine on the host.
+            m, big_m, lo, hi = _dask_to_host((*state, lo, hi))
+            new = (
+                (lo, hi)
+                if first
+                else self._channel_combine(F.MinMaxState(m, big_m), lo, hi, _NUMPY)
+            )
             return F.MinMaxState(*(xp.asarray(v) for v in new))
         if first:
             return F.MinMaxState(lo, hi)
@@ -1181,7 +1185,8 @@ class PerChannelMinMaxObserver(_Observer):
 
     # -- repr ----------------------------------------------------------------
     def extra_repr(self) -> str:
-        lo, hi = (to_host(v).tolist() for v in self._state)
+        # Summarised past 8 channels, as torch's tensor repr summarises.
+        lo, hi = (np.array2string(to_host(v), separator=", ", threshold=8) for v in self._state)
         return f"min_val={lo}, max_val={hi}"
 
 
