@@ -96,6 +96,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 import timeit
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -801,6 +802,24 @@ def machine(gpu_in_use: bool) -> dict[str, Any]:
     }
 
 
+def _loadavg() -> float | None:
+    """The 1-minute load average (other processes on a shared machine show up here)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def _cpu_busy_s() -> float | None:
+    """CPU seconds the whole machine has been busy (Linux ``/proc/stat``), or None."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _affinity() -> set[int]:
     try:
         return os.sched_getaffinity(0)
@@ -1029,7 +1048,10 @@ def channel_markdown(
         + (" (dirty)" if meta["git_dirty"] else "")
         + f"; torch intra-op threads: {meta['torch_threads']}",
         f"- median over {settings['repeats']} repeats of calls lasting about"
-        f" {settings['target_s']} s each (one call where a call takes longer)",
+        f" {settings['target_s']} s each (one call where a call takes longer); 1-minute load"
+        " average before and after the section (this process included): "
+        + " and ".join(str(v) for v in extra["loadavg_1min_before_after"])
+        + f"; CPU time of other processes during the section: {extra['other_processes_cpu_s']} s",
         "",
         "One forward (`obs(x)`) of an observer that has already seen `x`. torch.ao runs on a"
         " torch CPU tensor of the same values, timed once per shape and dtype right before the"
@@ -1253,8 +1275,13 @@ def main(argv: list[str] | None = None) -> int:
         records = run_sizes(backends, settings) + run_per_call(backends, settings)
     middle = timeit.default_timer()
     channel_records: list[ChannelRecord] = []
+    load_before, busy_before, own_before = _loadavg(), _cpu_busy_s(), time.process_time()
     if "per-channel" in args.sections:
         channel_records = run_per_channel(backends, args.quick)
+    load_after, busy_after, own_after = _loadavg(), _cpu_busy_s(), time.process_time()
+    others = None
+    if busy_before is not None and busy_after is not None:
+        others = round(max(0.0, busy_after - busy_before - (own_after - own_before)), 1)
     end = timeit.default_timer()
     meta = machine(any(b.gpu for b in backends))
     meta["torch_threads"] = torch.get_num_threads()
@@ -1275,6 +1302,8 @@ def main(argv: list[str] | None = None) -> int:
         extra = {
             "settings": {"repeats": pc_settings.repeats, "target_s": pc_settings.target_s},
             "elapsed_s": round(end - middle, 1),
+            "loadavg_1min_before_after": [load_before, load_after],
+            "other_processes_cpu_s": others,
             **common,
         }
         channel_json = json_data(meta, channel_records, extra)

@@ -19,7 +19,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from arrayobs import MinMaxObserver, MovingAverageMinMaxObserver
+from arrayobs import (
+    MinMaxObserver,
+    MovingAverageMinMaxObserver,
+    MovingAveragePerChannelMinMaxObserver,
+    PerChannelMinMaxObserver,
+)
 
 torch = pytest.importorskip("torch")
 if not torch.distributed.is_available():
@@ -35,6 +40,48 @@ CASES = [
     ("ma", 0.01, "per_tensor_affine"),
     ("ma", 1 / 3, "per_tensor_symmetric"),
 ]
+
+
+# Per channel, ch_axis 1 of (rows, 3) batches sharded by rows: (observer, constant, qscheme).
+PC_CASES = [
+    ("minmax", None, "per_channel_affine"),
+    ("ma", 0.5, "per_channel_symmetric"),
+    ("ma", 0.01, "per_channel_affine_float_qparams"),
+]
+
+
+def _global_channel_batches(seed: int) -> list[np.ndarray]:
+    """Step 0 and 3 empty everywhere (step 0: before any channel count is known)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for step in range(STEPS):
+        n = 0 if step in (0, 3) else int(rng.integers(1, 60))
+        b = (rng.standard_normal((n, 3)) * 10.0 ** rng.uniform(-2, 2)).astype(np.float32)
+        if step == 5 and seed % 2:
+            b[n // 2, 1] = np.nan  # one channel, on one rank
+        out.append(b)
+    return out
+
+
+def _make_pc(kind: str, c: float | None, qscheme: str, **kw: Any) -> Any:
+    if kind == "minmax":
+        return PerChannelMinMaxObserver(ch_axis=1, qscheme=qscheme, **kw)
+    return MovingAveragePerChannelMinMaxObserver(c, ch_axis=1, qscheme=qscheme, **kw)
+
+
+def _record_pc(obs: Any) -> list[np.ndarray]:
+    # qparams first: a rank that saw only empty shards learns there whether the
+    # group observed anything (its state then has torch's shape).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scale, zero_point = obs.calculate_qparams()
+    # Clones: a NumPy view of torch.ao's per-channel buffer would stop it resizing.
+    return [
+        obs.min_val.clone().numpy().view(np.int32),
+        obs.max_val.clone().numpy().view(np.int32),
+        scale.clone().numpy().view(np.int32),
+        zero_point.clone().numpy(),
+    ]
 
 
 def _global_batches(seed: int) -> list[np.ndarray]:
@@ -97,6 +144,12 @@ def _worker(rank: int, world: int, port: int, out: str, seed: int) -> None:
                 obs(torch.from_numpy(_shards(batch, world, step)[rank]))
                 for j, a in enumerate(_record(obs)):
                     records[f"{i}_{step}_{j}"] = a
+        for i, (kind, c, qscheme) in enumerate(PC_CASES):
+            obs = _make_pc(kind, c, qscheme, xp=torch, process_group=dist.group.WORLD)
+            for step, batch in enumerate(_global_channel_batches(seed + i)):
+                obs(torch.from_numpy(_shards(batch, world, step)[rank]))
+                for j, a in enumerate(_record_pc(obs)):
+                    records[f"pc{i}_{step}_{j}"] = a
         np.savez(Path(out) / f"rank{rank}.npz", **records)
     finally:
         dist.destroy_process_group()
@@ -123,13 +176,26 @@ def _reference(seed: int) -> dict[str, np.ndarray]:
             ref(torch.from_numpy(batch))
             for j, a in enumerate(_record(ref)):
                 records[f"{i}_{step}_{j}"] = a
+    for i, (kind, c, qscheme) in enumerate(PC_CASES):
+        q = getattr(torch, qscheme)
+        ref = (
+            tobs.PerChannelMinMaxObserver(ch_axis=1, qscheme=q)
+            if kind == "minmax"
+            else tobs.MovingAveragePerChannelMinMaxObserver(c, ch_axis=1, qscheme=q)
+        )
+        for step, batch in enumerate(_global_channel_batches(seed + i)):
+            ref(torch.from_numpy(batch))
+            for j, a in enumerate(_record_pc(ref)):
+                records[f"pc{i}_{step}_{j}"] = a
     return records
 
 
 def _same(got: np.ndarray, want: np.ndarray) -> bool:
-    if got.dtype == np.int32:  # float32 bits: NaN matches NaN, whatever its payload
+    if got.shape != want.shape or got.dtype != want.dtype:
+        return False
+    if got.dtype in (np.int32, np.float32):  # float bits, or floats: NaN matches NaN
         g, w = got.view(np.float32), want.view(np.float32)
-        return bool(np.all((got == want) | (np.isnan(g) & np.isnan(w))))
+        return bool(np.all((g.view(np.int32) == w.view(np.int32)) | (np.isnan(g) & np.isnan(w))))
     return bool(np.array_equal(got, want))
 
 
@@ -150,8 +216,10 @@ def test_ranks_match_one_process_on_the_whole_batch(
         for key, w in want.items():
             case, step, field = key.split("_")
             what = ("min_val", "max_val", "scale", "zero_point")[int(field)]
+            cases = PC_CASES if case.startswith("pc") else CASES
+            name = cases[int(case.removeprefix("pc"))]
             assert _same(got[key], w), (
-                f"rank {rank}/{world}, case {CASES[int(case)]}, step {step}: {what} "
+                f"rank {rank}/{world}, case {name}, step {step}: {what} "
                 f"{got[key]} vs torch.ao on the whole batch {w}"
             )
 

@@ -209,8 +209,8 @@ def test_bad_arguments_are_clear_errors() -> None:
         PerChannelMinMaxObserver(ch_axis=True)
     with pytest.raises(TypeError, match="averaging_constant"):
         MovingAveragePerChannelMinMaxObserver(averaging_constant="0.1")  # type: ignore[arg-type]
-    with pytest.raises(NotImplementedError, match="process_group"):
-        PerChannelMinMaxObserver(process_group=object())
+    with pytest.raises(TypeError, match="process_group needs torch"):
+        PerChannelMinMaxObserver(xp=np, process_group=object())
     assert not isinstance(PerChannelMinMaxObserver(), MinMaxObserver)  # as in torch
 
 

@@ -180,6 +180,12 @@ def _fastpath(name: str) -> Any:
     return importlib.import_module(f"arrayobs._fastpaths._{name}")
 
 
+@functools.cache
+def _collective() -> Any:
+    """``arrayobs._distributed`` (imports torch.distributed), on first use."""
+    return importlib.import_module("arrayobs._distributed")
+
+
 @functools.lru_cache(maxsize=64)
 def _route(xp: ModuleType, fast: bool) -> str:
     """How an observer bound to ``xp`` updates: numpy, torch, jax, dask or generic."""
@@ -405,7 +411,7 @@ class _Observer:
             msg = f"process_group needs torch tensors, got an array of {backend_name(xp)}"
             raise TypeError(msg)
         self._check_dtype(x, xp)
-        collective = importlib.import_module("arrayobs._distributed")
+        collective = _collective()
         if x.numel() == 0:
             lo, hi = collective.identity(x.device)
         else:
@@ -945,7 +951,11 @@ class PerChannelMinMaxObserver(_Observer):
       new CPU tensors).
     - A version-2 state_dict (``min_vals``/``max_vals``) is loaded under the
       new names (torch 2.13.0 resizes its buffers and never fills them).
-    - ``process_group`` is not supported yet (per-tensor observers only).
+    - ``process_group=`` (torch tensors): each forward reduces the batch's (C,)
+      vectors across the group in one collective. An empty shard must keep the
+      channel axis (shape (0, C), say) until the channel count is known; a rank
+      that has seen only empty shards reads one boolean in ``calculate_qparams``
+      to learn whether the group observed anything, as per tensor.
 
     Examples
     --------
@@ -985,9 +995,6 @@ class PerChannelMinMaxObserver(_Observer):
         if boolean(is_dynamic, "is_dynamic"):
             msg = f"{type(self).__name__} does not support dynamic quantization, as in torch"
             raise NotImplementedError(msg)
-        if process_group is not None:
-            msg = "process_group is supported by the per-tensor observers only, for now"
-            raise NotImplementedError(msg)
         self.ch_axis = ch_axis
         super().__init__(
             dtype,
@@ -1000,6 +1007,7 @@ class PerChannelMinMaxObserver(_Observer):
             xp=xp,
             device=device,
             fast=fast,
+            process_group=process_group,
         )
 
     def _fresh_state(self, xp: ModuleType, device: Any) -> F.MinMaxState:
@@ -1023,7 +1031,21 @@ class PerChannelMinMaxObserver(_Observer):
             return F.MinMaxState(*_fastpath("torch").minmax_combine(*state, lo, hi))
         return F.minmax_combine(state, lo, hi, xp=xp)
 
+    def _has_shape(self) -> bool:
+        """Whether the state has its (C,) shape: observed, or perhaps (process group)."""
+        return self._observed or self._maybe_observed
+
+    def _check_channels(self, state: F.MinMaxState, x: Any, channels: int) -> None:
+        if self._has_shape() and state.min_val.shape[0] != channels:
+            msg = (
+                f"{type(self).__name__} has {state.min_val.shape[0]} channels; got an input of "
+                f"shape {tuple(x.shape)} with {channels} along ch_axis {self.ch_axis}"
+            )
+            raise ValueError(msg)
+
     def _update(self, state: F.MinMaxState, x: Any, xp: ModuleType) -> F.MinMaxState:
+        if self._group is not None:
+            return self._group_update(state, x, xp)
         self._check_dtype(x, xp)
         n = size(x)
         if n is None:
@@ -1031,13 +1053,7 @@ class PerChannelMinMaxObserver(_Observer):
         if n == 0:
             return state  # as torch: an empty batch changes nothing and is not checked
         ch = channel_axis(self.ch_axis, x.ndim)
-        channels = x.shape[ch]
-        if self._observed and state.min_val.shape[0] != channels:
-            msg = (
-                f"{type(self).__name__} has {state.min_val.shape[0]} channels; got an input of "
-                f"shape {tuple(x.shape)} with {channels} along ch_axis {self.ch_axis}"
-            )
-            raise ValueError(msg)
+        self._check_channels(state, x, x.shape[ch])
         first = not self._observed
         route = _route(xp, self._fast)
         if route == "jax":
@@ -1057,6 +1073,52 @@ class PerChannelMinMaxObserver(_Observer):
         if first:
             return F.MinMaxState(lo, hi)
         return self._channel_combine(state, lo, hi, xp)
+
+    def _group_update(self, state: F.MinMaxState, x: Any, xp: ModuleType) -> F.MinMaxState:
+        """Every rank's (C,) vectors reduced together (one collective of 2C keys).
+
+        An empty shard takes part too: it must keep the channel axis (e.g.
+        shape (0, C)) until the observer knows its channel count.
+        """
+        if not is_torch(xp):
+            msg = f"process_group needs torch tensors, got an array of {backend_name(xp)}"
+            raise TypeError(msg)
+        self._check_dtype(x, xp)
+        if x.ndim == 0 or not -x.ndim <= self.ch_axis < x.ndim:
+            if x.numel() or not self._has_shape():
+                channel_axis(self.ch_axis, x.ndim)  # raises its error
+            channels = state.min_val.shape[0]
+        else:
+            channels = x.shape[channel_axis(self.ch_axis, x.ndim)]
+        self._check_channels(state, x, channels)
+        collective = _collective()
+        if x.numel() == 0:
+            lo, hi = collective.identity(x.device, (channels,))
+        else:
+            ch = channel_axis(self.ch_axis, x.ndim)
+            lo, hi = F.batch_minmax(x, ch_axis=ch, xp=xp, fast=self._fast)  # type: ignore[misc]
+        lo, hi = collective.allreduce_minmax(lo, hi, self._group)
+        if not self._has_shape():
+            # The first batch, or (+inf, -inf) everywhere if every shard was empty:
+            # then the state is "perhaps observed" until calculate_qparams reads it.
+            return F.MinMaxState(lo, hi)
+        if self._observed:
+            new = self._channel_combine(state, lo, hi, xp)
+        else:
+            # Perhaps observed: never-observed channels are (+inf, -inf) and take the batch.
+            new = self._perhaps_combine(state, lo, hi, xp)
+        # Every shard empty: every channel (+inf, -inf), which no batch has; the state stays.
+        empty = (lo == float("inf")) & (hi == float("-inf"))
+        return F.MinMaxState(
+            xp.where(empty, state.min_val, new.min_val), xp.where(empty, state.max_val, new.max_val)
+        )
+
+    def _perhaps_combine(
+        self, state: F.MinMaxState, lo: Any, hi: Any, xp: ModuleType
+    ) -> F.MinMaxState:
+        """Combine into a state that may still be (+inf, -inf): the running min-max
+        takes the batch there by itself."""
+        return F.minmax_combine(state, lo, hi, xp=xp)
 
     # -- qparams -------------------------------------------------------------
     def _host_scalars(self) -> tuple[Any, Any] | None:
@@ -1078,6 +1140,11 @@ class PerChannelMinMaxObserver(_Observer):
         raises ``AssertionError``).
         """
         xp = self._namespace()
+        if not self._observed and self._maybe_observed:
+            # Only empty local shards so far: one read says whether any rank had data.
+            fresh = bool(xp.all(F.is_fresh(self._state, xp=xp)))
+            state = self._fresh_state(xp, self._device) if fresh else self._state
+            self._set_state(state, observed=not fresh)
         if not self._observed:
             warnings.warn(
                 "must run observer before calling calculate_qparams. Returning default values.",
@@ -1247,6 +1314,13 @@ class MovingAveragePerChannelMinMaxObserver(PerChannelMinMaxObserver):
         )
 
     merge = MovingAverageMinMaxObserver.merge
+
+    def _perhaps_combine(
+        self, state: F.MinMaxState, lo: Any, hi: Any, xp: ModuleType
+    ) -> F.MinMaxState:
+        # (+inf, -inf) channels take the batch, the others average (per element, as
+        # per tensor); exact for 0 <= c <= 1, where no observed channel is (+inf, -inf).
+        return F.moving_average_combine(state, lo, hi, self.averaging_constant, xp=xp)
 
     def _channel_combine(
         self, state: F.MinMaxState, lo: Any, hi: Any, xp: ModuleType
