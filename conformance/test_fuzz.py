@@ -17,7 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from arrayobs import MinMaxObserver, MovingAverageMinMaxObserver
+from arrayobs import (
+    MinMaxObserver,
+    MovingAverageMinMaxObserver,
+    MovingAveragePerChannelMinMaxObserver,
+    PerChannelMinMaxObserver,
+)
 from arrayobs._config import DTYPES
 from arrayobs._conformance._corpus import _RANGES, EPS
 from arrayobs.testing import assert_observers_match, assert_state_match, flushes_subnormals
@@ -55,24 +60,30 @@ def _observers(torch: Any, backend: Any, kw: dict[str, Any]) -> tuple[Any, Any]:
     tkw = {**kw, "dtype": getattr(torch, kw["dtype"])}
     if "qscheme" in kw:
         tkw["qscheme"] = getattr(torch, kw["qscheme"])
+    per_channel = "ch_axis" in kw
+    if c is None:
+        cls = PerChannelMinMaxObserver if per_channel else MinMaxObserver
+    else:
+        cls = MovingAveragePerChannelMinMaxObserver if per_channel else MovingAverageMinMaxObserver
+        kw["averaging_constant"] = tkw["averaging_constant"] = c
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        if c is None:
-            return MinMaxObserver(**kw, xp=backend.xp, device=backend.device), tobs.MinMaxObserver(
-                **tkw
-            )
-        return (
-            MovingAverageMinMaxObserver(c, **kw, xp=backend.xp, device=backend.device),
-            tobs.MovingAverageMinMaxObserver(c, **tkw),
-        )
+        ours = cls(**kw, xp=backend.xp, device=backend.device)
+        return ours, getattr(tobs, cls.__name__)(**tkw)
 
 
 def _check(
-    backend: Any, torch: Any, kw: dict[str, Any], in_dtype: str, batches: list[list[float]]
+    backend: Any,
+    torch: Any,
+    kw: dict[str, Any],
+    in_dtype: str,
+    batches: list[list[float]],
+    shape: tuple[int, ...] = (-1,),
 ) -> None:
     ours, ref = _observers(torch, backend, kw)
     for step, values in enumerate(batches):
-        t = torch.tensor(np.asarray(values, dtype=np.float64)).to(getattr(torch, in_dtype))
+        host = np.asarray(values, dtype=np.float64).reshape(shape if values else (0,) * len(shape))
+        t = torch.tensor(host).to(getattr(torch, in_dtype))
         ours(backend.from_torch(t))
         ref(t)
         where = f"[{backend.name} {kw} {in_dtype} batch {step}: {values}]"
@@ -142,3 +153,36 @@ def test_random_sequences_match_torch(backend: Any, torch_ref: Any, data: st.Dat
         # eps = 0: keep clear of them there.
         batches = [[v if abs(v) >= 1e-10 else 0.0 for v in b] for b in batches]
     _check(backend, torch_ref, kw, in_dtype, batches)
+
+
+@settings(
+    max_examples=max(1, EXAMPLES // 2),
+    deadline=None,
+    derandomize=EXAMPLES < 10_000,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_random_per_channel_sequences_match_torch(
+    backend: Any, torch_ref: Any, data: st.DataObject
+) -> None:
+    """Per-channel observers on (rows, C) batches, ch_axis 0, 1 or -1."""
+    flushes = flushes_subnormals(backend.xp, backend.device)
+    kw = data.draw(_configs(allow_subnormal=not flushes))
+    kw["qscheme"] = kw["qscheme"].replace("per_tensor", "per_channel")
+    if data.draw(st.booleans()):
+        kw["qscheme"] = "per_channel_affine_float_qparams"
+    if kw["qscheme"] == "per_channel_symmetric" and kw["dtype"] == "quint8":
+        kw.pop("reduce_range", None)
+    kw["ch_axis"] = data.draw(st.sampled_from([0, 1, -1]))
+    in_dtype = data.draw(st.sampled_from([d for d in INPUT_DTYPES if backend.has(d)]))
+    channels, rows = data.draw(st.sampled_from([1, 2, 3])), data.draw(st.sampled_from([1, 3]))
+    shape = (channels, rows) if kw["ch_axis"] == 0 else (rows, channels)
+    value = st.floats(width=32, allow_subnormal=not flushes)
+    batch = st.one_of(
+        st.just([]), st.lists(value, min_size=rows * channels, max_size=rows * channels)
+    )
+    batches = data.draw(st.lists(batch, min_size=1, max_size=6))
+    if flushes:
+        batches = [[v if abs(v) >= 1e-10 else 0.0 for v in b] for b in batches]
+    _check(backend, torch_ref, kw, in_dtype, batches, shape)

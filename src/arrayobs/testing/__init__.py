@@ -158,13 +158,16 @@ def _values_equal(got: np.ndarray, want: np.ndarray) -> bool:
 def assert_state_match(obs: Any, ref: Any, *, xp: ModuleType, device: Any, where: str = "") -> None:
     """``obs.min_val``/``max_val`` equal the torch observer ``ref``'s (NaN matches NaN).
 
+    torch's values are read through copies: a NumPy view of a torch.ao
+    per-channel buffer would stop it resizing at the next batch.
+
     ``==`` lets +0.0 and -0.0 match: which zero a reduction returns on a tie is
     the backend's choice, and no qparam depends on it.
     """
     for name in ("min_val", "max_val"):
         got, want = getattr(obs, name), getattr(ref, name)
         _check_array(got, xp, device, xp.float32, tuple(want.shape), f"{where} {name}")
-        g, w = to_host(got), want.detach().cpu().numpy()
+        g, w = to_host(got), want.detach().to("cpu", copy=True).numpy()
         assert _values_equal(g, w), f"{where} {name}: got {g!r}, torch {w!r}"
 
 
@@ -177,7 +180,7 @@ def zero_signs_differ(obs: Any, ref: Any) -> bool:
     """
     for name in ("min_val", "max_val"):
         g = to_host(getattr(obs, name)).astype(np.float32)
-        w = getattr(ref, name).detach().cpu().numpy().astype(np.float32)
+        w = getattr(ref, name).detach().to("cpu", copy=True).numpy().astype(np.float32)
         if g.shape == w.shape and np.any(
             (g == 0) & (w == 0) & (g.view(np.uint32) != w.view(np.uint32))
         ):
@@ -201,8 +204,8 @@ def assert_qparams_match(
     torch's in sign only (see :func:`zero_signs_differ`).
     """
     scale, zp = got
-    want_scale = want[0].detach().cpu().numpy()
-    want_zp = want[1].detach().cpu().numpy()
+    want_scale = want[0].detach().to("cpu", copy=True).numpy()
+    want_zp = want[1].detach().to("cpu", copy=True).numpy()
     _check_array(scale, xp, device, xp.float32, want_scale.shape, f"{where} scale")
     zp_name = str(want_zp.dtype)
     if zp_name == "int64" and not has_dtype(xp, device, "int64"):
