@@ -4,13 +4,15 @@
 # conformance corpus on CuPy, torch CUDA and JAX GPU, then bench/gpu_probe.py.
 #
 #   bash bench/gpu-check.sh            # writes logs and JSON under $OUT (default ./gpu-out)
+#   STEPS="per_channel unit" bash bench/gpu-check.sh   # only these steps (names below)
 #
 # Needs numpy, pytest, hypothesis, torch (CUDA), cupy and jax (CUDA) installed;
 # array-api-compat may come as a wheel in .whl/. That machine's torch need not be
 # 2.13.0: tests comparing with live torch.ao then run against its version
 # (ARRAYOBS_REFERENCE_TORCH), while conformance compares with the stored
 # torch 2.13.0 numbers. Each step has its own time limit; a failing step does
-# not stop the others. Takes under eight minutes.
+# not stop the others. All steps take about ten minutes: more than one device
+call allows, so split them with STEPS across two calls.
 set -uo pipefail
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
@@ -24,9 +26,13 @@ export ARRAYOBS_REFERENCE_TORCH="$(python3 -c 'import torch; print(torch.__versi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c 'import sys, numpy, torch, cupy, jax; print(sys.version.split()[0], "numpy", numpy.__version__, "torch", torch.__version__, "cupy", cupy.__version__, "jax", jax.__version__, jax.devices())' | tee -a "$OUT/gpu.txt"
 
+STEPS=${STEPS:-all}
 step() {  # step NAME SECONDS COMMAND...
     local name=$1 limit=$2
     shift 2
+    if [ "$STEPS" != all ] && [[ " $STEPS " != *" $name "* ]]; then
+        return
+    fi
     echo "== $name"
     local t0=$SECONDS
     timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
@@ -37,9 +43,11 @@ PYTEST=(python3 -m pytest -q -p no:cacheprovider --no-header -rfE)
 # XLA compiles float32 division on NVIDIA GPUs as div.full (within 2 ulp, not
 # IEEE); this LLVM option restores div.rn. The division step counts both ways.
 EXACT_DIV="--xla_backend_extra_options=-nvptx-prec-divf32=2"
-step fastpaths 110 "${PYTEST[@]}" tests/test_fastpaths.py tests/test_host_reads.py
+step fastpaths 200 "${PYTEST[@]}" tests/test_fastpaths.py tests/test_host_reads.py
 step probe 60 python3 bench/gpu_probe.py --out "$OUT/gpu_probe.json"
 step division_exact 25 env XLA_FLAGS="$EXACT_DIV" python3 bench/gpu_probe.py --division-only
 step corpus 90 env ARRAYOBS_BACKENDS=cupy,torch:cuda "${PYTEST[@]}" conformance/test_corpus.py -k "target_matches"
 step corpus_jax 150 env XLA_FLAGS="$EXACT_DIV" ARRAYOBS_BACKENDS=jax:gpu "${PYTEST[@]}" conformance/test_corpus.py -k "target_matches"
-step unit 90 env XLA_FLAGS="$EXACT_DIV" "${PYTEST[@]}" -x tests/test_reference.py tests/test_special_values.py tests/test_observer_api.py tests/test_state_dict.py
+step unit 150 env XLA_FLAGS="$EXACT_DIV" "${PYTEST[@]}" -x tests/test_reference.py tests/test_special_values.py tests/test_observer_api.py tests/test_state_dict.py
+# Per channel (not yet run on a GPU): CuPy takes the generic path there.
+step per_channel 120 env XLA_FLAGS="$EXACT_DIV" "${PYTEST[@]}" tests/test_per_channel.py
