@@ -58,6 +58,15 @@ def test_compare_numpy_quick(capsys: pytest.CaptureFixture[str]) -> None:
     assert cells[1] == "cpu" and int(cells[2]) > 0 and cells[4] == "0", row
 
 
+def test_compare_per_channel_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert main(["compare", "--backend", "torch", "--cases", "per-channel", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["cases_run"] == 294 and report["results"][0]["mismatches"] == 0
+    assert report["results"][0]["batches"] > report["cases_run"]  # rows: batches x channels
+
+
 def test_compare_json_and_bad_backend(capsys: pytest.CaptureFixture[str]) -> None:
     import json
 

@@ -64,7 +64,7 @@ def _table(rows: list[C.Summary]) -> str:
         "backend",
         "device",
         "cases",
-        "batches",
+        "rows",
         "mismatches",
         "deviations",
         "worst ulps",
@@ -103,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     if len(cases) != len(reference.case_offsets) - 1:
         print("arrayobs: the stored reference does not match this corpus", file=sys.stderr)
         return 2
+    if args.cases != "all":
+        cases = [c for c in cases if c.per_channel == (args.cases == "per-channel")]
     if args.quick:
         cases = cases[:: args.quick]
     start = time.perf_counter()
@@ -144,4 +146,10 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--quick", type=int, default=0, metavar="N", help="run every N-th case only")
+    p.add_argument(
+        "--cases",
+        choices=("all", "per-tensor", "per-channel"),
+        default="all",
+        help="the whole corpus (default), or only its per-tensor or per-channel cases",
+    )
     p.set_defaults(run=run)

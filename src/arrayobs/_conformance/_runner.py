@@ -343,6 +343,8 @@ def run_case(target: Target, case: Case) -> list[Step]:
 
 @dataclasses.dataclass
 class Summary:
+    """One target's results; ``batches`` counts rows (a batch, per channel: a batch and channel)."""
+
     label: str
     device: str
     cases: int
