@@ -32,6 +32,9 @@ LAYOUTS = {
     "len1": ((5, 1), 0, None),
     "transposed": ((6, 3), 0, "T"),
     "columns": ((3, 8), 0, "cols"),
+    # 64 rows or more: JAX's blocked reduction over rows (single device, on the CPU).
+    "tall": ((150, 3), -1, None),
+    "tall_3d": ((130, 3, 2), 1, None),
 }
 INPUT_DTYPES = ("float32", "float16", "bfloat16", "float64", "int8", "bool")
 SLOW = ("dask", "jax")

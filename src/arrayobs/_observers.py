@@ -891,12 +891,14 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
 # -- per channel ---------------------------------------------------------------
 @functools.lru_cache(maxsize=256)
 def _jax_channel_jit(
-    averaging_constant: float | None, ch_axis: int, first: bool, fast: bool
+    averaging_constant: float | None, ch_axis: int, first: bool, fast: bool, split: bool
 ) -> Callable[..., Any]:
     """A per-channel update compiled with ``jax.jit``: ``(state, x) -> state``.
 
     ``first``: the state is empty and the batch becomes it; otherwise the
     running min-max (``averaging_constant`` None) or the moving average.
+    ``split``: a single-device input, which the reduction may reshape
+    (``_fastpaths._jax.split_reduction``).
     """
     import jax
     import jax.numpy as jnp
@@ -909,7 +911,7 @@ def _jax_channel_jit(
             return F.minmax_combine(state, lo, hi, xp=jnp)
         return F.moving_average_combine(state, lo, hi, averaging_constant, xp=jnp, fresh=False)
 
-    compiled: Callable[..., Any] = jax.jit(update)
+    compiled: Callable[..., Any] = jax.jit(_traced_with_split(update) if split else update)
     return compiled
 
 
@@ -1057,7 +1059,8 @@ class PerChannelMinMaxObserver(_Observer):
         first = not self._observed
         route = _route(xp, self._fast)
         if route == "jax":
-            update = _jax_channel_jit(self._averaging, ch, first, self._fast)
+            split = len(x.devices()) == 1
+            update = _jax_channel_jit(self._averaging, ch, first, self._fast, split)
             return update(state, x)  # type: ignore[no-any-return]
         lo, hi = F.batch_minmax(x, ch_axis=ch, xp=xp, fast=self._fast)  # type: ignore[misc]
         if route == "dask":
