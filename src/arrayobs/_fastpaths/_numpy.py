@@ -177,13 +177,16 @@ def _slabs(a: int, c: int, b: int, itemsize: int) -> list[tuple[int, int, int, i
     return [(i, i + 1, j, min(j + step, c)) for i in range(a) for j in range(0, c, step)]
 
 
-def aminmax_axis(x: np.ndarray, ch_axis: int) -> tuple[np.ndarray, np.ndarray]:
+def aminmax_axis(
+    x: np.ndarray, ch_axis: int, *, threads: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel (min, max) of a non-empty array, shape (C,) float32; NaN propagates.
 
     A contiguous input is viewed as (A, C, B) and reduced in blocks of about
     1 MiB (min then max of each while it is in L2), on every core when it is
     large; 16-bit floats as int16 keys, as per tensor. Other layouts: one
     ``minimum.reduce`` and one ``maximum.reduce`` over the other axes.
+    ``threads=False``: one thread (for callers that run chunks in parallel).
     """
     kind = _kind(x.dtype)
     half = kind == "half"
@@ -203,7 +206,7 @@ def aminmax_axis(x: np.ndarray, ch_axis: int) -> tuple[np.ndarray, np.ndarray]:
             v = x.reshape(math.prod(x.shape[:ch_axis]), c, -1)
             blocks = _slabs(*v.shape, v.itemsize)
             work = [v[a0:a1, c0:c1] for a0, a1, c0, c1 in blocks]
-            if x.nbytes >= THREAD_MIN_BYTES and _workers() > 1 and len(work) > 1:
+            if threads and x.nbytes >= THREAD_MIN_BYTES and _workers() > 1 and len(work) > 1:
                 # One run of consecutive blocks per thread (a task per block costs more).
                 runs = np.array_split(np.arange(len(work)), min(_workers(), len(work)))
                 parts = _pool().map(lambda r: [_slab(work[i], half) for i in r], runs)
