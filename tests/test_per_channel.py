@@ -324,6 +324,8 @@ MALFORMED: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"min_val": [np.inf], "max_val": [-np.inf]}, ValueError, "channel 0"),
     ({"min_val": ["a"], "max_val": [1.0]}, TypeError, "real dtype"),
     ({"min_val": [0.0]}, KeyError, "missing"),
+    # No eps and no version-1 metadata: refused, as per tensor (README, deviations).
+    ({"eps": None, "min_val": [0.0], "max_val": [1.0]}, KeyError, "missing keys \\['eps'\\]"),
     ({"min_val": [0.0], "max_val": [1.0], "extra": [1.0]}, KeyError, "unexpected"),
     ({"min_val": [0.0], "max_val": [1.0], "eps": [np.nan]}, ValueError, "NaN"),
     ({"min_val": [0.0], "max_val": [1.0], "eps": [1.0, 2.0]}, ValueError, "shape"),
@@ -340,7 +342,7 @@ def test_malformed_state_dict_changes_nothing(
     eps = to_host(obs.eps).copy()
     sd = {"eps": [1e-3], **entries}
     with pytest.raises(exc, match=match):
-        obs.load_state_dict({k: np.asarray(v) for k, v in sd.items()})
+        obs.load_state_dict({k: np.asarray(v) for k, v in sd.items() if v is not None})
     _same_state(obs, before, (2,))
     assert np.array_equal(to_host(obs.eps), eps)
 

@@ -1214,7 +1214,7 @@ class PerChannelMinMaxObserver(_Observer):
                         msg = f"state_dict of version {version} has both {old!r} and {new!r}"
                         raise KeyError(msg)
                     given[new] = given.pop(old)
-        if "eps" not in given and version in (None, 1):
+        if "eps" not in given and version == 1:
             given["eps"] = np.asarray([FLOAT32_EPS], np.float32)
         missing = [k for k in _STATE_KEYS if k not in given]
         unexpected = sorted(set(given) - set(_STATE_KEYS))
