@@ -19,12 +19,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from arrayobs import (
-    MinMaxObserver,
-    MovingAverageMinMaxObserver,
-    MovingAveragePerChannelMinMaxObserver,
-    PerChannelMinMaxObserver,
-)
+import arrayobs
+from arrayobs import MinMaxObserver
 
 torch = pytest.importorskip("torch")
 if not torch.distributed.is_available():
@@ -63,12 +59,6 @@ def _global_channel_batches(seed: int) -> list[np.ndarray]:
     return out
 
 
-def _make_pc(kind: str, c: float | None, qscheme: str, **kw: Any) -> Any:
-    if kind == "minmax":
-        return PerChannelMinMaxObserver(ch_axis=1, qscheme=qscheme, **kw)
-    return MovingAveragePerChannelMinMaxObserver(c, ch_axis=1, qscheme=qscheme, **kw)
-
-
 def _record_pc(obs: Any) -> list[np.ndarray]:
     # qparams first: a rank that saw only empty shards learns there whether the
     # group observed anything (its state then has torch's shape).
@@ -104,10 +94,27 @@ def _shards(batch: np.ndarray, world: int, step: int) -> list[np.ndarray]:
     return np.split(batch, cuts)
 
 
-def _make(kind: str, c: float | None, qscheme: str, **kw: Any) -> Any:
-    if kind == "minmax":
-        return MinMaxObserver(qscheme=qscheme, **kw)
-    return MovingAverageMinMaxObserver(c, qscheme=qscheme, **kw)
+def _observer(module: Any, per_channel: bool, c: float | None, qscheme: Any, **kw: Any) -> Any:
+    """arrayobs's observer class (``module`` arrayobs) or torch.ao's of that kind."""
+    name = f"{'' if c is None else 'MovingAverage'}{'PerChannel' if per_channel else ''}"
+    args = () if c is None else (c,)
+    if per_channel:
+        kw["ch_axis"] = 1
+    return getattr(module, f"{name}MinMaxObserver")(*args, qscheme=qscheme, **kw)
+
+
+def _observe_all(make: Any, feed: Any, seed: int) -> dict[str, np.ndarray]:
+    """Every case's records after every step; ``make(per_channel, c, qscheme)`` builds
+    the observer, ``feed(batch, step)`` gives what it observes of the global batch."""
+    records = {}
+    for prefix, cases, global_batches, record in SUITES:
+        for i, (_, c, qscheme) in enumerate(cases):
+            obs = make(bool(prefix), c, qscheme)
+            for step, batch in enumerate(global_batches(seed + i)):
+                obs(torch.from_numpy(feed(batch, step)))
+                for j, a in enumerate(record(obs)):
+                    records[f"{prefix}{i}_{step}_{j}"] = a
+    return records
 
 
 def _record(obs: Any) -> list[np.ndarray]:
@@ -120,6 +127,13 @@ def _record(obs: Any) -> list[np.ndarray]:
         scale.numpy().view(np.int32).copy(),
         zero_point.numpy().astype(np.int64),
     ]
+
+
+# (key prefix, cases, global batches, record of an observer after a step)
+SUITES = [
+    ("", CASES, _global_batches, _record),
+    ("pc", PC_CASES, _global_channel_batches, _record_pc),
+]
 
 
 def _join(rank: int, world: int, port: int, seconds: float) -> Any:
@@ -137,19 +151,12 @@ def _join(rank: int, world: int, port: int, seconds: float) -> Any:
 def _worker(rank: int, world: int, port: int, out: str, seed: int) -> None:
     dist = _join(rank, world, port, 60)
     try:
-        records = {}
-        for i, (kind, c, qscheme) in enumerate(CASES):
-            obs = _make(kind, c, qscheme, xp=torch, process_group=dist.group.WORLD)
-            for step, batch in enumerate(_global_batches(seed + i)):
-                obs(torch.from_numpy(_shards(batch, world, step)[rank]))
-                for j, a in enumerate(_record(obs)):
-                    records[f"{i}_{step}_{j}"] = a
-        for i, (kind, c, qscheme) in enumerate(PC_CASES):
-            obs = _make_pc(kind, c, qscheme, xp=torch, process_group=dist.group.WORLD)
-            for step, batch in enumerate(_global_channel_batches(seed + i)):
-                obs(torch.from_numpy(_shards(batch, world, step)[rank]))
-                for j, a in enumerate(_record_pc(obs)):
-                    records[f"pc{i}_{step}_{j}"] = a
+        group = dist.group.WORLD
+        records = _observe_all(
+            lambda pc, c, q: _observer(arrayobs, pc, c, q, xp=torch, process_group=group),
+            lambda batch, step: _shards(batch, world, step)[rank],
+            seed,
+        )
         np.savez(Path(out) / f"rank{rank}.npz", **records)
     finally:
         dist.destroy_process_group()
@@ -164,30 +171,11 @@ def _free_port() -> int:
 def _reference(seed: int) -> dict[str, np.ndarray]:
     from torch.ao.quantization import observer as tobs
 
-    records = {}
-    for i, (kind, c, qscheme) in enumerate(CASES):
-        q = getattr(torch, qscheme)
-        ref = (
-            tobs.MinMaxObserver(qscheme=q)
-            if kind == "minmax"
-            else tobs.MovingAverageMinMaxObserver(c, qscheme=q)
-        )
-        for step, batch in enumerate(_global_batches(seed + i)):
-            ref(torch.from_numpy(batch))
-            for j, a in enumerate(_record(ref)):
-                records[f"{i}_{step}_{j}"] = a
-    for i, (kind, c, qscheme) in enumerate(PC_CASES):
-        q = getattr(torch, qscheme)
-        ref = (
-            tobs.PerChannelMinMaxObserver(ch_axis=1, qscheme=q)
-            if kind == "minmax"
-            else tobs.MovingAveragePerChannelMinMaxObserver(c, ch_axis=1, qscheme=q)
-        )
-        for step, batch in enumerate(_global_channel_batches(seed + i)):
-            ref(torch.from_numpy(batch))
-            for j, a in enumerate(_record_pc(ref)):
-                records[f"pc{i}_{step}_{j}"] = a
-    return records
+    return _observe_all(
+        lambda pc, c, q: _observer(tobs, pc, c, getattr(torch, q)),
+        lambda batch, step: batch,
+        seed,
+    )
 
 
 def _same(got: np.ndarray, want: np.ndarray) -> bool:

@@ -118,10 +118,6 @@ class QuantConfig:
         return self.qscheme == "per_channel_affine_float_qparams"
 
     @property
-    def per_channel(self) -> bool:
-        return self.qscheme in PER_CHANNEL_QSCHEMES
-
-    @property
     def symmetric(self) -> bool:
         return self.qscheme in _SYMMETRIC
 

@@ -112,6 +112,23 @@ def _crossed_array(state: F.MinMaxState, xp: ModuleType) -> Any:
     return xp.any((state.min_val > state.max_val) & ~F.is_fresh(state, xp=xp))
 
 
+def _torch_only(xp: ModuleType) -> None:
+    if not is_torch(xp):
+        msg = f"process_group needs torch tensors, got an array of {backend_name(xp)}"
+        raise TypeError(msg)
+
+
+def _unless_all_empty(
+    state: F.MinMaxState, new: F.MinMaxState, lo: Any, hi: Any, xp: ModuleType
+) -> F.MinMaxState:
+    """``new``, or ``state`` where the group's (lo, hi) is (+inf, -inf): every
+    shard was empty (no batch has that pair), and the state stays."""
+    empty = (lo == float("inf")) & (hi == float("-inf"))
+    return F.MinMaxState(
+        xp.where(empty, state.min_val, new.min_val), xp.where(empty, state.max_val, new.max_val)
+    )
+
+
 def _any_greater(state: F.MinMaxState) -> Any:
     """Boolean array: min_val > max_val in some channel (the per-channel check)."""
     return (state.min_val > state.max_val).any()
@@ -335,11 +352,6 @@ class _Observer:
         """The never-observed state: (+inf, -inf), 0-d."""
         return F.init_state(xp=xp, device=device)
 
-    def _moved_state(self, state: F.MinMaxState, xp: ModuleType, device: Any) -> F.MinMaxState:
-        """An unbound observer's (host) state, moved to the first input's namespace."""
-        f32 = xp.float32
-        return F.MinMaxState(*(xp.asarray(float(v), dtype=f32, device=device) for v in state))
-
     # -- observing -----------------------------------------------------------
     _jax_key: tuple[Any, ...] = ("minmax",)
     _cupy_update: tuple[int, float] = (1, 0.0)  # _fastpaths._cupy.MINMAX
@@ -407,9 +419,7 @@ class _Observer:
         Every rank must call forward in step, with an empty shard if it has
         no data, as for any collective.
         """
-        if not is_torch(xp):
-            msg = f"process_group needs torch tensors, got an array of {backend_name(xp)}"
-            raise TypeError(msg)
+        _torch_only(xp)
         self._check_dtype(x, xp)
         collective = _collective()
         if x.numel() == 0:
@@ -417,12 +427,7 @@ class _Observer:
         else:
             lo, hi = F.batch_minmax(x, xp=xp, fast=self._fast)  # type: ignore[misc]
         lo, hi = collective.allreduce_minmax(lo, hi, self._group)
-        new = self._combine(state, lo, hi, xp)
-        # All shards empty: (+inf, -inf), which no batch has; the state stays.
-        empty = (lo == float("inf")) & (hi == float("-inf"))
-        return F.MinMaxState(
-            xp.where(empty, state.min_val, new.min_val), xp.where(empty, state.max_val, new.max_val)
-        )
+        return _unless_all_empty(state, self._combine(state, lo, hi, xp), lo, hi, xp)
 
     def _dask_update(self, state: F.MinMaxState, x: Any, xp: ModuleType) -> F.MinMaxState:
         """The batch's (min, max) in one graph and one compute; the few scalar
@@ -495,7 +500,10 @@ class _Observer:
         state = self._state
         if self._xp is None:
             # First array of an unbound observer: move the (host) state over.
-            state = self._moved_state(state, xp, dev)
+            f32 = xp.float32
+            state = F.MinMaxState(
+                *(xp.asarray(np.asarray(v), dtype=f32, device=dev) for v in state)
+            )
         new = self._update(state, x, xp)
         observed = self._observed or size(x) != 0
         maybe = self._maybe_observed or (self._group is not None and not observed)
@@ -534,21 +542,25 @@ class _Observer:
         return None
 
     def calculate_qparams(self, *, check: bool = True) -> tuple[Any, Any]:
-        """``(scale, zero_point)``, both of shape (1,), on the observer's device.
+        """``(scale, zero_point)`` on the observer's device: shape (1,) per
+        tensor, (C,) per channel.
 
-        scale is float32; zero_point is int32 for per_tensor_affine and int64
-        for per_tensor_symmetric (int32 where the backend has no int64, e.g.
-        JAX without x64). Before any observation this warns, as torch does,
-        and returns scale 1.0 with an int64 zero point 0. Nothing is read back
-        from a device, except by the moving average's ``check``.
+        scale is float32; zero_point is int32 for the affine qschemes, int64
+        for the symmetric ones (int32 where the backend has no int64, e.g.
+        JAX without x64) and float32 for per_channel_affine_float_qparams.
+        Before any observation this warns, as torch does, and returns scale
+        [1.0] with an int64 zero point [0]. Nothing is read back from a
+        device, except by the moving averages' ``check`` (and once, with a
+        process group, by a rank that has seen only empty shards).
 
         Parameters
         ----------
         check : bool
             Raise where torch raises. Only a moving average can reach
-            ``min_val > max_val`` (by rounding; a loaded state is checked when
-            loaded), and checking that reads one boolean back from the device;
-            ``check=False`` skips it and computes qparams from the crossed values.
+            ``min_val > max_val`` (by rounding, in some channel; a loaded state
+            is checked when loaded), and checking that reads one boolean back
+            from the device; ``check=False`` skips it and computes qparams from
+            the crossed values.
 
         Raises
         ------
@@ -559,8 +571,9 @@ class _Observer:
         xp = self._namespace()
         if not self._observed and self._maybe_observed:
             # Only empty local shards so far: one read says whether any rank had data.
-            self._observed = not bool(F.is_fresh(self._state, xp=xp))
-            self._maybe_observed = False
+            fresh = bool(xp.all(F.is_fresh(self._state, xp=xp)))
+            state = self._fresh_state(xp, self._device) if fresh else self._state
+            self._set_state(state, observed=not fresh)
         if not self._observed:
             warnings.warn(
                 "must run observer before calling calculate_qparams. Returning default values.",
@@ -573,8 +586,7 @@ class _Observer:
             )
         host = self._host_scalars()
         if check and self._crossed(host):
-            lo, hi = float(to_host(self._state.min_val)), float(to_host(self._state.max_val))
-            msg = f"min_val ({lo}) is greater than max_val ({hi}); torch.ao raises here too"
+            msg = f"min_val is greater than max_val ({self.extra_repr()}); torch.ao raises here too"
             raise ValueError(msg)
         state = self._state
         config = self._config
@@ -672,38 +684,11 @@ class _Observer:
         ``min_val > max_val`` raise, leaving the observer as it was. A
         version-1 torch state_dict (no eps) gets the default eps, as in torch.
         """
-        if not isinstance(state_dict, Mapping):
-            msg = f"state_dict must be a mapping, got {type(state_dict).__name__}"
-            raise TypeError(msg)
-        keys = set(state_dict)
-        metadata = getattr(state_dict, "_metadata", None) or {}
-        version = metadata.get("", {}).get("version")
-        missing = [k for k in _STATE_KEYS if k not in keys]
-        if missing == ["eps"] and version == 1:
-            state_dict = {**state_dict, "eps": [FLOAT32_EPS]}
-            missing = []
-        unexpected = sorted(keys - set(_STATE_KEYS))
-        if strict and (missing or unexpected):
-            msg = (
-                f"malformed state_dict for {type(self).__name__}: "
-                f"missing keys {missing}, unexpected keys {unexpected}; "
-                f"expected exactly {list(_STATE_KEYS)}"
-            )
-            raise KeyError(msg)
-        shapes = {"eps": (1,), "min_val": (), "max_val": ()}
-        current = {
-            "eps": self._config.eps,
-            "min_val": float(to_host(self._state.min_val)),
-            "max_val": float(to_host(self._state.max_val)),
-        }
-        values = {
-            k: _host_float32(state_dict, k, shapes[k]) if k in state_dict else current[k]
-            for k in _STATE_KEYS
-        }
-        if math.isnan(values["eps"]):
-            msg = "state_dict['eps'] is NaN"
-            raise ValueError(msg)
-        lo, hi = values["min_val"], values["max_val"]
+        given, eps = self._entries(state_dict, strict)
+        lo, hi = (
+            _host_float32(given, k, ()) if k in given else float(to_host(getattr(self._state, k)))
+            for k in ("min_val", "max_val")
+        )
         fresh = lo == math.inf and hi == -math.inf
         if not fresh and lo > hi:
             msg = f"state_dict min_val ({lo}) is greater than max_val ({hi})"
@@ -712,8 +697,43 @@ class _Observer:
         state = F.MinMaxState(
             *(xp.asarray(v, dtype=xp.float32, device=self._device) for v in (lo, hi))
         )
-        self._config = self._config.with_eps(values["eps"])
+        self._config = self._config.with_eps(eps)
         self._set_state(state, observed=not fresh)
+
+    def _entries(self, state_dict: Mapping[str, Any], strict: bool) -> tuple[dict[str, Any], float]:
+        """``state_dict``'s entries, keys checked, and its eps (the current one if
+        absent and not ``strict``), shared by every observer's ``load_state_dict``.
+
+        Raises for a non-mapping, missing or unexpected keys (``strict``), and a
+        NaN or malformed eps. A version-1 dict (no eps) gets the default eps, as
+        in torch.
+        """
+        if not isinstance(state_dict, Mapping):
+            msg = f"state_dict must be a mapping, got {type(state_dict).__name__}"
+            raise TypeError(msg)
+        metadata = getattr(state_dict, "_metadata", None) or {}
+        version = metadata.get("", {}).get("version")
+        given = self._renamed(dict(state_dict), version)
+        if "eps" not in given and version == 1:
+            given["eps"] = [FLOAT32_EPS]
+        missing = [k for k in _STATE_KEYS if k not in given]
+        unexpected = sorted(set(given) - set(_STATE_KEYS))
+        if strict and (missing or unexpected):
+            msg = (
+                f"malformed state_dict for {type(self).__name__}: "
+                f"missing keys {missing}, unexpected keys {unexpected}; "
+                f"expected exactly {list(_STATE_KEYS)}"
+            )
+            raise KeyError(msg)
+        eps = _host_float32(given, "eps", (1,)) if "eps" in given else self._config.eps
+        if math.isnan(eps):
+            msg = "state_dict['eps'] is NaN"
+            raise ValueError(msg)
+        return given, eps
+
+    def _renamed(self, given: dict[str, Any], version: Any) -> dict[str, Any]:
+        """Entries under this layout's names (per channel: torch's old names)."""
+        return given
 
     # -- repr ----------------------------------------------------------------
     def extra_repr(self) -> str:
@@ -1014,15 +1034,7 @@ class PerChannelMinMaxObserver(_Observer):
 
     def _fresh_state(self, xp: ModuleType, device: Any) -> F.MinMaxState:
         """Shape (0,), as torch's: the channel count comes with the first batch."""
-        return F.MinMaxState(
-            xp.full((0,), float("inf"), dtype=xp.float32, device=device),
-            xp.full((0,), float("-inf"), dtype=xp.float32, device=device),
-        )
-
-    def _moved_state(self, state: F.MinMaxState, xp: ModuleType, device: Any) -> F.MinMaxState:
-        return F.MinMaxState(
-            *(xp.asarray(np.asarray(v), dtype=xp.float32, device=device) for v in state)
-        )
+        return F.init_state(xp=xp, device=device, channels=0)
 
     # -- observing -----------------------------------------------------------
     def _channel_combine(
@@ -1083,22 +1095,18 @@ class PerChannelMinMaxObserver(_Observer):
         An empty shard takes part too: it must keep the channel axis (e.g.
         shape (0, C)) until the observer knows its channel count.
         """
-        if not is_torch(xp):
-            msg = f"process_group needs torch tensors, got an array of {backend_name(xp)}"
-            raise TypeError(msg)
+        _torch_only(xp)
         self._check_dtype(x, xp)
-        if x.ndim == 0 or not -x.ndim <= self.ch_axis < x.ndim:
-            if x.numel() or not self._has_shape():
-                channel_axis(self.ch_axis, x.ndim)  # raises its error
-            channels = state.min_val.shape[0]
+        if -x.ndim <= self.ch_axis < x.ndim or x.numel() or not self._has_shape():
+            ch = channel_axis(self.ch_axis, x.ndim)  # raises if x has no such axis
+            channels = x.shape[ch]
         else:
-            channels = x.shape[channel_axis(self.ch_axis, x.ndim)]
+            channels = state.min_val.shape[0]  # an empty shard without the axis
         self._check_channels(state, x, channels)
         collective = _collective()
         if x.numel() == 0:
             lo, hi = collective.identity(x.device, (channels,))
         else:
-            ch = channel_axis(self.ch_axis, x.ndim)
             lo, hi = F.batch_minmax(x, ch_axis=ch, xp=xp, fast=self._fast)  # type: ignore[misc]
         lo, hi = collective.allreduce_minmax(lo, hi, self._group)
         if not self._has_shape():
@@ -1110,11 +1118,7 @@ class PerChannelMinMaxObserver(_Observer):
         else:
             # Perhaps observed: never-observed channels are (+inf, -inf) and take the batch.
             new = self._perhaps_combine(state, lo, hi, xp)
-        # Every shard empty: every channel (+inf, -inf), which no batch has; the state stays.
-        empty = (lo == float("inf")) & (hi == float("-inf"))
-        return F.MinMaxState(
-            xp.where(empty, state.min_val, new.min_val), xp.where(empty, state.max_val, new.max_val)
-        )
+        return _unless_all_empty(state, new, lo, hi, xp)
 
     def _perhaps_combine(
         self, state: F.MinMaxState, lo: Any, hi: Any, xp: ModuleType
@@ -1130,47 +1134,6 @@ class PerChannelMinMaxObserver(_Observer):
     def _crossed(self, host: tuple[Any, Any] | None) -> bool:
         """A running min and max cannot cross (a loaded state is checked when loaded)."""
         return False
-
-    def calculate_qparams(self, *, check: bool = True) -> tuple[Any, Any]:
-        """``(scale, zero_point)`` of shape (C,), on the observer's device.
-
-        scale is float32; zero_point is int32 (per_channel_affine), int64
-        (per_channel_symmetric; int32 where the backend has no int64) or
-        float32 (per_channel_affine_float_qparams). Before any observation
-        this warns, as torch does, and returns scale [1.0] with an int64 zero
-        point [0], shape (1,). ``check``: as :meth:`MinMaxObserver.calculate_qparams`
-        (any channel with ``min_val > max_val`` raises ``ValueError``; torch
-        raises ``AssertionError``).
-        """
-        xp = self._namespace()
-        if not self._observed and self._maybe_observed:
-            # Only empty local shards so far: one read says whether any rank had data.
-            fresh = bool(xp.all(F.is_fresh(self._state, xp=xp)))
-            state = self._fresh_state(xp, self._device) if fresh else self._state
-            self._set_state(state, observed=not fresh)
-        if not self._observed:
-            warnings.warn(
-                "must run observer before calling calculate_qparams. Returning default values.",
-                UserWarning,
-                stacklevel=2,
-            )
-            return (
-                xp.asarray([1.0], dtype=xp.float32, device=self._device),
-                xp.asarray([0], dtype=F.widest_int(xp, self._device), device=self._device),
-            )
-        if check and self._crossed(None):
-            msg = (
-                f"min_val is greater than max_val in some channel ({self.extra_repr()}); "
-                "torch.ao raises here too"
-            )
-            raise ValueError(msg)
-        state, config = self._state, self._config
-        if is_jax(xp):
-            return tuple(_jax_jit("qparams", config)(state))
-        if is_dask(xp):
-            host = F.calculate_qparams(F.MinMaxState(*_dask_to_host(tuple(state))), config)
-            return tuple(xp.asarray(v) for v in host)
-        return tuple(F.calculate_qparams(state, config, xp=xp))
 
     # -- merge ---------------------------------------------------------------
     def _layout(self) -> Any:
@@ -1201,34 +1164,7 @@ class PerChannelMinMaxObserver(_Observer):
         ``max_vals``; they are loaded as ``min_val`` and ``max_val``. Version 1
         (no eps) gets the default eps, as in torch.
         """
-        if not isinstance(state_dict, Mapping):
-            msg = f"state_dict must be a mapping, got {type(state_dict).__name__}"
-            raise TypeError(msg)
-        metadata = getattr(state_dict, "_metadata", None) or {}
-        version = metadata.get("", {}).get("version")
-        given = dict(state_dict)
-        if version is not None and version < _STATE_DICT_VERSION:
-            for old, new in (("min_vals", "min_val"), ("max_vals", "max_val")):
-                if old in given:
-                    if new in given:
-                        msg = f"state_dict of version {version} has both {old!r} and {new!r}"
-                        raise KeyError(msg)
-                    given[new] = given.pop(old)
-        if "eps" not in given and version == 1:
-            given["eps"] = np.asarray([FLOAT32_EPS], np.float32)
-        missing = [k for k in _STATE_KEYS if k not in given]
-        unexpected = sorted(set(given) - set(_STATE_KEYS))
-        if strict and (missing or unexpected):
-            msg = (
-                f"malformed state_dict for {type(self).__name__}: "
-                f"missing keys {missing}, unexpected keys {unexpected}; "
-                f"expected exactly {list(_STATE_KEYS)}"
-            )
-            raise KeyError(msg)
-        eps = _host_float32(given, "eps", (1,)) if "eps" in given else self._config.eps
-        if math.isnan(eps):
-            msg = "state_dict['eps'] is NaN"
-            raise ValueError(msg)
+        given, eps = self._entries(state_dict, strict)
         values = {
             k: _host_array(given, k) if k in given else to_host(getattr(self._state, k))
             for k in ("min_val", "max_val")
@@ -1252,6 +1188,17 @@ class PerChannelMinMaxObserver(_Observer):
         )
         self._config = self._config.with_eps(eps)
         self._set_state(state, observed=lo.shape[0] > 0)
+
+    def _renamed(self, given: dict[str, Any], version: Any) -> dict[str, Any]:
+        """Versions 1 and 2 named the buffers ``min_vals`` and ``max_vals``."""
+        if version is not None and version < _STATE_DICT_VERSION:
+            for old, new in (("min_vals", "min_val"), ("max_vals", "max_val")):
+                if old in given:
+                    if new in given:
+                        msg = f"state_dict of version {version} has both {old!r} and {new!r}"
+                        raise KeyError(msg)
+                    given[new] = given.pop(old)
+        return given
 
     # -- repr ----------------------------------------------------------------
     def extra_repr(self) -> str:

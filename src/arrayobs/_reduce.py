@@ -25,7 +25,8 @@ def channel_axis(ch_axis: int, ndim: int) -> int:
     return ch_axis % ndim
 
 
-def other_axes(ndim: int, ch_axis: int) -> tuple[int, ...]:
+def other_axes(ndim: int, ch_axis: int | None) -> tuple[int, ...]:
+    """The axes a reduction runs over: all but ``ch_axis`` (all of them for None)."""
     return tuple(i for i in range(ndim) if i != ch_axis)
 
 

@@ -163,19 +163,18 @@ def _eager_steps(target: Target, case: Case) -> list[Step]:
     return _observe(obs, inputs, ValueError, target.xp.int64, target.xp.float32)
 
 
-def _update_fn(case: Case) -> Callable[..., Any]:
+def _update_fn(averaging_constant: float | None, ch_axis: int | None) -> Callable[..., Any]:
     fn: Callable[..., Any] = F.minmax_update
-    if case.averaging_constant is not None:
-        fn = functools.partial(F.moving_average_update, averaging_constant=case.averaging_constant)
-    return fn if case.ch_axis is None else functools.partial(fn, ch_axis=case.ch_axis)
+    if averaging_constant is not None:
+        fn = functools.partial(F.moving_average_update, averaging_constant=averaging_constant)
+    return fn if ch_axis is None else functools.partial(fn, ch_axis=ch_axis)
 
 
 @functools.lru_cache(maxsize=64)
 def _jax_channel_update(averaging_constant: float | None, ch_axis: int) -> Callable[..., Any]:
     """The functional per-channel update under ``jax.jit`` (one per constant and axis)."""
     jax = importlib.import_module("jax")
-    case = Case(0, averaging_constant, "quint8", "", False, None, 0.0, "", "", "", 0, 0, ch_axis)
-    return jax.jit(_update_fn(case))  # type: ignore[no-any-return]
+    return jax.jit(_update_fn(averaging_constant, ch_axis))  # type: ignore[no-any-return]
 
 
 def _config(case: Case) -> F.QuantConfig:
@@ -197,7 +196,8 @@ def _functional_steps(target: Target, case: Case) -> list[Step]:
             update = _jax_jit("minmax") if c is None else _jax_jit("moving_average", c)
         qparams = _jax_jit("qparams", cfg)
     else:
-        update, qparams = _update_fn(case), functools.partial(F.calculate_qparams, config=cfg)
+        update = _update_fn(case.averaging_constant, case.ch_axis)
+        qparams = functools.partial(F.calculate_qparams, config=cfg)
     hosts = batches(case)
     channels = None
     if case.per_channel:

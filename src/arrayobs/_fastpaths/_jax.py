@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from arrayobs._reduce import other_axes
+
 # Below this many elements the (2, n/2) split buys nothing.
 SPLIT_MIN = 1 << 16
 SPLIT: contextvars.ContextVar[bool] = contextvars.ContextVar("arrayobs_jax_split", default=False)
@@ -52,11 +54,6 @@ def _reduce(lo: Any, hi: Any, axes: tuple[int, ...]) -> tuple[Any, Any]:
     return lax.reduce((lo, hi), _identities(lo.dtype), _both, axes)  # type: ignore[no-any-return]
 
 
-def _axes(x: Any, ch_axis: int | None) -> tuple[int, ...]:
-    """The axes reduced: all, or all but the channel axis."""
-    return tuple(i for i in range(x.ndim) if i != ch_axis)
-
-
 def aminmax(x: Any, ch_axis: int | None = None) -> tuple[Any, Any]:
     """0-d (min, max), or per channel of ``ch_axis`` (shape (C,)), as float32."""
     if x.dtype == jnp.bool_:
@@ -69,7 +66,7 @@ def aminmax(x: Any, ch_axis: int | None = None) -> tuple[Any, Any]:
         lo, hi = _channels(x, ch_axis)
     elif ch_axis is not None:
         # Every axis but the channel's, in one variadic reduction (a 1-d input: none).
-        lo, hi = _reduce(x, x, _axes(x, ch_axis))
+        lo, hi = _reduce(x, x, other_axes(x.ndim, ch_axis))
     elif SPLIT.get() and x.size >= SPLIT_MIN:
         # The split is the CPU's win; on an H200 it made float16 1.6x slower.
         flat = x.reshape(-1)
@@ -147,7 +144,7 @@ def _split_reduce(flat: Any) -> tuple[Any, Any]:
 def aminmax_checked(x: Any, ch_axis: int | None = None) -> tuple[Any, Any]:
     if x.dtype == jnp.bool_:
         x = x.astype(jnp.uint8)
-    axes = _axes(x, ch_axis)
+    axes = other_axes(x.ndim, ch_axis)
     lo, hi = jnp.min(x, axis=axes), jnp.max(x, axis=axes)
     if jnp.issubdtype(x.dtype, jnp.floating):
         has_nan = jnp.any(jnp.isnan(x), axis=axes)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from arrayobs._config import QuantConfig
+from arrayobs._reduce import other_axes
 
 _MIN = np.minimum.reduce
 _MAX = np.maximum.reduce
@@ -224,7 +225,7 @@ def aminmax_axis(
         else:
             if half:
                 x = _keys(x, np.empty(x.shape, np.int16))
-            axes = tuple(i for i in range(x.ndim) if i != ch_axis)
+            axes = other_axes(x.ndim, ch_axis)
             lo, hi = _MIN(x, axis=axes), _MAX(x, axis=axes)
     if half:
         # A NaN key lies beyond an infinity's: on the min side for a negative NaN,

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from arrayobs._reduce import other_axes
+
 
 def aminmax(x: Any) -> tuple[Any, Any]:
     lo, hi = torch.aminmax(x.detach() if x.requires_grad else x)
@@ -46,7 +48,7 @@ def aminmax_axis(x: Any, ch_axis: int) -> tuple[Any, Any]:
         # One element per channel: the values (as copies, never the input).
         return x.to(torch.float32, copy=True), x.to(torch.float32, copy=True)
     if not x.is_contiguous():
-        axes = tuple(i for i in range(x.ndim) if i != ch_axis)
+        axes = other_axes(x.ndim, ch_axis)
         return _float32(torch.amin(x, dim=axes), torch.amax(x, dim=axes))
     shape = x.shape
     v = x.view(math.prod(shape[:ch_axis]), shape[ch_axis], -1)
