@@ -171,21 +171,24 @@ def assert_state_match(obs: Any, ref: Any, *, xp: ModuleType, device: Any, where
         assert _values_equal(g, w), f"{where} {name}: got {g!r}, torch {w!r}"
 
 
-def zero_signs_differ(obs: Any, ref: Any) -> bool:
-    """Whether min_val or max_val is (in some channel) a zero of the other sign than torch's.
+def zero_signs_differ(obs: Any, ref: Any) -> np.ndarray:
+    """Where min_val or max_val is a zero of the other sign than torch's: a
+    boolean per element of the state (one per channel; one per tensor).
 
     Which zero a reduction returns on a +0.0/-0.0 tie is each backend's own
     choice (a documented deviation). No qparam depends on it, except the sign
     of a zero scale, possible only with ``eps <= 0``.
     """
+    differ = np.zeros(0, dtype=bool)
     for name in ("min_val", "max_val"):
-        g = to_host(getattr(obs, name)).astype(np.float32)
+        g = to_host(getattr(obs, name)).astype(np.float32).reshape(-1)
         w = getattr(ref, name).detach().to("cpu", copy=True).numpy().astype(np.float32)
-        if g.shape == w.shape and np.any(
-            (g == 0) & (w == 0) & (g.view(np.uint32) != w.view(np.uint32))
-        ):
-            return True
-    return False
+        w = w.reshape(-1)
+        if g.shape != w.shape:
+            return np.zeros(0, dtype=bool)
+        signs = (g == 0) & (w == 0) & (g.view(np.uint32) != w.view(np.uint32))
+        differ = signs if differ.size == 0 else differ | signs
+    return differ
 
 
 def assert_qparams_match(
@@ -195,13 +198,14 @@ def assert_qparams_match(
     xp: ModuleType,
     device: Any,
     where: str = "",
-    zero_sign_free: bool = False,
+    zero_sign_free: Any = False,
 ) -> None:
     """Scale bitwise equal, zero point equal, dtypes as torch (int64 -> int32 without int64).
 
     Element by element (per channel): NaN matches NaN, in the scale and in a
-    float zero point. ``zero_sign_free``: a zero scale may differ from
-    torch's in sign only (see :func:`zero_signs_differ`).
+    float zero point. ``zero_sign_free`` (a bool, or one per element of the
+    scale, from :func:`zero_signs_differ`): there a zero scale may differ from
+    torch's in sign only.
     """
     scale, zp = got
     want_scale = want[0].detach().to("cpu", copy=True).numpy()
@@ -214,8 +218,9 @@ def assert_qparams_match(
     g_scale, g_zp = to_host(scale), to_host(zp)
     same = g_scale.view(np.uint32) == want_scale.view(np.uint32)
     same |= np.isnan(g_scale) & np.isnan(want_scale)
-    if zero_sign_free:
-        same |= (g_scale == 0) & (want_scale == 0)
+    free = np.asarray(zero_sign_free, dtype=bool)
+    if free.shape in ((), g_scale.shape):
+        same |= free & (g_scale == 0) & (want_scale == 0)
     assert same.all(), f"{where} scale: got {g_scale!r}, torch {want_scale!r}"
     equal_nan = want_zp.dtype.kind == "f"
     assert np.array_equal(g_zp, want_zp, equal_nan=equal_nan), (
