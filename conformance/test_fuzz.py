@@ -39,7 +39,7 @@ REGRESSIONS: list[tuple[dict[str, Any], str, list[list[float]]]] = [
         "float16",
         [[0.0, 0.0, -0.0]],
     ),
-    # jnp.min/max dropped a NaN from arrays of 4096+ elements on the CPU (fixed: _fastpaths/_jax).
+    # jnp.min/max dropped a NaN from arrays of 4096+ elements on the CPU (fixed: _backends/_jax).
     ({"dtype": "quint8"}, "float32", [[1.0] * 4095 + [float("nan")] + [2.0] * 10]),
     # A moving average with c=1 crosses (min > max) by rounding; torch refuses, so must we.
     (

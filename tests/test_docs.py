@@ -14,7 +14,12 @@ README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 @pytest.mark.parametrize(
     ("module", "needs"),
-    [("arrayobs._observers", None), ("arrayobs._config", None), ("arrayobs.functional", "jax")],
+    [
+        ("arrayobs._observers._per_tensor", None),
+        ("arrayobs._observers._per_channel", None),
+        ("arrayobs._config", None),
+        ("arrayobs.functional", "jax"),
+    ],
 )
 def test_docstring_examples(module: str, needs: str | None) -> None:
     if needs:

@@ -15,9 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from arrayobs import MinMaxObserver, MovingAverageMinMaxObserver
+from arrayobs import MinMaxObserver, MovingAverageMinMaxObserver, _backends
 from arrayobs._compat import to_host
-from arrayobs._reduce import aminmax
 
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int8", "int32", "uint8", "bool")
 SIZES = (1, 2, 7, 1000, 5003)
@@ -25,12 +24,12 @@ SIZES = (1, 2, 7, 1000, 5003)
 
 @pytest.fixture(autouse=True)
 def _small_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
-    from arrayobs._fastpaths import _numpy
+    from arrayobs._backends import _numpy
 
     monkeypatch.setattr(_numpy, "THREAD_MIN_BYTES", 64)
     monkeypatch.setattr(_numpy, "BLOCK_BYTES", 96)
     try:
-        from arrayobs._fastpaths import _jax
+        from arrayobs._backends import _jax
     except ImportError:
         return
     monkeypatch.setattr(_jax, "SPLIT_MIN", 2)
@@ -92,8 +91,8 @@ def test_aminmax_fast_equals_generic(backend: Any, dtype: str) -> None:
         t = torch.from_numpy(np.ascontiguousarray(values)).to(getattr(torch, dtype))
         x = backend.from_torch(t)
         host = t.float().numpy()
-        fast = aminmax(x, xp=backend.xp, fast=True)
-        slow = aminmax(x, xp=backend.xp, fast=False)
+        fast = _backends.new(backend.xp, fast=True).aminmax(x)
+        slow = _backends.new(backend.xp, fast=False).aminmax(x)
         for f, s, what in zip(fast, slow, ("min", "max"), strict=True):
             assert _same(f, s, host), f"{dtype} n={n} {label}: {what} {f} (fast) vs {s}"
 
@@ -103,7 +102,7 @@ def test_numpy_views_and_orders() -> None:
     rng = np.random.default_rng(3)
     a = rng.standard_normal((64, 48)).astype(np.float32)
     for x in (a[::3, 1::2], a.T, np.asfortranarray(a), a.astype(np.float16)[::2].T):
-        fast = aminmax(x, xp=np, fast=True)
+        fast = _backends.new(np, fast=True).aminmax(x)
         want = (np.float32(x.min()), np.float32(x.max()))
         assert [_bits(v) for v in fast] == [_bits(v) for v in want]
 
@@ -115,9 +114,9 @@ def test_numpy_bfloat16_of_ml_dtypes() -> None:
         for label, values in _inputs("float32", n):
             x = values.astype(np.float32).astype(ml_dtypes.bfloat16)
             host = x.astype(np.float32)
-            fast = aminmax(x, xp=np, fast=True)
+            fast = _backends.new(np, fast=True).aminmax(x)
             with np.errstate(invalid="ignore"):  # ml_dtypes' reduction warns on NaN
-                slow = aminmax(x, xp=np, fast=False)
+                slow = _backends.new(np, fast=False).aminmax(x)
             for f, s, what in zip(fast, slow, ("min", "max"), strict=True):
                 assert _same(f, s, host), f"bfloat16 n={n} {label}: {what} {f} vs {s}"
 
@@ -161,31 +160,35 @@ def test_observer_fast_equals_generic(backend: Any, c: float | None) -> None:
         assert to_host(zp).tolist() == to_host(want_zp).tolist()
 
 
-def test_torch_device_combine_equals_generic(torch_ref: Any) -> None:
-    """The torch.ao-op combine used on CUDA, checked on CPU tensors against the core."""
-    from arrayobs import functional as F
-    from arrayobs._fastpaths import _torch
+def test_torch_combine_equals_generic(torch_ref: Any) -> None:
+    """The torch backend's rules (torch.ao's own ops) against the generic backend's, on CPU
+    tensors, for every rule and every ``fresh`` hint the classes pass."""
+    from arrayobs import _core as core
 
     torch = torch_ref
     xp = pytest.importorskip("array_api_compat.torch")
+    fast, generic = _backends.new(xp), _backends.Backend(xp)
+    assert type(fast) is not _backends.Backend
     special = [0.0, -0.0, 1.0, -2.5, 3e38, -3e38, np.inf, -np.inf, np.nan, 1e-40, 7.25]
     t = [torch.tensor(v, dtype=torch.float32) for v in special]
+    rules = [core.RunningMinMax()] + [core.MovingAverage(c) for c in (0.01, 1 / 3, 1.0, 1.5)]
     for (m, big_m), (lo, hi) in itertools.product(itertools.product(t, t), itertools.product(t, t)):
-        if float(m) == np.inf and float(big_m) == -np.inf:
-            continue  # fresh: the classes take the batch's values before calling this
-        state = F.MinMaxState(m, big_m)
-        cases = [(_torch.minmax_combine(m, big_m, lo, hi), F.minmax_combine(state, lo, hi, xp=xp))]
-        for c in (0.01, 1 / 3, 1.0):
-            got = _torch.moving_average_combine(m, big_m, lo, hi, c)
-            cases.append((got, F.moving_average_combine(state, lo, hi, c, xp=xp)))
-        for got, want in cases:
-            assert [_bits(g) for g in got] == [_bits(w) for w in want], (m, big_m, lo, hi)
+        state = core.MinMaxState(m, big_m)
+        is_fresh = float(m) == np.inf and float(big_m) == -np.inf
+        # The hints the classes pass: True only for a fresh state, False only for a
+        # state that is not, None for any.
+        for rule, fresh in itertools.product(rules, (True, False, None)):
+            if fresh is not None and fresh != is_fresh:
+                continue
+            got = fast.combine(state, lo, hi, rule, fresh)
+            want = generic.combine(state, lo, hi, rule, fresh)
+            assert [_bits(g) for g in got] == [_bits(w) for w in want], (m, big_m, lo, hi, rule)
 
 
 def test_host_qparams_equal_core() -> None:
     """The host-scalar qparams (NumPy, torch CPU) against the core, special values included."""
     from arrayobs import functional as F
-    from arrayobs._fastpaths import _numpy
+    from arrayobs._backends import _numpy
 
     values = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1e-38, 3e38, -3e38, 1.0, -1.0]
     values += [0.5, -2.5, 1e-7, 123.456, -7e5, 2.0**31, -(2.0**31) * 300]

@@ -359,7 +359,7 @@ def test_fast_path_is_the_generic_path(
 ) -> None:
     if not backend.has(in_dtype):
         pytest.skip(f"no {in_dtype} on {backend.name}")
-    from arrayobs._fastpaths import _numpy
+    from arrayobs._backends import _numpy
 
     # Small thresholds, so small arrays take the blocked and threaded branches.
     monkeypatch.setattr(_numpy, "BLOCK_BYTES", 64)

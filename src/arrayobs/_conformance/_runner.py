@@ -28,7 +28,6 @@ from arrayobs._observers import (
     MovingAverageMinMaxObserver,
     MovingAveragePerChannelMinMaxObserver,
     PerChannelMinMaxObserver,
-    _jax_jit,
 )
 from arrayobs.testing import flushes_subnormals, supports_dtype
 
@@ -171,10 +170,17 @@ def _update_fn(averaging_constant: float | None, ch_axis: int | None) -> Callabl
 
 
 @functools.lru_cache(maxsize=64)
-def _jax_channel_update(averaging_constant: float | None, ch_axis: int) -> Callable[..., Any]:
-    """The functional per-channel update under ``jax.jit`` (one per constant and axis)."""
+def _jax_update(averaging_constant: float | None, ch_axis: int | None) -> Callable[..., Any]:
+    """The functional update under ``jax.jit`` (one per constant and axis)."""
     jax = importlib.import_module("jax")
     return jax.jit(_update_fn(averaging_constant, ch_axis))  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=64)
+def _jax_qparams(config: F.QuantConfig) -> Callable[..., Any]:
+    """The functional qparams under ``jax.jit`` (one per configuration)."""
+    jax = importlib.import_module("jax")
+    return jax.jit(functools.partial(F.calculate_qparams, config=config))  # type: ignore[no-any-return]
 
 
 def _config(case: Case) -> F.QuantConfig:
@@ -190,11 +196,8 @@ def _functional_steps(target: Target, case: Case) -> list[Step]:
     """The functional core: under jax.jit, or lazily on Dask with one compute at the end."""
     xp, cfg, c = target.xp, _config(case), case.averaging_constant
     if target.mode == "jit":
-        if case.per_channel:
-            update = _jax_channel_update(c, case.ch_axis)
-        else:
-            update = _jax_jit("minmax") if c is None else _jax_jit("moving_average", c)
-        qparams = _jax_jit("qparams", cfg)
+        update = _jax_update(c, case.ch_axis)
+        qparams = _jax_qparams(cfg)
     else:
         update = _update_fn(case.averaging_constant, case.ch_axis)
         qparams = functools.partial(F.calculate_qparams, config=cfg)

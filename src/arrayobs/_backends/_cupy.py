@@ -16,7 +16,8 @@ some upload Python scalars). Here:
 CuPy compiles every kernel with ``-ftz=true`` (https://github.com/cupy/cupy/issues/9576),
 so float32 arithmetic and comparisons treat subnormals as zero. The min and max
 are therefore taken on order-preserving int32 keys of the float32 bits (a NaN
-lands beyond the infinities' keys), which is exact; the moving average's
+lands beyond the infinities' keys; ``f2key``/``key2f`` below are the formula
+of :mod:`arrayobs._core._keys` in CUDA), which is exact; the moving average's
 arithmetic flushes subnormals (a documented deviation, as on JAX's CPU).
 Float16 is widened to float32 and float64 reduced in double (both exact;
 ``(float)`` of a double result is the reference's cast), other dtypes and
@@ -30,6 +31,9 @@ from typing import Any
 
 import cupy
 import numpy as np
+
+from arrayobs import _core as core
+from arrayobs._backends._generic import Backend
 
 _THREADS = 256
 
@@ -226,3 +230,34 @@ def aminmax(x: Any) -> tuple[Any, Any]:
     """(min, max) as 0-d float32 arrays; ``supported(x)`` must hold."""
     dummy = cupy.empty((), cupy.float32)
     return update(x, dummy, dummy, PAIR)
+
+
+class CupyBackend(Backend):
+    """Per tensor, the whole update in the two kernels above; the rest generic."""
+
+    name = "cupy"
+
+    def device_of(self, x: Any) -> Any:
+        return x.device
+
+    def aminmax(self, x: Any, ch_axis: int | None = None) -> tuple[Any, Any]:
+        if self.fast and ch_axis is None and supported(x):
+            return aminmax(x)
+        return super().aminmax(x, ch_axis)
+
+    def update(
+        self,
+        state: core.MinMaxState,
+        x: Any,
+        rule: core.Rule,
+        ch_axis: int | None = None,
+        fresh: bool | None = None,
+    ) -> core.MinMaxState:
+        if not (self.fast and ch_axis is None and supported(x)):
+            return super().update(state, x, rule, ch_axis, fresh)
+        if isinstance(rule, core.MovingAverage):
+            return core.MinMaxState(*update(x, *state, MOVING_AVERAGE, float(rule.c32)))
+        return core.MinMaxState(*update(x, *state, MINMAX))
+
+
+BACKEND = CupyBackend

@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from arrayobs._reduce import other_axes
+from arrayobs import _core as core
+from arrayobs._backends._generic import Backend
+from arrayobs._config import QuantConfig
 
 # Below this many elements the (2, n/2) split buys nothing.
 SPLIT_MIN = 1 << 16
@@ -66,7 +69,7 @@ def aminmax(x: Any, ch_axis: int | None = None) -> tuple[Any, Any]:
         lo, hi = _channels(x, ch_axis)
     elif ch_axis is not None:
         # Every axis but the channel's, in one variadic reduction (a 1-d input: none).
-        lo, hi = _reduce(x, x, other_axes(x.ndim, ch_axis))
+        lo, hi = _reduce(x, x, core.other_axes(x.ndim, ch_axis))
     elif SPLIT.get() and x.size >= SPLIT_MIN:
         # The split is the CPU's win; on an H200 it made float16 1.6x slower.
         flat = x.reshape(-1)
@@ -144,7 +147,7 @@ def _split_reduce(flat: Any) -> tuple[Any, Any]:
 def aminmax_checked(x: Any, ch_axis: int | None = None) -> tuple[Any, Any]:
     if x.dtype == jnp.bool_:
         x = x.astype(jnp.uint8)
-    axes = other_axes(x.ndim, ch_axis)
+    axes = core.other_axes(x.ndim, ch_axis)
     lo, hi = jnp.min(x, axis=axes), jnp.max(x, axis=axes)
     if jnp.issubdtype(x.dtype, jnp.floating):
         has_nan = jnp.any(jnp.isnan(x), axis=axes)
@@ -166,34 +169,98 @@ def state_device(device: Any) -> Any:
     return device
 
 
-_INT32_MIN = -(2**31)
-_INT32_MAX = 2**31 - 1
-
-
-def _key(v: Any) -> Any:
-    bits = lax.bitcast_convert_type(v, jnp.int32)
-    return bits ^ ((bits >> 31) & 0x7FFFFFFF)
-
-
-def _unkey(k: Any) -> Any:
-    return lax.bitcast_convert_type(k ^ ((k >> 31) & 0x7FFFFFFF), jnp.float32)
-
-
 def pminmax(lo: Any, hi: Any, axis_name: Any) -> tuple[Any, Any]:
     """(min, max) of float32 ``lo``/``hi`` across ``axis_name``, NaN propagating.
 
     ``lax.pmin``/``lax.pmax`` of floats drop a NaN on the CPU (jax 0.10.2: a
-    NaN shard's value vanished from both). Integer keys of the bits (negative
-    values' magnitude bits flipped, NaN the most extreme key) reduce exactly,
-    in one collective: the max travels as ``~key``.
+    NaN shard's value vanished from both). Integer keys of the bits
+    (:mod:`arrayobs._core._keys`) reduce exactly, in one collective.
     """
-    nan = jnp.isnan(lo) | jnp.isnan(hi)
-    k_lo = jnp.where(nan, _INT32_MIN, _key(lo))
-    k_hi = jnp.where(nan, _INT32_MAX, _key(hi))
-    packed = lax.pmin(jnp.stack([k_lo, ~k_hi]), axis_name)  # type: ignore[no-untyped-call]
-    k_lo, k_hi = packed[0], ~packed[1]
-    any_nan = (k_lo == _INT32_MIN) | (k_hi == _INT32_MAX)
+    lo_bits, hi_bits = (lax.bitcast_convert_type(v, jnp.int32) for v in (lo, hi))
+    packed = jnp.stack(core.pack_minmax(lo_bits, hi_bits, jnp.isnan(lo) | jnp.isnan(hi), xp=jnp))
+    packed = lax.pmin(packed, axis_name)  # type: ignore[no-untyped-call]
+    lo_bits, hi_bits, any_nan = core.unpack_minmax(packed[0], packed[1])
     return (
-        jnp.where(any_nan, jnp.nan, _unkey(k_lo)),
-        jnp.where(any_nan, jnp.nan, _unkey(k_hi)),
+        jnp.where(any_nan, jnp.nan, lax.bitcast_convert_type(lo_bits, jnp.float32)),
+        jnp.where(any_nan, jnp.nan, lax.bitcast_convert_type(hi_bits, jnp.float32)),
     )
+
+
+# -- the backend: every step one compiled call -----------------------------------
+# Eager JAX dispatches each of the rules' few dozen scalar operations
+# separately; one compiled call is what a JAX user gets from jitting the
+# functional core. Compiled functions are shared by equal observers.
+def _traced_with_split(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, traced with the reduction split in two rows (single-device inputs)."""
+
+    def traced(*args: Any) -> Any:
+        with split_reduction():
+            return fn(*args)
+
+    return traced
+
+
+@functools.lru_cache(maxsize=256)
+def compiled_update(
+    rule: core.Rule, ch_axis: int | None, fresh: bool | None, fast: bool, split: bool
+) -> Callable[..., Any]:
+    """``(state, x) -> state`` for a non-empty ``x``, under ``jax.jit``."""
+    reduce = aminmax if fast else aminmax_checked
+
+    def update(state: core.MinMaxState, x: Any) -> core.MinMaxState:
+        lo, hi = reduce(x, ch_axis)
+        return rule.combine(state, lo, hi, xp=jnp, fresh=fresh)
+
+    return jax.jit(_traced_with_split(update) if split else update)  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=256)
+def compiled_qparams(config: QuantConfig) -> Callable[..., Any]:
+    """``state -> (scale, zero_point)`` under ``jax.jit``."""
+    return jax.jit(functools.partial(core.calculate_qparams, config=config, xp=jnp))  # type: ignore[no-any-return]
+
+
+@functools.cache
+def compiled_crossed() -> Callable[..., Any]:
+    return jax.jit(functools.partial(core.crossed, xp=jnp))  # type: ignore[no-any-return]
+
+
+class JaxBackend(Backend):
+    """The variadic reduction above; every update, qparams and check one compiled call."""
+
+    name = "jax"
+
+    def state_device(self, device: Any) -> Any:
+        return state_device(device)
+
+    def device_of(self, x: Any) -> Any:
+        return state_device(super().device_of(x))
+
+    def aminmax(self, x: Any, ch_axis: int | None = None) -> tuple[Any, Any]:
+        # fast=False is the generic pair with the NaN that jnp.min/max drop put back.
+        return aminmax(x, ch_axis) if self.fast else aminmax_checked(x, ch_axis)
+
+    def update(
+        self,
+        state: core.MinMaxState,
+        x: Any,
+        rule: core.Rule,
+        ch_axis: int | None = None,
+        fresh: bool | None = None,
+    ) -> core.MinMaxState:
+        if state.min_val.ndim == 0:
+            # Per tensor "by value" is exact whatever the hint: one compiled
+            # function serves the first batch and every later one.
+            fresh = None
+        # A single-device input may be reshaped for the split; a sharded one not.
+        split = len(x.devices()) == 1
+        return compiled_update(rule, ch_axis, fresh, self.fast, split)(state, x)  # type: ignore[no-any-return]
+
+    def qparams(self, state: core.MinMaxState, config: QuantConfig) -> tuple[Any, Any]:
+        return tuple(compiled_qparams(config)(state))  # type: ignore[return-value]
+
+    def any_crossed(self, state: core.MinMaxState) -> bool:
+        return bool(compiled_crossed()(state))
+
+
+BACKEND = JaxBackend

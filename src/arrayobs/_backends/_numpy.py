@@ -11,9 +11,10 @@ which NumPy cannot reduce at all) are reduced as order-preserving int16 keys:
 flipping the magnitude bits of negative values makes integer order equal
 float order, and a NaN lands beyond the keys of the infinities.
 
-Also the host-side combine of the observer classes: on NumPy the state is
-host memory, so the few scalar operations after the reduction run on NumPy
-scalars instead of 0-d arrays, bit for bit as :mod:`arrayobs.functional`.
+Also the host-side rules: on NumPy the state is host memory, so the few
+scalar operations after the reduction (the update, qparams, torch's check)
+run on NumPy scalars instead of 0-d arrays, bit for bit as the generic rules
+of :mod:`arrayobs._core`. torch on the CPU and Dask use them too.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from arrayobs import _core as core
+from arrayobs._backends._generic import Backend
 from arrayobs._config import QuantConfig
-from arrayobs._reduce import other_axes
 
 _MIN = np.minimum.reduce
 _MAX = np.maximum.reduce
@@ -57,11 +59,8 @@ def _pool() -> concurrent.futures.ThreadPoolExecutor:
 
 
 def _keys(bits: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Order-preserving int16 keys of 16-bit float bits (an involution)."""
-    np.right_shift(bits, 15, out=out)
-    np.bitwise_and(out, 0x7FFF, out=out)
-    np.bitwise_xor(out, bits, out=out)
-    return out
+    """Order-preserving int16 keys of 16-bit float bits (an involution), into ``out``."""
+    return core.order_keys(bits, out=out)  # type: ignore[no-any-return]
 
 
 def _part(a: np.ndarray, half: bool) -> tuple[Any, Any]:
@@ -225,7 +224,7 @@ def aminmax_axis(
         else:
             if half:
                 x = _keys(x, np.empty(x.shape, np.int16))
-            axes = other_axes(x.ndim, ch_axis)
+            axes = core.other_axes(x.ndim, ch_axis)
             lo, hi = _MIN(x, axis=axes), _MAX(x, axis=axes)
     if half:
         # A NaN key lies beyond an infinity's: on the min side for a negative NaN,
@@ -247,7 +246,7 @@ def _first_max(a: np.float32, b: np.float32) -> np.float32:
 
 
 def minmax_combine(m: Any, big_m: Any, lo: Any, hi: Any) -> tuple[np.float32, np.float32]:
-    """As :func:`arrayobs.functional.minmax_combine` on float32 scalars."""
+    """As :func:`arrayobs._core.minmax_combine` on float32 scalars."""
     return _first_min(lo, m), _first_max(hi, big_m)
 
 
@@ -257,7 +256,7 @@ _SAFE = 1e37  # |values| below this: m + c * (cur - m) cannot overflow for 0 <= 
 def moving_average_combine(
     m: Any, big_m: Any, lo: Any, hi: Any, c: np.float32
 ) -> tuple[np.float32, np.float32]:
-    """As :func:`arrayobs.functional.moving_average_combine` on float32 scalars.
+    """As :func:`arrayobs._core.moving_average_combine` on float32 scalars.
 
     A fresh (+inf, -inf) state takes the batch's values; otherwise each side
     moves by three separately rounded float32 operations.
@@ -273,11 +272,8 @@ def moving_average_combine(
 
 
 # -- qparams on host scalars ---------------------------------------------------
-_INT32_MIN = -(2**31)
-
-
 def _wrap_int32(v: int) -> int:
-    return (v - _INT32_MIN) % 2**32 + _INT32_MIN
+    return (v - core.INT32_MIN) % 2**32 + core.INT32_MIN
 
 
 def _qparams_f32(m: Any, big_m: Any, config: QuantConfig) -> tuple[np.float32, int]:
@@ -292,13 +288,13 @@ def _qparams_f32(m: Any, big_m: Any, config: QuantConfig) -> tuple[np.float32, i
     scale = _first_max((max_pos - min_neg) / np.float32(qrange), eps)
     r = np.round(min_neg / scale)
     # C's float->int32 cast as on x86: NaN and out-of-range values become -2**31.
-    as_int = int(r) if -(2.0**31) <= r < 2.0**31 else _INT32_MIN
+    as_int = int(r) if -(2.0**31) <= r < 2.0**31 else core.INT32_MIN
     zero_point = _wrap_int32(config.quant_min - as_int)
     return scale, min(max(zero_point, config.quant_min), config.quant_max)
 
 
 def qparams(m: Any, big_m: Any, config: QuantConfig) -> tuple[np.float32, int]:
-    """As :func:`arrayobs.functional.calculate_qparams` on float32 scalars:
+    """As :func:`arrayobs._core.calculate_qparams` on float32 scalars:
     ``(scale, zero_point)`` as a float32 scalar and a Python int."""
     if m == math.inf and big_m == -math.inf:
         return np.float32(1.0), 0
@@ -307,3 +303,69 @@ def qparams(m: Any, big_m: Any, config: QuantConfig) -> tuple[np.float32, int]:
     # NaN, infinities, overflow or division by a zero scale: silent in the reference.
     with np.errstate(all="ignore"):
         return _qparams_f32(m, big_m, config)
+
+
+def combine(rule: core.Rule, m: Any, big_m: Any, lo: Any, hi: Any) -> tuple[Any, Any]:
+    """``rule`` on float32 scalars (the per-tensor rule: fresh by value)."""
+    if isinstance(rule, core.MovingAverage):
+        return moving_average_combine(m, big_m, lo, hi, rule.c32)
+    return minmax_combine(m, big_m, lo, hi)
+
+
+def host_qparams(m: Any, big_m: Any, config: QuantConfig) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`qparams` as the (1,) arrays the observers return: float32, and
+    int64 (symmetric) or int32."""
+    scale, zero_point = qparams(m, big_m, config)
+    return (
+        np.asarray([scale], np.float32),
+        np.asarray([zero_point], np.int64 if config.symmetric else np.int32),
+    )
+
+
+def crossed(m: Any, big_m: Any) -> bool:
+    """:func:`arrayobs._core.crossed` of a 0-d state, on float32 scalars."""
+    return bool(m > big_m and not (m == math.inf and big_m == -math.inf))
+
+
+class NumpyBackend(Backend):
+    """The blocked, threaded reductions above; the per-tensor state as host scalars."""
+
+    name = "numpy"
+
+    def device_of(self, x: Any) -> Any:
+        return "cpu"
+
+    def size(self, x: Any) -> int:
+        return int(x.size)
+
+    def aminmax(self, x: Any, ch_axis: int | None = None) -> tuple[Any, Any]:
+        if not self.fast:
+            return super().aminmax(x, ch_axis)
+        return aminmax(x) if ch_axis is None else aminmax_axis(x, ch_axis)
+
+    def update(
+        self,
+        state: core.MinMaxState,
+        x: Any,
+        rule: core.Rule,
+        ch_axis: int | None = None,
+        fresh: bool | None = None,
+    ) -> core.MinMaxState:
+        if not self.fast or ch_axis is not None:
+            return super().update(state, x, rule, ch_axis, fresh)
+        lo, hi = minmax_scalars(x)
+        new = combine(rule, state.min_val[()], state.max_val[()], lo, hi)
+        return core.MinMaxState(np.asarray(new[0]), np.asarray(new[1]))
+
+    def qparams(self, state: core.MinMaxState, config: QuantConfig) -> tuple[Any, Any]:
+        if not self.fast or state.min_val.ndim:
+            return super().qparams(state, config)
+        return host_qparams(state.min_val[()], state.max_val[()], config)
+
+    def any_crossed(self, state: core.MinMaxState) -> bool:
+        if not self.fast or state.min_val.ndim:
+            return super().any_crossed(state)
+        return crossed(state.min_val[()], state.max_val[()])
+
+
+BACKEND = NumpyBackend

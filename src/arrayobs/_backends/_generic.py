@@ -1,0 +1,122 @@
+"""The generic backend: the Array API standard and nothing else.
+
+:class:`Backend` is both the protocol every backend implements and its
+reference implementation. A backend module subclasses it and overrides only
+what it does faster; whatever it does not override runs this code, so a
+backend without a fast version of something falls back to the generic one.
+Each override is tested against this class bit for bit (``tests/``,
+"fast equals generic").
+
+One instance serves one observer (it may cache what that observer's state
+looks like on the host) or, through :func:`arrayobs._backends.shared`, the
+functional API. ``fast=False`` asks a backend for the generic math; it keeps
+only what its library needs to run at all (Dask's computes, JAX's jit).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from arrayobs import _core as core
+from arrayobs._compat import backend_name, device_of, size
+from arrayobs._config import QuantConfig
+
+
+class Backend:
+    """The protocol between the observer classes and an array library.
+
+    Parameters
+    ----------
+    xp : module
+        The Array API namespace (array-api-compat's, for the wrapped libraries).
+    fast : bool
+        Use the library's fast paths (a subclass's overrides); False runs the
+        generic math of this class.
+    """
+
+    name = "generic"
+
+    def __init__(self, xp: ModuleType, fast: bool = True) -> None:
+        self.xp = xp
+        self.fast = fast
+        self._observable: set[Any] = set()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} fast={self.fast}>"
+
+    # -- binding -----------------------------------------------------------------
+    def state_device(self, device: Any) -> Any:
+        """Where an observer's state lives for inputs on ``device``."""
+        return device
+
+    def device_of(self, x: Any) -> Any:
+        """The device of ``x``, as :meth:`state_device` stores it."""
+        return device_of(x)
+
+    def check_dtype(self, dtype: Any) -> None:
+        """Raise TypeError unless arrays of ``dtype`` can be observed (checked once per dtype)."""
+        if dtype not in self._observable:
+            core.require_observable(self.xp, dtype)
+            self._observable.add(dtype)
+
+    def size(self, x: Any) -> int | None:
+        """The number of elements of ``x``; None if unknown (Dask)."""
+        n: int | None = size(x)
+        return n
+
+    # -- one batch -----------------------------------------------------------------
+    def aminmax(self, x: Any, ch_axis: int | None = None) -> tuple[Any, Any]:
+        """(min, max) of a non-empty real or bool array as float32 arrays.
+
+        0-d, or with ``ch_axis`` (non-negative) of shape (C,): each channel
+        reduced over every other axis. NaN propagates.
+        """
+        return core.aminmax(x, xp=self.xp, ch_axis=ch_axis)
+
+    def update(
+        self,
+        state: core.MinMaxState,
+        x: Any,
+        rule: core.Rule,
+        ch_axis: int | None = None,
+        fresh: bool | None = None,
+    ) -> core.MinMaxState:
+        """``rule`` applied to ``state`` and a non-empty batch ``x`` of a checked dtype.
+
+        ``fresh``: whether ``state`` is the never-observed one (None: decide
+        per element, by value; see :class:`arrayobs._core.RunningMinMax`).
+        """
+        lo, hi = self.aminmax(x, ch_axis)
+        return self.combine(state, lo, hi, rule, fresh)
+
+    def combine(
+        self, state: core.MinMaxState, lo: Any, hi: Any, rule: core.Rule, fresh: bool | None = None
+    ) -> core.MinMaxState:
+        """``rule`` applied to ``state`` and a batch's (min, max), reduced elsewhere."""
+        return rule.combine(state, lo, hi, xp=self.xp, fresh=fresh)
+
+    # -- reading the state ---------------------------------------------------------
+    def qparams(self, state: core.MinMaxState, config: QuantConfig) -> tuple[Any, Any]:
+        """``(scale, zero_point)`` of ``state``, on its device; reads nothing back."""
+        return tuple(core.calculate_qparams(state, config, xp=self.xp))  # type: ignore[return-value]
+
+    def any_crossed(self, state: core.MinMaxState) -> bool:
+        """Whether torch would refuse ``state``'s qparams (one read from a device)."""
+        return bool(core.crossed(state, xp=self.xp))
+
+    def all_fresh(self, state: core.MinMaxState) -> bool:
+        """Whether ``state`` is never-observed everywhere (one read from a device)."""
+        return bool(self.xp.all(core.is_fresh(state)))
+
+    # -- across processes ----------------------------------------------------------
+    #: Whether :meth:`allreduce_minmax` works (torch.distributed: torch only).
+    supports_process_group = False
+
+    def allreduce_minmax(self, lo: Any, hi: Any, group: Any) -> tuple[Any, Any]:
+        """The (min, max) of every rank's (lo, hi) across ``group``, in one collective."""
+        msg = f"process_group needs torch tensors, got an array of {backend_name(self.xp)}"
+        raise TypeError(msg)
+
+
+BACKEND = Backend
