@@ -21,6 +21,7 @@ from arrayobs._compat import backend_name
 
 __all__ = ["Backend", "backend_class", "new", "shared"]
 
+
 # backend_name(xp) -> its backend class, imported on first use. Import
 # statements, not importlib: torch.compile traces the first call of the
 # functional API, and it executes an import statement but refuses importlib.

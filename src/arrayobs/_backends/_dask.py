@@ -138,7 +138,11 @@ class DaskBackend(Backend):
         new = rule.combine(core.MinMaxState(m, big_m), lo, hi, xp=_NUMPY, fresh=fresh)
         return core.MinMaxState(*(xp.asarray(v) for v in new))
 
-    def qparams(self, state: core.MinMaxState, config: QuantConfig) -> tuple[Any, Any]:
+    def qparams(
+        self, state: core.MinMaxState, config: QuantConfig, check: bool = False
+    ) -> tuple[Any, Any] | None:
+        if check and self.any_crossed(state):
+            return None
         if self.fast and state.min_val.ndim == 0:
             pair = _numpy.host_qparams(*self._host_of(state), config)
         else:

@@ -97,8 +97,16 @@ class Backend:
         return rule.combine(state, lo, hi, xp=self.xp, fresh=fresh)
 
     # -- reading the state ---------------------------------------------------------
-    def qparams(self, state: core.MinMaxState, config: QuantConfig) -> tuple[Any, Any]:
-        """``(scale, zero_point)`` of ``state``, on its device; reads nothing back."""
+    def qparams(
+        self, state: core.MinMaxState, config: QuantConfig, check: bool = False
+    ) -> tuple[Any, Any] | None:
+        """``(scale, zero_point)`` of ``state``, on its device; reads nothing back.
+
+        ``check``: first :meth:`any_crossed` (one read from a device), and None
+        if torch would refuse the state.
+        """
+        if check and self.any_crossed(state):
+            return None
         return tuple(core.calculate_qparams(state, config, xp=self.xp))  # type: ignore[return-value]
 
     def any_crossed(self, state: core.MinMaxState) -> bool:

@@ -256,7 +256,11 @@ class JaxBackend(Backend):
         split = len(x.devices()) == 1
         return compiled_update(rule, ch_axis, fresh, self.fast, split)(state, x)  # type: ignore[no-any-return]
 
-    def qparams(self, state: core.MinMaxState, config: QuantConfig) -> tuple[Any, Any]:
+    def qparams(
+        self, state: core.MinMaxState, config: QuantConfig, check: bool = False
+    ) -> tuple[Any, Any] | None:
+        if check and self.any_crossed(state):
+            return None
         return tuple(compiled_qparams(config)(state))  # type: ignore[return-value]
 
     def any_crossed(self, state: core.MinMaxState) -> bool:

@@ -357,10 +357,15 @@ class NumpyBackend(Backend):
         new = combine(rule, state.min_val[()], state.max_val[()], lo, hi)
         return core.MinMaxState(np.asarray(new[0]), np.asarray(new[1]))
 
-    def qparams(self, state: core.MinMaxState, config: QuantConfig) -> tuple[Any, Any]:
+    def qparams(
+        self, state: core.MinMaxState, config: QuantConfig, check: bool = False
+    ) -> tuple[Any, Any] | None:
         if not self.fast or state.min_val.ndim:
-            return super().qparams(state, config)
-        return host_qparams(state.min_val[()], state.max_val[()], config)
+            return super().qparams(state, config, check)
+        m, big_m = state.min_val[()], state.max_val[()]
+        if check and crossed(m, big_m):
+            return None
+        return host_qparams(m, big_m, config)
 
     def any_crossed(self, state: core.MinMaxState) -> bool:
         if not self.fast or state.min_val.ndim:

@@ -129,10 +129,14 @@ class TorchBackend(Backend):
         """Whether the fast path reads ``state`` in place: 0-d, in CPU memory."""
         return self.fast and state.min_val.ndim == 0 and state.min_val.device.type == "cpu"
 
-    def qparams(self, state: core.MinMaxState, config: QuantConfig) -> tuple[Any, Any]:
+    def qparams(
+        self, state: core.MinMaxState, config: QuantConfig, check: bool = False
+    ) -> tuple[Any, Any] | None:
         if not self._host_state(state):
-            return super().qparams(state, config)
+            return super().qparams(state, config, check)
         m, big_m = _host(*state)
+        if check and _numpy.crossed(m, big_m):
+            return None
         return _from_host(*_numpy.host_qparams(m, big_m, config))  # type: ignore[return-value]
 
     def any_crossed(self, state: core.MinMaxState) -> bool:

@@ -364,10 +364,11 @@ class Observer:
                 xp.asarray([1.0], dtype=xp.float32, device=self._device),
                 xp.asarray([0], dtype=core.widest_int(xp, self._device), device=self._device),
             )
-        if check and self._rule.can_cross and backend.any_crossed(self._state):
+        pair = backend.qparams(self._state, self._config, check and self._rule.can_cross)
+        if pair is None:
             msg = f"min_val is greater than max_val ({self.extra_repr()}); torch.ao raises here too"
             raise ValueError(msg)
-        return backend.qparams(self._state, self._config)
+        return pair
 
     def reset_min_max_vals(self) -> None:
         """Forget everything observed, namespace and device kept: back to
