@@ -50,6 +50,22 @@ REGRESSIONS: list[tuple[dict[str, Any], str, list[list[float]]]] = [
     # XLA rewrote division by the constant 255 as a multiplication (fixed: functional._divisor).
     ({"dtype": "qint8"}, "float32", [[-0.6, 25.4]]),
 ]
+# The same, per channel: (observer kwargs, input dtype, batches, batch shape).
+CHANNEL_REGRESSIONS: list[tuple[dict[str, Any], str, list[list[float]], tuple[int, ...]]] = [
+    # torch's float zero point 0.5 / scale is 1.1754942e-38, subnormal: JAX on the CPU
+    # flushes it to 0.0 (the documented flushing, which now covers float zero points).
+    (
+        {
+            "dtype": "quint4x2",
+            "qscheme": "per_channel_affine_float_qparams",
+            "reduce_range": True,
+            "ch_axis": 0,
+        },
+        "float32",
+        [[0.0, 2.9774709e38, -0.5]],
+        (1, 3),
+    ),
+]
 
 
 def _observers(torch: Any, backend: Any, kw: dict[str, Any]) -> tuple[Any, Any]:
@@ -89,7 +105,8 @@ def _check(
         where = f"[{backend.name} {kw} {in_dtype} batch {step}: {values}]"
         # Before the first non-empty batch both warn on qparams (tests/test_observer_api.py).
         check = assert_observers_match if ours._observed else assert_state_match
-        check(ours, ref, xp=backend.xp, device=backend.device, where=where)
+        flushes = flushes_subnormals(backend.xp, backend.device)
+        check(ours, ref, xp=backend.xp, device=backend.device, where=where, flushes=flushes)
 
 
 @pytest.mark.parametrize("index", range(len(REGRESSIONS)))
@@ -98,6 +115,12 @@ def test_regressions(backend: Any, torch_ref: Any, index: int) -> None:
     if not backend.has(in_dtype):
         pytest.skip(f"{backend.name} has no {in_dtype}")
     _check(backend, torch_ref, kw, in_dtype, batches)
+
+
+@pytest.mark.parametrize("index", range(len(CHANNEL_REGRESSIONS)))
+def test_channel_regressions(backend: Any, torch_ref: Any, index: int) -> None:
+    kw, in_dtype, batches, shape = CHANNEL_REGRESSIONS[index]
+    _check(backend, torch_ref, kw, in_dtype, batches, shape)
 
 
 @st.composite

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import arrayobs
-from arrayobs import MinMaxObserver
+from arrayobs import MinMaxObserver, PerChannelMinMaxObserver
 
 torch = pytest.importorskip("torch")
 if not torch.distributed.is_available():
@@ -247,9 +247,21 @@ def test_a_missing_rank_is_an_error_not_a_hang(tmp_path: Path) -> None:
 
 
 def test_process_group_needs_torch() -> None:
+    import torch.distributed as dist
+
+    # A process group object that was never joined: enough to be checked, never used.
+    group = dist.ProcessGroup(dist.HashStore(), 0, 1)
     with pytest.raises(TypeError, match="process_group needs torch"):
-        MinMaxObserver(xp=np, process_group=object())
-    obs = MinMaxObserver(process_group=object())
+        MinMaxObserver(xp=np, process_group=group)
+    obs = MinMaxObserver(process_group=group)
     with pytest.raises(TypeError, match="process_group needs torch"):
         obs(np.ones(3, np.float32))
     assert obs.xp is None
+
+
+@pytest.mark.parametrize("group", [object(), "gloo", 0])
+def test_process_group_is_checked_at_construction(group: Any) -> None:
+    """Not a process group: refused when the observer is made, not at its first forward."""
+    for cls in (MinMaxObserver, PerChannelMinMaxObserver):
+        with pytest.raises(TypeError, match="must be a torch.distributed.ProcessGroup"):
+            cls(process_group=group)

@@ -102,9 +102,9 @@ def is_dask(xp: ModuleType) -> bool:
 
 def is_observable_dtype(xp: ModuleType, dtype: Any) -> bool:
     """Whether arrays of ``dtype`` can be observed: real floating, integral or bool."""
-    if getattr(dtype, "name", None) == "bfloat16":
-        # ml_dtypes' bfloat16, the dtype of JAX's bfloat16 arrays on the host:
-        # NumPy's isdtype refuses it (and Dask's says no), but NumPy reduces it.
+    if getattr(getattr(dtype, "type", None), "__module__", None) == "ml_dtypes":
+        # ml_dtypes' bfloat16, float8, float4/6 and int2/int4 (JAX's on the host):
+        # NumPy's isdtype refuses them (TypeError), but NumPy reduces them.
         return True
     try:
         return bool(xp.isdtype(dtype, ("real floating", "integral", "bool")))

@@ -46,6 +46,7 @@ _SYMMETRIC = ("per_tensor_symmetric", "per_channel_symmetric")
 _INT8 = ("qint8", "int8")
 _UINT8 = ("quint8", "uint8")
 _INT32 = ("qint32", "int32")
+_INT32_RANGE = (-(2**31), 2**31 - 1)
 
 
 def _torch_name(obj: object) -> str | None:
@@ -111,6 +112,12 @@ class QuantConfig:
     quant_max: int
     has_customized_qrange: bool
     eps: float
+    #: Whether every zero point of this configuration fits int32 (computed once:
+    #: qparams ask on every call, under torch.compile too).
+    zero_point_fits_int32: bool = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "zero_point_fits_int32", self._fits_int32())
 
     @property
     def float_qparams(self) -> bool:
@@ -133,6 +140,33 @@ class QuantConfig:
 
     def with_eps(self, eps: float) -> QuantConfig:
         return dataclasses.replace(self, eps=to_float32(eps))
+
+    def _fits_int32(self) -> bool:
+        if self.float_qparams:
+            return True
+        if self.symmetric:
+            return _INT32_RANGE[0] <= self.symmetric_zero_point() <= _INT32_RANGE[1]
+        return _INT32_RANGE[0] <= self.quant_min and self.quant_max <= _INT32_RANGE[1]
+
+    def check_zero_point(self, *, int64: bool) -> None:
+        """Raise ValueError where the zero point cannot be held: an affine range
+        beyond int32 (torch.ao raises RuntimeError in ``calculate_qparams``: its
+        zero point is int32), or a symmetric zero point beyond int32 on a backend
+        without int64 (JAX without x64)."""
+        if self.zero_point_fits_int32 or (self.symmetric and int64):
+            return
+        if self.symmetric:
+            msg = (
+                f"the symmetric zero point {self.symmetric_zero_point()} of range "
+                f"({self.quant_min}, {self.quant_max}) does not fit int32, the widest "
+                "integer this backend has"
+            )
+        else:
+            msg = (
+                f"quantization range ({self.quant_min}, {self.quant_max}) does not fit "
+                "int32, the dtype of the affine zero point (torch.ao raises here too)"
+            )
+        raise ValueError(msg)
 
 
 def _qmin_qmax(

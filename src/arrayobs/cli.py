@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -47,8 +48,15 @@ _ERRORS = (TypeError, ValueError, NotImplementedError)
 
 
 def _fail(msg: object) -> int:
-    print(f"arrayobs: {msg}", file=sys.stderr)
+    print(f"arrayobs: {' '.join(str(msg).split())}", file=sys.stderr)
     return 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's errors as one line on stderr and exit status 2 (not usage + error)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _add_observer_options(p: argparse.ArgumentParser) -> None:
@@ -138,16 +146,48 @@ def _load_batches(paths: list[str]) -> list[tuple[str, np.ndarray]]:
             msg = f"{name}: expected a .npy or .npz file"
             raise ValueError(msg)
         try:
-            loaded = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            msg = f"{name}: cannot read ({exc})"
+            out.extend(_read(path, name))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{name}: {exc}") from exc
+        except Exception as exc:  # a damaged file fails in many ways: zip, zlib, EOF, memory
+            msg = f"{name}: cannot read ({type(exc).__name__}: {exc})"
             raise ValueError(msg) from exc
-        if isinstance(loaded, np.ndarray):
-            out.append((name, loaded))
-        else:
-            with loaded:
-                out.extend((f"{name}:{key}", np.asarray(loaded[key])) for key in loaded.files)
     return out
+
+
+def _read(path: Path, name: str) -> list[tuple[str, np.ndarray]]:
+    """The arrays of one file, each checked against the file's size before it is read."""
+    size = path.stat().st_size
+    if size == 0:
+        msg = "the file is empty"
+        raise ValueError(msg)
+    if path.suffix == ".npy":
+        with path.open("rb") as f:
+            _check_npy_header(f, size)
+        return [(name, np.load(path, allow_pickle=False))]
+    with np.load(path, allow_pickle=False) as loaded:
+        out = []
+        names = set(loaded.zip.namelist())
+        for key in loaded.files:
+            member_name = f"{key}.npy" if f"{key}.npy" in names else key
+            with loaded.zip.open(member_name) as member:
+                _check_npy_header(member, loaded.zip.getinfo(member_name).file_size)
+            out.append((f"{name}:{key}", np.asarray(loaded[key])))
+        return out
+
+
+def _check_npy_header(f: Any, size: int) -> None:
+    """Raise ValueError unless the .npy header's shape fits in ``size`` bytes
+    (a header may claim 2**40 elements that the file does not hold)."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    need = math.prod(shape) * dtype.itemsize
+    if need > size:
+        msg = f"its header claims shape {shape} ({need} bytes) but the file has {size} bytes"
+        raise ValueError(msg)
 
 
 def _observe(args: argparse.Namespace) -> int:
@@ -174,6 +214,16 @@ def _observe(args: argparse.Namespace) -> int:
 
 
 # -- demo --------------------------------------------------------------------------
+def _same_value(a: Any, b: Any, *, bits: bool = False) -> bool:
+    """Equal (bit for bit with ``bits``), a NaN matching any NaN."""
+    if isinstance(a, float | np.floating) and isinstance(b, float | np.floating):
+        if math.isnan(a) and math.isnan(b):
+            return True
+        if bits:
+            return bool(np.float32(a).tobytes() == np.float32(b).tobytes())
+    return bool(a == b)
+
+
 def _demo_batches(seed: int, count: int) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     return [
@@ -210,20 +260,26 @@ def _demo(args: argparse.Namespace) -> int:
     except _ERRORS as exc:
         return _fail(exc)
     batches = _demo_batches(args.seed, args.batches)
-    for b in batches:
-        obs(lib.asarray(b))
-    ours = _result(obs)
+    try:
+        for b in batches:
+            obs(lib.asarray(b))
+        ours = _result(obs)
+    except _ERRORS as exc:
+        return _fail(exc)
     print(f"{obs!r} on {args.backend}, {len(batches)} batches of 1000 (seed {args.seed})")
     _print_result("arrayobs", ours)
-    ref = _torch_result(args, batches)
+    try:
+        ref = _torch_result(args, batches)
+    except (*_ERRORS, AssertionError, RuntimeError) as exc:
+        print(f"  torch.ao: raised {type(exc).__name__}: {' '.join(str(exc).split())}")
+        return 1
     if ref is None:
         print("  torch.ao: not installed; `pip install torch==2.13.0` to compare")
         return 0
     _print_result("torch.ao", ref)
-    fields = ("min_val", "max_val", "zero_point")
-    same = all(ours[f] == ref[f] for f in fields) and (
-        np.float32(ours["scale"]).tobytes() == np.float32(ref["scale"]).tobytes()
-    )
+    # NaN matches NaN: torch's NaN bits depend on the CPU it runs on (README).
+    same = all(_same_value(ours[f], ref[f]) for f in ("min_val", "max_val", "zero_point"))
+    same = same and _same_value(np.float32(ours["scale"]), np.float32(ref["scale"]), bits=True)
     verdict = "identical" if same else "DIFFERENT"
     if same and ours["zero_point_dtype"] != ref["zero_point_dtype"]:
         verdict += f" (zero point held as {ours['zero_point_dtype']}: no int64 on this backend)"
@@ -232,7 +288,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="arrayobs", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="arrayobs", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _cli_compare.add_parser(sub)
     observe = sub.add_parser("observe", help="qparams of arrays saved as .npy/.npz (each a batch)")
@@ -257,6 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "observe":
+        # Files after an option (`observe a.npy --ch-axis 0 b.npy`) are files too.
+        files = [a for a in extra if not a.startswith("-")]
+        args.files += files
+        extra = [a for a in extra if a.startswith("-")]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     code: int = args.run(args)
     return code

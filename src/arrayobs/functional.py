@@ -96,18 +96,18 @@ def batch_minmax(
     Raises
     ------
     TypeError
-        For a dtype that is not real or bool.
+        For a dtype that is not real or bool, or a NumPy masked array.
     ValueError
         If ``x`` has no axis ``ch_axis`` (checked before the empty case), or
         unknown size (Dask).
     """
-    xp = array_namespace(x) if xp is None else xp
-    require_observable(xp, x.dtype)
+    backend = _backends.shared(array_namespace(x) if xp is None else xp, fast)
+    backend.check_input(x)
     n = require_size(size(x))
     ch = None if ch_axis is None else channel_axis(ch_axis, x.ndim)
     if n == 0:
         return None
-    return _backends.shared(xp, fast).aminmax(x, ch)
+    return backend.aminmax(x, ch)
 
 
 def _check_channels(state: MinMaxState, cur: tuple[Any, Any], ch_axis: int | None) -> None:

@@ -245,19 +245,24 @@ class CupyBackend(Backend):
             return aminmax(x)
         return super().aminmax(x, ch_axis)
 
-    def update(
+    def reduce(self, x: Any, ch_axis: int | None = None) -> Any:
+        if self.fast and ch_axis is None and supported(x):
+            return x  # reduced and folded by the two kernels
+        return super().reduce(x, ch_axis)
+
+    def fold(
         self,
         state: core.MinMaxState,
-        x: Any,
+        batch: Any,
         rule: core.Rule,
         ch_axis: int | None = None,
         fresh: bool | None = None,
     ) -> core.MinMaxState:
-        if not (self.fast and ch_axis is None and supported(x)):
-            return super().update(state, x, rule, ch_axis, fresh)
+        if isinstance(batch, tuple):
+            return super().fold(state, batch, rule, ch_axis, fresh)
         if isinstance(rule, core.MovingAverage):
-            return core.MinMaxState(*update(x, *state, MOVING_AVERAGE, float(rule.c32)))
-        return core.MinMaxState(*update(x, *state, MINMAX))
+            return core.MinMaxState(*update(batch, *state, MOVING_AVERAGE, float(rule.c32)))
+        return core.MinMaxState(*update(batch, *state, MINMAX))
 
 
 BACKEND = CupyBackend

@@ -119,22 +119,27 @@ class DaskBackend(Backend):
             return aminmax_axis(x, ch_axis)
         return super().aminmax(x, ch_axis)
 
-    def update(
+    def reduce(self, x: Any, ch_axis: int | None = None) -> Any:
+        if self.fast and ch_axis is None and numpy_chunks(x):
+            return minmax_scalars(x)  # computed now: float32 scalars on the host
+        return self.aminmax(x, ch_axis)  # lazy: computed with the state in fold
+
+    def fold(
         self,
         state: core.MinMaxState,
-        x: Any,
+        batch: Any,
         rule: core.Rule,
         ch_axis: int | None = None,
         fresh: bool | None = None,
     ) -> core.MinMaxState:
         xp = self.xp
-        if self.fast and ch_axis is None and numpy_chunks(x):
-            new = _numpy.combine(rule, *self._host_of(state), *minmax_scalars(x))
+        if isinstance(batch[0], np.floating):
+            new = _numpy.combine(rule, *self._host_of(state), *batch)
             new_state = core.MinMaxState(*(xp.asarray(np.asarray(v)) for v in new))
             self._known = (new_state, new)
             return new_state
         # The state and the batch's (min, max) in one compute, the rule on NumPy.
-        m, big_m, lo, hi = compute((*state, *self.aminmax(x, ch_axis)))
+        m, big_m, lo, hi = compute((*state, *batch))
         new = rule.combine(core.MinMaxState(m, big_m), lo, hi, xp=_NUMPY, fresh=fresh)
         return core.MinMaxState(*(xp.asarray(v) for v in new))
 

@@ -54,11 +54,20 @@ class Backend:
         """The device of ``x``, as :meth:`state_device` stores it."""
         return device_of(x)
 
-    def check_dtype(self, dtype: Any) -> None:
-        """Raise TypeError unless arrays of ``dtype`` can be observed (checked once per dtype)."""
+    def check_input(self, x: Any) -> None:
+        """Raise TypeError unless ``x`` can be observed: its dtype real or bool
+        (checked once per dtype), and for a backend, whatever else it refuses."""
+        dtype = x.dtype
         if dtype not in self._observable:
             core.require_observable(self.xp, dtype)
             self._observable.add(dtype)
+
+    def portable_device(self, device: Any) -> Any:
+        """``device`` in a form that pickles (:meth:`restore_device` undoes it)."""
+        return device
+
+    def restore_device(self, portable: Any) -> Any:
+        return portable
 
     def size(self, x: Any) -> int | None:
         """The number of elements of ``x``; None if unknown (Dask)."""
@@ -74,20 +83,30 @@ class Backend:
         """
         return core.aminmax(x, xp=self.xp, ch_axis=ch_axis)
 
-    def update(
+    def reduce(self, x: Any, ch_axis: int | None = None) -> Any:
+        """The part of an update that needs only the batch (a non-empty ``x`` of
+        a checked dtype), for :meth:`fold`: by default its (min, max).
+
+        The observers run it outside their lock; a backend that fuses the
+        reduction with the update (one compiled call, or a kernel that reads
+        the state) returns ``x`` and does everything in :meth:`fold`.
+        """
+        return self.aminmax(x, ch_axis)
+
+    def fold(
         self,
         state: core.MinMaxState,
-        x: Any,
+        batch: Any,
         rule: core.Rule,
         ch_axis: int | None = None,
         fresh: bool | None = None,
     ) -> core.MinMaxState:
-        """``rule`` applied to ``state`` and a non-empty batch ``x`` of a checked dtype.
+        """``rule`` applied to ``state`` and what :meth:`reduce` returned.
 
         ``fresh``: whether ``state`` is the never-observed one (None: decide
         per element, by value; see :class:`arrayobs._core.RunningMinMax`).
         """
-        lo, hi = self.aminmax(x, ch_axis)
+        lo, hi = batch
         return self.combine(state, lo, hi, rule, fresh)
 
     def combine(

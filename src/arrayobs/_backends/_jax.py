@@ -61,9 +61,10 @@ def aminmax(x: Any, ch_axis: int | None = None) -> tuple[Any, Any]:
     """0-d (min, max), or per channel of ``ch_axis`` (shape (C,)), as float32."""
     if x.dtype == jnp.bool_:
         x = x.astype(jnp.uint8)
-    elif x.dtype == jnp.bfloat16:
-        # XLA's CPU variadic reduction of bfloat16 ran 18x slower than of the
-        # same values widened (exactly) to float32, fused into the reduction.
+    elif jnp.issubdtype(x.dtype, jnp.floating) and x.dtype.itemsize < 4 and x.dtype != jnp.float16:
+        # Widened (exactly) to float32, fused into the reduction: XLA's CPU variadic
+        # reduction of bfloat16 ran 18x slower than of float32, and float8 formats
+        # without infinities cannot hold the reduction's identities (e4m3fn: NaN).
         x = x.astype(jnp.float32)
     if ch_axis is not None and SPLIT.get() and x.ndim > 1:
         lo, hi = _channels(x, ch_axis)
@@ -234,16 +235,40 @@ class JaxBackend(Backend):
         return state_device(device)
 
     def device_of(self, x: Any) -> Any:
+        if isinstance(x, jax.core.Tracer):
+            msg = (
+                "the observer classes run eagerly and cannot observe a traced JAX value "
+                "(inside jax.jit, vmap or grad); under jax.jit use the functional core: "
+                "arrayobs.functional.minmax_update / moving_average_update"
+            )
+            raise TypeError(msg)
         return state_device(super().device_of(x))
+
+    def portable_device(self, device: Any) -> Any:
+        if isinstance(device, jax.Device):
+            return ("jax.Device", device.platform, device.id)
+        msg = f"an observer whose state lives on {device!r} cannot be pickled (one device only)"
+        raise TypeError(msg)
+
+    def restore_device(self, portable: Any) -> Any:
+        _, platform, device_id = portable
+        for device in jax.devices(platform):
+            if device.id == device_id:
+                return device
+        msg = f"no JAX {platform} device with id {device_id} here"
+        raise ValueError(msg)
 
     def aminmax(self, x: Any, ch_axis: int | None = None) -> tuple[Any, Any]:
         # fast=False is the generic pair with the NaN that jnp.min/max drop put back.
         return aminmax(x, ch_axis) if self.fast else aminmax_checked(x, ch_axis)
 
-    def update(
+    def reduce(self, x: Any, ch_axis: int | None = None) -> Any:
+        return x  # reduced and folded in one compiled call
+
+    def fold(
         self,
         state: core.MinMaxState,
-        x: Any,
+        batch: Any,
         rule: core.Rule,
         ch_axis: int | None = None,
         fresh: bool | None = None,
@@ -253,8 +278,8 @@ class JaxBackend(Backend):
             # function serves the first batch and every later one.
             fresh = None
         # A single-device input may be reshaped for the split; a sharded one not.
-        split = len(x.devices()) == 1
-        return compiled_update(rule, ch_axis, fresh, self.fast, split)(state, x)  # type: ignore[no-any-return]
+        split = len(batch.devices()) == 1
+        return compiled_update(rule, ch_axis, fresh, self.fast, split)(state, batch)  # type: ignore[no-any-return]
 
     def qparams(
         self, state: core.MinMaxState, config: QuantConfig, check: bool = False

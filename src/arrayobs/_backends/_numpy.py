@@ -92,13 +92,17 @@ _INF_KEY = {"float16": 0x7C00, "bfloat16": 0x7F80}
 
 @functools.lru_cache(maxsize=64)
 def _kind(dtype: np.dtype[Any]) -> str:
-    """``"float32"``, ``"half"`` (16-bit float, reduced as keys), ``"wide"``
+    """``"float32"``, ``"half"`` (16-bit float, reduced as keys), ``"ml"``
+    (ml_dtypes' narrow floats and integers, float8 and int4 among them: widened
+    to float32, exactly, as NumPy reduces them one element at a time), ``"wide"``
     (may overflow float32), ``"bool"`` or ``"other"``; cached, as
     ``dtype.name`` alone costs a microsecond and this runs on every call."""
     if dtype == np.float32:
         return "float32"
     if dtype.name in _HALF_FLOATS:
         return "half"
+    if dtype.type.__module__ == "ml_dtypes":
+        return "ml"
     if dtype == np.bool_:
         return "bool"
     return "wide" if dtype.kind == "f" else "other"
@@ -110,6 +114,8 @@ def minmax_scalars(x: np.ndarray) -> tuple[np.float32, np.float32]:
     half = kind == "half"
     if kind == "bool":
         x = x.view(np.uint8)
+    elif kind == "ml":
+        x, kind = x.astype(np.float32), "float32"
     contiguous = x.flags.c_contiguous or x.flags.f_contiguous
     if not half and not (contiguous and x.nbytes >= THREAD_MIN_BYTES):
         lo, hi = _MIN(x, axis=None), _MAX(x, axis=None)
@@ -193,6 +199,8 @@ def aminmax_axis(
     name = x.dtype.name
     if kind == "bool":
         x = x.view(np.uint8)
+    elif kind == "ml":
+        x = x.astype(np.float32)
     elif half:
         x = x.view(np.int16)
     if x.ndim == 1:
@@ -343,18 +351,32 @@ class NumpyBackend(Backend):
             return super().aminmax(x, ch_axis)
         return aminmax(x) if ch_axis is None else aminmax_axis(x, ch_axis)
 
-    def update(
+    def check_input(self, x: Any) -> None:
+        if type(x) is not np.ndarray and isinstance(x, np.ma.MaskedArray):
+            # NumPy's reductions ignore the mask, so a masked-out value would count.
+            msg = (
+                "NumPy masked arrays are not observed (the mask would be ignored): pass "
+                "x.compressed() for the unmasked values, or x.filled(value)"
+            )
+            raise TypeError(msg)
+        super().check_input(x)
+
+    def reduce(self, x: Any, ch_axis: int | None = None) -> Any:
+        if not self.fast or ch_axis is not None:
+            return super().reduce(x, ch_axis)
+        return minmax_scalars(x)
+
+    def fold(
         self,
         state: core.MinMaxState,
-        x: Any,
+        batch: Any,
         rule: core.Rule,
         ch_axis: int | None = None,
         fresh: bool | None = None,
     ) -> core.MinMaxState:
         if not self.fast or ch_axis is not None:
-            return super().update(state, x, rule, ch_axis, fresh)
-        lo, hi = minmax_scalars(x)
-        new = combine(rule, state.min_val[()], state.max_val[()], lo, hi)
+            return super().fold(state, batch, rule, ch_axis, fresh)
+        new = combine(rule, state.min_val[()], state.max_val[()], *batch)
         return core.MinMaxState(np.asarray(new[0]), np.asarray(new[1]))
 
     def qparams(

@@ -26,9 +26,34 @@ from arrayobs._backends import _numpy
 from arrayobs._backends._generic import Backend
 from arrayobs._config import QuantConfig
 
+# torch.ao casts every input to float32 before reducing; torch 2.13.0 has no CPU
+# min/max kernels for these dtypes ("aminmax_cpu" not implemented for 'UInt16'),
+# so they are widened first (rounding to float32 is monotonic: the same numbers).
+_WIDENED = frozenset(
+    getattr(torch, name)
+    for name in (
+        "uint16",
+        "uint32",
+        "uint64",
+        "float8_e4m3fn",
+        "float8_e5m2",
+        "float8_e4m3fnuz",
+        "float8_e5m2fnuz",
+        "float8_e8m0fnu",
+    )
+    if hasattr(torch, name)
+)
+
+
+def prepare(x: Any) -> Any:
+    """``x`` without its autograd graph, widened to float32 where torch cannot reduce it."""
+    if x.requires_grad:
+        x = x.detach()
+    return x.to(torch.float32) if x.dtype in _WIDENED else x
+
 
 def aminmax(x: Any) -> tuple[Any, Any]:
-    lo, hi = torch.aminmax(x.detach() if x.requires_grad else x)
+    lo, hi = torch.aminmax(prepare(x))
     if lo.dtype is torch.float32:
         return lo, hi  # each skipped call is a microsecond on 100 elements
     # Tensor.to saturates float64 overflow to inf without a warning, as the reference's cast does.
@@ -50,7 +75,7 @@ def aminmax_axis(x: Any, ch_axis: int) -> tuple[Any, Any]:
     ``aminmax`` pass where A or B is 1 (weights with ch_axis 0, channels-last
     activations).
     """
-    x = x.detach() if x.requires_grad else x
+    x = prepare(x)
     if x.ndim == 1:
         # One element per channel: the values (as copies, never the input).
         return x.to(torch.float32, copy=True), x.to(torch.float32, copy=True)
@@ -89,13 +114,15 @@ class TorchBackend(Backend):
 
     def aminmax(self, x: Any, ch_axis: int | None = None) -> tuple[Any, Any]:
         if not self.fast:
-            return super().aminmax(x, ch_axis)
+            # The generic math, on the tensor torch.ao reduces (no graph, no dtype
+            # without a kernel).
+            return super().aminmax(prepare(x), ch_axis)
         return aminmax(x) if ch_axis is None else aminmax_axis(x, ch_axis)
 
-    def update(
+    def fold(
         self,
         state: core.MinMaxState,
-        x: Any,
+        batch: Any,
         rule: core.Rule,
         ch_axis: int | None = None,
         fresh: bool | None = None,
@@ -104,11 +131,11 @@ class TorchBackend(Backend):
             self.fast
             and ch_axis is None
             and isinstance(rule, core.MovingAverage)
-            and x.device.type == "cpu"
+            and state.min_val.device.type == "cpu"
         ):
-            new = _numpy.combine(rule, *_host(*state, *aminmax(x)))
+            new = _numpy.combine(rule, *_host(*state, *batch))
             return core.MinMaxState(*_from_host(*new))
-        return super().update(state, x, rule, ch_axis, fresh)
+        return super().fold(state, batch, rule, ch_axis, fresh)
 
     def combine(
         self, state: core.MinMaxState, lo: Any, hi: Any, rule: core.Rule, fresh: bool | None = None

@@ -310,9 +310,10 @@ def compare_case(
     deviations = 0
     if target.flushes_subnormals and bad.any():
         host_batches = batches(case)
-        # A subnormal in an input, or in torch's state or scale, from that batch on.
+        # A subnormal in an input, or in torch's state, scale or float zero point,
+        # from that batch on.
         seen = _subnormal(want["min_bits"]) | _subnormal(want["max_bits"])
-        seen |= _subnormal(want["scale_bits"])
+        seen |= _subnormal(want["scale_bits"]) | (want["zp_float"] & _subnormal(want_zp_bits))
         for i, b in enumerate(host_batches):
             vals = np.abs(np.asarray(b, dtype=np.float64).ravel())
             seen[i] |= bool(np.any((vals > 0) & (vals < np.finfo(np.float32).tiny)))

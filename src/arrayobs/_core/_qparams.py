@@ -73,6 +73,10 @@ def calculate_qparams(
     torch does, which a data-independent function cannot. A state with
     ``min_val > max_val`` (torch raises) is not checked here.
 
+    Raises ValueError for an affine range beyond int32 (the zero point's
+    dtype; torch raises too), and for a symmetric zero point beyond int32 where
+    the backend has no int64 (see ``QuantConfig.check_zero_point``).
+
     per_channel_affine_float_qparams, as torch: ``scale = (max - min) /
     (quant_max - quant_min)``, replaced by 1 where not above eps, and a float
     zero point ``-min / scale`` (from min_val and max_val themselves, not
@@ -91,6 +95,8 @@ def calculate_qparams(
     eps = xp.full_like(mn, config.eps)
     qrange = float(config.quant_max - config.quant_min)
     zp_dtype = zero_point_dtype(config, xp=xp, device=device_of(mn))
+    if not config.zero_point_fits_int32:
+        config.check_zero_point(int64=zp_dtype == xp.int64)
     if config.symmetric:
         max_pos = first_max(-min_neg, max_pos, xp)
         scale = first_max(max_pos / _divisor(qrange / 2, mn, xp), eps, xp)

@@ -8,8 +8,11 @@ hands it every batch together with the observer's rule
 
 from __future__ import annotations
 
+import copy
 import functools
+import importlib
 import math
+import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -30,11 +33,12 @@ from arrayobs._compat import (
     to_host,
 )
 from arrayobs._config import FLOAT32_EPS, QuantConfig, boolean, quant_config
+from arrayobs._observers import _state_dict
+from arrayobs._observers._state_dict import IncompatibleKeys
 
-_STATE_KEYS = ("eps", "min_val", "max_val")
-# torch's version of these observers' state_dict layout (eps a buffer since 2).
-STATE_DICT_VERSION = 3
 NUMPY = resolve_namespace(np)
+# Attributes that are not data: rebuilt on unpickling and copying.
+_UNPICKLED = ("_backend", "_lock", "_seen_type")
 
 
 class _Factory:
@@ -62,31 +66,55 @@ def describe(xp: ModuleType, device: Any) -> str:
     return f"{backend_name(xp)} on device {device!r}"
 
 
-def host_array(state_dict: Mapping[str, Any], key: str) -> np.ndarray:
-    """``state_dict[key]`` checked for a real dtype, as a float32 host array
-    (rounded as torch's ``copy_`` rounds; float64 overflow becomes inf)."""
-    value = state_dict[key]
-    try:
-        host = to_host(value)
-    except Exception as exc:  # any library's refusal to convert means "not an array"
-        msg = f"state_dict[{key!r}] must be an array or a number, got {type(value).__name__}"
-        raise TypeError(msg) from exc
-    if host.dtype.kind not in "fiu" and host.dtype.name != "bfloat16":
-        msg = f"state_dict[{key!r}] must have a real dtype, got {host.dtype}"
+def factory_device(factory_kwargs: Any, xp: Any, device: Any) -> tuple[Any, Any]:
+    """``(xp, device)`` with torch's ``factory_kwargs`` (the buffers' device and
+    dtype) applied: a device there binds to torch unless ``xp`` says otherwise;
+    the state stays float32."""
+    if factory_kwargs is None:
+        return xp, device
+    if not isinstance(factory_kwargs, Mapping):
+        msg = f"factory_kwargs must be a mapping, got {type(factory_kwargs).__name__}"
         raise TypeError(msg)
-    with np.errstate(over="ignore"):
-        # A copy: the value may be a view of another library's buffer (torch's
-        # per-channel observers resize theirs in place), never to be kept.
-        return np.array(host, dtype=np.float32, copy=True)
-
-
-def host_float32(state_dict: Mapping[str, Any], key: str, shape: tuple[int, ...]) -> float:
-    """``state_dict[key]`` checked for shape and dtype, as a float32-rounded Python float."""
-    host = host_array(state_dict, key)
-    if host.shape != shape:
-        msg = f"state_dict[{key!r}] must have shape {shape}, got {host.shape}"
+    unexpected = sorted(set(factory_kwargs) - {"device", "dtype"})
+    if unexpected:
+        msg = f"factory_kwargs: unexpected keys {unexpected}; arrayobs takes device and dtype"
+        raise TypeError(msg)
+    dtype = factory_kwargs.get("dtype")
+    if dtype is not None and str(dtype).removeprefix("torch.") != "float32":
+        msg = f"factory_kwargs dtype {dtype}: arrayobs keeps its state in float32"
+        raise NotImplementedError(msg)
+    wanted = factory_kwargs.get("device")
+    if wanted is None:
+        return xp, device
+    if device is not None and str(device) != str(wanted):
+        msg = f"device={device!r} and factory_kwargs['device']={wanted!r} disagree"
         raise ValueError(msg)
-    return float(host.reshape(-1)[0])
+    return (importlib.import_module("torch") if xp is None else xp), wanted
+
+
+def checked_device(xp: ModuleType, device: Any) -> Any:
+    """``device`` as ``xp`` reports devices; a clear error if ``xp`` has no such device."""
+    try:
+        return device_of(xp.empty((0,), device=device))
+    except Exception as exc:  # each library refuses a foreign device in its own way
+        try:
+            known = f"; its devices here: {list(xp.__array_namespace_info__().devices())}"
+        except Exception:  # a namespace without the inspection API
+            known = ""
+        msg = f"device {device!r} is not a device of {backend_name(xp)} ({exc}){known}"
+        raise ValueError(msg) from exc
+
+
+def check_process_group(group: Any) -> None:
+    """Raise TypeError unless ``group`` is a torch.distributed process group."""
+    try:
+        import torch.distributed as dist
+    except ImportError as exc:
+        msg = "process_group needs torch (torch.distributed), which does not import here"
+        raise TypeError(msg) from exc
+    if not isinstance(group, dist.ProcessGroup):
+        msg = f"process_group must be a torch.distributed.ProcessGroup, got {type(group).__name__}"
+        raise TypeError(msg)
 
 
 def unless_all_empty(
@@ -116,6 +144,7 @@ class Observer:
         reduce_range: bool = False,
         quant_min: int | None = None,
         quant_max: int | None = None,
+        factory_kwargs: Mapping[str, Any] | None = None,
         eps: float = FLOAT32_EPS,
         is_dynamic: bool = False,
         *,
@@ -125,12 +154,12 @@ class Observer:
         process_group: Any = None,
     ) -> None:
         self._fast = boolean(fast, "fast")
-        self._group = process_group
         self._maybe_observed = False
         self._config: QuantConfig = quant_config(
             dtype, qscheme, reduce_range, quant_min, quant_max, eps, stacklevel=3, **self._scope
         )
         self.is_dynamic = boolean(is_dynamic, "is_dynamic")
+        xp, device = factory_device(factory_kwargs, xp, device)
         if xp is None:
             if device is not None:
                 msg = "device needs xp: pass the array library too, or neither"
@@ -141,16 +170,18 @@ class Observer:
             namespace = resolve_namespace(xp)
             self._xp = namespace
         backend = _backends.new(namespace, self._fast)
-        if process_group is not None and xp is not None and not backend.supports_process_group:
-            msg = f"process_group needs torch tensors, but xp is {backend_name(namespace)}"
-            raise TypeError(msg)
+        if process_group is not None:
+            if xp is not None and not backend.supports_process_group:
+                msg = f"process_group needs torch tensors, but xp is {backend_name(namespace)}"
+                raise TypeError(msg)
+            check_process_group(process_group)
+        self._group = process_group
         self._backend = backend
         self._device = backend.state_device(
-            default_device(namespace)
-            if device is None
-            else device_of(namespace.empty((0,), device=device))
+            default_device(namespace) if device is None else checked_device(namespace, device)
         )
         self._seen_type: type | None = None
+        self._lock = threading.Lock()
         self._set_state(self._fresh_state(namespace, self._device), observed=False)
 
     with_args = classmethod(lambda cls, **kwargs: _Factory(functools.partial(cls, **kwargs)))
@@ -231,7 +262,8 @@ class Observer:
 
     # -- observing -----------------------------------------------------------
     def _bind_input(self, x: Any) -> tuple[_backends.Backend, Any]:
-        """Backend and device ``x`` is observed with; raises if ``x`` is not the observer's."""
+        """Backend and device ``x`` is observed with; raises if ``x`` is not the
+        observer's or cannot be observed."""
         backend = self._backend
         if self._xp is None or type(x) is not self._seen_type:
             if not is_array(x):
@@ -253,6 +285,7 @@ class Observer:
                 f"got an array on device {device!r}"
             )
             raise ValueError(msg)
+        backend.check_input(x)
         return backend, device
 
     def _fresh(self) -> bool | None:
@@ -263,11 +296,22 @@ class Observer:
             return False if self._rule.stays_observed else None
         return None if self._maybe_observed else True
 
-    def _observe(
-        self, backend: _backends.Backend, state: core.MinMaxState, x: Any
+    def _reduce(self, backend: _backends.Backend, x: Any, n: int) -> Any:
+        """What the update needs of a batch of ``n`` elements before reading the
+        state (run outside the lock); None where there is nothing to do."""
+        if self._group is not None or not n:
+            return None
+        return backend.reduce(x, None)
+
+    def _fold(
+        self, backend: _backends.Backend, state: core.MinMaxState, x: Any, n: int, batch: Any
     ) -> core.MinMaxState:
-        """The new state after a non-empty batch ``x`` of a checked dtype."""
-        return backend.update(state, x, self._rule, None, self._fresh())
+        """The new state (under the lock): ``batch`` from :meth:`_reduce` folded in."""
+        if self._group is not None:
+            return self._group_update(backend, state, x, n)
+        if not n:
+            return state
+        return backend.fold(state, batch, self._rule, None, self._fresh())
 
     def _group_update(
         self, backend: _backends.Backend, state: core.MinMaxState, x: Any, n: int
@@ -285,13 +329,39 @@ class Observer:
         new = backend.combine(state, lo, hi, self._rule, None)
         return unless_all_empty(state, new, lo, hi, backend.xp)
 
-    def forward(self, x: Any) -> Any:
-        """Update the running statistics with ``x`` and return ``x`` itself.
+    def forward(self, x_orig: Any) -> Any:
+        """Update the running statistics with ``x_orig`` and return it.
 
-        An empty ``x`` changes nothing. On error the observer is unchanged.
+        An empty batch changes nothing. On error the observer is unchanged.
         Nothing is read back from a GPU (a Dask batch is computed, by design).
+        Safe to call from several threads: each call's update is atomic (the
+        batch's reduction runs outside the observer's lock), so the state is
+        that of some serial order of the calls.
         """
+        if self._xp is None:
+            with self._lock:
+                if self._xp is None:
+                    # The first batch binds, under the lock: racing first batches of two
+                    # libraries bind once, and the other gets the usual TypeError.
+                    self._step(x_orig, locked=True)
+                    return x_orig
+        self._step(x_orig, locked=False)
+        return x_orig
+
+    __call__ = forward
+
+    def _step(self, x: Any, *, locked: bool) -> None:
         backend, device = self._bind_input(x)
+        n = core.require_size(backend.size(x))
+        if locked:
+            self._commit(backend, device, x, n, self._reduce(backend, x, n))
+            return
+        batch = self._reduce(backend, x, n)
+        with self._lock:
+            self._commit(backend, device, x, n, batch)
+
+    def _commit(self, backend: _backends.Backend, device: Any, x: Any, n: int, batch: Any) -> None:
+        """Fold ``batch`` into the state and bind (the lock is held)."""
         state = self._state
         if self._xp is None:
             # First array of an unbound observer: move the (host) state over.
@@ -299,14 +369,7 @@ class Observer:
             state = core.MinMaxState(
                 *(xp.asarray(np.asarray(v), dtype=xp.float32, device=device) for v in state)
             )
-        backend.check_dtype(x.dtype)
-        n = core.require_size(backend.size(x))
-        if self._group is not None:
-            new = self._group_update(backend, state, x, n)
-        elif n:
-            new = self._observe(backend, state, x)
-        else:
-            new = state
+        new = self._fold(backend, state, x, n, batch)
         observed = self._observed or n != 0
         maybe = self._maybe_observed or (self._group is not None and not observed)
         self._xp, self._device, self._seen_type = backend.xp, device, type(x)
@@ -315,9 +378,6 @@ class Observer:
         # With a process group an empty local shard does not say whether the
         # global batch was empty; calculate_qparams finds out when it must.
         self._maybe_observed = maybe
-        return x
-
-    __call__ = forward
 
     # -- qparams -------------------------------------------------------------
     def calculate_qparams(self, *, check: bool = True) -> tuple[Any, Any]:
@@ -344,27 +404,33 @@ class Observer:
         Raises
         ------
         ValueError
-            If ``check`` and ``min_val > max_val``; torch raises
-            ``AssertionError`` there.
+            If ``check`` and ``min_val > max_val`` (torch raises
+            ``AssertionError`` there); for an affine range beyond int32 (torch
+            raises ``RuntimeError``), or a symmetric zero point beyond int32 on
+            a backend without int64.
         """
-        backend = self._backend
+        with self._lock:
+            backend, config, device = self._backend, self._config, self._device
+            if not self._observed and self._maybe_observed:
+                # Only empty local shards so far: one read says whether any rank had data.
+                fresh = backend.all_fresh(self._state)
+                state = self._fresh_state(backend.xp, device) if fresh else self._state
+                self._set_state(state, observed=not fresh)
+            state, observed = self._state, self._observed
         xp = backend.xp
-        if not self._observed and self._maybe_observed:
-            # Only empty local shards so far: one read says whether any rank had data.
-            fresh = backend.all_fresh(self._state)
-            state = self._fresh_state(xp, self._device) if fresh else self._state
-            self._set_state(state, observed=not fresh)
-        if not self._observed:
+        if not observed:
             warnings.warn(
                 "must run observer before calling calculate_qparams. Returning default values.",
                 UserWarning,
                 stacklevel=2,
             )
             return (
-                xp.asarray([1.0], dtype=xp.float32, device=self._device),
-                xp.asarray([0], dtype=core.widest_int(xp, self._device), device=self._device),
+                xp.asarray([1.0], dtype=xp.float32, device=device),
+                xp.asarray([0], dtype=core.widest_int(xp, device), device=device),
             )
-        pair = backend.qparams(self._state, self._config, check and self._rule.can_cross)
+        if not config.zero_point_fits_int32:
+            config.check_zero_point(int64=core.widest_int(xp, device) == xp.int64)
+        pair = backend.qparams(state, config, check and self._rule.can_cross)
         if pair is None:
             msg = f"min_val is greater than max_val ({self.extra_repr()}); torch.ao raises here too"
             raise ValueError(msg)
@@ -373,7 +439,8 @@ class Observer:
     def reset_min_max_vals(self) -> None:
         """Forget everything observed, namespace and device kept: back to
         (+inf, -inf), or for per-channel observers to shape (0,)."""
-        self._set_state(self._fresh_state(self._backend.xp, self._device), observed=False)
+        with self._lock:
+            self._set_state(self._fresh_state(self._backend.xp, self._device), observed=False)
 
     def merge(self, other: Observer) -> None:
         """Fold in what ``other`` observed, as if its batches came after this one's.
@@ -392,6 +459,10 @@ class Observer:
             raise ValueError(msg)
         if not other._observed and not other._maybe_observed:
             return
+        with self._lock:
+            self._merge_locked(other)
+
+    def _merge_locked(self, other: Observer) -> None:
         if self._xp is None:
             # Unbound and never observed: take the other's state as it is.
             self._xp, self._device, self._seen_type = other._xp, other._device, other._seen_type
@@ -426,28 +497,42 @@ class Observer:
         ``torch.asarray`` of each value) with this eps intact.
         """
         xp = self._backend.xp
+        state = self._state
         out: OrderedDict[str, Any] = OrderedDict(
             eps=self.eps,
-            min_val=xp.asarray(self._state.min_val, copy=True),
-            max_val=xp.asarray(self._state.max_val, copy=True),
+            min_val=xp.asarray(state.min_val, copy=True),
+            max_val=xp.asarray(state.max_val, copy=True),
         )
-        out._metadata = {"": {"version": STATE_DICT_VERSION}}  # type: ignore[attr-defined]
+        out._metadata = {"": {"version": _state_dict.VERSION}}  # type: ignore[attr-defined]
         return out
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> IncompatibleKeys:
         """Load ``eps``, ``min_val`` and ``max_val`` from any supported arrays.
 
         Accepts a torch observer's state_dict (torch tensors, any device) as
         well as arrays of any supported library or Python numbers; values are
-        rounded to float32 as torch's ``copy_`` does. Everything is checked
-        before anything changes: missing or unexpected keys (with
-        ``strict=True``), wrong shapes or dtypes, NaN eps, and
-        ``min_val > max_val`` raise, leaving the observer as it was. A
-        version-1 torch state_dict (no eps) gets the default eps, as in torch.
+        rounded to float32 as torch's ``copy_`` does, and a 0-d value may come
+        with shape (1,), as torch takes it. Everything is checked before
+        anything changes: missing or unexpected keys (``KeyError`` with
+        ``strict=True``; torch raises ``RuntimeError``), wrong shapes or dtypes,
+        NaN eps, and ``min_val > max_val`` raise, leaving the observer as it
+        was. A version-1 torch state_dict (no eps) gets the default eps, as in
+        torch.
+
+        Returns
+        -------
+        IncompatibleKeys
+            ``(missing_keys, unexpected_keys)``, as torch's ``_IncompatibleKeys``:
+            with ``strict=False`` what was not loaded (a key under a prefix such as
+            ``"obs.min_val"`` is unexpected, and ``min_val`` missing).
         """
-        given, eps = self._entries(state_dict, strict)
+        given, eps, keys = self._entries(state_dict, strict)
         lo, hi = (
-            host_float32(given, k, ()) if k in given else float(to_host(getattr(self._state, k)))
+            _state_dict.host_float32(given, k, ())
+            if k in given
+            else float(to_host(getattr(self._state, k)))
             for k in ("min_val", "max_val")
         )
         fresh = lo == math.inf and hi == -math.inf
@@ -455,50 +540,74 @@ class Observer:
             msg = f"state_dict min_val ({lo}) is greater than max_val ({hi})"
             raise ValueError(msg)
         self._load(eps, lo, hi, observed=not fresh)
+        return keys
 
     def _load(self, eps: float, lo: Any, hi: Any, *, observed: bool) -> None:
         """Checked host values become the state."""
-        xp = self._backend.xp
-        state = core.MinMaxState(
-            *(xp.asarray(v, dtype=xp.float32, device=self._device) for v in (lo, hi))
-        )
-        self._config = self._config.with_eps(eps)
-        self._set_state(state, observed=observed)
-
-    def _entries(self, state_dict: Mapping[str, Any], strict: bool) -> tuple[dict[str, Any], float]:
-        """``state_dict``'s entries, keys checked, and its eps (the current one if
-        absent and not ``strict``), shared by every observer's ``load_state_dict``.
-
-        Raises for a non-mapping, missing or unexpected keys (``strict``), and a
-        NaN or malformed eps. A version-1 dict (no eps) gets the default eps, as
-        in torch.
-        """
-        if not isinstance(state_dict, Mapping):
-            msg = f"state_dict must be a mapping, got {type(state_dict).__name__}"
-            raise TypeError(msg)
-        metadata = getattr(state_dict, "_metadata", None) or {}
-        version = metadata.get("", {}).get("version")
-        given = self._renamed(dict(state_dict), version)
-        if "eps" not in given and version == 1:
-            given["eps"] = [FLOAT32_EPS]
-        missing = [k for k in _STATE_KEYS if k not in given]
-        unexpected = sorted(set(given) - set(_STATE_KEYS))
-        if strict and (missing or unexpected):
-            msg = (
-                f"malformed state_dict for {type(self).__name__}: "
-                f"missing keys {missing}, unexpected keys {unexpected}; "
-                f"expected exactly {list(_STATE_KEYS)}"
+        with self._lock:
+            xp = self._backend.xp
+            state = core.MinMaxState(
+                *(xp.asarray(v, dtype=xp.float32, device=self._device) for v in (lo, hi))
             )
-            raise KeyError(msg)
-        eps = host_float32(given, "eps", (1,)) if "eps" in given else self._config.eps
-        if math.isnan(eps):
-            msg = "state_dict['eps'] is NaN"
-            raise ValueError(msg)
-        return given, eps
+            self._config = self._config.with_eps(eps)
+            self._set_state(state, observed=observed)
+
+    def _entries(
+        self, state_dict: Mapping[str, Any], strict: bool
+    ) -> tuple[dict[str, Any], float, IncompatibleKeys]:
+        return _state_dict.entries(
+            state_dict, strict, self._config.eps, type(self).__name__, self._renamed
+        )
 
     def _renamed(self, given: dict[str, Any], version: Any) -> dict[str, Any]:
         """Entries under this layout's names (per channel: torch's old names)."""
         return given
+
+    # -- copy and pickle -------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """What pickles: the arrays as host copies, the namespace and device by name."""
+        if self._group is not None:
+            msg = (
+                f"{type(self).__name__} with a process_group cannot be pickled (a process "
+                "group is a live connection): pickle its state_dict, or one without the group"
+            )
+            raise TypeError(msg)
+        with self._lock:
+            out = {k: v for k, v in self.__dict__.items() if k not in _UNPICKLED}
+            backend, state = self._backend, self._state
+        out["_namespace"] = backend.xp.__name__
+        out["_device"] = backend.portable_device(self._device)
+        out["_xp"] = self._xp is not None
+        out["_state"] = tuple(np.array(to_host(v), dtype=np.float32) for v in state)
+        return out
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        xp = resolve_namespace(importlib.import_module(state.pop("_namespace")))
+        backend = _backends.new(xp, state["_fast"])
+        device = backend.restore_device(state["_device"])
+        host = state.pop("_state")
+        self.__dict__.update(state)
+        self._xp = xp if state["_xp"] else None
+        self._backend, self._device, self._seen_type = backend, device, None
+        self._lock = threading.Lock()
+        self._state = core.MinMaxState(
+            *(xp.asarray(v, dtype=xp.float32, device=device) for v in host)
+        )
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Observer:
+        """A copy that observes later batches exactly as this one would; the
+        namespace, device and process group are shared (they are not data)."""
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        with self._lock:
+            items = dict(self.__dict__)
+        shared = {k: items.pop(k) for k in (*_UNPICKLED, "_xp", "_device", "_group")}
+        new.__dict__.update(copy.deepcopy(items, memo))
+        new.__dict__.update(shared)
+        new._backend = _backends.new(self._backend.xp, self._fast)
+        new._lock = threading.Lock()
+        return new
 
     # -- repr ----------------------------------------------------------------
     def extra_repr(self) -> str:

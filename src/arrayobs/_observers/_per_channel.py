@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
@@ -13,8 +14,10 @@ from arrayobs import _backends
 from arrayobs import _core as core
 from arrayobs._compat import to_host
 from arrayobs._config import FLOAT32_EPS, boolean, real_number
-from arrayobs._observers._base import STATE_DICT_VERSION, Observer, host_array, unless_all_empty
+from arrayobs._observers import _state_dict
+from arrayobs._observers._base import Observer, unless_all_empty
 from arrayobs._observers._per_tensor import MovingAverageMinMaxObserver
+from arrayobs._observers._state_dict import IncompatibleKeys
 
 
 class PerChannelMinMaxObserver(Observer):
@@ -84,6 +87,7 @@ class PerChannelMinMaxObserver(Observer):
         reduce_range: bool = False,
         quant_min: int | None = None,
         quant_max: int | None = None,
+        factory_kwargs: Mapping[str, Any] | None = None,
         eps: float = FLOAT32_EPS,
         is_dynamic: bool = False,
         *,
@@ -92,9 +96,14 @@ class PerChannelMinMaxObserver(Observer):
         fast: bool = True,
         process_group: Any = None,
     ) -> None:
-        if isinstance(ch_axis, bool) or not isinstance(ch_axis, int):
+        try:
+            # Any integer (np.int64(1), a 0-d integer tensor), as torch; not a bool.
+            if isinstance(ch_axis, bool):
+                raise TypeError
+            ch_axis = operator.index(ch_axis)
+        except TypeError:
             msg = f"ch_axis must be an int, got {ch_axis!r}"
-            raise TypeError(msg)
+            raise TypeError(msg) from None
         if boolean(is_dynamic, "is_dynamic"):
             msg = f"{type(self).__name__} does not support dynamic quantization, as in torch"
             raise NotImplementedError(msg)
@@ -105,6 +114,7 @@ class PerChannelMinMaxObserver(Observer):
             reduce_range,
             quant_min,
             quant_max,
+            factory_kwargs,
             eps,
             is_dynamic,
             xp=xp,
@@ -138,12 +148,22 @@ class PerChannelMinMaxObserver(Observer):
             return False
         return None if self._maybe_observed else True
 
-    def _observe(
-        self, backend: _backends.Backend, state: core.MinMaxState, x: Any
-    ) -> core.MinMaxState:
+    def _reduce(self, backend: _backends.Backend, x: Any, n: int) -> Any:
+        if self._group is not None or not n:
+            return None
         ch = core.channel_axis(self.ch_axis, x.ndim)
+        return ch, backend.reduce(x, ch)
+
+    def _fold(
+        self, backend: _backends.Backend, state: core.MinMaxState, x: Any, n: int, batch: Any
+    ) -> core.MinMaxState:
+        if self._group is not None:
+            return self._group_update(backend, state, x, n)
+        if not n:
+            return state  # as torch: an empty batch changes nothing and is not checked
+        ch, reduced = batch
         self._check_channels(state, x, x.shape[ch])
-        return backend.update(state, x, self._rule, ch, self._fresh())
+        return backend.fold(state, reduced, self._rule, ch, self._fresh())
 
     def _group_update(
         self, backend: _backends.Backend, state: core.MinMaxState, x: Any, n: int
@@ -187,7 +207,9 @@ class PerChannelMinMaxObserver(Observer):
         return core.merge_minmax(self._state, other, xp=xp)
 
     # -- state_dict ----------------------------------------------------------
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> IncompatibleKeys:
         """Load ``eps``, ``min_val`` and ``max_val`` (shape (C,), or (0,) for a
         never-observed observer) from any supported arrays.
 
@@ -198,11 +220,13 @@ class PerChannelMinMaxObserver(Observer):
         qparams would raise there) raise and leave the observer as it was.
         A torch state_dict of version 1 or 2 names the buffers ``min_vals`` and
         ``max_vals``; they are loaded as ``min_val`` and ``max_val``. Version 1
-        (no eps) gets the default eps, as in torch.
+        (no eps) gets the default eps, as in torch. Returns the keys that did
+        not match, as the per-tensor observers (torch's per-channel observers
+        never report unexpected keys).
         """
-        given, eps = self._entries(state_dict, strict)
+        given, eps, keys = self._entries(state_dict, strict)
         values = {
-            k: host_array(given, k) if k in given else to_host(getattr(self._state, k))
+            k: _state_dict.host_array(given, k) if k in given else to_host(getattr(self._state, k))
             for k in ("min_val", "max_val")
         }
         lo, hi = values["min_val"], values["max_val"]
@@ -219,10 +243,11 @@ class PerChannelMinMaxObserver(Observer):
             msg = f"state_dict min_val ({lo[i]}) is greater than max_val ({hi[i]}) in channel {i}"
             raise ValueError(msg)
         self._load(eps, lo, hi, observed=lo.shape[0] > 0)
+        return keys
 
     def _renamed(self, given: dict[str, Any], version: Any) -> dict[str, Any]:
         """Versions 1 and 2 named the buffers ``min_vals`` and ``max_vals``."""
-        if version is not None and version < STATE_DICT_VERSION:
+        if version is not None and version < _state_dict.VERSION:
             for old, new in (("min_vals", "min_val"), ("max_vals", "max_val")):
                 if old in given:
                     if new in given:
@@ -271,6 +296,7 @@ class MovingAveragePerChannelMinMaxObserver(PerChannelMinMaxObserver):
         eps: float = FLOAT32_EPS,
         is_dynamic: bool = False,
         *,
+        factory_kwargs: Mapping[str, Any] | None = None,
         xp: Any = None,
         device: Any = None,
         fast: bool = True,
@@ -286,6 +312,7 @@ class MovingAveragePerChannelMinMaxObserver(PerChannelMinMaxObserver):
             reduce_range,
             quant_min,
             quant_max,
+            factory_kwargs,
             eps,
             is_dynamic,
             xp=xp,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from arrayobs import _core as core
@@ -96,6 +97,7 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
         eps: float = FLOAT32_EPS,
         is_dynamic: bool = False,
         *,
+        factory_kwargs: Mapping[str, Any] | None = None,
         xp: Any = None,
         device: Any = None,
         fast: bool = True,
@@ -116,6 +118,7 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
             reduce_range,
             quant_min,
             quant_max,
+            factory_kwargs,
             eps,
             is_dynamic,
             xp=xp,

@@ -150,13 +150,27 @@ def _check_array(
     assert device_of(a) == device, f"{what}: device {device_of(a)}, want {device}"
 
 
+def flushed(values: np.ndarray) -> np.ndarray:
+    """``values`` (float32) with every subnormal replaced by the zero of its sign:
+    what a backend that flushes subnormals (:func:`flushes_subnormals`) gives
+    where torch leaves a subnormal."""
+    v = np.asarray(values, dtype=np.float32)
+    tiny = (v != 0) & (np.abs(v) < np.finfo(np.float32).tiny)
+    return np.where(tiny, np.copysign(np.float32(0), v), v).astype(np.float32)
+
+
 def _values_equal(got: np.ndarray, want: np.ndarray) -> bool:
     both_nan = np.isnan(got) & np.isnan(want)
     return bool(np.all((got == want) | both_nan))
 
 
-def assert_state_match(obs: Any, ref: Any, *, xp: ModuleType, device: Any, where: str = "") -> None:
+def assert_state_match(
+    obs: Any, ref: Any, *, xp: ModuleType, device: Any, where: str = "", flushes: bool = False
+) -> None:
     """``obs.min_val``/``max_val`` equal the torch observer ``ref``'s (NaN matches NaN).
+
+    ``flushes``: the backend flushes subnormals (a documented deviation), so
+    where torch's value is subnormal, ours must be the zero of its sign.
 
     torch's values are read through copies: a NumPy view of a torch.ao
     per-channel buffer would stop it resizing at the next batch.
@@ -168,6 +182,8 @@ def assert_state_match(obs: Any, ref: Any, *, xp: ModuleType, device: Any, where
         got, want = getattr(obs, name), getattr(ref, name)
         _check_array(got, xp, device, xp.float32, tuple(want.shape), f"{where} {name}")
         g, w = to_host(got), want.detach().to("cpu", copy=True).numpy()
+        if flushes:
+            w = flushed(w)
         assert _values_equal(g, w), f"{where} {name}: got {g!r}, torch {w!r}"
 
 
@@ -199,17 +215,24 @@ def assert_qparams_match(
     device: Any,
     where: str = "",
     zero_sign_free: Any = False,
+    flushes: bool = False,
 ) -> None:
     """Scale bitwise equal, zero point equal, dtypes as torch (int64 -> int32 without int64).
 
-    Element by element (per channel): NaN matches NaN, in the scale and in a
-    float zero point. ``zero_sign_free`` (a bool, or one per element of the
-    scale, from :func:`zero_signs_differ`): there a zero scale may differ from
-    torch's in sign only.
+    Element by element (per channel): a NaN matches any NaN (sign and payload
+    are not compared: torch's own NaN bits depend on the CPU it runs on), in the
+    scale and in a float zero point. ``zero_sign_free`` (a bool, or one per
+    element of the scale, from :func:`zero_signs_differ`): there a zero scale
+    may differ from torch's in sign only. ``flushes``: where torch's scale or
+    float zero point is subnormal, ours is the zero of its sign.
     """
     scale, zp = got
     want_scale = want[0].detach().to("cpu", copy=True).numpy()
     want_zp = want[1].detach().to("cpu", copy=True).numpy()
+    if flushes:
+        want_scale = flushed(want_scale)
+        if want_zp.dtype.kind == "f":
+            want_zp = flushed(want_zp)
     _check_array(scale, xp, device, xp.float32, want_scale.shape, f"{where} scale")
     zp_name = str(want_zp.dtype)
     if zp_name == "int64" and not has_dtype(xp, device, "int64"):
@@ -229,14 +252,15 @@ def assert_qparams_match(
 
 
 def assert_observers_match(
-    obs: Any, ref: Any, *, xp: ModuleType, device: Any, where: str = ""
+    obs: Any, ref: Any, *, xp: ModuleType, device: Any, where: str = "", flushes: bool = False
 ) -> None:
     """State and qparams of ``obs`` equal those of the torch observer ``ref``.
 
     Where torch refuses to compute qparams (``min_val > max_val``, reachable
-    by rounding in a moving average), arrayobs must refuse too.
+    by rounding in a moving average), arrayobs must refuse too. ``flushes``:
+    as :func:`assert_state_match` and :func:`assert_qparams_match`.
     """
-    assert_state_match(obs, ref, xp=xp, device=device, where=where)
+    assert_state_match(obs, ref, xp=xp, device=device, where=where, flushes=flushes)
     try:
         want = ref.calculate_qparams()
     except AssertionError as exc:
@@ -255,4 +279,5 @@ def assert_observers_match(
         device=device,
         where=where,
         zero_sign_free=zero_signs_differ(obs, ref),
+        flushes=flushes,
     )

@@ -1,0 +1,87 @@
+"""Reading a state_dict: torch's keys and versions, checked before anything changes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from arrayobs._compat import to_host
+from arrayobs._config import FLOAT32_EPS
+
+KEYS = ("eps", "min_val", "max_val")
+# torch's version of these observers' state_dict layout (eps a buffer since 2).
+VERSION = 3
+
+
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict(strict=False)`` returns, as torch's ``_IncompatibleKeys``."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+def host_array(state_dict: Mapping[str, Any], key: str) -> np.ndarray:
+    """``state_dict[key]`` checked for a real dtype, as a float32 host array
+    (rounded as torch's ``copy_`` rounds; float64 overflow becomes inf)."""
+    value = state_dict[key]
+    try:
+        host = to_host(value)
+    except Exception as exc:  # any library's refusal to convert means "not an array"
+        msg = f"state_dict[{key!r}] must be an array or a number, got {type(value).__name__}"
+        raise TypeError(msg) from exc
+    if host.dtype.kind not in "fiu" and host.dtype.name != "bfloat16":
+        msg = f"state_dict[{key!r}] must have a real dtype, got {host.dtype}"
+        raise TypeError(msg)
+    with np.errstate(over="ignore"):
+        # A copy: the value may be a view of another library's buffer (torch's
+        # per-channel observers resize theirs in place), never to be kept.
+        return np.array(host, dtype=np.float32, copy=True)
+
+
+def host_float32(state_dict: Mapping[str, Any], key: str, shape: tuple[int, ...]) -> float:
+    """``state_dict[key]`` checked for shape and dtype, as a float32-rounded Python float.
+
+    A 0-d value may come with shape (1,), as torch's ``load_state_dict`` takes it.
+    """
+    host = host_array(state_dict, key)
+    if host.shape != shape and not (shape == () and host.shape == (1,)):
+        msg = f"state_dict[{key!r}] must have shape {shape}, got {host.shape}"
+        raise ValueError(msg)
+    return float(host.reshape(-1)[0])
+
+
+def entries(
+    state_dict: Mapping[str, Any], strict: bool, current_eps: float, owner: str, renamed: Any
+) -> tuple[dict[str, Any], float, IncompatibleKeys]:
+    """``state_dict``'s entries under their current names, its eps (``current_eps``
+    if absent and not ``strict``) and the keys that did not match.
+
+    Raises for a non-mapping, missing or unexpected keys (``strict``), and a
+    NaN or malformed eps. A version-1 dict (no eps) gets the default eps, as
+    in torch. ``renamed(entries, version)``: the layout's old names.
+    """
+    if not isinstance(state_dict, Mapping):
+        msg = f"state_dict must be a mapping, got {type(state_dict).__name__}"
+        raise TypeError(msg)
+    metadata = getattr(state_dict, "_metadata", None) or {}
+    version = metadata.get("", {}).get("version")
+    given = renamed(dict(state_dict), version)
+    if "eps" not in given and version == 1:
+        given["eps"] = [FLOAT32_EPS]
+    missing = [k for k in KEYS if k not in given]
+    unexpected = sorted(set(given) - set(KEYS))
+    if strict and (missing or unexpected):
+        msg = (
+            f"malformed state_dict for {owner}: "
+            f"missing keys {missing}, unexpected keys {unexpected}; "
+            f"expected exactly {list(KEYS)}"
+        )
+        raise KeyError(msg)
+    eps = host_float32(given, "eps", (1,)) if "eps" in given else current_eps
+    if math.isnan(eps):
+        msg = "state_dict['eps'] is NaN"
+        raise ValueError(msg)
+    return given, eps, IncompatibleKeys(missing, unexpected)
