@@ -263,5 +263,5 @@ def test_process_group_needs_torch() -> None:
 def test_process_group_is_checked_at_construction(group: Any) -> None:
     """Not a process group: refused when the observer is made, not at its first forward."""
     for cls in (MinMaxObserver, PerChannelMinMaxObserver):
-        with pytest.raises(TypeError, match="must be a torch.distributed.ProcessGroup"):
+        with pytest.raises(TypeError, match=r"must be a torch\.distributed\.ProcessGroup"):
             cls(process_group=group)
