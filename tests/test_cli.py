@@ -156,3 +156,99 @@ def np_save(path: Any, values: Any) -> None:
     import numpy as np
 
     np.save(path, np.asarray(values))
+
+
+def _damaged(tmp_path: Any, kind: str) -> Any:
+    """A file that is not what its name says, in one of the ways files break."""
+    import struct
+
+    import numpy as np
+
+    path = tmp_path / f"{kind}.{'npz' if 'npz' in kind else 'npy'}"
+    if kind.startswith("empty"):
+        path.write_bytes(b"")
+    elif kind == "zip_garbage_npz":
+        path.write_bytes(b"PK\x03\x04" + bytes(60))
+    elif kind == "corrupt_member_npz":
+        np.savez_compressed(path, a=np.arange(1000, dtype=np.float32))
+        data = bytearray(path.read_bytes())
+        at = data.find(b"a.npy") + 60
+        data[at : at + 20] = b"\xff" * 20
+        path.write_bytes(bytes(data))
+    else:  # a header that claims 2**40 float32 elements
+        header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776,), }"
+        header += " " * (-(10 + len(header) + 1) % 64) + "\n"
+        path.write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)))
+        path.write_bytes(path.read_bytes() + header.encode() + bytes(16))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "fragment"),
+    [
+        ("empty_npy", "empty"),
+        ("empty_npz", "empty"),
+        ("zip_garbage_npz", "cannot read"),
+        ("corrupt_member_npz", "cannot read"),
+        ("huge_header", "header claims shape (1099511627776,)"),
+    ],
+)
+def test_damaged_files_exit_2_with_one_line(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], kind: str, fragment: str
+) -> None:
+    assert main(["observe", str(_damaged(tmp_path, kind))]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["observe", "a.npy", "--ch-axis", "0", "--dtype", "int16", "--quant-min", "-4294967296"],
+        ["demo", "--dtype", "uint8", "--quant-min", "0", "--quant-max", "4294967296"],
+    ],
+)
+def test_ranges_beyond_int32_exit_2(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    import numpy as np
+
+    np.save(tmp_path / "a.npy", np.ones((2, 3), np.float32))
+    argv = [str(tmp_path / a) if a.endswith(".npy") else a for a in argv]
+    if "--quant-max" not in argv:
+        argv += ["--quant-max", "10"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "does not fit int32" in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("argv", [["demo", "--bogus"], ["observe"], ["frobnicate"]])
+def test_argparse_errors_are_one_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "error:" in err, err
+
+
+def test_observe_takes_files_after_options(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    import numpy as np
+
+    np.save(tmp_path / "a.npy", np.asarray([[1.0, -2.0]], np.float32))
+    np.save(tmp_path / "b.npy", np.asarray([[5.0, 0.5]], np.float32))
+    a, b = str(tmp_path / "a.npy"), str(tmp_path / "b.npy")
+    assert main(["observe", a, "--ch-axis", "1", b, "--observer", "minmax", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["batches"] == [a, b] and got["max_val"] == [5.0, 0.5]
+
+
+def test_demo_nan_on_both_sides_is_identical(
+    torch_ref: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--averaging-constant", "nan"]) == 0
+    out = capsys.readouterr().out
+    assert "scale=nan" in out and "bit for bit: identical" in out

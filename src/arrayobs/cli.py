@@ -165,7 +165,8 @@ def _read(path: Path, name: str) -> list[tuple[str, np.ndarray]]:
         with path.open("rb") as f:
             _check_npy_header(f, size)
         return [(name, np.load(path, allow_pickle=False))]
-    with np.load(path, allow_pickle=False) as loaded:
+    # Our own file object: np.load leaks its own when the archive is damaged.
+    with path.open("rb") as f, np.load(f, allow_pickle=False) as loaded:
         out = []
         names = set(loaded.zip.namelist())
         for key in loaded.files:
