@@ -15,7 +15,7 @@ import math
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
@@ -34,6 +34,12 @@ from arrayobs._compat import (
 )
 from arrayobs._config import FLOAT32_EPS, QuantConfig, boolean, quant_config
 from arrayobs._observers import _state_dict
+from arrayobs._observers._arguments import (
+    Factory,
+    check_process_group,
+    checked_device,
+    factory_device,
+)
 from arrayobs._observers._state_dict import IncompatibleKeys
 
 NUMPY = resolve_namespace(np)
@@ -41,80 +47,8 @@ NUMPY = resolve_namespace(np)
 _UNPICKLED = ("_backend", "_lock", "_seen_type")
 
 
-class _Factory:
-    """What ``with_args`` returns: a constructor with some arguments bound."""
-
-    def __init__(self, func: Callable[..., Any], callable_args: Mapping[str, Any] | None = None):
-        self._func = func
-        self._callable_args = dict(callable_args or {})
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        made = {k: f() for k, f in self._callable_args.items() if k not in kwargs}
-        return self._func(*args, **made, **kwargs)
-
-    def with_args(self, **kwargs: Any) -> _Factory:
-        return _Factory(functools.partial(self._func, **kwargs), self._callable_args)
-
-    def with_callable_args(self, **kwargs: Callable[[], Any]) -> _Factory:
-        return _Factory(self._func, {**self._callable_args, **kwargs})
-
-    def __repr__(self) -> str:
-        return f"{self._func!r}{self._callable_args!r}"
-
-
 def describe(xp: ModuleType, device: Any) -> str:
     return f"{backend_name(xp)} on device {device!r}"
-
-
-def factory_device(factory_kwargs: Any, xp: Any, device: Any) -> tuple[Any, Any]:
-    """``(xp, device)`` with torch's ``factory_kwargs`` (the buffers' device and
-    dtype) applied: a device there binds to torch unless ``xp`` says otherwise;
-    the state stays float32."""
-    if factory_kwargs is None:
-        return xp, device
-    if not isinstance(factory_kwargs, Mapping):
-        msg = f"factory_kwargs must be a mapping, got {type(factory_kwargs).__name__}"
-        raise TypeError(msg)
-    unexpected = sorted(set(factory_kwargs) - {"device", "dtype"})
-    if unexpected:
-        msg = f"factory_kwargs: unexpected keys {unexpected}; arrayobs takes device and dtype"
-        raise TypeError(msg)
-    dtype = factory_kwargs.get("dtype")
-    if dtype is not None and str(dtype).removeprefix("torch.") != "float32":
-        msg = f"factory_kwargs dtype {dtype}: arrayobs keeps its state in float32"
-        raise NotImplementedError(msg)
-    wanted = factory_kwargs.get("device")
-    if wanted is None:
-        return xp, device
-    if device is not None and str(device) != str(wanted):
-        msg = f"device={device!r} and factory_kwargs['device']={wanted!r} disagree"
-        raise ValueError(msg)
-    return (importlib.import_module("torch") if xp is None else xp), wanted
-
-
-def checked_device(xp: ModuleType, device: Any) -> Any:
-    """``device`` as ``xp`` reports devices; a clear error if ``xp`` has no such device."""
-    try:
-        return device_of(xp.empty((0,), device=device))
-    except Exception as exc:  # each library refuses a foreign device in its own way
-        try:
-            known = f"; its devices here: {list(xp.__array_namespace_info__().devices())}"
-        except Exception:  # a namespace without the inspection API
-            known = ""
-        msg = f"device {device!r} is not a device of {backend_name(xp)} ({exc}){known}"
-        raise ValueError(msg) from exc
-
-
-def check_process_group(group: Any) -> None:
-    """Raise TypeError unless ``group`` is a torch.distributed process group."""
-    try:
-        import torch.distributed as dist
-    except ImportError as exc:
-        msg = "process_group needs torch (torch.distributed), which does not import here"
-        raise TypeError(msg) from exc
-    if not isinstance(group, dist.ProcessGroup):
-        msg = f"process_group must be a torch.distributed.ProcessGroup, got {type(group).__name__}"
-        raise TypeError(msg)
 
 
 def unless_all_empty(
@@ -184,9 +118,9 @@ class Observer:
         self._lock = threading.Lock()
         self._set_state(self._fresh_state(namespace, self._device), observed=False)
 
-    with_args = classmethod(lambda cls, **kwargs: _Factory(functools.partial(cls, **kwargs)))
+    with_args = classmethod(lambda cls, **kwargs: Factory(functools.partial(cls, **kwargs)))
     with_callable_args = classmethod(
-        lambda cls, **kwargs: _Factory(cls).with_callable_args(**kwargs)
+        lambda cls, **kwargs: Factory(cls).with_callable_args(**kwargs)
     )
 
     # -- configuration, as torch's attributes --------------------------------
