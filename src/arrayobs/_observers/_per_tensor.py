@@ -28,7 +28,12 @@ class MinMaxObserver(Observer):
     reduce_range : bool
         Halve the range (deprecated in torch; warns).
     quant_min, quant_max : int, optional
-        A customized range, used only when both are given.
+        A customized range, used only when both are given. An affine range
+        beyond int32 is accepted here, as by torch, and refused by
+        :meth:`calculate_qparams`.
+    factory_kwargs : dict, optional
+        torch's placement of the buffers: ``device`` (with ``xp=None``, the
+        observer binds to torch on that device) and ``dtype`` (float32 only).
     eps : float
         Lower bound of the scale, rounded to float32.
     is_dynamic : bool
@@ -51,6 +56,11 @@ class MinMaxObserver(Observer):
         update, so every rank holds the state one process would have after
         observing the concatenated batch. Every rank must call forward in
         step (an empty shard is fine).
+
+    Notes
+    -----
+    ``forward`` may be called from several threads: each call's update of the
+    state is atomic. Observers deep-copy and pickle (not with a process group).
 
     Examples
     --------
