@@ -127,12 +127,7 @@ class TorchBackend(Backend):
         ch_axis: int | None = None,
         fresh: bool | None = None,
     ) -> core.MinMaxState:
-        if (
-            self.fast
-            and ch_axis is None
-            and isinstance(rule, core.MovingAverage)
-            and state.min_val.device.type == "cpu"
-        ):
+        if isinstance(rule, core.MovingAverage) and self._host_state(state):
             new = _numpy.combine(rule, *_host(*state, *batch))
             return core.MinMaxState(*_from_host(*new))
         return super().fold(state, batch, rule, ch_axis, fresh)
