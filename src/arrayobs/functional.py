@@ -54,10 +54,7 @@ from arrayobs._core import (
     moving_average_combine,
     namespace,
     quiet,
-    require_observable,
     require_size,
-    widest_int,
-    zero_point_dtype,
 )
 
 __all__ = [
@@ -76,8 +73,6 @@ __all__ = [
     "pminmax",
     "quant_config",
 ]
-# Also importable from here, for code written against earlier versions.
-_UNLISTED = (require_observable, widest_int, zero_point_dtype)
 
 
 @quiet

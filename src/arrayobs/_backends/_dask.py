@@ -146,19 +146,16 @@ class DaskBackend(Backend):
     def qparams(
         self, state: core.MinMaxState, config: QuantConfig, check: bool = False
     ) -> tuple[Any, Any] | None:
-        if check and self.any_crossed(state):
-            return None
         if self.fast and state.min_val.ndim == 0:
-            pair = _numpy.host_qparams(*self._host_of(state), config)
+            pair = _numpy.host_qparams(*self._host_of(state), config, check)
         else:
-            pair = core.calculate_qparams(core.MinMaxState(*compute(tuple(state))), config)
+            # One compute: the check and the qparams on the state's host values.
+            host = core.MinMaxState(*compute(tuple(state)))
+            crossed = check and bool(core.crossed(host, xp=_NUMPY))
+            pair = None if crossed else core.calculate_qparams(host, config, xp=_NUMPY)
+        if pair is None:
+            return None
         return tuple(self.xp.asarray(v) for v in pair)  # type: ignore[return-value]
-
-    def any_crossed(self, state: core.MinMaxState) -> bool:
-        if self.fast and state.min_val.ndim == 0:
-            return _numpy.crossed(*self._host_of(state))
-        (crossed,) = compute((core.crossed(state, xp=self.xp),))
-        return bool(crossed)
 
 
 BACKEND = DaskBackend

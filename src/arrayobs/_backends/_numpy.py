@@ -320,9 +320,13 @@ def combine(rule: core.Rule, m: Any, big_m: Any, lo: Any, hi: Any) -> tuple[Any,
     return minmax_combine(m, big_m, lo, hi)
 
 
-def host_qparams(m: Any, big_m: Any, config: QuantConfig) -> tuple[np.ndarray, np.ndarray]:
+def host_qparams(
+    m: Any, big_m: Any, config: QuantConfig, check: bool = False
+) -> tuple[np.ndarray, np.ndarray] | None:
     """:func:`qparams` as the (1,) arrays the observers return: float32, and
-    int64 (symmetric) or int32."""
+    int64 (symmetric) or int32; with ``check``, None where :func:`crossed`."""
+    if check and crossed(m, big_m):
+        return None
     scale, zero_point = qparams(m, big_m, config)
     return (
         np.asarray([scale], np.float32),
@@ -384,15 +388,7 @@ class NumpyBackend(Backend):
     ) -> tuple[Any, Any] | None:
         if not self.fast or state.min_val.ndim:
             return super().qparams(state, config, check)
-        m, big_m = state.min_val[()], state.max_val[()]
-        if check and crossed(m, big_m):
-            return None
-        return host_qparams(m, big_m, config)
-
-    def any_crossed(self, state: core.MinMaxState) -> bool:
-        if not self.fast or state.min_val.ndim:
-            return super().any_crossed(state)
-        return crossed(state.min_val[()], state.max_val[()])
+        return host_qparams(state.min_val[()], state.max_val[()], config, check)
 
 
 BACKEND = NumpyBackend

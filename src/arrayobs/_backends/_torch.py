@@ -157,14 +157,8 @@ class TorchBackend(Backend):
         if not self._host_state(state):
             return super().qparams(state, config, check)
         m, big_m = _host(*state)
-        if check and _numpy.crossed(m, big_m):
-            return None
-        return _from_host(*_numpy.host_qparams(m, big_m, config))  # type: ignore[return-value]
-
-    def any_crossed(self, state: core.MinMaxState) -> bool:
-        if not self._host_state(state):
-            return super().any_crossed(state)
-        return _numpy.crossed(*_host(*state))
+        pair = _numpy.host_qparams(m, big_m, config, check)
+        return None if pair is None else _from_host(*pair)  # type: ignore[return-value]
 
     supports_process_group = True
 

@@ -230,12 +230,20 @@ class Observer:
             return False if self._rule.stays_observed else None
         return None if self._maybe_observed else True
 
+    def _axis(self, x: Any) -> int | None:
+        """The axis a batch is reduced along: none per tensor (per channel: ch_axis)."""
+        return None
+
+    def _check_batch(self, state: core.MinMaxState, x: Any, ch: int | None) -> None:
+        """Refuse a batch that does not fit the state (per channel: its channel count)."""
+
     def _reduce(self, backend: _backends.Backend, x: Any, n: int) -> Any:
         """What the update needs of a batch of ``n`` elements before reading the
         state (run outside the lock); None where there is nothing to do."""
         if self._group is not None or not n:
             return None
-        return backend.reduce(x, None)
+        ch = self._axis(x)
+        return ch, backend.reduce(x, ch)
 
     def _fold(
         self, backend: _backends.Backend, state: core.MinMaxState, x: Any, n: int, batch: Any
@@ -244,8 +252,10 @@ class Observer:
         if self._group is not None:
             return self._group_update(backend, state, x, n)
         if not n:
-            return state
-        return backend.fold(state, batch, self._rule, None, self._fresh())
+            return state  # as torch: an empty batch changes nothing and is not checked
+        ch, reduced = batch
+        self._check_batch(state, x, ch)
+        return backend.fold(state, reduced, self._rule, ch, self._fresh())
 
     def _group_update(
         self, backend: _backends.Backend, state: core.MinMaxState, x: Any, n: int

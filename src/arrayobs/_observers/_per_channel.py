@@ -148,22 +148,11 @@ class PerChannelMinMaxObserver(Observer):
             return False
         return None if self._maybe_observed else True
 
-    def _reduce(self, backend: _backends.Backend, x: Any, n: int) -> Any:
-        if self._group is not None or not n:
-            return None
-        ch = core.channel_axis(self.ch_axis, x.ndim)
-        return ch, backend.reduce(x, ch)
+    def _axis(self, x: Any) -> int:
+        return core.channel_axis(self.ch_axis, x.ndim)
 
-    def _fold(
-        self, backend: _backends.Backend, state: core.MinMaxState, x: Any, n: int, batch: Any
-    ) -> core.MinMaxState:
-        if self._group is not None:
-            return self._group_update(backend, state, x, n)
-        if not n:
-            return state  # as torch: an empty batch changes nothing and is not checked
-        ch, reduced = batch
+    def _check_batch(self, state: core.MinMaxState, x: Any, ch: int | None) -> None:
         self._check_channels(state, x, x.shape[ch])
-        return backend.fold(state, reduced, self._rule, ch, self._fresh())
 
     def _group_update(
         self, backend: _backends.Backend, state: core.MinMaxState, x: Any, n: int
