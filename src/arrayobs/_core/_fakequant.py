@@ -1,0 +1,262 @@
+"""Quantize, dequantize and fake-quantize: torch 2.13.0's arithmetic, generically.
+
+Two dialects, each reproduced where torch uses it:
+
+* **ATen's fake-quantize kernels** (``torch.fake_quantize_per_tensor_affine``,
+  ``..._per_channel_affine``, FakeQuantize): ``inv = 1.0f / scale`` in float32,
+  ``rint(x * inv) + zero_point``, clamp, ``(q - zero_point) * scale``.
+  float16 and bfloat16 inputs are computed in float32 and rounded back; a
+  float64 input is multiplied by the float32 reciprocal in float64, and the
+  dequantized value is a float32 product. Per tensor the clamp is in floating
+  point (NaN becomes ``quant_min``, an infinity a bound); per channel the
+  rounded value is first converted to int64 as on x86 (NaN, infinities and
+  magnitudes beyond 2**63 become ``-2**63``, hence ``quant_min``).
+* **The pt2e ``quantized_decomposed`` ops** (``quantize_per_tensor`` & co.):
+  the reciprocal is a Python double (``1.0 / scale``) rounded to float32 by the
+  multiplication, then ``round``, ``+ zero_point``, ``clamp`` and a cast to the
+  integer dtype that follows x86's float-to-int32 conversion (NaN and
+  out-of-range values become ``-2**31``; narrower types keep its low bits).
+
+Nothing here reads a value back to the host, so the functions run under
+``jax.jit``, ``torch.compile`` and lazily on Dask.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from types import ModuleType
+from typing import Any
+
+from arrayobs._compat import has_dtype
+from arrayobs._core._keys import INT32_MIN
+
+FLOAT_NAMES = ("float16", "bfloat16", "float32", "float64")
+INT_DTYPES = {
+    "uint8": (0, 255),
+    "int8": (-128, 127),
+    "int16": (-(2**15), 2**15 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+}
+_TWO63 = 2.0**63
+
+
+def dtype_name(dtype: Any) -> str:
+    """``"float32"`` for any library's float32 dtype (and ``"bfloat16"``)."""
+    text = str(dtype)
+    for prefix in ("torch.", "<class 'numpy.", "dtype('"):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+    return text.rstrip("'>)")
+
+
+def require_fake_quantizable(xp: ModuleType, dtype: Any) -> None:
+    """TypeError unless ``dtype`` is float16, bfloat16, float32 or float64."""
+    if dtype_name(dtype) not in FLOAT_NAMES:
+        msg = f"fake quantization takes float16, bfloat16, float32 or float64 arrays, got {dtype}"
+        raise TypeError(msg)
+
+
+def integer(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        msg = f"{what} must be an int, got {value!r}"
+        raise TypeError(msg)
+    return int(value)
+
+
+def check_range(quant_min: Any, quant_max: Any) -> tuple[int, int]:
+    """``(quant_min, quant_max)`` as ints; ValueError unless ``quant_min <= quant_max``
+    (torch raises RuntimeError)."""
+    qmin, qmax = integer(quant_min, "quant_min"), integer(quant_max, "quant_max")
+    if qmin > qmax:
+        msg = f"quant_min ({qmin}) should be less than or equal to quant_max ({qmax})"
+        raise ValueError(msg)
+    return qmin, qmax
+
+
+def check_zero_point(zero_point: int, quant_min: int, quant_max: int) -> None:
+    """ValueError for a Python-number zero point outside the range (torch's
+    RuntimeError; torch does not check a tensor zero point, nor does arrayobs
+    check an array one: that would read it back from the device)."""
+    if not quant_min <= zero_point <= quant_max:
+        msg = f"zero_point ({zero_point}) must be between quant_min ({quant_min}) and quant_max ({quant_max})"
+        raise ValueError(msg)
+
+
+def wide_float(xp: ModuleType, device: Any) -> Any:
+    """float64, or float32 where the backend has none (JAX without x64)."""
+    return xp.float64 if has_dtype(xp, device, "float64") else xp.float32
+
+
+def along(v: Any, axis: int, ndim: int, xp: ModuleType) -> Any:
+    """A per-channel vector shaped to broadcast along ``axis`` of an ``ndim``-d array."""
+    shape = [1] * ndim
+    shape[axis] = v.shape[0]
+    return xp.reshape(v, tuple(shape))
+
+
+def _compute_input(x: Any, xp: ModuleType) -> Any:
+    """float32 for float16/bfloat16 inputs, as ATen's kernels upcast them."""
+    return x if x.dtype in (xp.float32, xp.float64) else xp.astype(x, xp.float32)
+
+
+def fake_quantize(
+    x: Any,
+    scale: Any,
+    zero_point: Any,
+    quant_min: int,
+    quant_max: int,
+    axis: int | None,
+    *,
+    xp: ModuleType,
+    device: Any = None,
+) -> tuple[Any, Any]:
+    """ATen's CPU fake quantization of float ``x``: ``(output, mask)``.
+
+    ``scale`` is a float32 array and ``zero_point`` an integer array (per
+    channel also float32 or float16): 0-d per tensor (``axis`` None), else of
+    shape (C,) for ``axis``. ``mask`` is torch's straight-through gradient
+    mask: True where the rounded value lies within ``[quant_min, quant_max]``.
+    The clamp and the integer arithmetic after it are exact where the backend
+    has float64 (else float32: exact below 2**24).
+    """
+    xc = _compute_input(x, xp)
+    c = xc.dtype
+    w = wide_float(xp, device)
+    if axis is not None:
+        scale = along(scale, axis, x.ndim, xp)
+        zero_point = along(zero_point, axis, x.ndim, xp)
+    scale = xp.astype(scale, xp.float32)
+    inv = 1.0 / scale
+    lo_w, hi_w = xp.asarray(quant_min, dtype=w), xp.asarray(quant_max, dtype=w)
+    if axis is not None and xp.isdtype(zero_point.dtype, "real floating"):
+        # lrintf(zp + x * inv): rounded after the add, the sum taken as float32;
+        # AVX2/AVX-512 builds fuse a float32 zero point's add into an FMA.
+        if zero_point.dtype == xp.float32 and w == xp.float64:
+            total = xp.astype(
+                xp.astype(xc, w) * xp.astype(inv, w) + xp.astype(zero_point, w), xp.float32
+            )
+        else:
+            total = xp.astype(xp.astype(zero_point, c) + xc * xp.astype(inv, c), xp.float32)
+        qv = xp.astype(xp.round(total), w)
+        ok = (qv >= -_TWO63) & (qv < _TWO63)
+        mask = ok & (qv >= lo_w) & (qv <= hi_w)
+        q = xp.where(ok, xp.clip(qv, lo_w, hi_w), lo_w)
+        out = (q - xp.astype(zero_point, w)) * xp.astype(scale, w)
+        return _from_double(out, x.dtype, xp), mask
+    # zero_point + nearbyint(x * inv), the add in the input's compute type.
+    r = xp.round(xc * xp.astype(inv, c)) + xp.astype(zero_point, c)
+    zw = xp.astype(zero_point, w)
+    if axis is None:
+        # Clamped in double before the cast (NaN -> quant_min, +-inf -> a
+        # bound); the mask compares in the compute type.
+        mask = (r >= xp.asarray(quant_min, dtype=c)) & (r <= xp.asarray(quant_max, dtype=c))
+        rw = xp.astype(r, w)
+        q = xp.where(xp.isnan(rw), lo_w, xp.clip(rw, lo_w, hi_w))
+        out = xp.astype(q - zw, xp.float32) * scale
+        return xp.astype(out, x.dtype), mask
+    # Cast to int64 first (x86: NaN, +-inf and beyond 2**63 -> -2**63), then
+    # clamped; the product is taken in double.
+    rw = xp.astype(r, w)
+    ok = (rw >= -_TWO63) & (rw < _TWO63)
+    mask = ok & (rw >= lo_w) & (rw <= hi_w)
+    q = xp.where(ok, xp.clip(rw, lo_w, hi_w), lo_w)
+    out = (q - zw) * xp.astype(scale, w)
+    return _from_double(out, x.dtype, xp), mask
+
+
+def _from_double(out: Any, dtype: Any, xp: ModuleType) -> Any:
+    """A double result in the input's dtype as ATen converts it: float64 kept,
+    anything narrower through float32."""
+    if dtype == xp.float64:
+        return out
+    return xp.astype(xp.astype(out, xp.float32), dtype)
+
+
+def _to_int(v: Any, name: str, xp: ModuleType) -> Any:
+    """x86's float-to-integer cast of integral float values: through int32,
+    NaN and out-of-range values becoming ``-2**31``, narrower types keeping the
+    low bits (torch's ``.to(torch.int8)`` on the CPU)."""
+    ok = (v >= -(2.0**31)) & (v < 2.0**31)
+    as32 = xp.astype(xp.where(ok, v, xp.zeros_like(v)), xp.int32)
+    as32 = xp.where(ok, as32, xp.full_like(as32, INT32_MIN))
+    if name == "int32":
+        return as32
+    bits = {"int8": 8, "uint8": 8, "int16": 16}[name]
+    low = as32 & ((1 << bits) - 1)
+    if name == "uint8":
+        return xp.astype(low, xp.uint8)
+    signed = xp.where(low >= (1 << (bits - 1)), low - (1 << bits), low)
+    return xp.astype(signed, getattr(xp, name))
+
+
+def decomposed_inverse(scale: Any, xp: ModuleType, device: Any) -> Any:
+    """``1.0 / scale`` as a Python double rounded to float32 (torch's
+    ``input * inv_scale`` with a Python-float ``inv_scale``), for a float
+    array ``scale`` (float32 reciprocal where the backend has no float64)."""
+    w = wide_float(xp, device)
+    return xp.astype(1.0 / xp.astype(scale, w), xp.float32)
+
+
+def quantize(
+    x: Any,
+    inv: Any,
+    zero_point: Any,
+    quant_min: int,
+    quant_max: int,
+    dtype: str,
+    axis: int | None,
+    *,
+    xp: ModuleType,
+) -> Any:
+    """The ``quantized_decomposed`` quantize: ``x`` float32 (float16 and bfloat16
+    upcast), ``inv`` the reciprocal of the scale (float32 per tensor; per channel
+    ``1.0 / scales`` in the scales' dtype), ``zero_point`` an integer array."""
+    x = _compute_input(x, xp)
+    if axis is not None:
+        inv = along(inv, axis, x.ndim, xp)
+        zero_point = along(zero_point, axis, x.ndim, xp)
+    prod = x * inv
+    r = xp.round(prod) + xp.astype(zero_point, prod.dtype)
+    lo = xp.asarray(quant_min, dtype=r.dtype)
+    hi = xp.asarray(quant_max, dtype=r.dtype)
+    # torch.clamp propagates NaN; the cast then makes it -2**31.
+    q = xp.where(xp.isnan(r), r, xp.clip(r, lo, hi))
+    return _to_int(q, dtype, xp)
+
+
+def dequantize(
+    q: Any,
+    scale: Any,
+    zero_point: Any,
+    out_dtype: Any,
+    axis: int | None,
+    *,
+    xp: ModuleType,
+) -> Any:
+    """The ``quantized_decomposed`` dequantize. Per tensor ``(q.to(out_dtype) -
+    zero_point) * scale`` with ``scale`` in ``out_dtype``; per channel ``(q -
+    zero_point) * scales`` in the integers, then the scales' dtype, then
+    ``out_dtype``. ``zero_point`` may be None per channel."""
+    if axis is None:
+        d = xp.astype(q, out_dtype)
+        if zero_point is not None:
+            d = d - xp.astype(zero_point, out_dtype)
+        return d * xp.astype(scale, out_dtype)
+    scale = along(scale, axis, q.ndim, xp)
+    if zero_point is not None:
+        zero_point = along(zero_point, axis, q.ndim, xp)
+        q = _int_difference(q, zero_point, xp)
+    return xp.astype(xp.astype(q, scale.dtype) * scale, out_dtype)
+
+
+def _int_difference(q: Any, zero_point: Any, xp: ModuleType) -> Any:
+    """``q - zero_point`` with torch's promotion (a float zero point makes it float)."""
+    if xp.isdtype(zero_point.dtype, "real floating"):
+        return xp.astype(q, zero_point.dtype) - zero_point
+    kind = xp.result_type(q.dtype, zero_point.dtype)
+    return xp.astype(q, kind) - xp.astype(zero_point, kind)
+
+
+def is_finite_number(value: float) -> bool:
+    return math.isfinite(value)
