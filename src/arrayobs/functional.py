@@ -36,11 +36,15 @@ A moving-average observer as two pure functions under ``jax.jit``:
 
 from __future__ import annotations
 
+import numbers
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from arrayobs import _backends
-from arrayobs._compat import array_namespace, size
+from arrayobs import _core as core
+from arrayobs._compat import array_namespace, device_of, is_array, size
 from arrayobs._config import QuantConfig, quant_config
 from arrayobs._core import (
     MinMaxState,
@@ -56,6 +60,7 @@ from arrayobs._core import (
     quiet,
     require_size,
 )
+from arrayobs._core import _fakequant as fakequant
 
 __all__ = [
     "MinMaxState",
@@ -63,6 +68,10 @@ __all__ = [
     "QuantConfig",
     "batch_minmax",
     "calculate_qparams",
+    "dequantize_per_channel",
+    "dequantize_per_tensor",
+    "fake_quantize_per_channel_affine",
+    "fake_quantize_per_tensor_affine",
     "init_state",
     "is_fresh",
     "merge_minmax",
@@ -72,6 +81,8 @@ __all__ = [
     "moving_average_update",
     "pminmax",
     "quant_config",
+    "quantize_per_channel",
+    "quantize_per_tensor",
 ]
 
 
@@ -185,3 +196,246 @@ def moving_average_update(
         return state
     _check_channels(state, cur, ch_axis)
     return moving_average_combine(state, *cur, averaging_constant, xp=xp)
+
+
+# -- quantize, dequantize and fake-quantize --------------------------------------
+def _float_input(x: Any, fast: bool) -> tuple[Any, Any, ModuleType]:
+    """The backend and namespace of a float16/bfloat16/float32/float64 array."""
+    if not is_array(x):
+        msg = f"x must be an array, got {type(x).__name__}"
+        raise TypeError(msg)
+    xp = array_namespace(x)
+    fakequant.require_fake_quantizable(xp, x.dtype)
+    return _backends.shared(xp, fast), xp, _device(x)
+
+
+def _device(x: Any) -> Any:
+    # Under jax.jit a tracer has no device to ask; new constants go to the default one.
+    try:
+        return device_of(x)
+    except Exception:
+        return None
+
+
+def fake_quantize_per_tensor_affine(
+    x: Any, scale: Any, zero_point: Any, quant_min: int, quant_max: int, *, fast: bool = True
+) -> Any:
+    """``torch.fake_quantize_per_tensor_affine``, bit for bit on torch's CPU kernel.
+
+    ``out = (clamp(rint(x * (1.0f / scale)) + zero_point, quant_min, quant_max)
+    - zero_point) * scale`` in float32 (the reciprocal is float32; ``x / scale``
+    differs in the last bit). The output has ``x``'s dtype: float16 and bfloat16
+    are computed in float32, float64 is multiplied by the float32 reciprocal in
+    float64 and dequantized as a float32 product, as ATen does. NaN gives
+    ``quant_min``'s value, +-inf a bound's.
+
+    ``scale`` and ``zero_point`` are Python numbers (the scale rounded to
+    float32; the zero point checked against the range, as torch checks) or
+    one-element arrays of ``x``'s library (not checked, as torch's tensor
+    overload: that would read them back; a float zero point is truncated).
+
+    The gradient, where the library differentiates (torch autograd, JAX), is
+    torch's straight-through one: the incoming gradient where the rounded value
+    lies in ``[quant_min, quant_max]``, 0 elsewhere. Nothing is read back from a
+    device: it runs under ``jax.jit``, ``torch.compile`` and lazily on Dask.
+
+    Raises
+    ------
+    TypeError
+        For an input that is not a float array, or qparams of another library.
+    ValueError
+        If ``quant_min > quant_max`` or a Python zero point lies outside the
+        range (torch raises RuntimeError).
+    """
+    backend, xp, device = _float_input(x, fast)
+    qmin, qmax = fakequant.check_range(quant_min, quant_max)
+    s = fakequant.tensor_scale(scale, xp, device)
+    z = fakequant.tensor_zero_point(zero_point, qmin, qmax, xp, device)
+    return backend.fake_quantize(x, s, z, qmin, qmax)
+
+
+def fake_quantize_per_channel_affine(
+    x: Any,
+    scale: Any,
+    zero_point: Any,
+    axis: int,
+    quant_min: int,
+    quant_max: int,
+    *,
+    fast: bool = True,
+) -> Any:
+    """``torch.fake_quantize_per_channel_affine``, bit for bit on torch's CPU kernel.
+
+    As :func:`fake_quantize_per_tensor_affine` channel by channel along
+    ``axis`` (0 <= axis < x.ndim, as torch), with torch's per-channel rules:
+    ``scale`` a float32 array and ``zero_point`` an int32, float32 or float16
+    array, both of shape (x.shape[axis],). With an integer zero point the
+    rounded value is converted to int64 before the clamp, so NaN, +-inf and
+    magnitudes beyond 2**63 give ``quant_min``'s value (per tensor +inf gives
+    ``quant_max``'s); the dequantized value is a double product. A float zero
+    point (``per_channel_affine_float_qparams``) is added before rounding,
+    fused as AVX2/AVX-512 CPUs fuse it for float32 (see the README's
+    deviations). Integer zero points are not range-checked: torch's check reads
+    them back from the device.
+    """
+    backend, xp, _ = _float_input(x, fast)
+    qmin, qmax = fakequant.check_range(quant_min, quant_max)
+    ax = fakequant.channel_axis_checked(axis, x.ndim)
+    s, z = fakequant.channel_qparams(x, scale, zero_point, ax, xp)
+    return backend.fake_quantize(x, s, z, qmin, qmax, ax)
+
+
+def _decomposed_input(x: Any) -> tuple[Any, ModuleType, Any]:
+    if not is_array(x):
+        msg = f"x must be an array, got {type(x).__name__}"
+        raise TypeError(msg)
+    xp = array_namespace(x)
+    if fakequant.dtype_name(x.dtype) not in ("float16", "bfloat16", "float32"):
+        msg = f"Expecting input to have dtype float32 (or float16, bfloat16), but got {x.dtype}"
+        raise TypeError(msg)
+    return _backends.shared(xp, True), xp, _device(x)
+
+
+def _range(quant_min: int, quant_max: int, dtype: Any, xp: ModuleType) -> tuple[int, int, str]:
+    qmin = fakequant.integer(quant_min, "quant_min")
+    qmax = fakequant.integer(quant_max, "quant_max")
+    name, _ = fakequant.int_dtype(dtype, xp)
+    fakequant.check_bounds(qmin, qmax, name)
+    return qmin, qmax, name
+
+
+def _tensor_inverse(scale: Any, xp: ModuleType, device: Any) -> Any:
+    """``1.0 / scale`` as torch's decomposed op takes it: a Python double, rounded
+    to float32 by the multiplication (an array scale is read as its value)."""
+    if isinstance(scale, numbers.Real) and not isinstance(scale, bool):
+        inv = 1.0 / float(scale)  # ZeroDivisionError for 0, as torch's Python code
+        with np.errstate(over="ignore"):
+            return xp.asarray(float(np.float32(inv)), dtype=xp.float32, device=device)
+    fakequant.tensor_scale(scale, xp, device)  # checks only
+    return fakequant.decomposed_inverse(xp.reshape(scale, ()), xp, device)
+
+
+def _tensor_zero_point(zero_point: Any, xp: ModuleType, device: Any) -> Any:
+    if isinstance(zero_point, numbers.Integral) and not isinstance(zero_point, bool):
+        return xp.asarray(int(zero_point), dtype=core.widest_int(xp, device), device=device)
+    return fakequant.tensor_zero_point(zero_point, -(2**31), 2**31 - 1, xp, device)
+
+
+def quantize_per_tensor(
+    x: Any, scale: Any, zero_point: Any, quant_min: int, quant_max: int, dtype: Any
+) -> Any:
+    """``torch.ops.quantized_decomposed.quantize_per_tensor`` (the pt2e path).
+
+    ``clamp(round(x * inv) + zero_point, quant_min, quant_max)`` cast to
+    ``dtype`` (uint8, int8, int16 or int32, a name or the backend's dtype),
+    with ``inv = 1.0 / scale`` taken as a Python double and rounded to float32
+    (ATen's fake-quantize kernels take ``1.0f / scale`` in float32; the two
+    differ for rare scales, see the README). ``x`` is float32 (float16 and
+    bfloat16 are upcast, as torch). NaN becomes ``-2**31`` cut to ``dtype``
+    (0 for the 8- and 16-bit types), as torch's cast on x86. ``scale`` and
+    ``zero_point`` may be one-element arrays (torch's ``.tensor`` overload).
+    """
+    backend, xp, device = _decomposed_input(x)
+    qmin, qmax, name = _range(quant_min, quant_max, dtype, xp)
+    inv = _tensor_inverse(scale, xp, device)
+    z = _tensor_zero_point(zero_point, xp, device)
+    return backend.quantize(x, inv, z, qmin, qmax, name)
+
+
+def dequantize_per_tensor(
+    q: Any,
+    scale: Any,
+    zero_point: Any,
+    quant_min: int,
+    quant_max: int,
+    dtype: Any,
+    *,
+    out_dtype: Any = None,
+) -> Any:
+    """``torch.ops.quantized_decomposed.dequantize_per_tensor``:
+    ``(q.to(out_dtype) - zero_point) * scale``, ``out_dtype`` float32 by
+    default. ``q`` must have ``dtype``; the range is checked against it."""
+    if not is_array(q):
+        msg = f"q must be an array, got {type(q).__name__}"
+        raise TypeError(msg)
+    xp = array_namespace(q)
+    device = _device(q)
+    _, _, name = _range(quant_min, quant_max, dtype, xp)
+    if q.dtype != getattr(xp, name):
+        msg = f"Expecting input to have dtype: {name}, but got {q.dtype}"
+        raise TypeError(msg)
+    out = fakequant.float_dtype("float32" if out_dtype is None else out_dtype, xp)
+    compute = xp.float64 if out == getattr(xp, "float64", None) else xp.float32
+    if isinstance(scale, numbers.Real) and not isinstance(scale, bool):
+        s = xp.asarray(float(scale), dtype=compute, device=device)
+    else:
+        fakequant.tensor_scale(scale, xp, device)  # checks only
+        s = xp.astype(xp.reshape(scale, ()), compute)
+    z = _tensor_zero_point(zero_point, xp, device)
+    return _backends.shared(xp, True).dequantize(q, s, z, out)
+
+
+def quantize_per_channel(
+    x: Any,
+    scales: Any,
+    zero_points: Any,
+    axis: int,
+    quant_min: int,
+    quant_max: int,
+    dtype: Any,
+) -> Any:
+    """``torch.ops.quantized_decomposed.quantize_per_channel``:
+    ``clamp(round(x * (1.0 / scales)) + zero_points, quant_min, quant_max)``
+    along ``axis`` (negative counts from the end), the reciprocal in the
+    scales' dtype, cast to ``dtype`` as :func:`quantize_per_tensor`."""
+    backend, xp, _ = _decomposed_input(x)
+    qmin, qmax, name = _range(quant_min, quant_max, dtype, xp)
+    ax = channel_axis(fakequant.integer(axis, "axis"), x.ndim)
+    scales, zero_points = _channel_pair(x, scales, zero_points, ax, xp)
+    return backend.quantize(x, 1.0 / scales, zero_points, qmin, qmax, name, ax)
+
+
+def dequantize_per_channel(
+    q: Any,
+    scales: Any,
+    zero_points: Any,
+    axis: int,
+    quant_min: int,
+    quant_max: int,
+    dtype: Any,
+    *,
+    out_dtype: Any = None,
+) -> Any:
+    """``torch.ops.quantized_decomposed.dequantize_per_channel``:
+    ``((q - zero_points) * scales).to(out_dtype)`` along ``axis``, the
+    difference in the integers; ``zero_points`` may be None."""
+    if not is_array(q):
+        msg = f"q must be an array, got {type(q).__name__}"
+        raise TypeError(msg)
+    xp = array_namespace(q)
+    _, _, name = _range(quant_min, quant_max, dtype, xp)
+    if q.dtype != getattr(xp, name):
+        msg = f"Expecting input to have dtype: {name}, but got dtype: {q.dtype}"
+        raise TypeError(msg)
+    out = fakequant.float_dtype("float32" if out_dtype is None else out_dtype, xp)
+    ax = channel_axis(fakequant.integer(axis, "axis"), q.ndim)
+    scales, zero_points = _channel_pair(q, scales, zero_points, ax, xp)
+    return _backends.shared(xp, True).dequantize(q, scales, zero_points, out, ax)
+
+
+def _channel_pair(
+    x: Any, scales: Any, zero_points: Any, axis: int, xp: ModuleType
+) -> tuple[Any, Any]:
+    for value, what in ((scales, "scales"), (zero_points, "zero_points")):
+        if value is None and what == "zero_points":
+            continue
+        if not is_array(value) or array_namespace(value) is not xp:
+            msg = f"{what} must be an array of the input's library"
+            raise TypeError(msg)
+        if value.ndim != 1 or value.shape[0] != x.shape[axis]:
+            msg = f"{what} must have shape ({x.shape[axis]},), got {tuple(value.shape)}"
+            raise ValueError(msg)
+    if not xp.isdtype(scales.dtype, "real floating"):
+        msg = f"scales must be a float array, got {scales.dtype}"
+        raise TypeError(msg)
+    return scales, zero_points

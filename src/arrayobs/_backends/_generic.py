@@ -21,6 +21,7 @@ from typing import Any
 from arrayobs import _core as core
 from arrayobs._compat import backend_name, device_of, size
 from arrayobs._config import QuantConfig
+from arrayobs._core import _fakequant as fakequant
 
 
 class Backend:
@@ -135,6 +136,43 @@ class Backend:
     def all_fresh(self, state: core.MinMaxState) -> bool:
         """Whether ``state`` is never-observed everywhere (one read from a device)."""
         return bool(self.xp.all(core.is_fresh(state)))
+
+    # -- quantizing ----------------------------------------------------------------
+    def fake_quantize(
+        self,
+        x: Any,
+        scale: Any,
+        zero_point: Any,
+        quant_min: int,
+        quant_max: int,
+        axis: int | None = None,
+    ) -> Any:
+        """ATen's fake quantization of a float ``x`` (see
+        :func:`arrayobs._core._fakequant.fake_quantize` for the arguments), with
+        torch's straight-through gradient where the library differentiates."""
+        out, _ = fakequant.fake_quantize(
+            x, scale, zero_point, quant_min, quant_max, axis, xp=self.xp
+        )
+        return out
+
+    def quantize(
+        self,
+        x: Any,
+        inv: Any,
+        zero_point: Any,
+        quant_min: int,
+        quant_max: int,
+        dtype: str,
+        axis: int | None = None,
+    ) -> Any:
+        """The ``quantized_decomposed`` quantize (``_core._fakequant.quantize``)."""
+        return fakequant.quantize(x, inv, zero_point, quant_min, quant_max, dtype, axis, xp=self.xp)
+
+    def dequantize(
+        self, q: Any, scale: Any, zero_point: Any, out_dtype: Any, axis: int | None = None
+    ) -> Any:
+        """The ``quantized_decomposed`` dequantize (``_core._fakequant.dequantize``)."""
+        return fakequant.dequantize(q, scale, zero_point, out_dtype, axis, xp=self.xp)
 
     # -- across processes ----------------------------------------------------------
     #: Whether :meth:`allreduce_minmax` works (torch.distributed: torch only).

@@ -30,11 +30,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from arrayobs import _core as core
 from arrayobs._backends._generic import Backend
 from arrayobs._config import QuantConfig
+from arrayobs._core import _fakequant as fakequant
 
 # Below this many elements the (2, n/2) split buys nothing.
 SPLIT_MIN = 1 << 16
@@ -226,6 +228,42 @@ def compiled_crossed() -> Callable[..., Any]:
     return jax.jit(functools.partial(core.crossed, xp=jnp))  # type: ignore[no-any-return]
 
 
+def _fake_quantize_mask(
+    x: Any, scale: Any, zero_point: Any, qmin: int, qmax: int, axis: int | None
+) -> tuple[Any, Any]:
+    return fakequant.fake_quantize(x, scale, zero_point, qmin, qmax, axis, xp=jnp)  # type: ignore[arg-type]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+def fake_quantize(x: Any, scale: Any, zero_point: Any, qmin: int, qmax: int, axis: Any) -> Any:
+    """The generic fake quantization with torch's straight-through gradient
+    (``dY * mask``; none for the qparams, as torch's non-learnable op)."""
+    return _fake_quantize_mask(x, scale, zero_point, qmin, qmax, axis)[0]
+
+
+def _fq_forward(x: Any, scale: Any, zero_point: Any, qmin: int, qmax: int, axis: Any) -> Any:
+    out, mask = _fake_quantize_mask(x, scale, zero_point, qmin, qmax, axis)
+    return out, (mask, scale, zero_point)
+
+
+def _no_cotangent(v: Any) -> Any:
+    if jnp.issubdtype(v.dtype, jnp.inexact):
+        return jnp.zeros_like(v)
+    return np.zeros(v.shape, dtype=jax.dtypes.float0)
+
+
+def _fq_backward(qmin: int, qmax: int, axis: Any, res: Any, grad: Any) -> Any:
+    mask, scale, zero_point = res
+    return (
+        jnp.where(mask, grad, jnp.zeros_like(grad)),
+        _no_cotangent(scale),
+        _no_cotangent(zero_point),
+    )
+
+
+fake_quantize.defvjp(_fq_forward, _fq_backward)
+
+
 class JaxBackend(Backend):
     """The variadic reduction above; every update, qparams and check one compiled call."""
 
@@ -290,6 +328,17 @@ class JaxBackend(Backend):
 
     def any_crossed(self, state: core.MinMaxState) -> bool:
         return bool(compiled_crossed()(state))
+
+    def fake_quantize(
+        self,
+        x: Any,
+        scale: Any,
+        zero_point: Any,
+        quant_min: int,
+        quant_max: int,
+        axis: int | None = None,
+    ) -> Any:
+        return fake_quantize(x, scale, zero_point, quant_min, quant_max, axis)
 
 
 BACKEND = JaxBackend

@@ -24,7 +24,9 @@ import torch
 from arrayobs import _core as core
 from arrayobs._backends import _numpy
 from arrayobs._backends._generic import Backend
+from arrayobs._compat import resolve_namespace
 from arrayobs._config import QuantConfig
+from arrayobs._core import _fakequant as fakequant
 
 # torch.ao casts every input to float32 before reducing; torch 2.13.0 has no CPU
 # min/max kernels for these dtypes ("aminmax_cpu" not implemented for 'UInt16'),
@@ -160,6 +162,28 @@ class TorchBackend(Backend):
         pair = _numpy.host_qparams(m, big_m, config, check)
         return None if pair is None else _from_host(*pair)  # type: ignore[return-value]
 
+    def fake_quantize(
+        self,
+        x: Any,
+        scale: Any,
+        zero_point: Any,
+        quant_min: int,
+        quant_max: int,
+        axis: int | None = None,
+    ) -> Any:
+        if self.fast:
+            # torch's own kernels: the reference itself, on the CPU and on CUDA.
+            if axis is None:
+                return torch.fake_quantize_per_tensor_affine(
+                    x, scale, zero_point, quant_min, quant_max
+                )
+            return torch.fake_quantize_per_channel_affine(
+                x, scale, zero_point, axis, quant_min, quant_max
+            )
+        if x.requires_grad:
+            return _StraightThrough.apply(x, scale, zero_point, quant_min, quant_max, axis)
+        return super().fake_quantize(x, scale, zero_point, quant_min, quant_max, axis)
+
     supports_process_group = True
 
     def allreduce_minmax(self, lo: Any, hi: Any, group: Any) -> tuple[Any, Any]:
@@ -167,6 +191,26 @@ class TorchBackend(Backend):
         from arrayobs._backends import _torch_distributed
 
         return _torch_distributed.allreduce_minmax(lo, hi, group)
+
+
+XP = resolve_namespace(torch)
+
+
+class _StraightThrough(torch.autograd.Function):
+    """The generic fake quantization with torch's gradient: ``dY * mask``."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: Any, scale: Any, zero_point: Any, qmin: int, qmax: int, axis: Any
+    ) -> Any:
+        out, mask = fakequant.fake_quantize(x, scale, zero_point, qmin, qmax, axis, xp=XP)
+        ctx.save_for_backward(mask)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Any) -> Any:
+        (mask,) = ctx.saved_tensors
+        return grad * mask, None, None, None, None, None
 
 
 BACKEND = TorchBackend

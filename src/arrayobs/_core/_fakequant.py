@@ -28,6 +28,8 @@ import numbers
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from arrayobs._compat import has_dtype
 from arrayobs._core._keys import INT32_MIN
 
@@ -79,7 +81,10 @@ def check_zero_point(zero_point: int, quant_min: int, quant_max: int) -> None:
     RuntimeError; torch does not check a tensor zero point, nor does arrayobs
     check an array one: that would read it back from the device)."""
     if not quant_min <= zero_point <= quant_max:
-        msg = f"zero_point ({zero_point}) must be between quant_min ({quant_min}) and quant_max ({quant_max})"
+        msg = (
+            f"zero_point ({zero_point}) must be between quant_min ({quant_min}) "
+            f"and quant_max ({quant_max})"
+        )
         raise ValueError(msg)
 
 
@@ -239,10 +244,15 @@ def dequantize(
     zero_point) * scales`` in the integers, then the scales' dtype, then
     ``out_dtype``. ``zero_point`` may be None per channel."""
     if axis is None:
-        d = xp.astype(q, out_dtype)
+        # torch's op math: float32 (float64 for a float64 output), each step
+        # rounded to the output dtype.
+        compute = xp.float64 if out_dtype == getattr(xp, "float64", None) else xp.float32
+        d = xp.astype(xp.astype(q, out_dtype), compute)
         if zero_point is not None:
-            d = d - xp.astype(zero_point, out_dtype)
-        return d * xp.astype(scale, out_dtype)
+            d = d - xp.astype(zero_point, compute)
+        if out_dtype != compute:
+            d = xp.astype(xp.astype(d, out_dtype), compute)
+        return xp.astype(d * xp.astype(scale, compute), out_dtype)
     scale = along(scale, axis, q.ndim, xp)
     if zero_point is not None:
         zero_point = along(zero_point, axis, q.ndim, xp)
@@ -258,5 +268,129 @@ def _int_difference(q: Any, zero_point: Any, xp: ModuleType) -> Any:
     return xp.astype(q, kind) - xp.astype(zero_point, kind)
 
 
-def is_finite_number(value: float) -> bool:
-    return math.isfinite(value)
+# -- arguments, checked as torch checks them (nothing read back from a device) --
+def _same_namespace(value: Any, xp: ModuleType, what: str) -> None:
+    from arrayobs._compat import array_namespace, backend_name, is_array
+
+    if not is_array(value):
+        msg = f"{what} must be a number or an array, got {type(value).__name__}"
+        raise TypeError(msg)
+    other = array_namespace(value)
+    if other is not xp:
+        msg = f"{what} is an array of {backend_name(other)}; the input is {backend_name(xp)}"
+        raise TypeError(msg)
+
+
+def _one_element(value: Any, what: str) -> None:
+    n = math.prod(value.shape)
+    if n != 1:
+        msg = f"{what} must have one element, got shape {tuple(value.shape)}"
+        raise ValueError(msg)
+
+
+def tensor_scale(scale: Any, xp: ModuleType, device: Any) -> Any:
+    """A per-tensor scale as a 0-d float32 array: a Python number rounded to
+    float32 (ATen's kernels take a float), or a one-element float array."""
+    if isinstance(scale, numbers.Real) and not isinstance(scale, bool):
+        with np.errstate(over="ignore"):
+            value = float(np.float32(float(scale)))
+        return xp.asarray(value, dtype=xp.float32, device=device)
+    _same_namespace(scale, xp, "scale")
+    _one_element(scale, "scale")
+    if not xp.isdtype(scale.dtype, "real floating"):
+        msg = f"scale must be a float array, got {scale.dtype}"
+        raise TypeError(msg)
+    return xp.reshape(xp.astype(scale, xp.float32), ())
+
+
+def tensor_zero_point(
+    zero_point: Any, quant_min: int, quant_max: int, xp: ModuleType, device: Any
+) -> Any:
+    """A per-tensor zero point as a 0-d int32 array. A Python int must lie in
+    ``[quant_min, quant_max]``; an array (one element) is not checked, as torch
+    does not check a tensor, and a float one is truncated (torch's ``toInt``)."""
+    if isinstance(zero_point, numbers.Integral) and not isinstance(zero_point, bool):
+        zp = int(zero_point)
+        check_zero_point(zp, quant_min, quant_max)
+        if not -(2**31) <= zp < 2**31:
+            msg = f"zero_point ({zp}) does not fit int32 (torch cannot convert it either)"
+            raise ValueError(msg)
+        return xp.asarray(zp, dtype=xp.int32, device=device)
+    if isinstance(zero_point, numbers.Number):
+        msg = f"zero_point must be an int or an array, got {zero_point!r}"
+        raise TypeError(msg)
+    _same_namespace(zero_point, xp, "zero_point")
+    _one_element(zero_point, "zero_point")
+    if not xp.isdtype(zero_point.dtype, ("integral", "real floating")):
+        msg = f"zero_point must be an integer or float array, got {zero_point.dtype}"
+        raise TypeError(msg)
+    return xp.reshape(xp.astype(zero_point, xp.int32), ())
+
+
+def channel_axis_checked(axis: Any, ndim: int) -> int:
+    """``axis`` as torch's fake-quantize per channel takes it: 0 <= axis < ndim."""
+    axis = integer(axis, "axis")
+    if not 0 <= axis < ndim:
+        msg = f"axis ({axis}) must be in [0, {ndim}): torch takes no negative axis here"
+        raise ValueError(msg)
+    return axis
+
+
+def channel_qparams(
+    x: Any, scale: Any, zero_point: Any, axis: int, xp: ModuleType
+) -> tuple[Any, Any]:
+    """Per-channel qparams checked as ``torch.fake_quantize_per_channel_affine``
+    checks them: a 1-d float32 scale, a 1-d int32, float32 or float16 zero point
+    of the same length, as long as the input's ``axis``."""
+    _same_namespace(scale, xp, "scale")
+    _same_namespace(zero_point, xp, "zero_point")
+    if scale.dtype != xp.float32:
+        msg = f"scale must be float32, found {scale.dtype} (torch refuses it too)"
+        raise TypeError(msg)
+    if zero_point.dtype not in (xp.int32, xp.float32, xp.float16):
+        msg = f"zero_point must be int32, float32 or float16, found {zero_point.dtype} (as torch)"
+        raise TypeError(msg)
+    if scale.ndim != 1 or zero_point.ndim != 1:
+        msg = "scale and zero_point must be 1-d arrays"
+        raise ValueError(msg)
+    if scale.shape != zero_point.shape or scale.shape[0] != x.shape[axis]:
+        msg = (
+            f"scale {tuple(scale.shape)} and zero_point {tuple(zero_point.shape)} must both have "
+            f"the input's length along axis {axis} ({x.shape[axis]})"
+        )
+        raise ValueError(msg)
+    return scale, zero_point
+
+
+def int_dtype(dtype: Any, xp: ModuleType) -> tuple[str, Any]:
+    """The ``(name, backend dtype)`` of uint8, int8, int16 or int32, from a name
+    or any library's dtype."""
+    name = dtype if isinstance(dtype, str) else dtype_name(dtype)
+    if name not in INT_DTYPES:
+        msg = f"dtype must be one of {tuple(INT_DTYPES)}, got {dtype!r}"
+        raise ValueError(msg)
+    return name, getattr(xp, name)
+
+
+def check_bounds(quant_min: int, quant_max: int, name: str) -> None:
+    """torch's ``_quant_min_max_bounds_check``: the range within the dtype's."""
+    lo, hi = INT_DTYPES[name]
+    if quant_min < lo:
+        msg = (
+            f"quant_min out of bounds for dtype, quant_min_lower_bound: {lo} quant_min: {quant_min}"
+        )
+        raise ValueError(msg)
+    if quant_max > hi:
+        msg = (
+            f"quant_max out of bounds for dtype, quant_max_upper_bound: {hi} quant_max: {quant_max}"
+        )
+        raise ValueError(msg)
+
+
+def float_dtype(dtype: Any, xp: ModuleType) -> Any:
+    """An output float dtype from a name or a backend dtype."""
+    name = dtype if isinstance(dtype, str) else dtype_name(dtype)
+    if name not in FLOAT_NAMES or not hasattr(xp, name):
+        msg = f"out_dtype must be a float dtype this backend has, got {dtype!r}"
+        raise TypeError(msg)
+    return getattr(xp, name)
