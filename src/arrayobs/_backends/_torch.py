@@ -181,7 +181,7 @@ class TorchBackend(Backend):
                 x, scale, zero_point, axis, quant_min, quant_max
             )
         if x.requires_grad:
-            return _StraightThrough.apply(x, scale, zero_point, quant_min, quant_max, axis)
+            return _StraightThrough.apply(x, scale, zero_point, quant_min, quant_max, axis)  # type: ignore[no-untyped-call]
         return super().fake_quantize(x, scale, zero_point, quant_min, quant_max, axis)
 
     supports_process_group = True

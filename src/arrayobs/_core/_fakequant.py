@@ -44,12 +44,12 @@ _TWO63 = 2.0**63
 
 
 def dtype_name(dtype: Any) -> str:
-    """``"float32"`` for any library's float32 dtype (and ``"bfloat16"``)."""
+    """``"float32"`` for any library's float32 dtype (``torch.float32``,
+    ``array_api_strict.float32``, ``dtype('float32')``, ...)."""
     text = str(dtype)
-    for prefix in ("torch.", "<class 'numpy.", "dtype('"):
-        if text.startswith(prefix):
-            text = text[len(prefix) :]
-    return text.rstrip("'>)")
+    if "'" in text:
+        text = text.split("'")[1]
+    return text.rsplit(".", 1)[-1]
 
 
 def require_fake_quantizable(xp: ModuleType, dtype: Any) -> None:
@@ -137,13 +137,15 @@ def fake_quantize(
     if axis is not None and xp.isdtype(zero_point.dtype, "real floating"):
         # lrintf(zp + x * inv): rounded after the add, the sum taken as float32;
         # AVX2/AVX-512 builds fuse a float32 zero point's add into an FMA.
-        if zero_point.dtype == xp.float32 and w == xp.float64:
+        if dtype_name(zero_point.dtype) == "float32" and w == xp.float64:
             total = xp.astype(
                 xp.astype(xc, w) * xp.astype(inv, w) + xp.astype(zero_point, w), xp.float32
             )
         else:
             total = xp.astype(xp.astype(zero_point, c) + xc * xp.astype(inv, c), xp.float32)
         qv = xp.astype(xp.round(total), w)
+        # lrintf returns an integer: no negative zero.
+        qv = xp.where(qv == 0, xp.zeros_like(qv), qv)
         ok = (qv >= -_TWO63) & (qv < _TWO63)
         mask = ok & (qv >= lo_w) & (qv <= hi_w)
         q = xp.where(ok, xp.clip(qv, lo_w, hi_w), lo_w)
@@ -329,11 +331,11 @@ def tensor_zero_point(
 
 def channel_axis_checked(axis: Any, ndim: int) -> int:
     """``axis`` as torch's fake-quantize per channel takes it: 0 <= axis < ndim."""
-    axis = integer(axis, "axis")
-    if not 0 <= axis < ndim:
-        msg = f"axis ({axis}) must be in [0, {ndim}): torch takes no negative axis here"
+    value = integer(axis, "axis")
+    if not 0 <= value < ndim:
+        msg = f"axis ({value}) must be in [0, {ndim}): torch takes no negative axis here"
         raise ValueError(msg)
-    return axis
+    return value
 
 
 def channel_qparams(
@@ -347,7 +349,7 @@ def channel_qparams(
     if scale.dtype != xp.float32:
         msg = f"scale must be float32, found {scale.dtype} (torch refuses it too)"
         raise TypeError(msg)
-    if zero_point.dtype not in (xp.int32, xp.float32, xp.float16):
+    if dtype_name(zero_point.dtype) not in ("int32", "float32", "float16"):
         msg = f"zero_point must be int32, float32 or float16, found {zero_point.dtype} (as torch)"
         raise TypeError(msg)
     if scale.ndim != 1 or zero_point.ndim != 1:

@@ -6,15 +6,55 @@ boundary, hold the state, bind to a backend once, and mirror the API of
 ``torch.ao.quantization.observer``.
 """
 
+from arrayobs._observers._fake_quantize import (
+    FakeQuantize,
+    FakeQuantizeBase,
+    default_fake_quant,
+    default_per_channel_weight_fake_quant,
+    default_weight_fake_quant,
+    disable_fake_quant,
+    disable_observer,
+    enable_fake_quant,
+    enable_observer,
+)
 from arrayobs._observers._per_channel import (
     MovingAveragePerChannelMinMaxObserver,
     PerChannelMinMaxObserver,
 )
 from arrayobs._observers._per_tensor import MinMaxObserver, MovingAverageMinMaxObserver
+from arrayobs._observers._simple import (
+    FixedQParamsObserver,
+    NoopObserver,
+    PlaceholderObserver,
+    RecordingObserver,
+    ReuseInputObserver,
+    default_affine_fixed_qparams_observer,
+    default_fixed_qparams_range_0to1_observer,
+    default_fixed_qparams_range_neg1to1_observer,
+    default_symmetric_fixed_qparams_observer,
+)
 
 __all__ = [
+    "FakeQuantize",
+    "FakeQuantizeBase",
+    "FixedQParamsObserver",
     "MinMaxObserver",
     "MovingAverageMinMaxObserver",
     "MovingAveragePerChannelMinMaxObserver",
+    "NoopObserver",
     "PerChannelMinMaxObserver",
+    "PlaceholderObserver",
+    "RecordingObserver",
+    "ReuseInputObserver",
+    "default_affine_fixed_qparams_observer",
+    "default_fake_quant",
+    "default_fixed_qparams_range_0to1_observer",
+    "default_fixed_qparams_range_neg1to1_observer",
+    "default_per_channel_weight_fake_quant",
+    "default_symmetric_fixed_qparams_observer",
+    "default_weight_fake_quant",
+    "disable_fake_quant",
+    "disable_observer",
+    "enable_fake_quant",
+    "enable_observer",
 ]

@@ -190,6 +190,27 @@ class Observer:
         self._observed = observed
         self._maybe_observed = False
 
+    _SNAPSHOT = (
+        "_state",
+        "_observed",
+        "_maybe_observed",
+        "_xp",
+        "_device",
+        "_seen_type",
+        "_backend",
+    )
+
+    def _snapshot(self) -> tuple[Any, ...]:
+        """What an update may change, by reference (updates replace the arrays,
+        never write into them): for :meth:`_restore` to undo it."""
+        with self._lock:
+            return tuple(getattr(self, k) for k in self._SNAPSHOT)
+
+    def _restore(self, saved: tuple[Any, ...]) -> None:
+        with self._lock:
+            for k, v in zip(self._SNAPSHOT, saved, strict=True):
+                setattr(self, k, v)
+
     def _fresh_state(self, xp: ModuleType, device: Any) -> core.MinMaxState:
         """The never-observed state: (+inf, -inf), 0-d."""
         return core.init_state(xp=xp, device=device)

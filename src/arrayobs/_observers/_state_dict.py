@@ -85,3 +85,25 @@ def entries(
         msg = "state_dict['eps'] is NaN"
         raise ValueError(msg)
     return given, eps, IncompatibleKeys(missing, unexpected)
+
+
+def host_flag(state_dict: Mapping[str, Any], key: str) -> int:
+    """A one-element integer flag (torch's ``fake_quant_enabled``) as a Python int."""
+    host = to_host(state_dict[key]) if key in state_dict else None
+    if host is None or host.dtype.kind not in "iub" or host.size != 1:
+        msg = f"state_dict[{key!r}] must be a one-element integer array"
+        raise ValueError(msg)
+    return int(host.reshape(-1)[0])
+
+
+def host_vector(state_dict: Mapping[str, Any], key: str, kinds: str) -> np.ndarray:
+    """``state_dict[key]`` as a 1-d host array whose dtype kind is in ``kinds``."""
+    try:
+        host = np.asarray(to_host(state_dict[key]))
+    except Exception as exc:  # any library's refusal to convert means "not an array"
+        msg = f"state_dict[{key!r}] must be an array"
+        raise TypeError(msg) from exc
+    if host.dtype.kind not in kinds or host.ndim != 1:
+        msg = f"state_dict[{key!r}] must be a 1-d array ({kinds!r}), got {host.dtype} {host.shape}"
+        raise ValueError(msg)
+    return host

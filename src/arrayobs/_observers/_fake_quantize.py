@@ -1,0 +1,506 @@
+"""torch.ao's fake-quantize modules: an observer, its qparams, and the
+fake-quantized input, with torch 2.13.0's state_dict.
+
+The arithmetic lives in :mod:`arrayobs._core._fakequant` and each library's
+way of running it in :mod:`arrayobs._backends` (``Backend.fake_quantize``);
+these classes hold the flags and qparams and mirror torch's module API.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from arrayobs import _backends
+from arrayobs import _core as core
+from arrayobs._compat import (
+    array_namespace,
+    device_of,
+    is_array,
+    resolve_namespace,
+    to_host,
+)
+from arrayobs._config import boolean
+from arrayobs._core import _fakequant as fakequant
+from arrayobs._observers import _state_dict
+from arrayobs._observers._arguments import Factory
+from arrayobs._observers._base import NUMPY, Observer, describe
+from arrayobs._observers._per_channel import MovingAveragePerChannelMinMaxObserver
+from arrayobs._observers._per_tensor import MovingAverageMinMaxObserver
+from arrayobs._observers._state_dict import IncompatibleKeys
+
+__all__ = [
+    "FakeQuantize",
+    "FakeQuantizeBase",
+    "default_fake_quant",
+    "default_per_channel_weight_fake_quant",
+    "default_weight_fake_quant",
+    "disable_fake_quant",
+    "disable_observer",
+    "enable_fake_quant",
+    "enable_observer",
+]
+
+_PREFIX = "activation_post_process."
+_PER_CHANNEL = ("per_channel_affine", "per_channel_symmetric", "per_channel_affine_float_qparams")
+# torch.iinfo of each dtype FakeQuantize checks a customized range against
+# (torch.iinfo(torch.quint4x2) is (0, 255); float8 has none: torch raises TypeError).
+_IINFO = {
+    "quint8": (0, 255),
+    "uint8": (0, 255),
+    "quint4x2": (0, 255),
+    "qint8": (-128, 127),
+    "int8": (-128, 127),
+    "int16": (-(2**15), 2**15 - 1),
+    "uint16": (0, 2**16 - 1),
+    "qint32": (-(2**31), 2**31 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+}
+# Attributes that are not data: rebuilt on unpickling and copying.
+_UNPICKLED = ("_lock",)
+
+
+def _bound_keywords(factory: Any) -> dict[str, Any]:
+    """The keywords a ``with_args`` factory (ours, or a functools.partial) binds."""
+    func = getattr(factory, "_func", factory)
+    found: dict[str, Any] = {}
+    while isinstance(func, functools.partial):
+        found = {**func.keywords, **found}
+        func = func.func
+    return found
+
+
+def _dtype_name(dtype: Any) -> str:
+    text = dtype if isinstance(dtype, str) else str(dtype)
+    return text[len("torch.") :] if text.startswith("torch.") else text
+
+
+class FakeQuantizeBase:
+    """The flags and their switches, shared by every fake-quantize module.
+
+    ``fake_quant_enabled`` and ``observer_enabled`` are torch's buffers: a
+    one-element array (uint8 here, int64 in the fused module), read as
+    "enabled" only where the value is 1, as torch compares. They are held as
+    Python ints, so no call reads a flag back from a device; the attributes
+    return fresh arrays, and assigning into them does not change the module
+    (use the methods, or ``load_state_dict``).
+    """
+
+    _flag_dtype = "uint8"
+
+    def __init__(self) -> None:
+        self._fake_quant_on = 1
+        self._observer_on = 1
+        self._lock = threading.RLock()
+
+    with_args = classmethod(lambda cls, **kwargs: Factory(functools.partial(cls, **kwargs)))
+
+    def enable_fake_quant(self, enabled: bool = True) -> None:
+        with self._lock:
+            self._fake_quant_on = 1 if enabled else 0
+
+    def disable_fake_quant(self) -> None:
+        self.enable_fake_quant(False)
+
+    def enable_observer(self, enabled: bool = True) -> None:
+        with self._lock:
+            self._observer_on = 1 if enabled else 0
+
+    def disable_observer(self) -> None:
+        self.enable_observer(False)
+
+    def _flag_array(self, value: int) -> Any:
+        xp, device = self._namespace()
+        dtype = xp.uint8 if self._flag_dtype == "uint8" else core.widest_int(xp, device)
+        return xp.asarray([value], dtype=dtype, device=device)
+
+    @property
+    def fake_quant_enabled(self) -> Any:
+        return self._flag_array(self._fake_quant_on)
+
+    @property
+    def observer_enabled(self) -> Any:
+        return self._flag_array(self._observer_on)
+
+    def _namespace(self) -> tuple[ModuleType, Any]:
+        raise NotImplementedError
+
+
+class FakeQuantize(FakeQuantizeBase):
+    """Simulate quantization in training: observe, update the qparams, fake-quantize.
+
+    As ``torch.ao.quantization.FakeQuantize`` in torch 2.13.0. ``forward(X)``:
+
+    1. if the observer is enabled, ``activation_post_process(X)``, then
+       ``scale, zero_point = calculate_qparams()`` stored as float32 and int32
+       (float32 for ``per_channel_affine_float_qparams``), as torch copies them
+       into its buffers;
+    2. if fake quantization is enabled, returns
+       ``fake_quantize_per_tensor_affine(X, scale, zero_point, quant_min, quant_max)``
+       (per channel: ``fake_quantize_per_channel_affine`` along ``ch_axis``),
+       else ``X`` itself.
+
+    The gradient, where the library differentiates (torch autograd; JAX), is
+    torch's straight-through one: 1 where the rounded value lies within
+    ``[quant_min, quant_max]``, else 0.
+
+    Parameters
+    ----------
+    observer
+        An arrayobs observer class or ``with_args`` factory (default
+        :class:`MovingAverageMinMaxObserver`).
+    quant_min, quant_max
+        A customized range, passed to the observer when both are given; checked
+        against the dtype's integer range as torch does (``ValueError`` where
+        torch raises ``AssertionError``).
+    is_dynamic
+        Passed to the observer.
+    check_qparams
+        Keyword only, not in torch: whether each forward's ``calculate_qparams``
+        checks ``min_val <= max_val`` (torch always does; a moving average can
+        cross by rounding). The check reads one boolean back from a GPU;
+        ``False`` skips it, so a forward never synchronises.
+    **observer_kwargs
+        The observer's arguments, ``xp=`` and ``device=`` included: the qparams
+        live with the observer's state.
+
+    Notes
+    -----
+    On an error nothing changes: the observer's update is undone if the qparams
+    then fail (torch keeps the update and raises).
+    """
+
+    def __init__(
+        self,
+        observer: Callable[..., Any] = MovingAverageMinMaxObserver,
+        quant_min: int | None = None,
+        quant_max: int | None = None,
+        is_dynamic: bool = False,
+        *,
+        check_qparams: bool = True,
+        **observer_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self._check = boolean(check_qparams, "check_qparams")
+        if quant_min is not None and quant_max is not None:
+            if quant_min > quant_max:
+                msg = "quant_min must be less than or equal to quant_max"
+                raise ValueError(msg)
+            dtype = _bound_keywords(observer).get("dtype", observer_kwargs.get("dtype", "quint8"))
+            name = _dtype_name(dtype)
+            if name not in _IINFO:
+                msg = (
+                    f"a customized range needs an integer dtype, got {dtype!r} (torch.iinfo fails)"
+                )
+                raise TypeError(msg)
+            lo, hi = _IINFO[name]
+            if lo > quant_min:
+                msg = f"quant_min ({quant_min}) out of bound for {name} ({lo}, {hi})"
+                raise ValueError(msg)
+            if quant_max > hi:
+                msg = f"quant_max ({quant_max}) out of bound for {name} ({lo}, {hi})"
+                raise ValueError(msg)
+            observer_kwargs.update(quant_min=quant_min, quant_max=quant_max)
+        observer_kwargs["is_dynamic"] = is_dynamic
+        apo = observer(**observer_kwargs)
+        missing = [
+            a
+            for a in ("calculate_qparams", "quant_min", "quant_max", "qscheme", "dtype")
+            if not hasattr(apo, a)
+        ]
+        if missing or not callable(apo):
+            msg = f"observer must make an arrayobs observer, got {type(apo).__name__}"
+            raise TypeError(msg)
+        self.activation_post_process = apo
+        self.quant_min: int = apo.quant_min
+        self.quant_max: int = apo.quant_max
+        self.is_dynamic: bool = getattr(apo, "is_dynamic", False)
+        self.dtype: str = apo.dtype
+        self.qscheme: str = apo.qscheme
+        self.ch_axis: int = getattr(apo, "ch_axis", -1)
+        self.is_per_channel = self.qscheme in _PER_CHANNEL
+        self._fast: bool = getattr(apo, "_fast", True)
+        xp, device = self._observer_namespace()
+        self._scale = xp.asarray([1.0], dtype=xp.float32, device=device)
+        self._zero_point = xp.asarray([0], dtype=self._zp_dtype(xp), device=device)
+
+    # -- where the qparams live --------------------------------------------------
+    def _observer_namespace(self) -> tuple[ModuleType, Any]:
+        apo = self.activation_post_process
+        xp = getattr(apo, "xp", None)
+        if xp is None:
+            return NUMPY, None
+        return xp, apo.device
+
+    def _namespace(self) -> tuple[ModuleType, Any]:
+        return array_namespace(self._scale), device_of(self._scale)
+
+    def _zp_dtype(self, xp: ModuleType) -> Any:
+        return xp.float32 if self.qscheme == "per_channel_affine_float_qparams" else xp.int32
+
+    @property
+    def scale(self) -> Any:
+        return self._scale
+
+    @property
+    def zero_point(self) -> Any:
+        return self._zero_point
+
+    # -- forward -------------------------------------------------------------------
+    def calculate_qparams(self) -> tuple[Any, Any]:
+        """The observer's ``calculate_qparams`` (with this module's check)."""
+        apo = self.activation_post_process
+        if isinstance(apo, Observer):
+            return apo.calculate_qparams(check=self._check)
+        return apo.calculate_qparams()  # type: ignore[no-any-return]
+
+    def _target(self, x: Any) -> tuple[_backends.Backend, ModuleType, Any]:
+        """The backend that fake-quantizes ``x``, its namespace and device;
+        raises unless ``x`` is a float array of this module's library and device."""
+        if not is_array(x):
+            msg = f"{type(self).__name__} takes arrays, got {type(x).__name__}"
+            raise TypeError(msg)
+        xp = array_namespace(x)
+        device = device_of(x)
+        bound = getattr(self.activation_post_process, "xp", None)
+        if bound is not None:
+            own = self.activation_post_process.device
+            if xp is not bound:
+                msg = (
+                    f"{type(self).__name__} is bound to {describe(bound, own)}; "
+                    f"got an array of {describe(xp, device)}"
+                )
+                raise TypeError(msg)
+        backend = _backends.shared(xp, self._fast)
+        fakequant.require_fake_quantizable(xp, x.dtype)
+        return backend, xp, device
+
+    def _stored(self, pair: tuple[Any, Any], xp: ModuleType, device: Any) -> tuple[Any, Any]:
+        """Fresh qparams as torch's buffers hold them: float32 scale, int32 zero point."""
+        scale, zp = pair
+        return (
+            xp.asarray(xp.astype(scale, xp.float32), device=device),
+            xp.asarray(xp.astype(zp, self._zp_dtype(xp)), device=device),
+        )
+
+    def _qparams_in(self, xp: ModuleType, device: Any) -> tuple[Any, Any]:
+        """The stored qparams in ``xp`` on ``device`` (moved from the host where
+        the observer has not bound yet and holds NumPy defaults)."""
+        scale, zp = self._scale, self._zero_point
+        if array_namespace(scale) is not xp:
+            scale = xp.asarray(np.asarray(to_host(scale)), device=device)
+            zp = xp.asarray(np.asarray(to_host(zp)), device=device)
+        return scale, zp
+
+    def forward(self, X: Any) -> Any:
+        """Observe ``X`` (if enabled) and return it fake-quantized (if enabled).
+
+        Raises TypeError for a non-float array or one of another library than
+        the observer's, leaving everything as it was.
+        """
+        with self._lock:
+            backend, xp, device = self._target(X)
+            if self._observer_on == 1:
+                apo = self.activation_post_process
+                saved = apo._snapshot() if isinstance(apo, Observer) else None
+                try:
+                    apo(X)
+                    scale, zp = self._stored(self.calculate_qparams(), xp, device)
+                except BaseException:
+                    if saved is not None:
+                        apo._restore(saved)
+                    raise
+                self._scale, self._zero_point = scale, zp
+            if self._fake_quant_on != 1:
+                return X
+            scale, zp = self._qparams_in(xp, device)
+            if self.is_per_channel:
+                return backend.fake_quantize(
+                    X, scale, zp, self.quant_min_max[0], self.quant_min_max[1], self.ch_axis
+                )
+            return backend.fake_quantize(X, scale, zp, *self.quant_min_max)
+
+    __call__ = forward
+
+    @property
+    def quant_min_max(self) -> tuple[int, int]:
+        apo = self.activation_post_process
+        return apo.quant_min, apo.quant_max
+
+    # -- state_dict ----------------------------------------------------------------
+    def state_dict(self) -> OrderedDict[str, Any]:
+        """torch's keys, in torch's order: the flags, ``scale``, ``zero_point``,
+        then the observer's entries under ``activation_post_process.``."""
+        with self._lock:
+            xp = array_namespace(self._scale)
+            out: OrderedDict[str, Any] = OrderedDict(
+                fake_quant_enabled=self.fake_quant_enabled,
+                observer_enabled=self.observer_enabled,
+                scale=xp.asarray(self._scale, copy=True),
+                zero_point=xp.asarray(self._zero_point, copy=True),
+            )
+            for k, v in self.activation_post_process.state_dict().items():
+                out[_PREFIX + k] = v
+        return out
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> IncompatibleKeys:
+        """Load torch's keys (a torch FakeQuantize's state_dict, values as any
+        library's arrays or Python numbers).
+
+        Everything is checked before anything changes: missing or unexpected keys
+        (``KeyError`` with ``strict=True``), a scale that is not a 1-d float
+        array, a zero point of another length, and the observer's own checks.
+        ``scale`` and ``zero_point`` take the given length, as torch resizes.
+        """
+        if not isinstance(state_dict, Mapping):
+            msg = f"state_dict must be a mapping, got {type(state_dict).__name__}"
+            raise TypeError(msg)
+        with self._lock:
+            apo = self.activation_post_process
+            own = ("fake_quant_enabled", "observer_enabled", "scale", "zero_point")
+            expected = [*own, *(_PREFIX + k for k in apo.state_dict())]
+            missing = [k for k in expected if k not in state_dict]
+            unexpected = sorted(k for k in state_dict if k not in expected)
+            if strict and (missing or unexpected):
+                msg = (
+                    f"malformed state_dict for {type(self).__name__}: missing keys "
+                    f"{missing}, unexpected keys {unexpected}"
+                )
+                raise KeyError(msg)
+            flags = {k: _state_dict.host_flag(state_dict, k) for k in own[:2] if k in state_dict}
+            scale = (
+                _state_dict.host_vector(state_dict, "scale", "f") if "scale" in state_dict else None
+            )
+            zp = (
+                _state_dict.host_vector(state_dict, "zero_point", "fiu")
+                if "zero_point" in state_dict
+                else None
+            )
+            if scale is not None and zp is not None and scale.shape != zp.shape:
+                msg = f"state_dict scale has shape {scale.shape}, zero_point {zp.shape}"
+                raise ValueError(msg)
+            sub = {k[len(_PREFIX) :]: v for k, v in state_dict.items() if k.startswith(_PREFIX)}
+            meta = getattr(state_dict, "_metadata", None)
+            if meta is not None and _PREFIX[:-1] in meta:
+                sub = _with_metadata(sub, meta[_PREFIX[:-1]])
+            apo.load_state_dict(sub, strict=False)
+            xp, device = self._namespace()
+            if scale is not None:
+                self._scale = xp.asarray(scale.astype(np.float32), device=device)
+            if zp is not None:
+                self._zero_point = xp.asarray(
+                    zp.astype(np.float32 if self._zp_dtype(NUMPY) == NUMPY.float32 else np.int32),
+                    device=device,
+                )
+            if "fake_quant_enabled" in flags:
+                self._fake_quant_on = flags["fake_quant_enabled"]
+            if "observer_enabled" in flags:
+                self._observer_on = flags["observer_enabled"]
+        return IncompatibleKeys(missing, unexpected)
+
+    # -- copy and pickle -------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        with self._lock:
+            out = {k: v for k, v in self.__dict__.items() if k not in _UNPICKLED}
+            xp, device = self._namespace()
+            backend = _backends.new(xp, self._fast)
+            out["_namespace"] = xp.__name__
+            out["_qdevice"] = backend.portable_device(device)
+            out["_scale"] = np.array(to_host(self._scale))
+            out["_zero_point"] = np.array(to_host(self._zero_point))
+        return out
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        xp = resolve_namespace(importlib.import_module(state.pop("_namespace")))
+        device = _backends.new(xp, state["_fast"]).restore_device(state.pop("_qdevice"))
+        self.__dict__.update(state)
+        self._scale = xp.asarray(state["_scale"], device=device)
+        self._zero_point = xp.asarray(state["_zero_point"], device=device)
+        self._lock = threading.RLock()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FakeQuantize:
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        with self._lock:
+            items = {k: v for k, v in self.__dict__.items() if k not in _UNPICKLED}
+        new.__dict__.update(copy.deepcopy(items, memo))
+        new._lock = threading.RLock()
+        return new
+
+    # -- repr ------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return (
+            f"fake_quant_enabled={self.fake_quant_enabled}, "
+            f"observer_enabled={self.observer_enabled}, "
+            f"quant_min={self.quant_min_max[0]}, quant_max={self.quant_min_max[1]}, "
+            f"dtype={self.dtype}, qscheme={self.qscheme}, ch_axis={self.ch_axis}, "
+            f"scale={self._scale}, zero_point={self._zero_point}"
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(\n  {self.extra_repr()}\n"
+            f"  (activation_post_process): {self.activation_post_process!r}\n)"
+        )
+
+
+def _with_metadata(sub: dict[str, Any], meta: Any) -> Any:
+    out: OrderedDict[str, Any] = OrderedDict(sub)
+    out._metadata = {"": meta}  # type: ignore[attr-defined]
+    return out
+
+
+def _apply(method: str) -> Callable[[Any], None]:
+    def switch(mod: Any) -> None:
+        if isinstance(mod, FakeQuantizeBase):
+            getattr(mod, method)()
+
+    switch.__name__ = method
+    switch.__doc__ = f"``mod.{method}()`` if ``mod`` is a fake-quantize module (for ``apply``)."
+    return switch
+
+
+enable_fake_quant = _apply("enable_fake_quant")
+disable_fake_quant = _apply("disable_fake_quant")
+enable_observer = _apply("enable_observer")
+disable_observer = _apply("disable_observer")
+
+#: torch.ao's ``default_fake_quant``: activations, quint8 (0, 255), reduce_range.
+default_fake_quant = FakeQuantize.with_args(
+    observer=MovingAverageMinMaxObserver,
+    quant_min=0,
+    quant_max=255,
+    dtype="quint8",
+    qscheme="per_tensor_affine",
+    reduce_range=True,
+)
+#: torch.ao's ``default_weight_fake_quant``: qint8 (-128, 127), symmetric.
+default_weight_fake_quant = FakeQuantize.with_args(
+    observer=MovingAverageMinMaxObserver,
+    quant_min=-128,
+    quant_max=127,
+    dtype="qint8",
+    qscheme="per_tensor_symmetric",
+    reduce_range=False,
+)
+#: torch.ao's ``default_per_channel_weight_fake_quant``: qint8, symmetric, ch_axis 0.
+default_per_channel_weight_fake_quant = FakeQuantize.with_args(
+    observer=MovingAveragePerChannelMinMaxObserver,
+    quant_min=-128,
+    quant_max=127,
+    dtype="qint8",
+    qscheme="per_channel_symmetric",
+    reduce_range=False,
+    ch_axis=0,
+)
