@@ -37,7 +37,7 @@ def test_readme_has_examples() -> None:
     assert len(_readme_blocks()) >= 5
 
 
-@pytest.mark.parametrize("index", range(8))
+@pytest.mark.parametrize("index", range(12))
 def test_readme_python_examples(index: int) -> None:
     blocks = _readme_blocks()
     if index >= len(blocks):
