@@ -32,6 +32,7 @@ import numpy as np
 
 from arrayobs._compat import has_dtype
 from arrayobs._core._keys import INT32_MIN
+from arrayobs._core._minmax import quiet
 
 FLOAT_NAMES = ("float16", "bfloat16", "float32", "float64")
 INT_DTYPES = {
@@ -105,6 +106,7 @@ def _compute_input(x: Any, xp: ModuleType) -> Any:
     return x if x.dtype in (xp.float32, xp.float64) else xp.astype(x, xp.float32)
 
 
+@quiet
 def fake_quantize(
     x: Any,
     scale: Any,
@@ -205,6 +207,7 @@ def decomposed_inverse(scale: Any, xp: ModuleType, device: Any) -> Any:
     return xp.astype(1.0 / xp.astype(scale, w), xp.float32)
 
 
+@quiet
 def quantize(
     x: Any,
     inv: Any,
@@ -232,6 +235,7 @@ def quantize(
     return _to_int(q, dtype, xp)
 
 
+@quiet
 def dequantize(
     q: Any,
     scale: Any,
