@@ -14,6 +14,7 @@ from arrayobs._observers import (
     FakeQuantize,
     FakeQuantizeBase,
     FixedQParamsObserver,
+    FusedMovingAvgObsFakeQuantize,
     MinMaxObserver,
     MovingAverageMinMaxObserver,
     MovingAveragePerChannelMinMaxObserver,
@@ -26,6 +27,9 @@ from arrayobs._observers import (
     default_fake_quant,
     default_fixed_qparams_range_0to1_observer,
     default_fixed_qparams_range_neg1to1_observer,
+    default_fused_act_fake_quant,
+    default_fused_per_channel_wt_fake_quant,
+    default_fused_wt_fake_quant,
     default_per_channel_weight_fake_quant,
     default_symmetric_fixed_qparams_observer,
     default_weight_fake_quant,
@@ -33,12 +37,15 @@ from arrayobs._observers import (
     disable_observer,
     enable_fake_quant,
     enable_observer,
+    fused_per_channel_wt_fake_quant_range_neg_127_to_127,
+    fused_wt_fake_quant_range_neg_127_to_127,
 )
 
 __all__ = [
     "FakeQuantize",
     "FakeQuantizeBase",
     "FixedQParamsObserver",
+    "FusedMovingAvgObsFakeQuantize",
     "MinMaxObserver",
     "MovingAverageMinMaxObserver",
     "MovingAveragePerChannelMinMaxObserver",
@@ -52,6 +59,9 @@ __all__ = [
     "default_fake_quant",
     "default_fixed_qparams_range_0to1_observer",
     "default_fixed_qparams_range_neg1to1_observer",
+    "default_fused_act_fake_quant",
+    "default_fused_per_channel_wt_fake_quant",
+    "default_fused_wt_fake_quant",
     "default_per_channel_weight_fake_quant",
     "default_symmetric_fixed_qparams_observer",
     "default_weight_fake_quant",
@@ -60,6 +70,8 @@ __all__ = [
     "enable_fake_quant",
     "enable_observer",
     "functional",
+    "fused_per_channel_wt_fake_quant_range_neg_127_to_127",
+    "fused_wt_fake_quant_range_neg_127_to_127",
     "quant_config",
 ]
 __version__ = "0.1.0"

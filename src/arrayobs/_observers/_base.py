@@ -211,6 +211,27 @@ class Observer:
             for k, v in zip(self._SNAPSHOT, saved, strict=True):
                 setattr(self, k, v)
 
+    def _adopt(
+        self, xp: ModuleType, device: Any, x: Any, state: core.MinMaxState, *, observed: bool = True
+    ) -> None:
+        """Take ``state``, computed elsewhere in ``xp`` on ``device`` (the fused
+        fake-quantize module's update), binding to ``x``'s library if unbound."""
+        with self._lock:
+            if self._xp is None:
+                self._backend = _backends.new(xp, self._fast)
+            self._xp, self._device, self._seen_type = xp, device, type(x)
+            self._set_state(state, observed=observed)
+
+    def _state_in(self, xp: ModuleType, device: Any) -> core.MinMaxState:
+        """The state as arrays of ``xp`` on ``device`` (moved from the host if unbound)."""
+        with self._lock:
+            state = self._state
+            if self._xp is None:
+                state = core.MinMaxState(
+                    *(xp.asarray(np.asarray(v), dtype=xp.float32, device=device) for v in state)
+                )
+            return state
+
     def _fresh_state(self, xp: ModuleType, device: Any) -> core.MinMaxState:
         """The never-observed state: (+inf, -inf), 0-d."""
         return core.init_state(xp=xp, device=device)

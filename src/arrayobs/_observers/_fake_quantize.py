@@ -25,11 +25,13 @@ from arrayobs._compat import (
     array_namespace,
     device_of,
     is_array,
+    is_dask,
     resolve_namespace,
     to_host,
 )
 from arrayobs._config import boolean
 from arrayobs._core import _fakequant as fakequant
+from arrayobs._core import _fused as fused
 from arrayobs._observers import _state_dict
 from arrayobs._observers._arguments import Factory
 from arrayobs._observers._base import NUMPY, Observer, describe
@@ -40,13 +42,19 @@ from arrayobs._observers._state_dict import IncompatibleKeys
 __all__ = [
     "FakeQuantize",
     "FakeQuantizeBase",
+    "FusedMovingAvgObsFakeQuantize",
     "default_fake_quant",
+    "default_fused_act_fake_quant",
+    "default_fused_per_channel_wt_fake_quant",
+    "default_fused_wt_fake_quant",
     "default_per_channel_weight_fake_quant",
     "default_weight_fake_quant",
     "disable_fake_quant",
     "disable_observer",
     "enable_fake_quant",
     "enable_observer",
+    "fused_per_channel_wt_fake_quant_range_neg_127_to_127",
+    "fused_wt_fake_quant_range_neg_127_to_127",
 ]
 
 _PREFIX = "activation_post_process."
@@ -455,6 +463,148 @@ class FakeQuantize(FakeQuantizeBase):
         )
 
 
+class FusedMovingAvgObsFakeQuantize(FakeQuantize):
+    """``torch.fused_moving_avg_obs_fake_quant`` as a module: observe, choose
+    qparams and fake-quantize with the fused op's own rules (torch 2.13.0, CPU).
+
+    As ``torch.ao.quantization.FusedMovingAvgObsFakeQuantize``: the observer is
+    a :class:`MovingAverageMinMaxObserver` or (``ch_axis`` 0 only, as torch)
+    :class:`MovingAveragePerChannelMinMaxObserver`, and only its state and
+    ``averaging_constant`` are used. ``forward(X)`` (float32 only, as torch):
+
+    1. if the observer is enabled (any nonzero flag), each running min and max
+       moves by ``r + c * (cur - r)`` in float32, or takes the batch's value
+       where it is infinite (:func:`arrayobs._core._fused.moving_average`);
+    2. if fake quantization is enabled, the qparams are recomputed from the
+       running values with FBGEMM's ``ChooseQuantizationParams``, which is not
+       ``calculate_qparams`` (:mod:`arrayobs._core._fused`: a 6.1e-5 floor on the
+       scale, the zero point of the smaller error, float32 and double steps), and
+       ``X`` is fake-quantized with them; otherwise ``X`` comes back unchanged and
+       the qparams stay.
+
+    ``calculate_qparams()`` is the observer's, as in torch (so it can differ
+    from ``scale``/``zero_point``). The flags are int64 arrays (torch's
+    buffers), int32 on JAX without x64. A range wider than int32 is refused:
+    torch's int32 arithmetic overflows there and gives meaningless qparams.
+    Nothing is read back from a device.
+    """
+
+    _flag_dtype = "int64"
+
+    def __init__(
+        self,
+        observer: Callable[..., Any] = MovingAverageMinMaxObserver,
+        quant_min: int = 0,
+        quant_max: int = 255,
+        **observer_kwargs: Any,
+    ) -> None:
+        super().__init__(observer, quant_min, quant_max, **observer_kwargs)
+        apo = self.activation_post_process
+        if not isinstance(
+            apo, (MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver)
+        ):
+            msg = (
+                "Fused observer+fake_quant module only works with MovingAverageMinMaxObserver "
+                f"or MovingAveragePerChannelMinMaxObserver, got {type(apo).__name__}"
+            )
+            raise TypeError(msg)
+        if self.is_per_channel and self.ch_axis != 0:
+            msg = (
+                "Per-channel FakeQuant in fused_moving_avg_obs_fake_quant is only supported "
+                f"on axis == 0 (got ch_axis={self.ch_axis}), as in torch"
+            )
+            raise ValueError(msg)
+        qmin, qmax = self.quant_min_max
+        if qmax - qmin >= 2**31:
+            msg = (
+                f"quantization range ({qmin}, {qmax}) is wider than int32: torch's fused op "
+                "overflows there and gives meaningless qparams"
+            )
+            raise ValueError(msg)
+        self.is_symmetric_quant = self.qscheme in ("per_tensor_symmetric", "per_channel_symmetric")
+
+    def forward(self, X: Any) -> Any:
+        """One step of ``torch.fused_moving_avg_obs_fake_quant`` (see the class)."""
+        with self._lock:
+            backend, xp, device = self._target(X)
+            if X.dtype != xp.float32:
+                msg = f"{type(self).__name__} takes float32 arrays (as torch), got {X.dtype}"
+                raise TypeError(msg)
+            apo = self.activation_post_process
+            if self.is_per_channel and X.ndim == 0:
+                msg = "a per-channel fused fake quantize needs an input with axis 0"
+                raise ValueError(msg)
+            if backend.size(X) == 0:
+                return X
+            saved = apo._snapshot()
+            qmin, qmax = self.quant_min_max
+            try:
+                if self._observer_on != 0:
+                    apo._bind_input(X)
+                    m, big_m = apo._state_in(xp, device)
+                    if self.is_per_channel:
+                        n = X.shape[0]
+                        if m.shape[0] == 0:
+                            m = xp.full((n,), xp.inf, dtype=xp.float32, device=device)
+                            big_m = xp.full((n,), -xp.inf, dtype=xp.float32, device=device)
+                        elif m.shape[0] != n:
+                            msg = f"the input has {n} channels; the state has {m.shape[0]}"
+                            raise ValueError(msg)
+                    lo, hi = backend.aminmax(X, 0 if self.is_per_channel else None)
+                    c = apo.averaging_constant
+                    new = core.MinMaxState(
+                        *_concrete(
+                            fused.moving_average(m, lo, c, xp=xp),
+                            fused.moving_average(big_m, hi, c, xp=xp),
+                            xp=xp,
+                        )
+                    )
+                    apo._adopt(xp, device, X, new)
+                if self._fake_quant_on == 0:
+                    return X
+                m, big_m = apo._state_in(xp, device)
+                if self.is_per_channel and m.shape[0] == 0:
+                    n = X.shape[0]
+                    m = xp.full((n,), xp.inf, dtype=xp.float32, device=device)
+                    big_m = xp.full((n,), -xp.inf, dtype=xp.float32, device=device)
+                    apo._adopt(xp, device, X, core.MinMaxState(m, big_m), observed=False)
+                scale, zp = _concrete(
+                    *fused.qparams(
+                        m, big_m, qmin, qmax, self.is_symmetric_quant, xp=xp, device=device
+                    ),
+                    xp=xp,
+                )
+            except BaseException:
+                apo._restore(saved)
+                raise
+            if self.is_per_channel:
+                self._scale, self._zero_point = scale, zp
+                return backend.fake_quantize(X, scale, zp, qmin, qmax, 0)
+            self._scale = xp.reshape(scale, (1,))
+            self._zero_point = xp.reshape(zp, (1,))
+            return backend.fake_quantize(X, scale, zp, qmin, qmax)
+
+    __call__ = forward
+
+    def extra_repr(self) -> str:
+        return (
+            f"fake_quant_enabled={self.fake_quant_enabled}, "
+            f"observer_enabled={self.observer_enabled}, scale={self._scale}, "
+            f"zero_point={self._zero_point}, dtype={self.dtype}, "
+            f"quant_min={self.quant_min_max[0]}, quant_max={self.quant_min_max[1]}, "
+            f"qscheme={self.qscheme}, reduce_range={self.activation_post_process.reduce_range}"
+        )
+
+
+def _concrete(*values: Any, xp: ModuleType) -> tuple[Any, ...]:
+    """Small Dask results computed now (as the observers compute their state), so
+    a module's state never grows a task graph; other libraries' as they are."""
+    if not is_dask(xp):
+        return values
+    with np.errstate(all="ignore"):
+        return tuple(xp.asarray(np.asarray(v)) for v in values)
+
+
 def _with_metadata(sub: dict[str, Any], meta: Any) -> Any:
     out: OrderedDict[str, Any] = OrderedDict(sub)
     out._metadata = {"": meta}  # type: ignore[attr-defined]
@@ -503,4 +653,43 @@ default_per_channel_weight_fake_quant = FakeQuantize.with_args(
     qscheme="per_channel_symmetric",
     reduce_range=False,
     ch_axis=0,
+)
+
+#: torch.ao's ``default_fused_act_fake_quant``: quint8 (0, 255), per tensor affine.
+default_fused_act_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
+    observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255, dtype="quint8"
+)
+#: torch.ao's ``default_fused_wt_fake_quant``: qint8 (-128, 127), per tensor symmetric.
+default_fused_wt_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
+    observer=MovingAverageMinMaxObserver,
+    quant_min=-128,
+    quant_max=127,
+    dtype="qint8",
+    qscheme="per_tensor_symmetric",
+)
+#: torch.ao's ``default_fused_per_channel_wt_fake_quant``: qint8, per channel symmetric.
+default_fused_per_channel_wt_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
+    observer=MovingAveragePerChannelMinMaxObserver,
+    quant_min=-128,
+    quant_max=127,
+    dtype="qint8",
+    qscheme="per_channel_symmetric",
+)
+#: torch.ao's ``fused_wt_fake_quant_range_neg_127_to_127``.
+fused_wt_fake_quant_range_neg_127_to_127 = FusedMovingAvgObsFakeQuantize.with_args(
+    observer=MovingAverageMinMaxObserver,
+    quant_min=-127,
+    quant_max=127,
+    dtype="qint8",
+    qscheme="per_tensor_symmetric",
+    eps=2**-12,
+)
+#: torch.ao's ``fused_per_channel_wt_fake_quant_range_neg_127_to_127``.
+fused_per_channel_wt_fake_quant_range_neg_127_to_127 = FusedMovingAvgObsFakeQuantize.with_args(
+    observer=MovingAveragePerChannelMinMaxObserver,
+    quant_min=-127,
+    quant_max=127,
+    dtype="qint8",
+    qscheme="per_channel_symmetric",
+    eps=2**-12,
 )
