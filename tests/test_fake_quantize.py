@@ -273,6 +273,8 @@ FACTORIES = [
     "default_fused_wt_fake_quant",
     "default_fused_per_channel_wt_fake_quant",
     "fused_wt_fake_quant_range_neg_127_to_127",
+    "default_fixed_qparams_range_0to1_fake_quant",
+    "default_fixed_qparams_range_neg1to1_fake_quant",
 ]
 # Magnitudes per step: tiny ones reach the fused op's 6.1e-5 scale floor.
 MAGNITUDES = [1.0, 2.0, 1e-6, 3.0, 1e3, 1e-9, 0.5]

@@ -37,17 +37,27 @@ from arrayobs._observers._arguments import Factory
 from arrayobs._observers._base import NUMPY, Observer, describe
 from arrayobs._observers._per_channel import MovingAveragePerChannelMinMaxObserver
 from arrayobs._observers._per_tensor import MovingAverageMinMaxObserver
+from arrayobs._observers._simple import (
+    FixedQParamsObserver,
+    default_fixed_qparams_range_0to1_observer,
+    default_fixed_qparams_range_neg1to1_observer,
+)
 from arrayobs._observers._state_dict import IncompatibleKeys
 
 __all__ = [
     "FakeQuantize",
     "FakeQuantizeBase",
+    "FixedQParamsFakeQuantize",
     "FusedMovingAvgObsFakeQuantize",
+    "default_affine_fixed_qparams_fake_quant",
     "default_fake_quant",
+    "default_fixed_qparams_range_0to1_fake_quant",
+    "default_fixed_qparams_range_neg1to1_fake_quant",
     "default_fused_act_fake_quant",
     "default_fused_per_channel_wt_fake_quant",
     "default_fused_wt_fake_quant",
     "default_per_channel_weight_fake_quant",
+    "default_symmetric_fixed_qparams_fake_quant",
     "default_weight_fake_quant",
     "disable_fake_quant",
     "disable_observer",
@@ -294,6 +304,9 @@ class FakeQuantize(FakeQuantizeBase):
     def _stored(self, pair: tuple[Any, Any], xp: ModuleType, device: Any) -> tuple[Any, Any]:
         """Fresh qparams as torch's buffers hold them: float32 scale, int32 zero point."""
         scale, zp = pair
+        if array_namespace(scale) is not xp:
+            scale = xp.asarray(np.asarray(to_host(scale)), device=device)
+            zp = xp.asarray(np.asarray(to_host(zp)), device=device)
         return (
             xp.asarray(xp.astype(scale, xp.float32), device=device),
             xp.asarray(xp.astype(zp, self._zp_dtype(xp)), device=device),
@@ -460,6 +473,50 @@ class FakeQuantize(FakeQuantizeBase):
         return (
             f"{type(self).__name__}(\n  {self.extra_repr()}\n"
             f"  (activation_post_process): {self.activation_post_process!r}\n)"
+        )
+
+
+class FixedQParamsFakeQuantize(FakeQuantize):
+    """Fake quantization with constant qparams, as torch.ao's ``FixedQParamsFakeQuantize``
+    (the fixed ranges of sigmoid, hardsigmoid and tanh outputs).
+
+    ``observer`` must make a :class:`FixedQParamsObserver` (per tensor);
+    ``calculate_qparams()`` returns the module's ``scale`` and ``zero_point``,
+    which start as the observer's. ``**observer_kwargs`` (not in torch) go to
+    the observer: ``xp=`` and ``device=`` choose where the qparams live
+    (default NumPy). After ``load_state_dict`` the module's qparams are the
+    observer's, as torch's module and observer share one tensor.
+    """
+
+    def __init__(self, observer: Callable[..., Any], **observer_kwargs: Any) -> None:
+        super().__init__(observer=observer, **observer_kwargs)
+        apo = self.activation_post_process
+        if type(apo) is not FixedQParamsObserver:
+            msg = f"the observer must be a FixedQParamsObserver, got {type(apo).__name__}"
+            raise TypeError(msg)
+        if self.is_per_channel:
+            msg = f"only per tensor quantization is supported, got qscheme {self.qscheme}"
+            raise ValueError(msg)
+        self._scale, self._zero_point = apo.calculate_qparams()
+
+    def calculate_qparams(self) -> tuple[Any, Any]:
+        return self._scale, self._zero_point
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> IncompatibleKeys:
+        keys = super().load_state_dict(state_dict, strict)
+        with self._lock:
+            self._scale, self._zero_point = self.activation_post_process.calculate_qparams()
+        return keys
+
+    def extra_repr(self) -> str:
+        return (
+            f"fake_quant_enabled={self.fake_quant_enabled}, "
+            f"observer_enabled={self.observer_enabled}, scale={self._scale}, "
+            f"zero_point={self._zero_point}, dtype={self.dtype}, "
+            f"quant_min={self.quant_min_max[0]}, quant_max={self.quant_min_max[1]}, "
+            f"qscheme={self.qscheme}"
         )
 
 
@@ -693,3 +750,14 @@ fused_per_channel_wt_fake_quant_range_neg_127_to_127 = FusedMovingAvgObsFakeQuan
     qscheme="per_channel_symmetric",
     eps=2**-12,
 )
+
+#: torch.ao's ``default_fixed_qparams_range_neg1to1_fake_quant`` (tanh outputs).
+default_fixed_qparams_range_neg1to1_fake_quant = FixedQParamsFakeQuantize.with_args(
+    observer=default_fixed_qparams_range_neg1to1_observer
+)
+#: torch.ao's ``default_fixed_qparams_range_0to1_fake_quant`` (sigmoid outputs).
+default_fixed_qparams_range_0to1_fake_quant = FixedQParamsFakeQuantize.with_args(
+    observer=default_fixed_qparams_range_0to1_observer
+)
+default_symmetric_fixed_qparams_fake_quant = default_fixed_qparams_range_neg1to1_fake_quant
+default_affine_fixed_qparams_fake_quant = default_fixed_qparams_range_0to1_fake_quant
