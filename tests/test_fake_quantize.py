@@ -343,3 +343,68 @@ def test_fake_quantize_copies_and_refusals(backend, torch_ref):
         np.testing.assert_array_equal(to_host(v), to_host(before[k]))
     with pytest.raises(ValueError):
         arrayobs.FakeQuantize(quant_min=0, quant_max=300, dtype="quint8")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # inside torch's inductor
+@pytest.mark.parametrize("fast", [True, False])
+def test_torch_compile_fullgraph(torch_ref, fast):
+    """The ops trace under torch.compile(fullgraph=True): no host read, no graph break."""
+    torch = torch_ref
+    t = _inputs(torch, "float32", n=1000)
+    scale, zp = torch.tensor([0.05]), torch.tensor([7], dtype=torch.int32)
+
+    def step(x: Any, s: Any, z: Any) -> Any:
+        y = F.fake_quantize_per_tensor_affine(x, s, z, 0, 255, fast=fast)
+        c = F.fake_quantize_per_channel_affine(
+            x.reshape(10, -1),
+            s.expand(10).contiguous(),
+            z.expand(10).contiguous(),
+            0,
+            0,
+            255,
+            fast=fast,
+        )
+        return y, c
+
+    y, c = torch.compile(step, fullgraph=True)(t, scale, zp)
+    _same(y, torch.fake_quantize_per_tensor_affine(t, scale, zp, 0, 255))
+    want_c = torch.fake_quantize_per_channel_affine(
+        t.reshape(10, -1),
+        torch.full((10,), 0.05),
+        torch.full((10,), 7, dtype=torch.int32),
+        0,
+        0,
+        255,
+    )
+    _same(c, want_c)
+
+
+def test_fake_quantize_threads(backend, torch_ref):
+    """Concurrent forwards of one module: each is atomic (a MinMax observer's final
+    state does not depend on the order, so it must equal the serial one)."""
+    import threading
+
+    if backend.library == "dask":
+        pytest.skip("Dask batches compute; covered by the other backends")
+    torch = torch_ref
+    make = arrayobs.FakeQuantize.with_args(observer=arrayobs.MinMaxObserver)
+    shared = make(xp=backend.xp, device=backend.device)
+    serial = make(xp=backend.xp, device=backend.device)
+    rng = np.random.default_rng(5)
+    batches = [
+        backend.from_torch(
+            torch.from_numpy((rng.standard_normal(20_000) * (i + 1)).astype(np.float32))
+        )
+        for i in range(16)
+    ]
+    for b in batches:
+        serial(b)
+    threads = [
+        threading.Thread(target=lambda bs=batches[i::8]: [shared(b) for b in bs]) for i in range(8)
+    ]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for k, v in serial.state_dict().items():
+        np.testing.assert_array_equal(_host(shared.state_dict()[k]), _host(v))

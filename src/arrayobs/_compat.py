@@ -29,6 +29,7 @@ __all__ = [
     "is_numpy",
     "is_observable_dtype",
     "is_torch",
+    "namespace_of",
     "resolve_namespace",
     "size",
     "to_host",
@@ -72,8 +73,15 @@ def resolve_namespace(xp: object) -> ModuleType:
     raise TypeError(msg)
 
 
+_NAMES = {module: name for _, module, name in _KNOWN}
+
+
 def backend_name(xp: ModuleType) -> str:
     """Short name of a namespace: numpy, torch, cupy, dask, jax, array_api_strict."""
+    # The canonical namespaces by name first: a dict lookup torch.compile can trace.
+    known = _NAMES.get(xp.__name__)
+    if known is not None:
+        return known
     for test, _, name in _KNOWN:
         if test(xp):
             return name
@@ -116,6 +124,19 @@ def torch_compiling() -> bool:
     """Whether torch.compile is tracing this call (never imports torch)."""
     torch = sys.modules.get("torch")
     return torch is not None and bool(torch.compiler.is_compiling())
+
+
+def namespace_of(x: Any) -> ModuleType:
+    """``array_namespace(x)``, also while torch.compile traces (Dynamo cannot trace
+    array-api-compat's class cache; a traced value is a torch tensor)."""
+    if torch_compiling():
+        torch = sys.modules["torch"]
+        if isinstance(x, torch.Tensor):
+            # An import statement (Dynamo executes those; it refuses importlib).
+            import array_api_compat.torch as torch_namespace
+
+            return torch_namespace
+    return array_namespace(x)  # type: ignore[no-any-return]
 
 
 def default_device(xp: ModuleType) -> Any:

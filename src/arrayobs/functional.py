@@ -44,7 +44,7 @@ import numpy as np
 
 from arrayobs import _backends
 from arrayobs import _core as core
-from arrayobs._compat import array_namespace, device_of, is_array, size
+from arrayobs._compat import array_namespace, device_of, namespace_of, size, torch_compiling
 from arrayobs._config import QuantConfig, quant_config
 from arrayobs._core import (
     MinMaxState,
@@ -199,18 +199,26 @@ def moving_average_update(
 
 
 # -- quantize, dequantize and fake-quantize --------------------------------------
+def _namespace_of(x: Any, what: str) -> ModuleType:
+    """``x``'s namespace; TypeError if it is not an array (traceable by torch.compile)."""
+    try:
+        return namespace_of(x)
+    except TypeError:
+        msg = f"{what} must be an array, got {type(x).__name__}"
+        raise TypeError(msg) from None
+
+
 def _float_input(x: Any, fast: bool) -> tuple[Any, Any, ModuleType]:
     """The backend and namespace of a float16/bfloat16/float32/float64 array."""
-    if not is_array(x):
-        msg = f"x must be an array, got {type(x).__name__}"
-        raise TypeError(msg)
-    xp = array_namespace(x)
+    xp = _namespace_of(x, "x")
     fakequant.require_fake_quantizable(xp, x.dtype)
     return _backends.shared(xp, fast), xp, _device(x)
 
 
 def _device(x: Any) -> Any:
     # Under jax.jit a tracer has no device to ask; new constants go to the default one.
+    if torch_compiling():
+        return getattr(x, "device", None)
     try:
         return device_of(x)
     except Exception:
@@ -286,10 +294,7 @@ def fake_quantize_per_channel_affine(
 
 
 def _decomposed_input(x: Any) -> tuple[Any, ModuleType, Any]:
-    if not is_array(x):
-        msg = f"x must be an array, got {type(x).__name__}"
-        raise TypeError(msg)
-    xp = array_namespace(x)
+    xp = _namespace_of(x, "x")
     if fakequant.dtype_name(x.dtype) not in ("float16", "bfloat16", "float32"):
         msg = f"Expecting input to have dtype float32 (or float16, bfloat16), but got {x.dtype}"
         raise TypeError(msg)
@@ -355,10 +360,7 @@ def dequantize_per_tensor(
     """``torch.ops.quantized_decomposed.dequantize_per_tensor``:
     ``(q.to(out_dtype) - zero_point) * scale``, ``out_dtype`` float32 by
     default. ``q`` must have ``dtype``; the range is checked against it."""
-    if not is_array(q):
-        msg = f"q must be an array, got {type(q).__name__}"
-        raise TypeError(msg)
-    xp = array_namespace(q)
+    xp = _namespace_of(q, "q")
     device = _device(q)
     _, _, name = _range(quant_min, quant_max, dtype, xp)
     if q.dtype != getattr(xp, name):
@@ -409,10 +411,7 @@ def dequantize_per_channel(
     """``torch.ops.quantized_decomposed.dequantize_per_channel``:
     ``((q - zero_points) * scales).to(out_dtype)`` along ``axis``, the
     difference in the integers; ``zero_points`` may be None."""
-    if not is_array(q):
-        msg = f"q must be an array, got {type(q).__name__}"
-        raise TypeError(msg)
-    xp = array_namespace(q)
+    xp = _namespace_of(q, "q")
     _, _, name = _range(quant_min, quant_max, dtype, xp)
     if q.dtype != getattr(xp, name):
         msg = f"Expecting input to have dtype: {name}, but got dtype: {q.dtype}"
@@ -429,7 +428,7 @@ def _channel_pair(
     for value, what in ((scales, "scales"), (zero_points, "zero_points")):
         if value is None and what == "zero_points":
             continue
-        if not is_array(value) or array_namespace(value) is not xp:
+        if _namespace_of(value, what) is not xp:
             msg = f"{what} must be an array of the input's library"
             raise TypeError(msg)
         if value.ndim != 1 or value.shape[0] != x.shape[axis]:

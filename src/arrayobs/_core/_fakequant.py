@@ -276,12 +276,13 @@ def _int_difference(q: Any, zero_point: Any, xp: ModuleType) -> Any:
 
 # -- arguments, checked as torch checks them (nothing read back from a device) --
 def _same_namespace(value: Any, xp: ModuleType, what: str) -> None:
-    from arrayobs._compat import array_namespace, backend_name, is_array
+    from arrayobs._compat import backend_name, namespace_of
 
-    if not is_array(value):
+    try:
+        other = namespace_of(value)
+    except TypeError:
         msg = f"{what} must be a number or an array, got {type(value).__name__}"
-        raise TypeError(msg)
-    other = array_namespace(value)
+        raise TypeError(msg) from None
     if other is not xp:
         msg = f"{what} is an array of {backend_name(other)}; the input is {backend_name(xp)}"
         raise TypeError(msg)
