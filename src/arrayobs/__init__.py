@@ -2,10 +2,12 @@
 
 MinMaxObserver, MovingAverageMinMaxObserver and their per-channel
 counterparts (PerChannelMinMaxObserver, MovingAveragePerChannelMinMaxObserver)
-give the same state and
-quantization parameters as ``torch.ao.quantization`` in torch 2.13.0, bit for
-bit, on NumPy, CuPy, PyTorch, JAX, array-api-strict and Dask. The pure
-functional core is :mod:`arrayobs.functional`.
+give the same state and quantization parameters as ``torch.ao.quantization``
+in torch 2.13.0, bit for bit, on NumPy, CuPy, PyTorch, JAX, array-api-strict
+and Dask; so do the fake-quantize modules (FakeQuantize,
+FusedMovingAvgObsFakeQuantize, FixedQParamsFakeQuantize) and the rest of
+torch.ao's observer family. The pure functional core, with the quantize,
+dequantize and fake-quantize ops, is :mod:`arrayobs.functional`.
 """
 
 from arrayobs import functional
