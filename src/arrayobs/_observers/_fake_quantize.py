@@ -106,7 +106,8 @@ class FakeQuantizeBase:
 
     ``fake_quant_enabled`` and ``observer_enabled`` are torch's buffers: a
     one-element array (uint8 here, int64 in the fused module), read as
-    "enabled" only where the value is 1, as torch compares. They are held as
+    "enabled" where the value is 1 (the fused module: any nonzero value), as
+    torch compares. They are held as
     Python ints, so no call reads a flag back from a device; the attributes
     return fresh arrays, and assigning into them does not change the module
     (use the methods, or ``load_state_dict``).
