@@ -39,6 +39,11 @@ PC_OBSERVERS = {
 PC_VARIANTS = ("arrayobs", "fast_off", "torch_ao")
 PC_FAST_OFF_KINDS = ("numpy", "torch")  # fast=False is timed on these backends only
 PC_DASK_PARTS = 4  # dask chunks along axis 0
+# The fake-quantize section: (scale, zero_point, quant_min, quant_max), sizes, variants.
+FQ_QPARAMS = (0.0235, 128, 0, 255)
+FQ_SIZES = (10**2, 10**6, 10**8)
+FQ_QUICK_SIZES = (10**2, 10**6)
+FQ_VARIANTS = ("arrayobs", "fast_off", "torch_op", "floor_copy", "floor_copyto")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +63,9 @@ QUICK = Settings((10**2, 10**4, 10**6, 10**7), 10**7, 5, 0.05, 5, 0.05)
 # The per-channel section: only repeats and target_s are used.
 PC_FULL = dataclasses.replace(FULL, repeats=7, target_s=0.15)
 PC_QUICK = dataclasses.replace(QUICK, repeats=5, target_s=0.03)
+# The fake-quantize section: only repeats and target_s are used (rounds interleaved).
+FQ_FULL = dataclasses.replace(FULL, repeats=7, target_s=0.1)
+FQ_QUICK = dataclasses.replace(QUICK, repeats=5, target_s=0.03)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,6 +19,8 @@ from typing import Any
 
 from arrayobs import PerChannelMinMaxObserver
 from bench.cases import (
+    FQ_QPARAMS,
+    FQ_VARIANTS,
     ITEMSIZE,
     PC_CASES,
     PC_OBSERVERS,
@@ -34,6 +36,9 @@ from bench.timing import CPU_FLOORS, _affinity
 
 ROOT = Path(__file__).resolve().parents[1]
 PC_BEGIN, PC_END = "<!-- per-channel: begin -->", "<!-- per-channel: end -->"
+FQ_BEGIN, FQ_END = "<!-- fake-quantize: begin -->", "<!-- fake-quantize: end -->"
+# The sections after the per-tensor one: (results.json key, results.md markers).
+BLOCKS = {"per_channel": (PC_BEGIN, PC_END), "fake_quantize": (FQ_BEGIN, FQ_END)}
 
 # -- machine ---------------------------------------------------------------------------------
 VERSIONED = (
@@ -368,41 +373,98 @@ def channel_markdown(
     return "\n".join(out) + "\n"
 
 
-def split_markdown(text: str) -> tuple[str, str]:
-    """``results.md`` as (the per-tensor text, the per-channel block or "")."""
-    start = text.find(PC_BEGIN)
-    if start < 0:
-        return text, ""
-    stop = text.find(PC_END, start)
-    stop = len(text) if stop < 0 else stop + len(PC_END)
-    return text[:start] + text[stop:], text[start:stop]
+def fake_quant_markdown(meta: dict[str, Any], records: list[Record], extra: dict[str, Any]) -> str:
+    """The fake-quantize block of ``results.md``, between the ``FQ_BEGIN``/``FQ_END`` markers."""
+    table = Table(records)
+    settings = extra["settings"]
+    scale, zero_point, qmin, qmax = FQ_QPARAMS
+    out = [
+        FQ_BEGIN,
+        "## fake_quantize_per_tensor_affine (float32)",
+        "",
+        f"- date: {meta['date']}; command: `{meta['command']}`; {extra['elapsed_s']} s",
+        f"- git {meta['git_commit']}"
+        + (" (dirty)" if meta["git_dirty"] else "")
+        + f"; torch intra-op threads: {meta['torch_threads']}",
+        f"- median over {settings['repeats']} rounds, the variants of a case interleaved"
+        f" round by round, each round calls lasting about {settings['target_s']} s (one"
+        " call where a call takes longer)",
+        "",
+        f"`F.fake_quantize_per_tensor_affine(x, {scale}, {zero_point}, {qmin}, {qmax})` (JAX:"
+        " jitted); `fast off`: `fast=False`; `torch op`: `torch.fake_quantize_per_tensor_affine`"
+        " on the same tensor; `copy`: a read and a write of the same bytes into a new array"
+        " (`x.copy()`, `torch.clone`, JAX: `jit(jnp.negative)`); `copyto`: `np.copyto` into an"
+        " array allocated once. Ratios are arrayobs's time over the other's: 1x is as fast,"
+        " 2x twice as slow. `agrees`: arrayobs's output has the bits of torch's op.",
+        "",
+        "| backend | n | arrayobs ms | fast off ms | torch op ms | copy ms | copyto ms "
+        "| arrayobs/copy | arrayobs/copyto | arrayobs/torch op | agrees |",
+        "|" + "---|" * 11,
+    ]
+    backends = list(dict.fromkeys(r.backend for r in records))
+    for backend in backends:
+        for n in sorted({r.n for r in records if r.backend == backend}):
+            keys = {v: (backend, "float32", n, v) for v in FQ_VARIANTS}
+            ours = table.seconds(keys["arrayobs"])
+            found = table.by_key.get(keys["arrayobs"])
+            agrees = found.agrees_with_torch_ao if found is not None else None
+            row = [
+                backend,
+                f"{n:.0e}",
+                *(table.cell(keys[v], 1e3) for v in FQ_VARIANTS),
+                *(_ratio(ours, table.seconds(keys[v])) for v in ("floor_copy", "floor_copyto")),
+                _ratio(ours, table.seconds(keys["torch_op"])),
+                "-" if agrees is None else ("yes" if agrees else "NO"),
+            ]
+            out.append("| " + " | ".join(row) + " |")
+    if table.notes:
+        out += ["", "### Notes", ""] + [f"{i}. {text}" for text, i in table.notes.items()]
+    out.append(FQ_END)
+    return "\n".join(out) + "\n"
 
 
-def merge_markdown(path: Path, per_tensor: str | None, per_channel: str | None) -> None:
+def split_markdown(text: str) -> tuple[str, dict[str, str]]:
+    """``results.md`` as (the per-tensor text, each later section's block by its key in
+    :data:`BLOCKS`; "" where absent)."""
+    blocks = {}
+    for key, (begin, end) in BLOCKS.items():
+        start = text.find(begin)
+        if start < 0:
+            blocks[key] = ""
+            continue
+        stop = text.find(end, start)
+        stop = len(text) if stop < 0 else stop + len(end)
+        text, blocks[key] = text[:start] + text[stop:], text[start:stop]
+    return text, blocks
+
+
+def merge_markdown(path: Path, per_tensor: str | None, blocks: dict[str, str | None]) -> None:
     """Write ``path`` with the sections given; those that are None are kept from the file."""
-    old_head, old_block = split_markdown(path.read_text() if path.exists() else "")
+    old_head, old_blocks = split_markdown(path.read_text() if path.exists() else "")
     head = per_tensor if per_tensor is not None else old_head
-    block = per_channel if per_channel is not None else old_block
     text = head.rstrip("\n") or "# arrayobs benchmark"
-    if block:
-        text += "\n\n" + block.rstrip("\n")
+    for key in BLOCKS:
+        block = blocks.get(key)
+        block = block if block is not None else old_blocks[key]
+        if block:
+            text += "\n\n" + block.rstrip("\n")
     path.write_text(text + "\n")
 
 
 def merge_json(
-    path: Path, per_tensor: dict[str, Any] | None, per_channel: dict[str, Any] | None
+    path: Path, per_tensor: dict[str, Any] | None, blocks: dict[str, dict[str, Any] | None]
 ) -> None:
     """Write ``path`` with the sections given; those that are None are kept from the file:
-    the per-tensor run is the top level, the per-channel one ``["per_channel"]``."""
+    the per-tensor run is the top level, each later section its key of :data:`BLOCKS`."""
     old: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     data = (
-        per_tensor
-        if per_tensor is not None
-        else {k: v for k, v in old.items() if k != "per_channel"}
+        per_tensor if per_tensor is not None else {k: v for k, v in old.items() if k not in BLOCKS}
     )
-    channel = per_channel if per_channel is not None else old.get("per_channel")
-    if channel is not None:
-        data = {**data, "per_channel": channel}
+    for key in BLOCKS:
+        block = blocks.get(key)
+        block = block if block is not None else old.get(key)
+        if block is not None:
+            data = {**data, key: block}
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 

@@ -48,6 +48,14 @@ into 4 chunks along axis 0. ``MovingAveragePerChannelMinMaxObserver`` is timed t
 on float32. The ratio reported is torch.ao's median over arrayobs's. ``--quick`` keeps the
 first two shapes, with fewer repeats.
 
+Fake-quantize section
+---------------------
+``F.fake_quantize_per_tensor_affine`` on float32 at 1e2, 1e6 and 1e8 elements (``--quick``:
+1e2 and 1e6) on NumPy, torch (CPU) and JAX (jitted), against ``fast=False``, torch's own
+``torch.fake_quantize_per_tensor_affine`` and a read+write floor (a copy into a new array;
+on NumPy also ``np.copyto`` into one allocated once); the variants of a case are interleaved
+round by round. See ``bench/fakequant.py``.
+
 How
 ---
 Data are drawn once per size, ``numpy.random.default_rng(0).standard_normal`` in float32,
@@ -67,6 +75,7 @@ From the repository root::
     python bench/run.py --quick               # sizes up to 1e7, fewer repeats
     python bench/run.py --backends numpy,torch --out /tmp/bench
     python bench/run.py --per-channel-only    # the per-channel section alone
+    python bench/run.py --sections fake-quantize --backends numpy,torch,jax
 
 writes ``results.json`` (machine, versions, command line and every measurement),
 ``results.md`` (tables) and, when matplotlib imports, ``throughput.png`` to ``--out``
@@ -74,17 +83,18 @@ writes ``results.json`` (machine, versions, command line and every measurement),
 sections; the others are kept from the files already in ``--out``: the per-tensor part is
 the top level of ``results.json`` and of ``results.md``, the per-channel part is
 ``results.json["per_channel"]`` and the block of ``results.md`` between the
-``<!-- per-channel -->`` markers. ``throughput.png`` (per-tensor float32) is only
-rewritten when the per-tensor section runs.
+``<!-- per-channel -->`` markers, the fake-quantize part ``results.json["fake_quantize"]``
+and the block between the ``<!-- fake-quantize -->`` markers. ``throughput.png``
+(per-tensor float32) is only rewritten when the per-tensor section runs.
 
 Code
 ----
 ``run.py`` parses the options and writes the files; ``cases.py`` holds the settings, the
 records, the backends, the input arrays and the callables under test; ``timing.py`` times
 a callable and measures the CPU's read floor, ``gpu.py`` the GPU's; ``measure.py`` runs
-every case back to back; ``report.py`` describes the machine and writes ``results.json``,
-``results.md`` and ``throughput.png``. ``python bench/run.py`` and ``python -m bench.run``
-both work from the repository root.
+every case back to back, ``fakequant.py`` the fake-quantize section; ``report.py``
+describes the machine and writes ``results.json``, ``results.md`` and ``throughput.png``.
+``python bench/run.py`` and ``python -m bench.run`` both work from the repository root.
 """
 
 from __future__ import annotations
@@ -101,13 +111,27 @@ if not __package__:  # python bench/run.py: sys.path[0] is bench/; import bench 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from arrayobs.testing import BACKENDS
-from bench.cases import FULL, PC_FULL, PC_QUICK, QUICK, ChannelRecord, Record, load_backends
+from bench.cases import (
+    FQ_FULL,
+    FQ_QUICK,
+    FQ_QUICK_SIZES,
+    FQ_SIZES,
+    FULL,
+    PC_FULL,
+    PC_QUICK,
+    QUICK,
+    ChannelRecord,
+    Record,
+    load_backends,
+)
+from bench.fakequant import run_fake_quantize
 from bench.measure import run_per_call, run_per_channel, run_sizes
 from bench.report import (
     ROOT,
     _cpu_busy_s,
     _loadavg,
     channel_markdown,
+    fake_quant_markdown,
     json_data,
     machine,
     merge_json,
@@ -117,7 +141,7 @@ from bench.report import (
 )
 
 DEFAULT_BACKENDS = ("numpy", "torch", "jax", "dask", "cupy", "torch:cuda", "jax:gpu")
-SECTIONS = ("per-tensor", "per-channel")
+SECTIONS = ("per-tensor", "per-channel", "fake-quantize")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -189,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     others = None
     if busy_before is not None and busy_after is not None:
         others = round(max(0.0, busy_after - busy_before - (own_after - own_before)), 1)
-    end = timeit.default_timer()
+    pc_end = timeit.default_timer()
     meta = machine(any(b.gpu for b in backends))
     meta["torch_threads"] = torch.get_num_threads()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -208,15 +232,33 @@ def main(argv: list[str] | None = None) -> int:
         pc_settings = PC_QUICK if args.quick else PC_FULL
         extra = {
             "settings": {"repeats": pc_settings.repeats, "target_s": pc_settings.target_s},
-            "elapsed_s": round(end - middle, 1),
+            "elapsed_s": round(pc_end - middle, 1),
             "loadavg_1min_before_after": [load_before, load_after],
             "other_processes_cpu_s": others,
             **common,
         }
         channel_json = json_data(meta, channel_records, extra)
         channel_md = channel_markdown(meta, channel_records, extra)
-    merge_json(args.out / "results.json", tensor_json, channel_json)
-    merge_markdown(args.out / "results.md", tensor_md, channel_md)
+    fq_json = fq_md = None
+    if "fake-quantize" in args.sections:
+        fq_settings = FQ_QUICK if args.quick else FQ_FULL
+        fq_start = timeit.default_timer()
+        fq_records = run_fake_quantize(
+            backends, FQ_QUICK_SIZES if args.quick else FQ_SIZES, fq_settings
+        )
+        extra = {
+            "settings": {"repeats": fq_settings.repeats, "target_s": fq_settings.target_s},
+            "elapsed_s": round(timeit.default_timer() - fq_start, 1),
+            **common,
+        }
+        fq_json = json_data(meta, fq_records, extra)
+        fq_md = fake_quant_markdown(meta, fq_records, extra)
+    end = timeit.default_timer()
+    blocks_json = {"per_channel": channel_json, "fake_quantize": fq_json}
+    merge_json(args.out / "results.json", tensor_json, blocks_json)
+    merge_markdown(
+        args.out / "results.md", tensor_md, {"per_channel": channel_md, "fake_quantize": fq_md}
+    )
     print(f"wrote {args.out} in {end - start:.0f} s", file=sys.stderr)
     return 0
 

@@ -31,6 +31,33 @@ def time_call(fn: Callable[[], object], repeats: int, target_s: float) -> Timing
     return Timing(statistics.median(per_call), min(per_call), repeats, number)
 
 
+def interleaved(
+    calls: dict[str, Callable[[], object]], repeats: int, target_s: float
+) -> dict[str, Timing | Exception]:
+    """Time several callables side by side: each warmed up and given a number of calls
+    lasting about ``target_s``, then ``repeats`` rounds that each time every callable in
+    turn, so that a noisy minute of a shared machine falls on all of them. A callable
+    that raises gives its exception instead of a timing."""
+    numbers: dict[str, int] = {}
+    done: dict[str, Timing | Exception] = {}
+    for name, fn in calls.items():
+        try:
+            fn()
+            fn()
+            once = timeit.Timer(fn).timeit(1)
+        except Exception as exc:  # any library's failure is a result, not a crash
+            done[name] = exc
+            continue
+        numbers[name] = max(1, min(10**6, math.ceil(target_s / max(once, 1e-9))))
+    per_call: dict[str, list[float]] = {name: [] for name in numbers}
+    for _ in range(repeats):
+        for name, number in numbers.items():
+            per_call[name].append(timeit.Timer(calls[name]).timeit(number) / number)
+    for name, times in per_call.items():
+        done[name] = Timing(statistics.median(times), min(times), repeats, numbers[name])
+    return {name: done[name] for name in calls}
+
+
 def measured(record: Record, fn: Callable[[], Callable[[], object]], settings: Settings) -> Record:
     """Fill ``record`` by building and timing a callable; failures become its status."""
     try:

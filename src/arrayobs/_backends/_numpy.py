@@ -23,7 +23,7 @@ import concurrent.futures
 import functools
 import math
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -339,6 +339,125 @@ def crossed(m: Any, big_m: Any) -> bool:
     return bool(m > big_m and not (m == math.inf and big_m == -math.inf))
 
 
+# -- fake quantization ---------------------------------------------------------
+# Elements per block of the fake quantization: 64 KiB of float32, so that a block of the
+# input, its output and (float64 steps) a scratch block stay in L2 through the seven passes.
+FQ_BLOCK = 1 << 17
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_FQ_DTYPES = frozenset({np.dtype(np.float16), _F32, _F64})
+# Below this many elements the bounds stay scalars (filling two blocks costs more).
+FQ_FILL_MIN = 4096
+
+
+class _FakeQuant(NamedTuple):
+    """The scalars of one per-tensor fake quantization, as the generic arithmetic
+    of :func:`arrayobs._core._fakequant.fake_quantize` converts them.
+
+    ``compute`` is the input's compute type (float32; float64 for a float64
+    input); ``mid`` is where the clamp and the subtraction of the zero point run:
+    float32 where the bounds and the zero point are float32 values (then float32
+    ``q - zero_point`` is the double one rounded to float32: a float64 result of
+    two float32 operands rounded again to float32 is correctly rounded, as
+    53 >= 2 * 24 + 2), float64 otherwise, as the generic arithmetic.
+    """
+
+    compute: np.dtype[Any]
+    mid: np.dtype[Any]
+    inv: np.floating[Any]
+    zero_compute: np.floating[Any]
+    zero_mid: np.floating[Any]
+    lo: np.floating[Any]
+    hi: np.floating[Any]
+    scale: np.float32
+
+
+def _fq_scalars(
+    dtype: np.dtype[Any], scale: np.ndarray, zero_point: np.ndarray, qmin: int, qmax: int
+) -> _FakeQuant | None:
+    """The scalars for ``dtype``, or None where the fast path does not apply."""
+    if max(abs(qmin), abs(qmax)) >= 2**63 or zero_point.dtype.kind not in "iuf":
+        return None
+    compute = _F64 if dtype == _F64 else _F32
+    z = zero_point.reshape(-1)[:1]
+    with np.errstate(all="ignore"):
+        scale32 = np.float32(scale.reshape(-1)[0])
+        inv = compute.type(np.float32(1.0) / scale32)
+        zero_compute, zero_wide = z.astype(compute)[0], z.astype(_F64)[0]
+        lo, hi = np.float64(qmin), np.float64(qmax)
+        narrow = np.float32(zero_wide), np.float32(lo), np.float32(hi)
+    # A NaN zero point compares unequal: float64 steps, as the generic ones.
+    exact = all(a == b for a, b in zip(narrow, (zero_wide, lo, hi), strict=True))
+    if compute == np.float32 and exact:
+        return _FakeQuant(compute, compute, inv, zero_compute, *narrow, scale32)
+    return _FakeQuant(compute, _F64, inv, zero_compute, zero_wide, lo, hi, scale32)
+
+
+def _fq_block(x: np.ndarray, out: np.ndarray, k: _FakeQuant, work: dict[Any, Any]) -> None:
+    """One block of the per-tensor fake quantization into ``out``, in place.
+
+    ``work`` holds a scratch block of each step dtype other than ``out``'s, and
+    the bounds as blocks: ``fmax`` and ``fmin`` against a scalar run 5x slower
+    than against a contiguous array (NumPy 2.4, no SIMD loop for a scalar operand).
+    """
+    n = x.size
+    c = work[k.compute][:n] if k.compute in work else out
+    m = work[k.mid][:n] if k.mid in work else out
+    np.multiply(x, k.inv, out=c, casting="same_kind")
+    np.rint(c, out=c)
+    np.add(c, k.zero_compute, out=c)
+    # fmax, fmin: NaN becomes quant_min, as the generic where(isnan(r), lo, clip(r, lo, hi)).
+    lo, hi = work["lo"], work["hi"]
+    np.fmax(c, lo[:n] if lo.ndim else lo, out=m, casting="same_kind")
+    np.fmin(m, hi[:n] if hi.ndim else hi, out=m)
+    np.subtract(m, k.zero_mid, out=m)
+    # (q - zero_point) rounded to float32, times the float32 scale, cast to out's dtype.
+    np.multiply(m, k.scale, out=out, dtype=np.float32, casting="same_kind")
+
+
+@core.quiet  # per thread: NumPy's error state does not follow a call into the pool
+def _fq_part(x: np.ndarray, out: np.ndarray, k: _FakeQuant) -> None:
+    """:func:`_fq_block` over a 1-d contiguous part, block by block."""
+    step = min(FQ_BLOCK, x.size)
+    work: dict[Any, Any] = {t: np.empty(step, t) for t in {k.compute, k.mid} if t != out.dtype}
+    fill = step >= FQ_FILL_MIN
+    work["lo"], work["hi"] = (np.full(step, k.lo), np.full(step, k.hi)) if fill else (k.lo, k.hi)
+    for start in range(0, x.size, step):
+        _fq_block(x[start : start + step], out[start : start + step], k, work)
+
+
+def fake_quantize_tensor(
+    x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, qmin: int, qmax: int
+) -> np.ndarray | None:
+    """Per-tensor fake quantization of a float16/32/64 array, bit for bit as
+    :func:`arrayobs._core._fakequant.fake_quantize`, or None where it does not apply.
+
+    The generic arithmetic makes an array of every intermediate (about ten passes
+    over memory). Here each block of :data:`FQ_BLOCK` elements goes through the
+    seven in-place ufuncs while it sits in L2, so the input is read once and the
+    output written once; large arrays in one contiguous part per core.
+    """
+    k = _fq_scalars(x.dtype, scale, zero_point, qmin, qmax)
+    if k is None:
+        return None
+    # A Fortran-ordered input is walked as its C-ordered transpose; other layouts copied.
+    flip = x.ndim > 1 and x.flags.f_contiguous and not x.flags.c_contiguous
+    src = x.T if flip else np.asarray(x, order="C")  # asarray keeps a 0-d array 0-d
+    out = np.empty(src.shape, x.dtype)
+    flat_in, flat_out = src.reshape(-1), out.reshape(-1)
+    if src.nbytes >= THREAD_MIN_BYTES and _workers() > 1:
+        parts = zip(
+            np.array_split(flat_in, _workers()), np.array_split(flat_out, _workers()), strict=True
+        )
+        list(_pool().map(lambda p: _fq_part(p[0], p[1], k), parts))
+    elif src.size:
+        _fq_part(flat_in, flat_out, k)
+    result = out.T if flip else out
+    if max(scale.ndim, zero_point.ndim) <= x.ndim:
+        return result
+    # A one-element scale or zero point of more axes broadcasts, as the generic product.
+    return result.reshape(np.broadcast_shapes(x.shape, scale.shape, zero_point.shape))
+
+
 class NumpyBackend(Backend):
     """The blocked, threaded reductions above; the per-tensor state as host scalars."""
 
@@ -389,6 +508,28 @@ class NumpyBackend(Backend):
         if not self.fast or state.min_val.ndim:
             return super().qparams(state, config, check)
         return host_qparams(state.min_val[()], state.max_val[()], config, check)
+
+    def fake_quantize(
+        self,
+        x: Any,
+        scale: Any,
+        zero_point: Any,
+        quant_min: int,
+        quant_max: int,
+        axis: int | None = None,
+    ) -> Any:
+        if (
+            self.fast
+            and axis is None
+            and type(x) is np.ndarray
+            and x.dtype in _FQ_DTYPES
+            and scale.size == 1
+            and zero_point.size == 1
+        ):
+            out = fake_quantize_tensor(x, scale, zero_point, quant_min, quant_max)
+            if out is not None:
+                return out
+        return super().fake_quantize(x, scale, zero_point, quant_min, quant_max, axis)
 
 
 BACKEND = NumpyBackend
