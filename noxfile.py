@@ -19,7 +19,7 @@ nox.options.error_on_missing_interpreters = True
 
 CONSTRAINTS = ("-c", "constraints.txt")
 # Test dependencies, mirrored from [dependency-groups] test in pyproject.toml.
-TEST_DEPS = ("pytest>=8", "hypothesis>=6.100", "torch==2.13.0")
+TEST_DEPS = ("pytest>=8", "hypothesis>=6.100", "torch==2.13.0", "torchao==0.18.0")
 # Session -> (extra to install, ARRAYOBS_BACKENDS, needs a GPU). A backend named in
 # ARRAYOBS_BACKENDS that cannot run fails the session.
 SESSIONS = {
