@@ -67,6 +67,22 @@ def test_compare_per_channel_cases(capsys: pytest.CaptureFixture[str]) -> None:
     assert report["results"][0]["batches"] > report["cases_run"]  # rows: batches x channels
 
 
+def test_compare_fake_quant_section(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    argv = ["compare", "--backend", "array_api_strict", "--cases", "fake-quant", "--json"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["cases_run"] == 0 and report["results"] == []
+    assert report["fake_quant_cases_run"] == report["fake_quant_cases_in_corpus"] > 300
+    (row,) = report["fake_quant_results"]
+    assert row["label"] == "array_api_strict" and row["mismatches"] == 0
+    assert 0 < row["cases"] < report["fake_quant_cases_run"]  # no float16 there: skipped
+    assert main(["compare", "--backend", "numpy", "--quick", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "fake quantize (rows: outputs" in out and out.count("\nnumpy ") == 2
+
+
 def test_compare_json_and_bad_backend(capsys: pytest.CaptureFixture[str]) -> None:
     import json
 

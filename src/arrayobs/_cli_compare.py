@@ -59,7 +59,7 @@ class _Progress:
         sys.stderr.flush()
 
 
-def _table(rows: list[C.Summary]) -> str:
+def _table(rows: list[C.Summary], per: str = "us/update") -> str:
     head = (
         "backend",
         "device",
@@ -68,7 +68,7 @@ def _table(rows: list[C.Summary]) -> str:
         "mismatches",
         "deviations",
         "worst ulps",
-        "us/update",
+        per,
     )
     body = [
         (
@@ -100,34 +100,56 @@ def run(args: argparse.Namespace) -> int:
         print(f"arrayobs: {exc}", file=sys.stderr)
         return 2
     cases = C.cases()
-    if len(cases) != len(reference.case_offsets) - 1:
+    fq_cases = C.fake_quant_cases()
+    fq_reference = C.load_fake_quant()
+    if (
+        len(cases) != len(reference.case_offsets) - 1
+        or len(fq_cases) != len(fq_reference.fq_case_offsets) - 1
+    ):
         print("arrayobs: the stored reference does not match this corpus", file=sys.stderr)
         return 2
-    if args.cases != "all":
+    if args.cases == "fake-quant":
+        cases = []
+    elif args.cases != "all":
         cases = [c for c in cases if c.per_channel == (args.cases == "per-channel")]
+        fq_cases = []
     if args.quick:
-        cases = cases[:: args.quick]
+        cases, fq_cases = cases[:: args.quick], fq_cases[:: args.quick]
     start = time.perf_counter()
-    rows = [C.run_target(t, cases, reference, _Progress(t.label)) for t in targets]
+    rows = [C.run_target(t, cases, reference, _Progress(t.label)) for t in targets if cases]
+    # The fake-quantize section: the ops (JAX also under jit) and the modules, eagerly.
+    fq_rows = [
+        C.run_fq_target(t, fq_cases, fq_reference, _Progress(f"{t.label} fq"))
+        for t in targets
+        if fq_cases and t.mode != "lazy"
+    ]
     elapsed = time.perf_counter() - start
-    failed = any(r.mismatches for r in rows)
+    failed = any(r.mismatches for r in rows + fq_rows)
     if args.json:
         out: dict[str, Any] = {
             "reference": {k: meta[k] for k in ("torch", "corpus_version", "created") if k in meta},
             "cases_in_corpus": len(reference.case_offsets) - 1,
             "cases_run": len(cases),
+            "fake_quant_cases_in_corpus": len(fq_reference.fq_case_offsets) - 1,
+            "fake_quant_cases_run": len(fq_cases),
             "seconds": round(elapsed, 3),
             "results": [dataclasses.asdict(r) for r in rows],
+            "fake_quant_results": [dataclasses.asdict(r) for r in fq_rows],
             "skipped_backends": notes,
             "ok": not failed,
         }
         print(json.dumps(out, indent=2))
     else:
         print(
-            f"arrayobs compare: {len(cases)} cases vs torch {meta.get('torch')} ({elapsed:.1f} s)"
+            f"arrayobs compare: {len(cases)} observer cases, {len(fq_cases)} fake-quantize "
+            f"cases vs torch {meta.get('torch')} ({elapsed:.1f} s)"
         )
-        print(_table(rows))
-        for r in rows:
+        if rows:
+            print(_table(rows))
+        if fq_rows:
+            print("\nfake quantize (rows: outputs of an op call or a module batch):")
+            print(_table(fq_rows, "us/call"))
+        for r in rows + fq_rows:
             for line in r.failures[:5]:
                 print(f"MISMATCH {r.label}: {line}")
         for note in notes:
@@ -148,8 +170,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--quick", type=int, default=0, metavar="N", help="run every N-th case only")
     p.add_argument(
         "--cases",
-        choices=("all", "per-tensor", "per-channel"),
+        choices=("all", "per-tensor", "per-channel", "fake-quant"),
         default="all",
-        help="the whole corpus (default), or only its per-tensor or per-channel cases",
+        help=(
+            "the whole corpus (default), or only its per-tensor or per-channel observer cases, "
+            "or its fake-quantize section (the ops and the modules)"
+        ),
     )
     p.set_defaults(run=run)

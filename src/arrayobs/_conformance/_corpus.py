@@ -25,7 +25,8 @@ import numpy as np
 from arrayobs._config import DTYPES, FLOAT32_EPS
 
 # 2: per-channel cases added after the per-tensor ones, which are unchanged.
-CORPUS_VERSION = 2
+# 3: the fake-quantize section (_fq_corpus.py) added; the observer cases are unchanged.
+CORPUS_VERSION = 3
 
 # Customized ranges per quantized dtype (each valid for it in torch 2.13.0).
 _RANGES: dict[str, list[tuple[int, int]]] = {

@@ -17,7 +17,20 @@ npz; ``format_version`` 2). One row per batch and channel of every case
 - ``status`` (int8): 0 qparams computed; 1 never observed (torch warned and
   returned defaults); 2 torch refused (``min_val > max_val``).
 - ``header``: UTF-8 JSON: format, versions (torch, numpy, corpus), the
-  meaning of each field, and every case's parameters.
+  meaning of each field, and every case's parameters (``cases``, and
+  ``fake_quant_cases`` for the section below).
+
+The fake-quantize section (format version 3 added it; the fields above are
+unchanged) holds one row per output: an op call's result, a module batch's
+output, ``scale`` and ``zero_point``, a module's final ``state_dict`` values.
+
+- ``fq_case_offsets`` (int64): rows of fake-quantize case ``i``.
+- ``fq_value_offsets`` (int64): values of row ``r``:
+  ``fq_value_offsets[r]:fq_value_offsets[r + 1]`` (the output flattened).
+- ``fq_dtype`` (int8): the output's dtype, an index into ``FQ_DTYPES``.
+- ``fq_values`` (uint64): the values: float64 bits; float32 bits of
+  float32, float16 and bfloat16 values (exactly widened); integers as int64
+  (two's complement).
 """
 
 from __future__ import annotations
@@ -31,7 +44,7 @@ from typing import Any
 import numpy as np
 
 FORMAT = "arrayobs-reference"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 TORCH_VERSION = "2.13.0"
 OK, NEVER_OBSERVED, REFUSED = 0, 1, 2
 FIELDS = (
@@ -43,6 +56,21 @@ FIELDS = (
     "zp_int64",
     "zp_float",
     "status",
+)
+
+
+FQ_FIELDS = ("fq_case_offsets", "fq_value_offsets", "fq_dtype", "fq_values")
+FQ_DTYPES = (
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+    "uint8",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "bool",
 )
 
 
@@ -119,7 +147,58 @@ class Records:
         )
 
 
-def save(records: Records, path: Path, header: dict[str, Any]) -> None:
+@dataclasses.dataclass
+class Output:
+    """One output, host side: its dtype's name and its values (flattened)."""
+
+    dtype: str
+    values: np.ndarray
+
+    def encoded(self) -> np.ndarray:
+        """The values as ``fq_values`` stores them."""
+        v = self.values
+        if self.dtype == "float64":
+            return np.asarray(v, dtype=np.float64).view(np.uint64)
+        if self.dtype in ("float32", "float16", "bfloat16"):
+            return np.asarray(v, dtype=np.float32).view(np.uint32).astype(np.uint64)
+        return np.asarray(v).astype(np.int64).view(np.uint64)
+
+
+@dataclasses.dataclass
+class FQRecords:
+    """Rows (outputs) of the fake-quantize cases, as in the file."""
+
+    fq_case_offsets: np.ndarray
+    fq_value_offsets: np.ndarray
+    fq_dtype: np.ndarray
+    fq_values: np.ndarray
+
+    @classmethod
+    def from_outputs(cls, per_case: Iterable[list[Output]]) -> FQRecords:
+        cases, offsets, dtypes, values = [0], [0], [], []
+        for outputs in per_case:
+            for out in outputs:
+                values.append(out.encoded())
+                offsets.append(offsets[-1] + values[-1].size)
+                dtypes.append(FQ_DTYPES.index(out.dtype))
+            cases.append(len(dtypes))
+        return cls(
+            np.asarray(cases, dtype=np.int64),
+            np.asarray(offsets, dtype=np.int64),
+            np.asarray(dtypes, dtype=np.int8),
+            np.concatenate(values) if values else np.zeros(0, np.uint64),
+        )
+
+    def case(self, i: int) -> list[tuple[str, np.ndarray]]:
+        """Case ``i``'s rows: (dtype name, encoded values)."""
+        rows = range(self.fq_case_offsets[i], self.fq_case_offsets[i + 1])
+        off = self.fq_value_offsets
+        return [(FQ_DTYPES[self.fq_dtype[r]], self.fq_values[off[r] : off[r + 1]]) for r in rows]
+
+
+def save(
+    records: Records, path: Path, header: dict[str, Any], fake_quant: FQRecords | None = None
+) -> None:
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -138,6 +217,16 @@ def save(records: Records, path: Path, header: dict[str, Any]) -> None:
     }
     blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
     arrays = {f: getattr(records, f) for f in ("case_offsets", *FIELDS)}
+    if fake_quant is not None:
+        meta["fields"].update(
+            {
+                "fq_case_offsets": "fake-quantize rows (outputs) of case i",
+                "fq_value_offsets": "values of row r: fq_value_offsets[r]:fq_value_offsets[r+1]",
+                "fq_dtype": f"the output's dtype, an index into {list(FQ_DTYPES)}",
+                "fq_values": "float64 bits; float32 bits of float32/16, bfloat16; int64 of ints",
+            }
+        )
+        arrays.update({f: getattr(fake_quant, f) for f in FQ_FIELDS})
     with path.open("wb") as fh:
         np.savez_compressed(fh, header=blob, **arrays)
 
@@ -152,3 +241,11 @@ def load(path: Path | None = None) -> tuple[Records, dict[str, Any]]:
             raise ValueError(msg)
         fields = {f: np.asarray(data[f]) for f in ("case_offsets", *FIELDS)}
     return Records(**fields), meta
+
+
+def load_fake_quant(path: Path | None = None) -> FQRecords:
+    """The stored fake-quantize section."""
+    path = reference_path() if path is None else path
+    load(path)  # checks the format
+    with np.load(path) as data:
+        return FQRecords(**{f: np.asarray(data[f]) for f in FQ_FIELDS})
