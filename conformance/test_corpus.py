@@ -10,7 +10,6 @@ import pytest
 
 from arrayobs import _conformance as C
 from arrayobs._conformance import _corpus
-from arrayobs._conformance._fq_runner import supports
 
 
 def test_stored_reference_is_what_live_torch_computes(torch_ref: Any, reference: Any) -> None:
@@ -96,23 +95,6 @@ def test_target_matches_reference(target: C.Target, reference: Any) -> None:
 
 
 # -- the fake-quantize section ------------------------------------------------------------
-# Open bugs, reported and not fixed in this suite's files: the cases each predicate
-# names must mismatch until the fix lands (test_fake_quant_known_bugs_still_fail), and
-# every other case must match. Each names the bug precisely; nothing else is excused.
-def _known_bug(target: C.Target, case: C.FQCase) -> str | None:
-    if (
-        case.op == "dequantize_per_tensor"
-        and case.out_dtype == "float16"
-        and max(abs(v) for v in case.quant_range) > 2048
-    ):
-        return "dequantize_per_tensor to float16: torch rounds the zero point to float16 first"
-    off_default = "CPU_DEVICE" not in str(target.device)
-    if target.library == "array_api_strict" and off_default and not case.op.startswith("deq"):
-        # device1: "Arrays from two different devices"; no_x64: "does not support float64".
-        return "the generic fake_quantize/quantize make arrays on the default device"
-    return None
-
-
 def test_stored_fake_quant_reference_is_what_live_torch_computes(
     torch_ref: Any, reference: Any
 ) -> None:
@@ -171,14 +153,10 @@ def test_fake_quant_section_covers_what_it_promises(reference: Any) -> None:
     assert {c.input_dtype for c in modules} == set(Q.MODULE_INPUTS)
 
 
-def _fake_quant_cases(target: C.Target, known: bool) -> list[C.FQCase]:
-    return [c for c in C.fake_quant_cases() if (_known_bug(target, c) is not None) == known]
-
-
 def test_fake_quant_target_matches_reference(target: C.Target) -> None:
     if target.mode == "lazy":
         pytest.skip("the ops are lazy on Dask in every mode: the eager target runs them")
-    summary = C.run_fq_target(target, _fake_quant_cases(target, False), C.load_fake_quant())
+    summary = C.run_fq_target(target, C.fake_quant_cases(), C.load_fake_quant())
     print(
         f"\n{summary.label} fake quantize: {summary.cases} cases, {summary.batches} outputs, "
         f"{summary.mismatches} mismatches, {summary.deviations} documented deviations, "
@@ -188,13 +166,3 @@ def test_fake_quant_target_matches_reference(target: C.Target) -> None:
     assert summary.mismatches == 0, "\n".join(summary.failures)
     if not target.flushes_subnormals:
         assert summary.deviations == 0
-
-
-def test_fake_quant_known_bugs_still_fail(target: C.Target) -> None:
-    cases = [c for c in _fake_quant_cases(target, True) if supports(target, c)]
-    if not cases:
-        pytest.skip("no open bug on this target")
-    summary = C.run_fq_target(target, cases, C.load_fake_quant())
-    if summary.mismatches:
-        pytest.xfail("; ".join(sorted({str(_known_bug(target, c)) for c in cases})))
-    pytest.fail("the known bugs are fixed on this target: remove them from _known_bug")

@@ -190,7 +190,7 @@ def test_refusals_are_torchs(backend, torch_ref):
         with pytest.raises(err):
             F.fake_quantize_per_tensor_affine(x, *args)
     with pytest.raises(TypeError):
-        F.fake_quantize_per_tensor_affine(backend.from_torch(torch.tensor([1, 2])), 1.0, 0, 0, 255)
+        F.fake_quantize_per_tensor_affine(backend.from_torch(torch.tensor([1, 2], dtype=torch.int32)), 1.0, 0, 0, 255)
     x2 = backend.from_torch(torch.ones(2, 3))
     xp = backend.xp
     s = xp.ones(2, dtype=xp.float32, device=backend.device)
@@ -336,7 +336,7 @@ def test_fake_quantize_copies_and_refusals(backend, torch_ref):
             _same(clone(backend.from_torch(t)), fq(backend.from_torch(t)))
     before = fq.state_dict()
     with pytest.raises(TypeError):
-        fq(backend.from_torch(torch.tensor([1, 2])))
+        fq(backend.from_torch(torch.tensor([1, 2], dtype=torch.int32)))
     with pytest.raises(KeyError):
         fq.load_state_dict({"scale": before["scale"]})
     for k, v in fq.state_dict().items():

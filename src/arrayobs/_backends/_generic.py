@@ -151,7 +151,7 @@ class Backend:
         :func:`arrayobs._core._fakequant.fake_quantize` for the arguments), with
         torch's straight-through gradient where the library differentiates."""
         out, _ = fakequant.fake_quantize(
-            x, scale, zero_point, quant_min, quant_max, axis, xp=self.xp
+            x, scale, zero_point, quant_min, quant_max, axis, xp=self.xp, device=_device(x)
         )
         return out
 
@@ -166,7 +166,9 @@ class Backend:
         axis: int | None = None,
     ) -> Any:
         """The ``quantized_decomposed`` quantize (``_core._fakequant.quantize``)."""
-        return fakequant.quantize(x, inv, zero_point, quant_min, quant_max, dtype, axis, xp=self.xp)
+        return fakequant.quantize(
+            x, inv, zero_point, quant_min, quant_max, dtype, axis, xp=self.xp, device=_device(x)
+        )
 
     def dequantize(
         self, q: Any, scale: Any, zero_point: Any, out_dtype: Any, axis: int | None = None
@@ -182,6 +184,12 @@ class Backend:
         """The (min, max) of every rank's (lo, hi) across ``group``, in one collective."""
         msg = f"process_group needs torch tensors, got an array of {backend_name(self.xp)}"
         raise TypeError(msg)
+
+
+def _device(x: Any) -> Any:
+    """``x``'s device for new constants, without array-api-compat's lookup (which
+    neither torch.compile nor a JAX tracer allows); None where it has none (Dask)."""
+    return getattr(x, "device", None)
 
 
 BACKEND = Backend

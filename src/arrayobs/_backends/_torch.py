@@ -203,7 +203,9 @@ class _StraightThrough(torch.autograd.Function):
     def forward(
         ctx: Any, x: Any, scale: Any, zero_point: Any, qmin: int, qmax: int, axis: Any
     ) -> Any:
-        out, mask = fakequant.fake_quantize(x, scale, zero_point, qmin, qmax, axis, xp=XP)
+        out, mask = fakequant.fake_quantize(
+            x, scale, zero_point, qmin, qmax, axis, xp=XP, device=x.device
+        )
         ctx.save_for_backward(mask)
         return out
 

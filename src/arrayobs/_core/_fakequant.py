@@ -135,7 +135,8 @@ def fake_quantize(
         zero_point = along(zero_point, axis, x.ndim, xp)
     scale = xp.astype(scale, xp.float32)
     inv = 1.0 / scale
-    lo_w, hi_w = xp.asarray(quant_min, dtype=w), xp.asarray(quant_max, dtype=w)
+    lo_w = xp.asarray(quant_min, dtype=w, device=device)
+    hi_w = xp.asarray(quant_max, dtype=w, device=device)
     if axis is not None and xp.isdtype(zero_point.dtype, "real floating"):
         # lrintf(zp + x * inv): rounded after the add, the sum taken as float32;
         # AVX2/AVX-512 builds fuse a float32 zero point's add into an FMA.
@@ -159,7 +160,9 @@ def fake_quantize(
     if axis is None:
         # Clamped in double before the cast (NaN -> quant_min, +-inf -> a
         # bound); the mask compares in the compute type.
-        mask = (r >= xp.asarray(quant_min, dtype=c)) & (r <= xp.asarray(quant_max, dtype=c))
+        lo_c = xp.asarray(quant_min, dtype=c, device=device)
+        hi_c = xp.asarray(quant_max, dtype=c, device=device)
+        mask = (r >= lo_c) & (r <= hi_c)
         rw = xp.astype(r, w)
         q = xp.where(xp.isnan(rw), lo_w, xp.clip(rw, lo_w, hi_w))
         out = xp.astype(q - zw, xp.float32) * scale
@@ -218,6 +221,7 @@ def quantize(
     axis: int | None,
     *,
     xp: ModuleType,
+    device: Any = None,
 ) -> Any:
     """The ``quantized_decomposed`` quantize: ``x`` float32 (float16 and bfloat16
     upcast), ``inv`` the reciprocal of the scale (float32 per tensor; per channel
@@ -228,8 +232,8 @@ def quantize(
         zero_point = along(zero_point, axis, x.ndim, xp)
     prod = x * inv
     r = xp.round(prod) + xp.astype(zero_point, prod.dtype)
-    lo = xp.asarray(quant_min, dtype=r.dtype)
-    hi = xp.asarray(quant_max, dtype=r.dtype)
+    lo = xp.asarray(quant_min, dtype=r.dtype, device=device)
+    hi = xp.asarray(quant_max, dtype=r.dtype, device=device)
     # torch.clamp propagates NaN; the cast then makes it -2**31.
     q = xp.where(xp.isnan(r), r, xp.clip(r, lo, hi))
     return _to_int(q, dtype, xp)
@@ -255,7 +259,9 @@ def dequantize(
         compute = xp.float64 if out_dtype == getattr(xp, "float64", None) else xp.float32
         d = xp.astype(xp.astype(q, out_dtype), compute)
         if zero_point is not None:
-            d = d - xp.astype(zero_point, compute)
+            # The integer zero point is a scalar of the output's dtype (rounded to
+            # float16/bfloat16 there); the scale stays float32 (op math).
+            d = d - xp.astype(xp.astype(zero_point, out_dtype), compute)
         if out_dtype != compute:
             d = xp.astype(xp.astype(d, out_dtype), compute)
         return xp.astype(d * xp.astype(scale, compute), out_dtype)

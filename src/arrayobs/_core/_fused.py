@@ -49,9 +49,9 @@ def _c_div(a: int, b: int) -> int:
 
 
 @quiet
-def moving_average(running: Any, cur: Any, c: float, *, xp: ModuleType) -> Any:
+def moving_average(running: Any, cur: Any, c: float, *, xp: ModuleType, device: Any = None) -> Any:
     """``isinf(r) ? cur : r + c * (cur - r)`` in float32 (``c`` narrowed to float32)."""
-    cf = xp.asarray(np.float32(c), dtype=xp.float32)
+    cf = xp.asarray(np.float32(c), dtype=xp.float32, device=device)
     moved = running + cf * (cur - running)
     return xp.where(xp.isinf(running), cur, moved)
 
@@ -89,26 +89,26 @@ def qparams(
         sqmax = _c_div(span, 2)
         both = (lo < 0) & (hi > 0)
         with np.errstate(all="ignore"):
-            a = xp.abs(lo / xp.asarray(np.float32(sqmin), dtype=f32))
-            b = xp.abs(hi / xp.asarray(np.float32(sqmax), dtype=f32))
+            a = xp.abs(lo / xp.asarray(np.float32(sqmin), dtype=f32, device=device))
+            b = xp.abs(hi / xp.asarray(np.float32(sqmax), dtype=f32, device=device))
         max_scale = xp.astype(_std_max(a, b, xp), w)
         lo = xp.where(both, xp.astype(max_scale * sqmin, f32), lo)
         hi = xp.where(both, xp.astype(max_scale * sqmax, f32), hi)
     lo = _std_min(lo, zero, xp)
     hi = _std_max(hi, zero, xp)
     scale = xp.astype((xp.astype(hi, w) - xp.astype(lo, w)) / float(span), f32)
-    one = xp.asarray(1.0, dtype=f32)
+    one = xp.asarray(1.0, dtype=f32, device=device)
     bad = (scale == 0) | xp.isinf(one / scale)
-    scale = xp.where(bad, xp.asarray(np.float32(0.1), dtype=f32), scale)
+    scale = xp.where(bad, xp.asarray(np.float32(0.1), dtype=f32, device=device), scale)
     if small_scale_cutoff:
-        small = scale < xp.asarray(SMALL_SCALE, dtype=f32)
-        amp = xp.asarray(SMALL_SCALE, dtype=f32) / scale
-        widened = xp.asarray(np.float32(SMALL_SCALE * np.float32(span)), dtype=f32)
+        small = scale < xp.asarray(SMALL_SCALE, dtype=f32, device=device)
+        amp = xp.asarray(SMALL_SCALE, dtype=f32, device=device) / scale
+        widened = xp.asarray(np.float32(SMALL_SCALE * np.float32(span)), dtype=f32, device=device)
         new_lo = xp.where(lo == 0, lo, xp.where(hi == 0, -widened, lo * amp))
         new_hi = xp.where(lo == 0, widened, xp.where(hi == 0, hi, hi * amp))
         lo = xp.where(small, new_lo, lo)
         hi = xp.where(small, new_hi, hi)
-        scale = xp.where(small, xp.asarray(SMALL_SCALE, dtype=f32), scale)
+        scale = xp.where(small, xp.asarray(SMALL_SCALE, dtype=f32, device=device), scale)
     s = xp.astype(scale, w)
     lw, hw = xp.astype(lo, w), xp.astype(hi, w)
     zmin = quant_min - lw / s
@@ -117,10 +117,10 @@ def qparams(
     emax = abs(quant_max) + xp.abs(hw / s)
     init = xp.where(emin < emax, zmin, zmax)
     if symmetric:
-        middle = xp.asarray(_int32(quant_min + quant_max) / 2, dtype=w)
+        middle = xp.asarray(_int32(quant_min + quant_max) / 2, dtype=w, device=device)
         init = xp.where((lo < 0) & (hi > 0), middle, init)
-    qlo = xp.asarray(float(quant_min), dtype=w)
-    qhi = xp.asarray(float(quant_max), dtype=w)
+    qlo = xp.asarray(float(quant_min), dtype=w, device=device)
+    qhi = xp.asarray(float(quant_max), dtype=w, device=device)
     nudged = xp.where(init < qlo, qlo, xp.where(init > qhi, qhi, xp.round(init)))
     ok = (nudged >= -(2.0**31)) & (nudged < 2.0**31)
     as_int = xp.astype(xp.where(ok, nudged, xp.zeros_like(nudged)), xp.int32)

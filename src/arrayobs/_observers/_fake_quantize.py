@@ -612,8 +612,8 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
                     c = apo.averaging_constant
                     new = core.MinMaxState(
                         *_concrete(
-                            fused.moving_average(m, lo, c, xp=xp),
-                            fused.moving_average(big_m, hi, c, xp=xp),
+                            fused.moving_average(m, lo, c, xp=xp, device=device),
+                            fused.moving_average(big_m, hi, c, xp=xp, device=device),
                             xp=xp,
                         )
                     )
