@@ -190,7 +190,9 @@ def test_refusals_are_torchs(backend, torch_ref):
         with pytest.raises(err):
             F.fake_quantize_per_tensor_affine(x, *args)
     with pytest.raises(TypeError):
-        F.fake_quantize_per_tensor_affine(backend.from_torch(torch.tensor([1, 2], dtype=torch.int32)), 1.0, 0, 0, 255)
+        F.fake_quantize_per_tensor_affine(
+            backend.from_torch(torch.tensor([1, 2], dtype=torch.int32)), 1.0, 0, 0, 255
+        )
     x2 = backend.from_torch(torch.ones(2, 3))
     xp = backend.xp
     s = xp.ones(2, dtype=xp.float32, device=backend.device)
@@ -325,22 +327,44 @@ def test_fake_quantize_module_matches_torch(backend, torch_ref, name):
 
 
 @pytest.mark.filterwarnings("ignore:reduce_range is deprecated")
-def test_fake_quantize_copies_and_refusals(backend, torch_ref):
+@pytest.mark.parametrize(
+    "name",
+    [
+        "default_fake_quant",
+        "default_fused_per_channel_wt_fake_quant",
+        "default_fixed_qparams_range_0to1_fake_quant",
+    ],
+)
+def test_fake_quantize_copies_and_refusals(backend, torch_ref, name):
     torch = torch_ref
-    fq = arrayobs.default_fake_quant(xp=backend.xp, device=backend.device)
-    t = torch.linspace(-1, 3, 101)
-    fq(backend.from_torch(t))
-    if backend.library != "dask":
-        for clone in (copy.deepcopy(fq), pickle.loads(pickle.dumps(fq))):
-            _same(clone.scale, fq.scale)
-            _same(clone(backend.from_torch(t)), fq(backend.from_torch(t)))
+    make = getattr(arrayobs, name)
+    fq = make(xp=backend.xp, device=backend.device)
+    rng = np.random.default_rng(3)
+    batches = [
+        backend.from_torch(torch.from_numpy(rng.standard_normal((4, 25)).astype(np.float32)))
+        for _ in range(3)
+    ]
+    fq(batches[0])
+    for clone in (copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))):
+        twin = clone(fq)
+        assert type(twin) is type(fq)
+        _same(twin.scale, fq.scale)
+        for b in batches[1:]:
+            _same(twin(b), fq(b))
+            _same(twin.scale, fq.scale)
+        for k, v in twin.state_dict().items():
+            np.testing.assert_array_equal(_host(v), _host(fq.state_dict()[k]))
     before = fq.state_dict()
     with pytest.raises(TypeError):
         fq(backend.from_torch(torch.tensor([1, 2], dtype=torch.int32)))
     with pytest.raises(KeyError):
         fq.load_state_dict({"scale": before["scale"]})
+    bad = dict(before)
+    bad["scale"] = backend.from_torch(torch.tensor([[1.0]]))  # not 1-d
+    with pytest.raises(ValueError):
+        fq.load_state_dict(bad)
     for k, v in fq.state_dict().items():
-        np.testing.assert_array_equal(to_host(v), to_host(before[k]))
+        np.testing.assert_array_equal(_host(v), _host(before[k]))
     with pytest.raises(ValueError):
         arrayobs.FakeQuantize(quant_min=0, quant_max=300, dtype="quint8")
 
