@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from arrayobs import _conformance as C
+from arrayobs._conformance._external import load_factory, run_external
 from arrayobs.testing import BACKENDS, BackendUnavailable
 
 # Modes run besides the eager classes, per library.
@@ -94,7 +95,11 @@ def _table(rows: list[C.Summary], per: str = "us/update") -> str:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        targets, notes = _targets(args.backend)
+        if args.target and (args.backend or args.cases == "fake-quant"):
+            msg = "--target runs the observer cases alone: without --backend or --cases fake-quant"
+            raise ValueError(msg)
+        factory = load_factory(args.target) if args.target else None
+        targets, notes = ([], []) if args.target else _targets(args.backend)
         reference, meta = C.load()
     except (ValueError, OSError) as exc:
         print(f"arrayobs: {exc}", file=sys.stderr)
@@ -113,10 +118,14 @@ def run(args: argparse.Namespace) -> int:
     elif args.cases != "all":
         cases = [c for c in cases if c.per_channel == (args.cases == "per-channel")]
         fq_cases = []
+    if args.target:
+        fq_cases = []  # the protocol covers the observers
     if args.quick:
         cases, fq_cases = cases[:: args.quick], fq_cases[:: args.quick]
     start = time.perf_counter()
     rows = [C.run_target(t, cases, reference, _Progress(t.label)) for t in targets if cases]
+    if factory is not None:
+        rows.append(run_external(factory, args.target, cases, reference, _Progress(args.target)))
     # The fake-quantize section: the ops (JAX also under jit) and the modules, eagerly.
     fq_rows = [
         C.run_fq_target(t, fq_cases, fq_reference, _Progress(f"{t.label} fq"))
@@ -175,6 +184,14 @@ def add_parser(sub: Any) -> None:
         help=(
             "the whole corpus (default), or only its per-tensor or per-channel observer cases, "
             "or its fake-quantize section (the ops and the modules)"
+        ),
+    )
+    p.add_argument(
+        "--target",
+        metavar="MODULE:FACTORY",
+        help=(
+            "run the observer cases on FACTORY(observer, **torch_arguments) from MODULE "
+            "instead of the backends (README: Checking your own implementation)"
         ),
     )
     p.set_defaults(run=run)

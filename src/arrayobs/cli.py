@@ -6,6 +6,8 @@
   (per channel with ``--ch-axis N``).
 - ``arrayobs demo``: seeded batches on one backend, next to torch.ao's numbers
   when torch is installed.
+- ``arrayobs reference export DIR``: the corpus and torch's numbers as plain
+  files (.npy and a manifest.json), for implementations outside arrayobs.
 """
 
 from __future__ import annotations
@@ -288,6 +290,25 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if same else 1
 
 
+# -- reference export ------------------------------------------------------------------
+def _export(args: argparse.Namespace) -> int:
+    from arrayobs._conformance._export import export
+
+    try:
+        manifest = export(Path(args.dir), args.cases)
+    except (ValueError, OSError) as exc:
+        return _fail(exc)
+    size = sum((Path(args.dir) / rel).stat().st_size for rel in manifest["files"])
+    size += (Path(args.dir) / "manifest.json").stat().st_size
+    print(
+        f"wrote {args.dir}: {len(manifest['observer_cases'])} observer cases, "
+        f"{len(manifest['fake_quant_cases'])} fake-quantize cases, "
+        f"{len(manifest['files']) + 1} files, {size / 1e6:.1f} MB "
+        f"(torch {manifest['reference']['torch']}, corpus version {manifest['corpus_version']})"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="arrayobs", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -310,6 +331,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--batches", type=int, default=8)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_demo)
+    reference = sub.add_parser("reference", help="the torch reference numbers as plain files")
+    ref_sub = reference.add_subparsers(dest="reference_command", required=True)
+    export = ref_sub.add_parser(
+        "export", help="write the corpus's inputs and expected numbers (.npy + manifest.json)"
+    )
+    export.add_argument("dir", metavar="DIR", help="a new or empty directory")
+    export.add_argument(
+        "--cases",
+        choices=("all", "per-tensor", "per-channel", "fake-quant"),
+        default="all",
+        help="the whole corpus (default) or one section",
+    )
+    export.set_defaults(run=_export)
     return parser
 
 

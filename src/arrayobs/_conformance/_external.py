@@ -1,0 +1,132 @@
+"""``arrayobs compare --target MODULE:FACTORY``: the observer corpus on any implementation.
+
+The protocol (README, "Checking your own implementation"): ``FACTORY(observer,
+**arguments)`` builds an observer from torch.ao's class name and the case's
+constructor arguments in torch's names (``dtype`` and ``qscheme`` as names);
+``forward(x)`` takes each batch as a NumPy array (bfloat16 batches as float32
+arrays holding bfloat16 values; views as views); ``calculate_qparams()``
+returns ``(scale, zero_point)``, warns where the state was never observed and
+raises where torch refuses (``min_val > max_val``); ``min_val`` and
+``max_val`` are the state. Every returned value is an array-like that
+``np.asarray`` converts, of torch's dtype.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from arrayobs._conformance._corpus import Case, batches, view_kind
+from arrayobs._conformance._export import observer_name
+from arrayobs._conformance._records import NEVER_OBSERVED, OK, REFUSED, Records, Step
+from arrayobs._conformance._runner import CaseResult, Summary, Target, _view, compare_case
+
+
+def load_factory(spec: str) -> Callable[..., Any]:
+    """``MODULE:FACTORY``, imported with the current directory on the path (as ``python -m``)."""
+    module, sep, name = spec.partition(":")
+    if not (module and sep and name):
+        msg = f"--target {spec!r}: expected MODULE:FACTORY, e.g. mypkg.observers:make"
+        raise ValueError(msg)
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        factory = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        msg = f"--target {spec!r}: {type(exc).__name__}: {exc}"
+        raise ValueError(msg) from exc
+    if not callable(factory):
+        msg = f"--target {spec!r}: {name} is not callable"
+        raise ValueError(msg)
+    return factory  # type: ignore[no-any-return]
+
+
+def _float32(v: Any, what: str) -> np.ndarray:
+    a = np.asarray(v)
+    if a.dtype != np.float32:
+        msg = f"{what} is {a.dtype}, want float32 (torch's)"
+        raise TypeError(msg)
+    return a.reshape(-1)
+
+
+def _steps(factory: Callable[..., Any], case: Case) -> list[Step]:
+    obs = factory(observer_name(case), **case.kwargs())
+    steps = []
+    for host in batches(case):
+        x = host.astype(np.float32) if case.input_dtype == "bfloat16" else host
+        obs.forward(_view(x, view_kind(case), None))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                scale, zp = obs.calculate_qparams()
+            except Exception:  # the protocol: raise where torch refuses
+                refused = True
+            else:
+                refused = False
+        lo, hi = _float32(obs.min_val, "min_val"), _float32(obs.max_val, "max_val")
+        if refused:
+            nan, zero = np.asarray([np.nan], np.float32), np.asarray([0], np.int64)
+            steps.append(Step(lo, hi, nan, zero, False, REFUSED))
+            continue
+        zp_host = np.asarray(zp).reshape(-1)
+        if zp_host.dtype not in (np.int32, np.int64, np.float32):
+            msg = f"zero_point is {zp_host.dtype}, want int32, int64 or float32 (torch's)"
+            raise TypeError(msg)
+        status = NEVER_OBSERVED if caught else OK
+        zp_int64 = zp_host.dtype == np.int64
+        zp_host = zp_host.astype(np.float32 if zp_host.dtype == np.float32 else np.int64)
+        steps.append(Step(lo, hi, _float32(scale, "scale"), zp_host, zp_int64, status))
+    return steps
+
+
+def run_external(
+    factory: Callable[..., Any],
+    label: str,
+    cases: Sequence[Case],
+    reference: Records,
+    progress: Callable[[int, int], None] | None = None,
+) -> Summary:
+    """The observer ``cases`` on ``factory``'s observers, compared with ``reference``."""
+    # Compared as an eager NumPy backend: exact dtypes (int64 exists), no flushed subnormals.
+    target = Target(label, np, "cpu")
+    results, updates, elapsed = [], 0, 0.0
+    for n, case in enumerate(cases):
+        if progress is not None:
+            progress(n, len(cases))
+        want = reference.case(case.id)
+        start = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # say reduce_range's deprecation
+                steps = _steps(factory, case)
+        except Exception as exc:  # counted, with the reason, as every row of the case
+            n_rows = len(want["channel"])
+            detail = f"case {case.id}: {type(exc).__name__}: {' '.join(str(exc).split())}"
+            results.append(CaseResult(case.id, n_rows, n_rows, 0, 0, detail))
+            continue
+        finally:
+            elapsed += time.perf_counter() - start
+        updates += len(steps)
+        got = Records.from_steps([steps]).case(0)
+        results.append(compare_case(target, case, got, want))
+    if progress is not None:
+        progress(len(cases), len(cases))
+    return Summary(
+        label=label,
+        device="host",
+        cases=len(results),
+        skipped=0,
+        batches=sum(r.steps for r in results),
+        mismatches=sum(r.mismatches for r in results),
+        deviations=0,
+        worst_ulps=max((r.worst_ulps for r in results), default=0),
+        seconds_per_update=elapsed / updates if updates else 0.0,
+        failures=[r.detail for r in results if r.mismatches][:20],
+    )

@@ -1,0 +1,195 @@
+"""Replay an ``arrayobs reference export`` directory against live torch.ao.
+
+Reads only the exported files and imports nothing from arrayobs (numpy, json,
+hashlib and torch), as a C++ or Rust reader would: this is the format's proof.
+``python tests/replay_export.py DIR [--every N]`` prints a JSON report: cases
+replayed and mismatches per section, and the first mismatches described.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.ao.quantization.fx._decomposed  # registers quantized_decomposed
+from torch.ao.quantization import fake_quantize as tfq
+from torch.ao.quantization import observer as tobs
+
+
+def tensor(root: Path, entry: dict[str, Any]) -> torch.Tensor:
+    a = np.load(root / entry["file"], allow_pickle=False)
+    assert list(a.shape) == entry["shape"], entry
+    if entry["dtype"] == "bfloat16":
+        assert a.dtype == np.uint16, entry
+        return torch.from_numpy(a.view(np.int16).copy()).view(torch.bfloat16)
+    assert str(a.dtype) == entry["dtype"], entry
+    return torch.from_numpy(a.copy())
+
+
+def value(v: Any) -> Any:
+    """A JSON argument: {"float64": bits} is a Python float; the rest is literal."""
+    if isinstance(v, dict):
+        return float(np.array(int(v["float64"], 16), dtype=np.uint64).view(np.float64))
+    return v
+
+
+def hexes(t: torch.Tensor) -> Any:
+    # A copy: numpy() on a buffer would make its storage non-resizable for torch.
+    bits = t.detach().to(torch.float32).reshape(-1).clone().numpy().view(np.uint32)
+    out = [f"0x{int(b):08x}" for b in bits]
+    return out[0] if t.dim() == 0 else out
+
+
+def is_nan_hex(h: Any) -> bool:
+    return isinstance(h, str) and (int(h, 16) & 0x7FFFFFFF) > 0x7F800000
+
+
+def same(got: Any, want: Any) -> bool:
+    """Equal JSON values, a float32 NaN matching any NaN."""
+    if isinstance(want, list):
+        return (
+            isinstance(got, list)
+            and len(got) == len(want)
+            and all(same(g, w) for g, w in zip(got, want, strict=True))
+        )
+    return bool(got == want or (is_nan_hex(got) and is_nan_hex(want)))
+
+
+def torch_kwargs(arguments: dict[str, Any]) -> dict[str, Any]:
+    kw = {k: value(v) for k, v in arguments.items()}
+    for name in ("dtype", "qscheme"):
+        if name in kw:
+            kw[name] = getattr(torch, kw[name])
+    return kw
+
+
+def replay_observer(root: Path, case: dict[str, Any]) -> list[str]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # reduce_range's deprecation
+        obs = getattr(tobs, case["observer"])(**torch_kwargs(case["arguments"]))
+    bad = []
+    for i, batch in enumerate(case["batches"]):
+        obs(tensor(root, batch))
+        got: dict[str, Any] = {"min_val": hexes(obs.min_val), "max_val": hexes(obs.max_val)}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                scale, zp = obs.calculate_qparams()
+            except AssertionError:
+                got.update(status="refused", scale=None, zero_point=None)
+                got.update(scale_dtype=None, zero_point_dtype=None)
+            else:
+                got["status"] = "never-observed" if caught else "ok"
+                got["scale"], got["scale_dtype"] = hexes(scale.reshape(-1)), "float32"
+                got["zero_point_dtype"] = str(zp.dtype).removeprefix("torch.")
+                is_float = zp.dtype == torch.float32
+                got["zero_point"] = hexes(zp.reshape(-1)) if is_float else zp.tolist()
+        want = batch["expected"]
+        diff = [k for k in want if not same(got.get(k), want[k])]
+        if diff or set(got) != set(want):
+            bad.append(f"observer case {case['id']} batch {i}: {diff} {got} vs {want}")
+    return bad
+
+
+def equal_arrays(t: torch.Tensor, root: Path, entry: dict[str, Any]) -> bool:
+    want = tensor(root, entry)
+    if t.dtype != want.dtype or list(t.shape) != entry["shape"]:
+        return False
+    g, w = t.detach().reshape(-1), want.reshape(-1)
+    ok = g.view(torch.int16) == w.view(torch.int16) if g.dtype == torch.bfloat16 else g == w
+    if g.is_floating_point():
+        ok |= torch.isnan(g) & torch.isnan(w)
+    return bool(ok.all())
+
+
+def _op(name: str) -> Any:
+    if name.startswith("fake"):
+        return getattr(torch, name)
+    return getattr(torch.ops.quantized_decomposed, name)
+
+
+def replay_fake_quant(root: Path, case: dict[str, Any]) -> list[str]:
+    if case["op"] != "module":
+        args = [
+            tensor(root, v)
+            if isinstance(v, dict) and "file" in v
+            else getattr(torch, v)
+            if k == "dtype"
+            else value(v)
+            for k, v in case["arguments"].items()
+        ]
+        kw = {k: getattr(torch, v) for k, v in case["keyword_arguments"].items()}
+        out = _op(case["op"])(*args, **kw)
+        ok = equal_arrays(out, root, case["expected"])
+        return [] if ok else [f"fake-quant case {case['id']} ({case['op']})"]
+    spec = case["module"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        if "factory" in spec:
+            mod = getattr(tfq, spec["factory"])()
+        else:
+            kw = torch_kwargs(spec["arguments"])
+            mod = getattr(tfq, spec["class"])(observer=getattr(tobs, spec["observer"]), **kw)
+    bad = []
+    for i, batch in enumerate(case["batches"]):
+        mod.enable_observer(batch["observer_enabled"])
+        mod.enable_fake_quant(batch["fake_quant_enabled"])
+        got = {"output": mod(tensor(root, batch)), "scale": mod.scale, "zero_point": mod.zero_point}
+        for name, t in got.items():
+            if not equal_arrays(t, root, batch["expected"][name]):
+                bad.append(f"fake-quant case {case['id']} batch {i}: {name}")
+    state = mod.state_dict()
+    if list(state) != list(case["state_dict"]):
+        return [*bad, f"fake-quant case {case['id']}: state_dict keys {list(state)}"]
+    for key, entry in case["state_dict"].items():
+        if not equal_arrays(state[key], root, entry):
+            bad.append(f"fake-quant case {case['id']}: state_dict {key}")
+    return bad
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--every", type=int, default=1, help="replay every N-th observer case")
+    args = parser.parse_args()
+    root = args.root
+    manifest = json.loads((root / "manifest.json").read_text())
+    corrupt = [
+        rel
+        for rel, digest in manifest["files"].items()
+        if hashlib.sha256((root / rel).read_bytes()).hexdigest() != digest
+    ]
+    observers = manifest["observer_cases"][:: args.every]
+    failures: list[str] = []
+    obs_bad = fq_bad = 0
+    for case in observers:
+        bad = replay_observer(root, case)
+        obs_bad, failures = obs_bad + len(bad), failures + bad
+    for case in manifest["fake_quant_cases"]:
+        bad = replay_fake_quant(root, case)
+        fq_bad, failures = fq_bad + len(bad), failures + bad
+    report = {
+        "torch": torch.__version__,
+        "reference": manifest["reference"],
+        "files": len(manifest["files"]),
+        "corrupt_files": corrupt,
+        "observer_cases": len(observers),
+        "observer_batches": sum(len(c["batches"]) for c in observers),
+        "observer_mismatches": obs_bad,
+        "fake_quant_cases": len(manifest["fake_quant_cases"]),
+        "fake_quant_mismatches": fq_bad,
+        "failures": failures[:10],
+        "arrayobs_imported": sorted(m for m in sys.modules if m.startswith("arrayobs")),
+    }
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
