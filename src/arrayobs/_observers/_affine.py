@@ -1,0 +1,431 @@
+"""torchao's ``AffineQuantizedMinMaxObserver``, and a moving-average variant.
+
+The state is one (min, max) pair per block, in the first batch's dtype (the
+moving average: float32, as torch.ao's); ``calculate_qparams`` is torchao's
+``choose_qparams_affine_with_min_max`` of it (:mod:`arrayobs._core._affine`).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from arrayobs import _backends
+from arrayobs._compat import (
+    array_namespace,
+    backend_name,
+    default_device,
+    is_array,
+    resolve_namespace,
+    to_host,
+)
+from arrayobs._core import _affine as core
+from arrayobs._core._minmax import (
+    MinMaxState,
+    first_max,
+    first_min,
+    moving_average_combine,
+    quiet,
+    require_size,
+)
+from arrayobs._observers._arguments import Factory, checked_device
+from arrayobs._observers._state_dict import IncompatibleKeys
+
+NUMPY = resolve_namespace(np)
+_KEYS = ("min_val", "max_val")
+_UNSHARED = ("_lock", "_backend", "_xp", "_device")
+
+
+def _describe(xp: ModuleType, device: Any) -> str:
+    return f"{backend_name(xp)} on device {device!r}"
+
+
+class AffineQuantizedMinMaxObserver:
+    """torchao's ``AffineQuantizedMinMaxObserver``: the running min and max of
+    each block, and torchao's affine qparams of them.
+
+    Parameters are torchao's (``mapping_type``, ``target_dtype`` and
+    ``granularity`` required); dtypes as names or backend dtypes. ``xp=`` and
+    ``device=`` bind the observer up front; otherwise it binds to the first
+    array it observes. ``preserve_zero=False`` and a zero-point domain other
+    than INT warn (DeprecationWarning), as torchao, and change nothing but
+    ``ZeroPointDomain.NONE``, which makes the zero point None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayobs.affine import AffineQuantizedMinMaxObserver, MappingType, PerGroup
+    >>> obs = AffineQuantizedMinMaxObserver(MappingType.SYMMETRIC, "int8", PerGroup(4))
+    >>> _ = obs(np.arange(8, dtype=np.float32).reshape(1, 8))
+    >>> scale, zero_point = obs.calculate_qparams()
+    >>> scale.shape, zero_point.dtype  # one row of two groups; a float symmetric zero point
+    ((1, 2), dtype('float32'))
+    """
+
+    with_args = classmethod(lambda cls, **kwargs: Factory(functools.partial(cls, **kwargs)))
+
+    def __init__(
+        self,
+        mapping_type: Any,
+        target_dtype: Any,
+        granularity: Any,
+        quant_min: float | None = None,
+        quant_max: float | None = None,
+        eps: float | None = None,
+        scale_dtype: Any = None,
+        zero_point_dtype: Any = None,
+        preserve_zero: bool = True,
+        zero_point_domain: Any = core.ZeroPointDomain.INT,
+        keepdim: bool = False,
+        *,
+        xp: Any = None,
+        device: Any = None,
+    ) -> None:
+        if granularity is None:
+            msg = "granularity is None: pass PerTensor(), PerAxis(axis), PerGroup(n), ..."
+            raise ValueError(msg)
+        self.mapping_type = core.mapping_type(mapping_type)
+        self._target = core.target(target_dtype, quant_min, quant_max)
+        self.target_dtype = self._target.name
+        self.granularity = core.granularity(granularity)
+        self.quant_min, self.quant_max = quant_min, quant_max
+        self.eps = core.eps_value(eps)
+        self.scale_dtype = core.scale_dtype_name(scale_dtype)
+        self.zero_point_dtype = core.zero_point_dtype_name(zero_point_dtype)
+        self.preserve_zero = core.boolean(preserve_zero, "preserve_zero")
+        self.zero_point_domain = core.zero_point_domain(zero_point_domain)
+        self.keepdim = core.boolean(keepdim, "keepdim")
+        if xp is None:
+            if device is not None:
+                msg = "device needs xp: pass the array library too, or neither"
+                raise ValueError(msg)
+            namespace, self._xp = NUMPY, None
+        else:
+            namespace = resolve_namespace(xp)
+            self._xp = namespace
+        self._backend = _backends.new(namespace)
+        self._device = self._backend.state_device(
+            default_device(namespace) if device is None else checked_device(namespace, device)
+        )
+        self._state: MinMaxState | None = None
+        self._lock = threading.Lock()
+        if not self.preserve_zero:
+            warnings.warn(
+                "preserve_zero=False is deprecated in torchao; only preserve_zero=True is "
+                "supported",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        if self.zero_point_domain is not core.ZeroPointDomain.INT:
+            warnings.warn(
+                f"zero_point_domain={self.zero_point_domain} is deprecated in torchao; only "
+                "ZeroPointDomain.INT is supported",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+
+    # -- state -----------------------------------------------------------------
+    @property
+    def xp(self) -> ModuleType | None:
+        """The bound namespace, or None before the first observation when unbound."""
+        return self._xp
+
+    @property
+    def device(self) -> Any:
+        return self._device
+
+    def _observed_state(self) -> MinMaxState:
+        state = self._state
+        if state is None:
+            msg = f"{type(self).__name__} has observed nothing yet (torchao has no min_val then)"
+            raise AttributeError(msg)
+        return state
+
+    @property
+    def min_val(self) -> Any:
+        """Per-block minimum (AttributeError before the first non-empty batch, as torchao)."""
+        return self._observed_state().min_val
+
+    @property
+    def max_val(self) -> Any:
+        """Per-block maximum, as :attr:`min_val`."""
+        return self._observed_state().max_val
+
+    # -- observing ---------------------------------------------------------------
+    def _check_binding(self, xp: ModuleType, device: Any) -> None:
+        if self._xp is None:
+            return
+        if xp is not self._xp:
+            msg = (
+                f"{type(self).__name__} is bound to {_describe(self._xp, self._device)}; "
+                f"got an array of {_describe(xp, device)}"
+            )
+            raise TypeError(msg)
+        if device != self._device:
+            msg = (
+                f"{type(self).__name__} is bound to {_describe(self._xp, self._device)}; "
+                f"got an array on device {device!r}"
+            )
+            raise ValueError(msg)
+
+    def _batch(self, x: Any, xp: ModuleType) -> MinMaxState:
+        block = core.get_block_size(x.shape, self.granularity)
+        return MinMaxState(*core.block_minmax(x, block, self.keepdim, xp=xp))
+
+    def _fold(self, state: MinMaxState, batch: MinMaxState, xp: ModuleType) -> MinMaxState:
+        """torch.min/torch.max of the state and the batch, copied into the state's dtype."""
+        have, new = core.dtype_name(state.min_val.dtype), core.dtype_name(batch.min_val.dtype)
+        kind = core.backend_dtype(core.promote(have, new), xp)
+        keep = state.min_val.dtype
+        a, b = (xp.astype(v, kind) for v in state), (xp.astype(v, kind) for v in batch)
+        (a_min, a_max), (b_min, b_max) = a, b
+        return MinMaxState(
+            xp.astype(first_min(a_min, b_min, xp), keep),
+            xp.astype(first_max(a_max, b_max, xp), keep),
+        )
+
+    def forward(self, input: Any) -> Any:
+        """Fold ``input``'s per-block min and max into the state; return ``input``.
+
+        An empty batch changes nothing, as torchao. A batch whose blocks do not
+        fit the state's shape raises ValueError (torchao: AssertionError), and
+        any error leaves the observer as it was. Safe from several threads.
+        """
+        if not is_array(input):
+            msg = f"{type(self).__name__} observes arrays, got {type(input).__name__}"
+            raise TypeError(msg)
+        xp = array_namespace(input)
+        backend = self._backend if xp is self._xp else _backends.new(xp)
+        device = backend.device_of(input)
+        self._check_binding(xp, device)
+        if not require_size(backend.size(input)):
+            return input
+        core.float_name(input.dtype, "observed input")
+        batch = self._batch(input, xp)  # the reduction, outside the lock
+        with self._lock:
+            self._check_binding(xp, device)
+            state = self._state
+            if state is not None and self._xp is None:
+                state = MinMaxState(*(_moved(v, xp, device) for v in state))
+            if state is None:
+                new = self._first(batch, xp)
+            else:
+                if tuple(state.min_val.shape) != tuple(batch.min_val.shape):
+                    msg = (
+                        f"cannot update a state of shape {tuple(state.min_val.shape)} with a "
+                        f"batch whose blocks have shape {tuple(batch.min_val.shape)}"
+                    )
+                    raise ValueError(msg)
+                new = quiet(self._fold)(state, batch, xp)
+            self._xp, self._device, self._backend = xp, device, backend
+            self._state = new
+        return input
+
+    __call__ = forward
+
+    def _first(self, batch: MinMaxState, xp: ModuleType) -> MinMaxState:
+        return batch
+
+    def calculate_qparams(self) -> tuple[Any, Any]:
+        """torchao's ``choose_qparams_affine_with_min_max`` of the state:
+        ``(scale, zero_point)``, one per block; the zero point None with
+        ``ZeroPointDomain.NONE``. ValueError before any observation (torchao:
+        AssertionError)."""
+        with self._lock:
+            state, xp = self._state, self._backend.xp
+        if state is None:
+            msg = f"{type(self).__name__}: run the observer before calling calculate_qparams"
+            raise ValueError(msg)
+        scale, zp, name = core.qparams_from_minmax(
+            state.min_val, state.max_val, self.mapping_type, self._target, self.eps, xp=xp
+        )
+        scale, zp = core.finish(
+            scale, zp, name, self.mapping_type, self.scale_dtype, self.zero_point_dtype, xp=xp
+        )
+        if self.zero_point_domain is core.ZeroPointDomain.NONE:
+            zp = None
+        return scale, zp
+
+    # -- state_dict --------------------------------------------------------------
+    def state_dict(self) -> OrderedDict[str, Any]:
+        """``{"min_val", "max_val"}`` as copies once observed, else empty (torchao's
+        own state_dict is always empty: its min and max are plain attributes)."""
+        with self._lock:
+            state, xp = self._state, self._backend.xp
+        if state is None:
+            return OrderedDict()
+        return OrderedDict((k, xp.asarray(v, copy=True)) for k, v in zip(_KEYS, state, strict=True))
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> IncompatibleKeys:
+        """Load ``min_val`` and ``max_val`` (arrays of any supported library, one
+        float dtype and shape), or nothing: an empty dict makes the observer
+        unobserved. Checked before anything changes."""
+        unexpected = sorted(k for k in state_dict if k not in _KEYS)
+        given = [k for k in _KEYS if k in state_dict]
+        if strict and unexpected:
+            msg = f"unexpected keys in state_dict: {unexpected}"
+            raise KeyError(msg)
+        if len(given) == 1:
+            msg = f"state_dict has {given[0]} without {({*_KEYS} - {given[0]}).pop()}"
+            raise KeyError(msg)
+        if not given:
+            with self._lock:
+                self._state = None
+            return IncompatibleKeys([], unexpected)
+        hosts, names = [], []
+        for key in _KEYS:
+            value = state_dict[key]
+            if not is_array(value):
+                msg = f"state_dict[{key!r}] must be an array, got {type(value).__name__}"
+                raise TypeError(msg)
+            names.append(core.float_name(value.dtype, f"state_dict[{key!r}]"))
+            hosts.append(_host(value))
+        if names[0] != names[1] or hosts[0].shape != hosts[1].shape:
+            msg = "state_dict min_val and max_val must have one dtype and shape"
+            raise ValueError(msg)
+        name = self._state_dtype(names[0])
+        with self._lock:
+            xp = self._backend.xp
+            kind = core.backend_dtype(name, xp)
+            self._state = MinMaxState(
+                *(xp.astype(xp.asarray(h, device=self._device), kind) for h in hosts)
+            )
+        return IncompatibleKeys([], unexpected)
+
+    def _state_dtype(self, name: str) -> str:
+        return name
+
+    # -- copy and pickle ------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        with self._lock:
+            out = {k: v for k, v in self.__dict__.items() if k not in _UNSHARED}
+            backend, state = self._backend, self._state
+        out["_namespace"] = backend.xp.__name__
+        out["_bound"] = self._xp is not None
+        out["_device"] = backend.portable_device(self._device)
+        if state is not None:
+            name = core.dtype_name(state.min_val.dtype)
+            out["_state"] = (name, *(_host(v) for v in state))
+        return out
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        xp = resolve_namespace(importlib.import_module(state.pop("_namespace")))
+        backend = _backends.new(xp)
+        device = backend.restore_device(state.pop("_device"))
+        bound = state.pop("_bound")
+        saved = state.pop("_state")
+        self.__dict__.update(state)
+        self._xp = xp if bound else None
+        self._backend, self._device, self._lock = backend, device, threading.Lock()
+        if saved is not None:
+            kind = core.backend_dtype(saved[0], xp)
+            saved = MinMaxState(*(xp.astype(xp.asarray(h, device=device), kind) for h in saved[1:]))
+        self._state = saved
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> AffineQuantizedMinMaxObserver:
+        """A copy that observes later batches as this one would (namespace and
+        device shared; the state's arrays are never written into, only replaced)."""
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        with self._lock:
+            items = dict(self.__dict__)
+        shared = {k: items.pop(k) for k in (*_UNSHARED, "_state")}
+        new.__dict__.update(copy.deepcopy(items, memo))
+        new.__dict__.update(shared)
+        new._lock = threading.Lock()
+        return new
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _host(v: Any) -> np.ndarray:
+    """A NumPy copy of any library's array, 16-bit floats widened (exactly) to
+    float32, which every library takes back."""
+    host = np.array(to_host(v), copy=True)
+    return host.astype(np.float32) if host.dtype.itemsize < 4 else host
+
+
+def _moved(v: Any, xp: ModuleType, device: Any) -> Any:
+    """A host (NumPy) state array as an array of ``xp`` on ``device``, same dtype."""
+    name = core.dtype_name(v.dtype)
+    return xp.astype(xp.asarray(_host(v), device=device), core.backend_dtype(name, xp))
+
+
+class AffineQuantizedMovingAverageMinMaxObserver(AffineQuantizedMinMaxObserver):
+    """:class:`AffineQuantizedMinMaxObserver` with torch.ao's moving average per block.
+
+    torchao has no moving-average affine observer (pytorch/ao#650 lists it as
+    future work); this one is defined as torch.ao's
+    ``MovingAverageMinMaxObserver`` applied to every block: the state is
+    float32 (each batch's block min and max rounded to float32, as torch.ao
+    casts its input), the first non-empty batch is taken as it is, and every
+    later one moves the state by ``m + c * (cur - m)``, three float32
+    operations with ``c = averaging_constant`` rounded to float32. qparams are
+    torchao's of that float32 state, so the scale is float32 unless
+    ``scale_dtype`` says otherwise. ``averaging_constant`` is keyword-only;
+    the positional parameters are the min-max observer's.
+    """
+
+    def __init__(
+        self,
+        mapping_type: Any,
+        target_dtype: Any,
+        granularity: Any,
+        quant_min: float | None = None,
+        quant_max: float | None = None,
+        eps: float | None = None,
+        scale_dtype: Any = None,
+        zero_point_dtype: Any = None,
+        preserve_zero: bool = True,
+        zero_point_domain: Any = core.ZeroPointDomain.INT,
+        keepdim: bool = False,
+        *,
+        averaging_constant: float = 0.01,
+        xp: Any = None,
+        device: Any = None,
+    ) -> None:
+        c = core.eps_value(averaging_constant)
+        if c is None:
+            msg = "averaging_constant must be a real number, got None"
+            raise ValueError(msg)
+        self.averaging_constant = c
+        super().__init__(
+            mapping_type,
+            target_dtype,
+            granularity,
+            quant_min,
+            quant_max,
+            eps,
+            scale_dtype,
+            zero_point_dtype,
+            preserve_zero,
+            zero_point_domain,
+            keepdim,
+            xp=xp,
+            device=device,
+        )
+
+    def _batch(self, x: Any, xp: ModuleType) -> MinMaxState:
+        mn, mx = super()._batch(x, xp)
+        return MinMaxState(xp.astype(mn, xp.float32), xp.astype(mx, xp.float32))
+
+    def _fold(self, state: MinMaxState, batch: MinMaxState, xp: ModuleType) -> MinMaxState:
+        return moving_average_combine(
+            state, batch.min_val, batch.max_val, self.averaging_constant, xp=xp, fresh=False
+        )
+
+    def _state_dtype(self, name: str) -> str:
+        return "float32"
