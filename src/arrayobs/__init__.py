@@ -10,7 +10,7 @@ torch.ao's observer family. The pure functional core, with the quantize,
 dequantize and fake-quantize ops, is :mod:`arrayobs.functional`.
 """
 
-from arrayobs import functional
+from arrayobs import affine, functional
 from arrayobs._config import QuantConfig, quant_config
 from arrayobs._observers import (
     FakeQuantize,
@@ -47,8 +47,14 @@ from arrayobs._observers import (
     fused_per_channel_wt_fake_quant_range_neg_127_to_127,
     fused_wt_fake_quant_range_neg_127_to_127,
 )
+from arrayobs._observers._affine import (
+    AffineQuantizedMinMaxObserver,
+    AffineQuantizedMovingAverageMinMaxObserver,
+)
 
 __all__ = [
+    "AffineQuantizedMinMaxObserver",
+    "AffineQuantizedMovingAverageMinMaxObserver",
     "FakeQuantize",
     "FakeQuantizeBase",
     "FixedQParamsFakeQuantize",
@@ -63,6 +69,7 @@ __all__ = [
     "QuantConfig",
     "RecordingObserver",
     "ReuseInputObserver",
+    "affine",
     "default_affine_fixed_qparams_fake_quant",
     "default_affine_fixed_qparams_observer",
     "default_fake_quant",
