@@ -25,6 +25,7 @@ from arrayobs._compat import (
     backend_name,
     default_device,
     is_array,
+    is_dask,
     resolve_namespace,
     to_host,
 )
@@ -211,6 +212,11 @@ class AffineQuantizedMinMaxObserver:
             return input
         core.float_name(input.dtype, "observed input")
         batch = self._batch(input, xp)  # the reduction, outside the lock
+        if is_dask(xp):
+            # Computed now, as the torch.ao classes compute each Dask batch: the
+            # state never grows a task graph (it is small: one value per block).
+            with np.errstate(all="ignore"):
+                batch = MinMaxState(*(xp.asarray(np.asarray(v)) for v in batch))
         with self._lock:
             self._check_binding(xp, device)
             state = self._state
