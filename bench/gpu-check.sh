@@ -51,3 +51,10 @@ step corpus_jax 150 env XLA_FLAGS="$EXACT_DIV" ARRAYOBS_BACKENDS=jax:gpu "${PYTE
 step unit 150 env XLA_FLAGS="$EXACT_DIV" "${PYTEST[@]}" -x tests/test_reference.py tests/test_special_values.py tests/test_observer_api.py tests/test_state_dict.py
 # Per channel (not yet run on a GPU): CuPy takes the generic path there.
 step per_channel 120 env XLA_FLAGS="$EXACT_DIV" "${PYTEST[@]}" tests/test_per_channel.py
+# Fake quantization and torchao's affine primitives (not yet run on a GPU). torch CUDA
+# calls torch's own CUDA kernels, which differ from the CPU ones the tests compare with
+# (NaN, infinities, the per-channel rounding: README "Quantize and fake-quantize"); the
+# failures list exactly where.
+step fake_quant 150 env XLA_FLAGS="$EXACT_DIV" "${PYTEST[@]}" tests/test_fake_quantize.py tests/test_fake_quantize_fast.py
+step fake_quant_corpus 120 env XLA_FLAGS="$EXACT_DIV" "${PYTEST[@]}" conformance/test_corpus.py -k "fake_quant"
+step affine 150 env XLA_FLAGS="$EXACT_DIV" "${PYTEST[@]}" tests/test_affine.py
