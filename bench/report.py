@@ -13,11 +13,12 @@ import platform
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from arrayobs import PerChannelMinMaxObserver
+from bench.affine import AF_BEGIN, AF_END
 from bench.cases import (
     FQ_QPARAMS,
     FQ_VARIANTS,
@@ -38,7 +39,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PC_BEGIN, PC_END = "<!-- per-channel: begin -->", "<!-- per-channel: end -->"
 FQ_BEGIN, FQ_END = "<!-- fake-quantize: begin -->", "<!-- fake-quantize: end -->"
 # The sections after the per-tensor one: (results.json key, results.md markers).
-BLOCKS = {"per_channel": (PC_BEGIN, PC_END), "fake_quantize": (FQ_BEGIN, FQ_END)}
+BLOCKS = {
+    "per_channel": (PC_BEGIN, PC_END),
+    "fake_quantize": (FQ_BEGIN, FQ_END),
+    "affine": (AF_BEGIN, AF_END),
+}
 
 # -- machine ---------------------------------------------------------------------------------
 VERSIONED = (
@@ -136,7 +141,9 @@ def _cpu_busy_s() -> float | None:
 
 
 # -- results ---------------------------------------------------------------------------------
-def json_data(meta: dict[str, Any], records: list[Record], extra: dict[str, Any]) -> dict[str, Any]:
+def json_data(
+    meta: dict[str, Any], records: Sequence[Record], extra: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "machine": meta,
         **extra,
@@ -161,7 +168,7 @@ class Table:
     """Records indexed by (backend, dtype, n, variant), with footnotes for the missing."""
 
     def __init__(
-        self, records: list[Record], key: Callable[[Any], tuple[Any, ...]] | None = None
+        self, records: Sequence[Record], key: Callable[[Any], tuple[Any, ...]] | None = None
     ) -> None:
         key = key or (lambda r: (r.backend, r.dtype, r.n, r.variant))
         self.by_key = {key(r): r for r in records}

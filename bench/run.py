@@ -56,6 +56,14 @@ Fake-quantize section
 on NumPy also ``np.copyto`` into one allocated once); the variants of a case are interleaved
 round by round. See ``bench/fakequant.py``.
 
+Affine section
+--------------
+torchao's per-block ``choose_qparams_affine`` + ``quantize_affine`` of a 4096 x 4096 float32
+weight (uint4 asymmetric and int4 symmetric with group 128, int8 symmetric per row) on
+NumPy, torch (CPU) and JAX (jitted), against ``fast=False`` and torchao 0.18.0 itself on
+a torch tensor of the same values, all variants of a case interleaved round by round; each
+output compared with torchao's bit for bit. See ``bench/affine.py``.
+
 How
 ---
 Data are drawn once per size, ``numpy.random.default_rng(0).standard_normal`` in float32,
@@ -76,6 +84,7 @@ From the repository root::
     python bench/run.py --backends numpy,torch --out /tmp/bench
     python bench/run.py --per-channel-only    # the per-channel section alone
     python bench/run.py --sections fake-quantize --backends numpy,torch,jax
+    python bench/run.py --sections affine --backends numpy,torch,jax
 
 writes ``results.json`` (machine, versions, command line and every measurement),
 ``results.md`` (tables) and, when matplotlib imports, ``throughput.png`` to ``--out``
@@ -84,7 +93,8 @@ sections; the others are kept from the files already in ``--out``: the per-tenso
 the top level of ``results.json`` and of ``results.md``, the per-channel part is
 ``results.json["per_channel"]`` and the block of ``results.md`` between the
 ``<!-- per-channel -->`` markers, the fake-quantize part ``results.json["fake_quantize"]``
-and the block between the ``<!-- fake-quantize -->`` markers. ``throughput.png``
+and the block between the ``<!-- fake-quantize -->`` markers, the affine part
+``results.json["affine"]`` and the block between the ``<!-- affine -->`` markers. ``throughput.png``
 (per-tensor float32) is only rewritten when the per-tensor section runs.
 
 Code
@@ -92,7 +102,8 @@ Code
 ``run.py`` parses the options and writes the files; ``cases.py`` holds the settings, the
 records, the backends, the input arrays and the callables under test; ``timing.py`` times
 a callable and measures the CPU's read floor, ``gpu.py`` the GPU's; ``measure.py`` runs
-every case back to back, ``fakequant.py`` the fake-quantize section; ``report.py``
+every case back to back, ``fakequant.py`` the fake-quantize section, ``affine.py`` the
+affine one; ``report.py``
 describes the machine and writes ``results.json``, ``results.md`` and ``throughput.png``.
 ``python bench/run.py`` and ``python -m bench.run`` both work from the repository root.
 """
@@ -111,6 +122,7 @@ if not __package__:  # python bench/run.py: sys.path[0] is bench/; import bench 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from arrayobs.testing import BACKENDS
+from bench.affine import affine_markdown, run_affine
 from bench.cases import (
     FQ_FULL,
     FQ_QUICK,
@@ -141,7 +153,7 @@ from bench.report import (
 )
 
 DEFAULT_BACKENDS = ("numpy", "torch", "jax", "dask", "cupy", "torch:cuda", "jax:gpu")
-SECTIONS = ("per-tensor", "per-channel", "fake-quantize")
+SECTIONS = ("per-tensor", "per-channel", "fake-quantize", "affine")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -253,12 +265,23 @@ def main(argv: list[str] | None = None) -> int:
         }
         fq_json = json_data(meta, fq_records, extra)
         fq_md = fake_quant_markdown(meta, fq_records, extra)
+    af_json = af_md = None
+    if "affine" in args.sections:
+        af_settings = FQ_QUICK if args.quick else FQ_FULL
+        af_start = timeit.default_timer()
+        af_records = run_affine(backends, af_settings.repeats, af_settings.target_s)
+        extra = {
+            "settings": {"repeats": af_settings.repeats, "target_s": af_settings.target_s},
+            "elapsed_s": round(timeit.default_timer() - af_start, 1),
+            **common,
+        }
+        af_json = json_data(meta, af_records, extra)
+        af_md = affine_markdown(meta, af_records, extra)
     end = timeit.default_timer()
-    blocks_json = {"per_channel": channel_json, "fake_quantize": fq_json}
+    blocks_json = {"per_channel": channel_json, "fake_quantize": fq_json, "affine": af_json}
     merge_json(args.out / "results.json", tensor_json, blocks_json)
-    merge_markdown(
-        args.out / "results.md", tensor_md, {"per_channel": channel_md, "fake_quantize": fq_md}
-    )
+    blocks_md = {"per_channel": channel_md, "fake_quantize": fq_md, "affine": af_md}
+    merge_markdown(args.out / "results.md", tensor_md, blocks_md)
     print(f"wrote {args.out} in {end - start:.0f} s", file=sys.stderr)
     return 0
 

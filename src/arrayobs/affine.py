@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
+from arrayobs import _backends
 from arrayobs._compat import backend_name, is_array, namespace_of
 from arrayobs._core import _affine as core
 from arrayobs._core._affine import (
@@ -140,7 +141,7 @@ def choose_qparams_affine(
     mapping = core.mapping_type(mapping_type)
     block = _block(block_size, x.ndim)
     tgt = core.target(target_dtype, quant_min, quant_max)
-    return core.choose_qparams(
+    return _backends.shared(xp).choose_qparams_affine(
         x,
         mapping,
         block,
@@ -149,7 +150,6 @@ def choose_qparams_affine(
         core.scale_dtype_name(scale_dtype),
         core.zero_point_dtype_name(zero_point_dtype),
         core.boolean(keepdim, "keepdim"),
-        xp=xp,
     )
 
 
@@ -226,7 +226,7 @@ def quantize_affine(
     _namespace(zero_point, "zero_point", xp)
     block = _block(block_size, x.ndim)
     tgt = core.target(output_dtype, quant_min, quant_max)
-    return core.quantize(x, block, scale, zero_point, tgt, xp=xp)
+    return _backends.shared(xp).quantize_affine(x, block, scale, zero_point, tgt)
 
 
 def dequantize_affine(

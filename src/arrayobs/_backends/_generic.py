@@ -21,6 +21,7 @@ from typing import Any
 from arrayobs import _core as core
 from arrayobs._compat import backend_name, device_of, size
 from arrayobs._config import QuantConfig
+from arrayobs._core import _affine as affine
 from arrayobs._core import _fakequant as fakequant
 
 
@@ -175,6 +176,30 @@ class Backend:
     ) -> Any:
         """The ``quantized_decomposed`` dequantize (``_core._fakequant.dequantize``)."""
         return fakequant.dequantize(q, scale, zero_point, out_dtype, axis, xp=self.xp)
+
+    # -- torchao's affine primitives -----------------------------------------------
+    def choose_qparams_affine(
+        self,
+        x: Any,
+        mapping: affine.MappingType,
+        block_size: tuple[int, ...],
+        tgt: affine.Target,
+        eps: float | None,
+        scale_dtype: str | None,
+        zero_point_dtype: str | None,
+        keepdim: bool,
+    ) -> tuple[Any, Any]:
+        """torchao's ``choose_qparams_affine`` (:func:`arrayobs._core._affine.choose_qparams`;
+        arguments checked by :mod:`arrayobs.affine`)."""
+        return affine.choose_qparams(
+            x, mapping, block_size, tgt, eps, scale_dtype, zero_point_dtype, keepdim, xp=self.xp
+        )
+
+    def quantize_affine(
+        self, x: Any, block_size: tuple[int, ...], scale: Any, zero_point: Any, tgt: affine.Target
+    ) -> Any:
+        """torchao's ``quantize_affine`` (:func:`arrayobs._core._affine.quantize`)."""
+        return affine.quantize(x, block_size, scale, zero_point, tgt, xp=self.xp)
 
     # -- across processes ----------------------------------------------------------
     #: Whether :meth:`allreduce_minmax` works (torch.distributed: torch only).

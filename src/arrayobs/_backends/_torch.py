@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from arrayobs import _core as core
-from arrayobs._backends import _numpy
+from arrayobs._backends import _numpy, _torch_affine
 from arrayobs._backends._generic import Backend
 from arrayobs._compat import resolve_namespace
 from arrayobs._config import QuantConfig
@@ -183,6 +183,17 @@ class TorchBackend(Backend):
         if x.requires_grad:
             return _StraightThrough.apply(x, scale, zero_point, quant_min, quant_max, axis)  # type: ignore[no-untyped-call]
         return super().fake_quantize(x, scale, zero_point, quant_min, quant_max, axis)
+
+    def quantize_affine(
+        self, x: Any, block_size: tuple[int, ...], scale: Any, zero_point: Any, tgt: Any
+    ) -> Any:
+        out = None
+        if self.fast and _torch_affine.applies(x, scale, zero_point):
+            # torchao's ops in place on cache-sized slabs (5x fewer passes over memory).
+            out = _torch_affine.quantize(x, block_size, scale, zero_point, tgt)
+        if out is None:
+            return super().quantize_affine(x, block_size, scale, zero_point, tgt)
+        return out
 
     supports_process_group = True
 

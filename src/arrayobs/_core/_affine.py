@@ -42,8 +42,10 @@ __all__ = [
     "ZeroPointDomain",
     "backend_dtype",
     "block_minmax",
+    "blocks",
     "boolean",
     "cast",
+    "choose_from_minmax",
     "choose_qparams",
     "choose_scale_float8",
     "dequantize",
@@ -61,6 +63,7 @@ __all__ = [
     "qparams_from_minmax",
     "quantize",
     "quantize_float8",
+    "reduced_shape",
     "reduction_params",
     "scale_dtype_name",
     "target",
@@ -497,11 +500,43 @@ def choose_qparams(
     xp: ModuleType,
 ) -> tuple[Any, Any]:
     """torchao's ``choose_qparams_affine`` (arguments checked by the caller)."""
-    name = float_name(x.dtype, "input")
+    float_name(x.dtype, "input")
     mn, mx = block_minmax(x, block_size, keepdim, xp=xp)
+    return choose_from_minmax(
+        mn,
+        mx,
+        tuple(x.shape),
+        mapping,
+        block_size,
+        tgt,
+        eps,
+        scale_dtype,
+        zero_point_dtype,
+        keepdim,
+        xp=xp,
+    )
+
+
+def choose_from_minmax(
+    mn: Any,
+    mx: Any,
+    shape: tuple[int, ...],
+    mapping: MappingType,
+    block_size: Sequence[int],
+    tgt: Target,
+    eps: float | None,
+    scale_dtype: str | None,
+    zero_point_dtype: str | None,
+    keepdim: bool,
+    *,
+    xp: ModuleType,
+) -> tuple[Any, Any]:
+    """:func:`choose_qparams` after :func:`block_minmax` (``mn``, ``mx`` in the
+    input's dtype, of the shape it returns; ``shape`` the input's)."""
+    name = float_name(mn.dtype, "input")
     scale, zp, _ = qparams_from_minmax(mn, mx, mapping, tgt, eps, xp=xp)
     if keepdim:
-        out = tuple(n // b for n, b in zip(x.shape, block_size, strict=True))
+        out = tuple(n // b for n, b in zip(shape, block_size, strict=True))
         scale, zp = xp.reshape(scale, out), xp.reshape(zp, out)
     return finish(scale, zp, name, mapping, scale_dtype, zero_point_dtype, xp=xp)
 
@@ -528,7 +563,8 @@ def finish(
     return scale, zp
 
 
-def _blocks(v: Any, shape: tuple[int, ...], what: str, xp: ModuleType) -> Any:
+def blocks(v: Any, shape: tuple[int, ...], what: str, xp: ModuleType) -> Any:
+    """``v`` (one value per block) viewed as ``shape``; ValueError if the sizes differ."""
     if math.prod(v.shape) != math.prod(shape):
         msg = f"{what} of shape {tuple(v.shape)} does not fit the blocks (shape {shape})"
         raise ValueError(msg)
@@ -551,12 +587,12 @@ def quantize(
     per_block = reduced_shape(view, axes)
     sname = float_name(scale.dtype, "scale")
     s = Arith(sname, xp)
-    scale = s.load(_blocks(scale, per_block, "scale", xp))
+    scale = s.load(blocks(scale, per_block, "scale", xp))
     inv = s.round(1.0 / scale)
     p = Arith(promote(dtype_name(x.dtype), sname), xp)
     r = xp.round(p.round(p.load(xp.reshape(x, view)) * inv))
     zname = dtype_name(zero_point.dtype)
-    zp = _blocks(zero_point, per_block, "zero_point", xp)
+    zp = blocks(zero_point, per_block, "zero_point", xp)
     if zname in FLOAT_NAMES:
         p = Arith(promote(p.name, zname), xp)
         zp = p.load(zp)
@@ -586,11 +622,11 @@ def dequantize(
     o = Arith(output_dtype, xp)
     d = o.load(o.store(xp.reshape(q, view)))
     if zero_point is not None:
-        zp = o.load(o.store(_blocks(zero_point, per_block, "zero_point", xp)))
+        zp = o.load(o.store(blocks(zero_point, per_block, "zero_point", xp)))
         d = o.round(d - zp)
     sname = float_name(scale.dtype, "scale")
     p = Arith(promote(output_dtype, sname), xp)
-    out = p.round(d * p.load(_blocks(scale, per_block, "scale", xp)))
+    out = p.round(d * p.load(blocks(scale, per_block, "scale", xp)))
     return o.store(xp.reshape(out, tuple(q.shape)))
 
 
