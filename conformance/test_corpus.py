@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import itertools
+import json
 from typing import Any
 
 import numpy as np
@@ -166,3 +168,118 @@ def test_fake_quant_target_matches_reference(target: C.Target) -> None:
     assert summary.mismatches == 0, "\n".join(summary.failures)
     if not target.flushes_subnormals:
         assert summary.deviations == 0
+
+
+# -- the affine section (torchao 0.18.0) --------------------------------------------------
+# The section runs whole on NumPy, torch and array-api-strict; JAX (eagerly each op
+# compiles alone) and Dask run every N-th case here, every case in ``arrayobs compare
+# --cases affine`` and in the fuzz-full sessions (conformance/test_fuzz.py).
+_AFFINE_STRIDE = {("jax", "eager"): 34, ("jax", "jit"): 5, ("dask", "eager"): 7}
+
+
+def _affine_bug(target: C.Target, case: Any) -> str:
+    """An open arrayobs bug that ``case`` shows on ``target`` ("" if none)."""
+    from arrayobs._conformance._affine_corpus import arguments, float8_block
+
+    if case.op == "with_min_max" and case.mapping == "SYMMETRIC_NO_CLIPPING_ERR":
+        a = arguments(case)
+        if (np.isnan(a["min_val"]) & ~np.isnan(a["max_val"])).any():
+            return "NaN min: torch.where(smin > smax, ...) drops it, arrayobs keeps it"
+    if target.library == "jax" and case.op in ("choose", "float8"):
+        x = arguments(case)["x"]
+        block = float8_block(case) if case.op == "float8" else None
+        size = int(np.prod(block)) if block else 0
+        if case.op == "choose":
+            from arrayobs import affine
+            from arrayobs._conformance._affine_runner import _granularity
+
+            size = int(np.prod(affine.get_block_size(case.shape, _granularity(case))))
+        if size >= 4096 and np.isnan(x.astype(np.float32)).any():
+            return "jnp.max drops a NaN from a block of 4096+ values (with an inf) on the CPU"
+    return ""
+
+
+def _affine_cases(target: C.Target) -> list[Any]:
+    return C.affine_cases()[:: _AFFINE_STRIDE.get((target.library, target.mode), 1)]
+
+
+def test_stored_affine_reference_is_what_live_torchao_computes(torch_ref: Any) -> None:
+    pytest.importorskip("torchao")
+    stored, meta = C.load_affine()
+    assert meta["torchao"] == "0.18.0" and meta["torch"].startswith("2.13.0")
+    assert stored.equal(C.generate_affine_reference()), "differs from live torchao 0.18.0"
+
+
+def test_affine_section_covers_what_it_promises() -> None:
+    from arrayobs._conformance import _affine_corpus as A
+
+    stored, meta = C.load_affine()
+    cases = C.affine_cases()
+    assert meta["corpus_version"] == A.CORPUS_VERSION
+    assert meta["cases"] == [json.loads(json.dumps(c.describe())) for c in cases]
+    assert len(stored.affine_case_offsets) == len(cases) + 1
+    choose = [c for c in cases if c.op == "choose"]
+    assert {(c.mapping, c.granularity, c.target) for c in choose} == set(
+        itertools.product(A.MAPPINGS, A.GRANULARITIES, A.TARGETS)
+    )
+    for field, allowed in (
+        ("input_dtype", A.INPUTS),
+        ("family", A.FAMILIES),
+        ("eps", A.EPS),
+        ("scale_dtype", A.SCALE_DTYPES),
+        ("zero_point_dtype", A.ZP_DTYPES),
+        ("out_dtype", A.OUT_DTYPES),
+        ("keepdim", (False, True)),
+    ):
+        assert {getattr(c, field) for c in choose} == set(allowed), field
+    assert {c.op for c in cases} == {"choose", "with_min_max", "float8", "observer"}
+    float8 = [c for c in cases if c.op == "float8"]
+    assert {(c.target, c.float8_kind, c.scale_dtype) for c in float8} == set(
+        itertools.product(A.TARGETS[6:], A.FLOAT8_KINDS, A.FLOAT8_SCALES)
+    )
+    assert {c.hp_bounds for c in float8} == set(A.FLOAT8_BOUNDS)
+    assert {c.observer for c in cases if c.op == "observer"} == set(range(len(A.OBSERVERS)))
+    # The inputs hold ties, both zeros, infinities, NaN, subnormal and heavy-tailed values.
+    xs = [A.arguments(c)["x"].astype(np.float64).ravel() for c in choose + float8]
+    x = np.concatenate(xs)
+    assert np.isnan(x).any() and np.isposinf(x).any() and np.isneginf(x).any()
+    assert (np.signbit(x) & (x == 0)).any() and (~np.signbit(x) & (x == 0)).any()
+    assert ((np.abs(x) > 0) & (np.abs(x) < 1.17e-38)).any() and (np.abs(x) > 1e6).any()
+    ties = [c for c in choose if c.family == "ties" and c.input_dtype == "float32"]
+    assert ties and all(
+        ((A.arguments(c)["x"] / A._unit(c)) % 1 == 0.5).sum() >= 100 for c in ties
+    ), "ties"
+    # Every row dtype: scale bits in their dtype, zero points, integers, float8 and floats.
+    dtypes = {C._records.AFFINE_DTYPES[d] for d in stored.affine_dtype}
+    assert dtypes >= {"float32", "float16", "bfloat16", "float64", "int32", "int8", "uint8"}
+    assert dtypes >= {"int16", "float8_e4m3fn", "float8_e5m2", "none"}
+
+
+def test_affine_target_matches_reference(target: C.Target) -> None:
+    if target.mode == "lazy":
+        pytest.skip("the functions are lazy on Dask in every mode: the eager target runs them")
+    cases = [c for c in _affine_cases(target) if not _affine_bug(target, c)]
+    summary = C.run_affine_target(target, cases, C.load_affine()[0])
+    print(
+        f"\n{summary.label} affine: {summary.cases} cases, {summary.batches} outputs, "
+        f"{summary.mismatches} mismatches, {summary.deviations} documented deviations, "
+        f"{summary.skipped} skipped (dtype not on this backend), "
+        f"{summary.seconds_per_update * 1e6:.0f} us/call"
+    )
+    assert summary.cases > 0
+    assert summary.mismatches == 0, "\n".join(summary.failures)
+
+
+def test_affine_open_bugs_still_show(target: C.Target) -> None:
+    """The cases that :func:`_affine_bug` names really mismatch (remove them once fixed)."""
+    from arrayobs._conformance._affine_runner import supports
+
+    if target.mode == "lazy":
+        pytest.skip("the eager target runs the functions")
+    bugs = [c for c in C.affine_cases() if _affine_bug(target, c) and supports(target, c)]
+    if not bugs:
+        pytest.skip(f"no open affine bug shows on {target.label}")
+    stored = C.load_affine()[0]
+    for case in bugs:
+        summary = C.run_affine_target(target, [case], stored)
+        assert summary.mismatches > 0, f"case {case.id} is fixed: {_affine_bug(target, case)}"

@@ -1,41 +1,58 @@
-"""The conformance corpus, the stored torch reference and the runner behind ``arrayobs compare``."""
+"""The conformance corpus, the stored torch and torchao references and the runner behind
+``arrayobs compare``."""
 
+from arrayobs._conformance._affine_corpus import AffineCase
+from arrayobs._conformance._affine_corpus import cases as affine_cases
+from arrayobs._conformance._affine_runner import run_affine_target, torchao_outputs
 from arrayobs._conformance._corpus import CORPUS_VERSION, Case, batches, cases
 from arrayobs._conformance._fq_corpus import FQCase
 from arrayobs._conformance._fq_corpus import cases as fake_quant_cases
 from arrayobs._conformance._fq_runner import run_fq_target, torch_outputs
 from arrayobs._conformance._records import (
+    AffineRecords,
     FQRecords,
     Records,
+    affine_reference_path,
     load,
+    load_affine,
     load_fake_quant,
     reference_path,
     save,
+    save_affine,
 )
 from arrayobs._conformance._runner import MODES, Summary, Target, run_target, torch_steps
 
 __all__ = [
     "CORPUS_VERSION",
     "MODES",
+    "AffineCase",
+    "AffineRecords",
     "Case",
     "FQCase",
     "FQRecords",
     "Records",
     "Summary",
     "Target",
+    "affine_cases",
+    "affine_reference_path",
     "batches",
     "cases",
     "fake_quant_cases",
+    "generate_affine_reference",
     "generate_fake_quant_reference",
     "generate_reference",
     "load",
+    "load_affine",
     "load_fake_quant",
     "reference_path",
+    "run_affine_target",
     "run_fq_target",
     "run_target",
     "save",
+    "save_affine",
     "torch_outputs",
     "torch_steps",
+    "torchao_outputs",
 ]
 
 
@@ -47,3 +64,8 @@ def generate_reference() -> Records:
 def generate_fake_quant_reference() -> FQRecords:
     """Run the fake-quantize section on torch 2.13.0 and return its records."""
     return FQRecords.from_outputs(torch_outputs(case) for case in fake_quant_cases())
+
+
+def generate_affine_reference() -> AffineRecords:
+    """Run the affine section on torchao 0.18.0 and return its records."""
+    return AffineRecords.from_outputs(torchao_outputs(case) for case in affine_cases())

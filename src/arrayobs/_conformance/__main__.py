@@ -1,4 +1,7 @@
-"""Regenerate the stored reference: ``python -m arrayobs._conformance`` (needs torch 2.13.0)."""
+"""Regenerate the stored references: ``python -m arrayobs._conformance`` (needs torch 2.13.0;
+the affine section's file, ``reference-torchao-0.18.0.npz``, also torchao 0.18.0).
+
+``python -m arrayobs._conformance affine`` writes the torchao file alone."""
 
 import datetime
 import importlib
@@ -8,21 +11,31 @@ import numpy as np
 
 from arrayobs._conformance import (
     CORPUS_VERSION,
+    affine_cases,
+    affine_reference_path,
     cases,
     fake_quant_cases,
+    generate_affine_reference,
     generate_fake_quant_reference,
     generate_reference,
     reference_path,
     save,
+    save_affine,
 )
-from arrayobs._conformance._records import TORCH_VERSION
+from arrayobs._conformance._affine_corpus import CORPUS_VERSION as AFFINE_CORPUS_VERSION
+from arrayobs._conformance._records import TORCH_VERSION, TORCHAO_VERSION
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     torch = importlib.import_module("torch")
     if not torch.__version__.startswith(TORCH_VERSION):
         print(f"the reference is torch {TORCH_VERSION}; found {torch.__version__}", file=sys.stderr)
         return 2
+    if argv not in ([], ["affine"]):
+        print("usage: python -m arrayobs._conformance [affine]", file=sys.stderr)
+        return 2
+    if argv:
+        return affine(torch)
     records = generate_reference()
     fake_quant = generate_fake_quant_reference()
     header = {
@@ -40,7 +53,35 @@ def main() -> int:
         f"{len(records.status)} rows: batches x channels; {len(header['fake_quant_cases'])} "
         f"fake-quantize cases, {len(fake_quant.fq_dtype)} outputs)"
     )
+    return affine(torch)
+
+
+def affine(torch: object) -> int:
+    """The affine section's file, from live torchao."""
+    try:
+        torchao = importlib.import_module("torchao")
+    except ImportError:
+        print(f"the affine section needs torchao {TORCHAO_VERSION}; skipped", file=sys.stderr)
+        return 0
+    if torchao.__version__ != TORCHAO_VERSION:
+        print(f"the reference is torchao {TORCHAO_VERSION}; found {torchao.__version__}")
+        return 2
+    records = generate_affine_reference()
+    header = {
+        "torch": getattr(torch, "__version__", ""),
+        "torchao": torchao.__version__,
+        "numpy": np.__version__,
+        "corpus_version": AFFINE_CORPUS_VERSION,
+        "created": datetime.date.today().isoformat(),
+        "cases": [case.describe() for case in affine_cases()],
+    }
+    path = affine_reference_path()
+    save_affine(records, path, header)
+    print(
+        f"wrote {path} ({path.stat().st_size} bytes, {len(header['cases'])} affine cases, "
+        f"{len(records.affine_dtype)} outputs)"
+    )
     return 0
 
 
-sys.exit(main())
+sys.exit(main(sys.argv[1:]))

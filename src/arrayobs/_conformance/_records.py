@@ -249,3 +249,102 @@ def load_fake_quant(path: Path | None = None) -> FQRecords:
     load(path)  # checks the format
     with np.load(path) as data:
         return FQRecords(**{f: np.asarray(data[f]) for f in FQ_FIELDS})
+
+
+# -- the affine section (torchao) ----------------------------------------------------------
+# A file of its own, ``reference-torchao-<version>.npz`` (format "arrayobs-reference-torchao",
+# version 1): one row per output, as the fake-quantize section, with float8 outputs (their
+# values are exact in float32: float32 bits) and "none" (torchao returned None: no values).
+TORCHAO_VERSION = "0.18.0"
+AFFINE_FORMAT = "arrayobs-reference-torchao"
+AFFINE_FORMAT_VERSION = 1
+AFFINE_FIELDS = ("affine_case_offsets", "affine_value_offsets", "affine_dtype", "affine_values")
+AFFINE_DTYPES = (*FQ_DTYPES, "float8_e4m3fn", "float8_e5m2", "none")
+_FLOAT32_ENCODED = ("float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2")
+
+
+def affine_reference_path() -> Path:
+    return Path(__file__).with_name(f"reference-torchao-{TORCHAO_VERSION}.npz")
+
+
+def encode(dtype: str, values: np.ndarray) -> np.ndarray:
+    """Values as ``affine_values`` stores them: float64 bits; float32 bits of the
+    narrower floats (exactly widened); integers as int64 (two's complement)."""
+    if dtype == "none":
+        return np.zeros(0, np.uint64)
+    if dtype in _FLOAT32_ENCODED:
+        return np.asarray(values, dtype=np.float32).reshape(-1).view(np.uint32).astype(np.uint64)
+    return Output(dtype, np.asarray(values).reshape(-1)).encoded()
+
+
+@dataclasses.dataclass
+class AffineRecords:
+    """Rows (outputs) of the affine cases, as in the file."""
+
+    affine_case_offsets: np.ndarray
+    affine_value_offsets: np.ndarray
+    affine_dtype: np.ndarray
+    affine_values: np.ndarray
+
+    @classmethod
+    def from_outputs(cls, per_case: Iterable[list[tuple[str, np.ndarray]]]) -> AffineRecords:
+        """From each case's outputs as (dtype name, host values)."""
+        cases, offsets, dtypes, values = [0], [0], [], []
+        for outputs in per_case:
+            for dtype, host in outputs:
+                values.append(encode(dtype, host))
+                offsets.append(offsets[-1] + values[-1].size)
+                dtypes.append(AFFINE_DTYPES.index(dtype))
+            cases.append(len(dtypes))
+        return cls(
+            np.asarray(cases, dtype=np.int64),
+            np.asarray(offsets, dtype=np.int64),
+            np.asarray(dtypes, dtype=np.int8),
+            np.concatenate(values) if values else np.zeros(0, np.uint64),
+        )
+
+    def case(self, i: int) -> list[tuple[str, np.ndarray]]:
+        """Case ``i``'s rows: (dtype name, encoded values)."""
+        rows = range(self.affine_case_offsets[i], self.affine_case_offsets[i + 1])
+        off = self.affine_value_offsets
+        return [
+            (AFFINE_DTYPES[self.affine_dtype[r]], self.affine_values[off[r] : off[r + 1]])
+            for r in rows
+        ]
+
+    def equal(self, other: AffineRecords) -> bool:
+        return all(np.array_equal(getattr(self, f), getattr(other, f)) for f in AFFINE_FIELDS)
+
+
+def save_affine(records: AffineRecords, path: Path, header: dict[str, Any]) -> None:
+    meta = {
+        "format": AFFINE_FORMAT,
+        "format_version": AFFINE_FORMAT_VERSION,
+        "fields": {
+            "affine_case_offsets": "rows (outputs) of case i",
+            "affine_value_offsets": "values of row r: affine_value_offsets[r]:[r+1]",
+            "affine_dtype": f"the output's dtype, an index into {list(AFFINE_DTYPES)}",
+            "affine_values": (
+                "float64 bits; float32 bits of float32/16, bfloat16, float8; int64 of ints; "
+                "none: torchao returned None (no values)"
+            ),
+        },
+        **header,
+    }
+    blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
+    with path.open("wb") as fh:
+        np.savez_compressed(fh, header=blob, **{f: getattr(records, f) for f in AFFINE_FIELDS})
+
+
+def load_affine(path: Path | None = None) -> tuple[AffineRecords, dict[str, Any]]:
+    """The stored affine section and its header; a clear error if of another format."""
+    path = affine_reference_path() if path is None else path
+    with np.load(path) as data:
+        meta = json.loads(bytes(data["header"]).decode())
+        if (
+            meta.get("format") != AFFINE_FORMAT
+            or meta.get("format_version") != AFFINE_FORMAT_VERSION
+        ):
+            msg = f"{path} is not an {AFFINE_FORMAT} file of format version {AFFINE_FORMAT_VERSION}"
+            raise ValueError(msg)
+        return AffineRecords(**{f: np.asarray(data[f]) for f in AFFINE_FIELDS}), meta
