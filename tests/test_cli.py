@@ -268,3 +268,20 @@ def test_demo_nan_on_both_sides_is_identical(
     assert main(["demo", "--averaging-constant", "nan"]) == 0
     out = capsys.readouterr().out
     assert "scale=nan" in out and "bit for bit: identical" in out
+
+
+def test_compare_affine_section(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    argv = ["compare", "--backend", "numpy", "--cases", "affine", "--quick", "3", "--json"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["cases_run"] == report["fake_quant_cases_run"] == 0
+    assert report["affine_reference"]["torchao"] == "0.18.0"
+    assert report["affine_cases_run"] == -(-report["affine_cases_in_corpus"] // 3)
+    (row,) = report["affine_results"]
+    assert row["label"] == "numpy" and row["mismatches"] == 0
+    assert row["cases"] == report["affine_cases_run"] and row["batches"] > row["cases"]
+    argv = ["compare", "--backend", "array_api_strict", "--cases", "affine", "--quick", "3"]
+    assert main(argv) == 0
+    assert "affine, torchao (rows: outputs" in capsys.readouterr().out

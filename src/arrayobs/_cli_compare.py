@@ -1,4 +1,5 @@
-"""``arrayobs compare``: the conformance corpus on every installed backend, against torch 2.13.0."""
+"""``arrayobs compare``: the conformance corpus on every installed backend, against torch 2.13.0
+(and its affine section against torchao 0.18.0)."""
 
 from __future__ import annotations
 
@@ -95,8 +96,11 @@ def _table(rows: list[C.Summary], per: str = "us/update") -> str:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        if args.target and (args.backend or args.cases == "fake-quant"):
-            msg = "--target runs the observer cases alone: without --backend or --cases fake-quant"
+        if args.target and (args.backend or args.cases in ("fake-quant", "affine")):
+            msg = (
+                "--target runs the observer cases alone: without --backend or "
+                "--cases fake-quant/affine"
+            )
             raise ValueError(msg)
         factory = load_factory(args.target) if args.target else None
         targets, notes = ([], []) if args.target else _targets(args.backend)
@@ -107,21 +111,28 @@ def run(args: argparse.Namespace) -> int:
     cases = C.cases()
     fq_cases = C.fake_quant_cases()
     fq_reference = C.load_fake_quant()
+    affine_cases = C.affine_cases()
+    affine_reference, affine_meta = C.load_affine()
     if (
         len(cases) != len(reference.case_offsets) - 1
         or len(fq_cases) != len(fq_reference.fq_case_offsets) - 1
+        or len(affine_cases) != len(affine_reference.affine_case_offsets) - 1
     ):
         print("arrayobs: the stored reference does not match this corpus", file=sys.stderr)
         return 2
-    if args.cases == "fake-quant":
+    if args.cases in ("fake-quant", "affine"):
         cases = []
     elif args.cases != "all":
         cases = [c for c in cases if c.per_channel == (args.cases == "per-channel")]
+    if args.cases not in ("all", "fake-quant"):
         fq_cases = []
+    if args.cases not in ("all", "affine") or args.target:
+        affine_cases = []
     if args.target:
         fq_cases = []  # the protocol covers the observers
     if args.quick:
         cases, fq_cases = cases[:: args.quick], fq_cases[:: args.quick]
+        affine_cases = affine_cases[:: args.quick]
     start = time.perf_counter()
     rows = [C.run_target(t, cases, reference, _Progress(t.label)) for t in targets if cases]
     if factory is not None:
@@ -132,8 +143,14 @@ def run(args: argparse.Namespace) -> int:
         for t in targets
         if fq_cases and t.mode != "lazy"
     ]
+    # The affine section against torchao 0.18.0 (JAX also under jit), eagerly.
+    affine_rows = [
+        C.run_affine_target(t, affine_cases, affine_reference, _Progress(f"{t.label} affine"))
+        for t in targets
+        if affine_cases and t.mode != "lazy"
+    ]
     elapsed = time.perf_counter() - start
-    failed = any(r.mismatches for r in rows + fq_rows)
+    failed = any(r.mismatches for r in rows + fq_rows + affine_rows)
     if args.json:
         out: dict[str, Any] = {
             "reference": {k: meta[k] for k in ("torch", "corpus_version", "created") if k in meta},
@@ -144,6 +161,12 @@ def run(args: argparse.Namespace) -> int:
             "seconds": round(elapsed, 3),
             "results": [dataclasses.asdict(r) for r in rows],
             "fake_quant_results": [dataclasses.asdict(r) for r in fq_rows],
+            "affine_reference": {
+                k: affine_meta[k] for k in ("torchao", "torch", "corpus_version", "created")
+            },
+            "affine_cases_in_corpus": len(affine_reference.affine_case_offsets) - 1,
+            "affine_cases_run": len(affine_cases),
+            "affine_results": [dataclasses.asdict(r) for r in affine_rows],
             "skipped_backends": notes,
             "ok": not failed,
         }
@@ -151,21 +174,26 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(
             f"arrayobs compare: {len(cases)} observer cases, {len(fq_cases)} fake-quantize "
-            f"cases vs torch {meta.get('torch')} ({elapsed:.1f} s)"
+            f"cases vs torch {meta.get('torch')}, {len(affine_cases)} affine cases vs torchao "
+            f"{affine_meta.get('torchao')} ({elapsed:.1f} s)"
         )
         if rows:
             print(_table(rows))
         if fq_rows:
             print("\nfake quantize (rows: outputs of an op call or a module batch):")
             print(_table(fq_rows, "us/call"))
-        for r in rows + fq_rows:
+        if affine_rows:
+            print("\naffine, torchao (rows: outputs of a call chain or an observer batch):")
+            print(_table(affine_rows, "us/call"))
+        for r in rows + fq_rows + affine_rows:
             for line in r.failures[:5]:
                 print(f"MISMATCH {r.label}: {line}")
         for note in notes:
             print(f"skipped: {note}")
-        if any(r.deviations for r in rows):
+        if any(r.deviations for r in rows + affine_rows):
             print(
-                "deviations: documented differences (JAX on CPU flushes subnormals to zero; README)"
+                "deviations: documented differences (JAX on CPU flushes subnormals to zero; "
+                "the sign of a zero min/max, and of a zero scale with eps <= 0; README)"
             )
     return 1 if failed else 0
 
@@ -179,11 +207,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--quick", type=int, default=0, metavar="N", help="run every N-th case only")
     p.add_argument(
         "--cases",
-        choices=("all", "per-tensor", "per-channel", "fake-quant"),
+        choices=("all", "per-tensor", "per-channel", "fake-quant", "affine"),
         default="all",
         help=(
             "the whole corpus (default), or only its per-tensor or per-channel observer cases, "
-            "or its fake-quantize section (the ops and the modules)"
+            "or its fake-quantize section (the ops and the modules), or its affine section "
+            "(torchao 0.18.0's primitives and AffineQuantizedMinMaxObserver)"
         ),
     )
     p.add_argument(
