@@ -80,7 +80,8 @@ def test_compare_fake_quant_section(capsys: pytest.CaptureFixture[str]) -> None:
     assert 0 < row["cases"] < report["fake_quant_cases_run"]  # no float16 there: skipped
     assert main(["compare", "--backend", "numpy", "--quick", "40"]) == 0
     out = capsys.readouterr().out
-    assert "fake quantize (rows: outputs" in out and out.count("\nnumpy ") == 2
+    assert "fake quantize (rows: outputs" in out and "affine, torchao (rows" in out
+    assert out.count("\nnumpy ") == 3  # observers, fake quantize, affine
 
 
 def test_compare_json_and_bad_backend(capsys: pytest.CaptureFixture[str]) -> None:
