@@ -1,4 +1,5 @@
-"""Replay an ``arrayobs reference export`` directory against live torch.ao.
+"""Replay an ``arrayobs reference export`` directory against live torch.ao
+(and its affine section against live torchao).
 
 Reads only the exported files and imports nothing from arrayobs (numpy, json,
 hashlib and torch), as a C++ or Rust reader would: this is the format's proof.
@@ -154,6 +155,109 @@ def replay_fake_quant(root: Path, case: dict[str, Any]) -> list[str]:
     return bad
 
 
+def _torchao() -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchao's CUDA extension notice
+        from torchao.quantization import granularity, observer, quant_primitives, utils
+    return quant_primitives, granularity, observer, utils
+
+
+def _dtype(name: Any) -> Any:
+    return None if name is None else getattr(torch, name)
+
+
+def _affine_outputs(root: Path, case: dict[str, Any]) -> list[Any]:
+    """The case's calls on live torchao, from the manifest's parameters and files."""
+    tq, tg, tobs, tu = _torchao()
+    p, inputs = case["parameters"], {k: tensor(root, v) for k, v in case["inputs"].items()}
+    name, _, arg = p["granularity"].partition(":")
+    args = (
+        () if not arg else (tuple(int(a) for a in arg.split("x")),) if "x" in arg else (int(arg),)
+    )
+    gran = getattr(tg, name)(*args)
+    # int4 is int8 in -8..7 (torch.int4 does not quantize on the CPU).
+    tdt, qmin, qmax = (
+        (torch.int8, -8, 7) if p["target"] == "int4" else (_dtype(p["target"]), None, None)
+    )
+    mapping = tq.MappingType[p["mapping"]]
+    if case["op"] == "observer":
+        kw = {
+            k: _dtype(v) if k.endswith("dtype") else v
+            for k, v in case["observer_arguments"].items()
+        }
+        if "zero_point_domain" in kw:
+            kw["zero_point_domain"] = tq.ZeroPointDomain[kw["zero_point_domain"]]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            obs = tobs.AffineQuantizedMinMaxObserver(mapping, tdt, gran, qmin, qmax, **kw)
+        outs: list[Any] = []
+        for i in range(len(inputs)):
+            obs(inputs[f"batch-{i}"])
+            outs += [obs.min_val.clone(), obs.max_val.clone()]
+        return outs + list(obs.calculate_qparams())
+    if case["op"] == "with_min_max":
+        return list(
+            tq.choose_qparams_affine_with_min_max(
+                inputs["min_val"],
+                inputs["max_val"],
+                mapping,
+                [],
+                tdt,
+                qmin,
+                qmax,
+                p["eps"],
+                _dtype(p["scale_dtype"]),
+                _dtype(p["zero_point_dtype"]),
+            )
+        )
+    x, block = inputs["x"], case["block_size"]
+    if case["op"] == "float8":
+        f8 = _dtype(p["target"])
+        s = tq._choose_scale_float8(x, block, f8, _dtype(p["scale_dtype"]), *p["hp_bounds"])
+        q = tq._quantize_affine_float8(x, s, f8)
+        return [s, q, tq._dequantize_affine_float8(q, s, _dtype(p["out_dtype"]))]
+    assert list(tu.get_block_size(x.shape, gran)) == block, case["id"]
+    s, z = tq.choose_qparams_affine(
+        x,
+        mapping,
+        block,
+        tdt,
+        qmin,
+        qmax,
+        p["eps"],
+        _dtype(p["scale_dtype"]),
+        _dtype(p["zero_point_dtype"]),
+        p["keepdim"],
+    )
+    if p["input_dtype"] == "float64":
+        return [s, z]
+    q = tq.quantize_affine(x, block, s, z, tdt, qmin, qmax)
+    d = tq.dequantize_affine(q, block, s, z, tdt, qmin, qmax, output_dtype=_dtype(p["out_dtype"]))
+    return [s, z, q, d]
+
+
+def replay_affine(root: Path, case: dict[str, Any]) -> list[str]:
+    outs = _affine_outputs(root, case)
+    if len(outs) != len(case["expected"]):
+        return [f"affine case {case['id']}: {len(outs)} outputs"]
+    bad = []
+    for i, (out, entry) in enumerate(zip(outs, case["expected"], strict=True)):
+        t = out
+        if entry is None or t is None:
+            if entry is not t:
+                bad.append(f"affine case {case['id']} output {i}: None")
+            continue
+        name = str(t.dtype).removeprefix("torch.")
+        if name == "uint4":
+            t, name = t.to(torch.uint8), "uint8"
+        if name.startswith("float8"):
+            t = t.to(torch.float32)  # exact; the file holds the float32 values
+        ok = name == entry["torch_dtype"] and equal_arrays(t.reshape(-1), root, entry)
+        if not ok:
+            bad.append(f"affine case {case['id']} output {i} ({entry['torch_dtype']})")
+    return bad
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("root", type=Path)
@@ -175,6 +279,10 @@ def main() -> None:
     for case in manifest["fake_quant_cases"]:
         bad = replay_fake_quant(root, case)
         fq_bad, failures = fq_bad + len(bad), failures + bad
+    affine_bad = 0
+    for case in manifest.get("affine_cases", []):
+        bad = replay_affine(root, case)
+        affine_bad, failures = affine_bad + len(bad), failures + bad
     report = {
         "torch": torch.__version__,
         "reference": manifest["reference"],
@@ -185,6 +293,8 @@ def main() -> None:
         "observer_mismatches": obs_bad,
         "fake_quant_cases": len(manifest["fake_quant_cases"]),
         "fake_quant_mismatches": fq_bad,
+        "affine_cases": len(manifest.get("affine_cases", [])),
+        "affine_mismatches": affine_bad,
         "failures": failures[:10],
         "arrayobs_imported": sorted(m for m in sys.modules if m.startswith("arrayobs")),
     }

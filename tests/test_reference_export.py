@@ -40,15 +40,26 @@ def test_export_replays_on_live_torch_without_arrayobs(exported: Path, torch_ref
     assert report["corrupt_files"] == [] and report["files"] > 16000
     assert report["observer_cases"] == 1458 and report["observer_batches"] > 14000
     assert report["fake_quant_cases"] == 332
-    assert report["observer_mismatches"] == report["fake_quant_mismatches"] == 0, report
-    assert report["reference"] == {"torch": "2.13.0+cpu", "torchao": None}
+    assert report["affine_cases"] == 268
+    assert (
+        report["observer_mismatches"]
+        == report["fake_quant_mismatches"]
+        == report["affine_mismatches"]
+        == 0
+    ), report
+    assert report["reference"] == {"torch": "2.13.0+cpu", "torchao": "0.18.0"}
 
 
 def test_manifest_format(exported: Path) -> None:
     manifest = json.loads((exported / "manifest.json").read_text())
     assert manifest["format"] == "arrayobs-reference-export" and manifest["format_version"] == 1
     assert manifest["corpus_version"] == 3
-    assert manifest["sections"] == ["per-tensor", "per-channel", "fake-quant"]
+    assert manifest["sections"] == ["per-tensor", "per-channel", "fake-quant", "affine"]
+    assert manifest["reference"]["torchao"] == "0.18.0"
+    affine = manifest["affine_cases"]
+    assert {c["op"] for c in affine} == {"choose", "with_min_max", "float8", "observer"}
+    f8 = next(e for c in affine for e in c["expected"] if e and e["torch_dtype"] == "float8_e5m2")
+    assert f8["dtype"] == "float32"  # float8 values as their exact float32 values
     cases = manifest["observer_cases"]
     by_section = [c["section"] for c in cases]
     assert by_section.count("per-channel") == 294 and by_section.count("per-tensor") == 1164
@@ -96,9 +107,10 @@ def test_export_one_section_without_torch(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
-    assert "294 observer cases, 0 fake-quantize cases" in out.stdout
+    assert "294 observer cases, 0 fake-quantize cases, 0 affine cases" in out.stdout
     manifest = json.loads((tmp_path / "pc" / "manifest.json").read_text())
     assert manifest["sections"] == ["per-channel"] and manifest["fake_quant_cases"] == []
+    assert manifest["affine_cases"] == [] and manifest["reference"]["torchao"] is None
 
 
 def test_export_refuses_a_non_empty_directory(

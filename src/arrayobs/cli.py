@@ -303,6 +303,7 @@ def _export(args: argparse.Namespace) -> int:
     print(
         f"wrote {args.dir}: {len(manifest['observer_cases'])} observer cases, "
         f"{len(manifest['fake_quant_cases'])} fake-quantize cases, "
+        f"{len(manifest['affine_cases'])} affine cases, "
         f"{len(manifest['files']) + 1} files, {size / 1e6:.1f} MB "
         f"(torch {manifest['reference']['torch']}, corpus version {manifest['corpus_version']})"
     )
@@ -339,9 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("dir", metavar="DIR", help="a new or empty directory")
     export.add_argument(
         "--cases",
-        choices=("all", "per-tensor", "per-channel", "fake-quant"),
+        choices=("all", "per-tensor", "per-channel", "fake-quant", "affine"),
         default="all",
-        help="the whole corpus (default) or one section",
+        help="the whole corpus (default) or one section (affine: torchao 0.18.0's numbers)",
     )
     export.set_defaults(run=_export)
     return parser

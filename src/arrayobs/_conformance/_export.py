@@ -25,13 +25,14 @@ from arrayobs._conformance._records import (
     TORCH_VERSION,
     Records,
     load,
+    load_affine,
     load_fake_quant,
 )
 from arrayobs._conformance._runner import _view
 
 FORMAT = "arrayobs-reference-export"
 FORMAT_VERSION = 1
-SECTIONS = ("per-tensor", "per-channel", "fake-quant")
+SECTIONS = ("per-tensor", "per-channel", "fake-quant", "affine")
 STATUS = {0: "ok", NEVER_OBSERVED: "never-observed", REFUSED: "refused"}
 # torch.ao's fake-quantize modules' state_dict keys, in order (every module of the corpus).
 STATE_DICT_KEYS = (
@@ -292,15 +293,17 @@ def export(root: Path, which: str = "all", reference: Path | None = None) -> dic
         if "fake-quant" in sections
         else []
     )
+    affine = _affine_cases(w) if "affine" in sections else []
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "reference": {"torch": meta["torch"], "torchao": None},
+        "reference": {"torch": meta["torch"], "torchao": "0.18.0" if affine else None},
         "corpus_version": meta["corpus_version"],
         "created": meta.get("created"),
         "sections": list(sections),
         "observer_cases": observer_cases,
         "fake_quant_cases": fake_quant,
+        "affine_cases": affine,
         "files": dict(sorted(w.files.items())),
     }
     (root / "manifest.json").write_text(json.dumps(manifest, separators=(",", ":")) + "\n")
@@ -313,3 +316,50 @@ def _observer_cases(
     for case in corpus:
         if ("per-channel" if case.per_channel else "per-tensor") in sections:
             yield observer_case(w, case, records.case(case.id))
+
+
+# -- affine (torchao) ---------------------------------------------------------------------
+def _affine_cases(w: _Writer) -> list[dict[str, Any]]:
+    """Every affine case: its inputs, its calls' parameters and torchao's outputs
+    (flattened; float8 as their float32 values, a None output as null)."""
+    from arrayobs import affine
+    from arrayobs._conformance import _affine_corpus as A
+    from arrayobs._conformance._affine_runner import _granularity
+
+    records, _ = load_affine()
+    corpus = A.cases()
+    if len(corpus) != len(records.affine_case_offsets) - 1:
+        msg = "the stored torchao reference does not match this corpus"
+        raise ValueError(msg)
+    out = []
+    for case in corpus:
+        base = f"affine/{case.id:04d}"
+        entry: dict[str, Any] = {"id": case.id, "section": "affine", "op": case.op}
+        entry["parameters"] = {
+            k: v for k, v in case.describe().items() if k not in ("id", "seed", "observer")
+        }
+        if case.op == "observer":
+            _, _, _, kw = A.OBSERVERS[case.observer or 0]
+            entry["observer_arguments"] = dict(kw)
+            hosts = {f"batch-{i}": h for i, h in enumerate(A.observer_batches(case))}
+        else:
+            hosts = A.arguments(case)
+        if case.op == "float8":
+            entry["block_size"] = list(A.float8_block(case))
+        elif case.op == "choose":
+            entry["block_size"] = list(affine.get_block_size(case.shape, _granularity(case)))
+        entry["inputs"] = {
+            k: w.array(f"{base}/{k}.npy", h, case.input_dtype) for k, h in hosts.items()
+        }
+        expected: list[Any] = []
+        for i, (dtype, encoded) in enumerate(records.case(case.id)):
+            if dtype == "none":
+                expected.append(None)
+                continue
+            f8 = dtype.startswith("float8")
+            values = decode("float32" if f8 else dtype, encoded)
+            e = w.array(f"{base}/expected-{i}.npy", values, "float32" if f8 else dtype)
+            expected.append({**e, "torch_dtype": dtype})
+        entry["expected"] = expected
+        out.append(entry)
+    return out
