@@ -63,7 +63,6 @@ def slabs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> st
         monkeypatch.setattr(_numpy, "THREAD_MIN_BYTES", 64)
         monkeypatch.setattr(_numpy, "BLOCK_BYTES", 256)
         monkeypatch.setattr(_numpy_affine, "SLAB_BYTES", 300)
-        monkeypatch.setattr(_torch_affine, "SLAB_BYTES", 300)
     return str(request.param)
 
 

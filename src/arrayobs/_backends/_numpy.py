@@ -462,6 +462,23 @@ def fake_quantize_tensor(
     return result.reshape(np.broadcast_shapes(x.shape, scale.shape, zero_point.shape))
 
 
+def quantize_affine(
+    x: Any, block_size: tuple[int, ...], scale: Any, zero_point: Any, tgt: Any
+) -> np.ndarray | None:
+    """:func:`arrayobs._backends._numpy_affine.quantize` on this module's threads
+    (torch on the CPU takes it too); None where it does not apply."""
+    threads = getattr(x, "nbytes", 0) >= THREAD_MIN_BYTES and _workers() > 1
+    return _numpy_affine.quantize(  # type: ignore[no-any-return]
+        x,
+        block_size,
+        scale,
+        zero_point,
+        tgt,
+        _workers() if threads else 1,
+        _pool().map if threads else map,
+    )
+
+
 class NumpyBackend(Backend):
     """The blocked, threaded reductions above; the per-tensor state as host scalars."""
 
@@ -570,14 +587,8 @@ class NumpyBackend(Backend):
     def quantize_affine(
         self, x: Any, block_size: tuple[int, ...], scale: Any, zero_point: Any, tgt: Any
     ) -> Any:
-        out = None
-        if self.fast:
-            # Slabs in L2 on every core, instead of ten full-size temporaries on one.
-            threads = getattr(x, "nbytes", 0) >= THREAD_MIN_BYTES and _workers() > 1
-            parallel = _pool().map if threads else map
-            out = _numpy_affine.quantize(
-                x, block_size, scale, zero_point, tgt, _workers() if threads else 1, parallel
-            )
+        # Slabs in L2 on every core, instead of ten full-size temporaries on one.
+        out = quantize_affine(x, block_size, scale, zero_point, tgt) if self.fast else None
         if out is None:
             return super().quantize_affine(x, block_size, scale, zero_point, tgt)
         return out

@@ -1,27 +1,28 @@
-"""torch: torchao's ``quantize_affine`` as torchao's own ops, a cache-sized slab at a time.
+"""torch: torchao's ``quantize_affine`` with fewer passes over memory, on the CPU.
 
 torchao computes ``clamp(round(x * (1.0 / scale)) + zero_point, qmin, qmax).to(dtype)``
-as five full-size temporaries: each a pass over memory and a fresh allocation
-(page faults for 64 MB at 4096 x 4096 float32). The same ops with the same
-operands here run in place on a scratch slab of about :data:`SLAB_BYTES` that
-stays in L2, and the cast writes straight into the output, so the input is read
-once and the output written once. Each step is the kernel torchao calls on the
-dtype torchao's promotion gives, so the numbers are torchao's by construction
-(and the tests check them against the generic arithmetic bit for bit).
+as five full-size temporaries. A float32 input with a float32 scale takes the NumPy
+backend's kernel on the same memory (no copy): slabs of rows that stay in L2, one
+run of slabs per core, each step the generic arithmetic's (which torchao's ops
+compute: correctly rounded float32 products and sums, round half to even). Slabs
+of torch ops would do the same, but each op is an OpenMP region ending in a
+barrier: with a core taken by another process, 256 barriers per call made a
+12 ms call take 2.7 s (4096 x 4096 on 2 cores), while Python threads that each
+walk their own slabs join once. Other dtypes run torchao's own ops, in place
+after the first, so the numbers are torchao's by construction.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
+from arrayobs._backends import _numpy
 from arrayobs._core import _affine as core
 
-# Bytes of the float scratch slab: at 4096 x 4096 float32 with group 128 on 2 cores,
-# slabs of 8, 32 and 128 rows (128 KiB, 512 KiB, 2 MiB) took 24, 11 and 10 ms.
-SLAB_BYTES = 1 << 20
+# Zero point dtypes the NumPy kernel reads (it converts them to float32 as torch does).
+_HOST_ZERO_POINTS = frozenset({torch.uint8, torch.int8, torch.int16, torch.int32, torch.float32})
 
 
 def applies(x: Any, scale: Any, zero_point: Any) -> bool:
@@ -38,8 +39,16 @@ def applies(x: Any, scale: Any, zero_point: Any) -> bool:
 def quantize(
     x: Any, block_size: tuple[int, ...], scale: Any, zero_point: Any, tgt: core.Target
 ) -> Any | None:
-    """torchao's ``quantize_affine`` of CPU tensors (see :func:`applies`), slab by slab;
-    None where torch cannot run torchao's ops (a bound beyond a float16 product)."""
+    """torchao's ``quantize_affine`` of CPU tensors (see :func:`applies`); None where
+    torch cannot run torchao's ops (a bound beyond a float16 product: torchao fails)."""
+    if (
+        x.dtype is torch.float32
+        and scale.dtype is torch.float32
+        and zero_point.dtype in _HOST_ZERO_POINTS
+    ):
+        out = _numpy.quantize_affine(x.numpy(), block_size, scale.numpy(), zero_point.numpy(), tgt)
+        if out is not None:
+            return torch.from_numpy(out)
     view, axes = core.reduction_params(block_size, x.shape)
     per_block = core.reduced_shape(view, axes)
     core.float_name(scale.dtype, "scale")
@@ -48,26 +57,8 @@ def quantize(
     v = x.reshape(view)
     product = torch.result_type(v, inv)
     total = torch.promote_types(product, zp.dtype) if zp.dtype.is_floating_point else product
-    top = torch.finfo(total).max
-    if max(abs(tgt.quant_min), abs(tgt.quant_max)) > top:
-        return None  # torch's clamp refuses the bound (torchao fails); the generic numbers
-    storage = getattr(torch, tgt.storage)
-    out = torch.empty(view, dtype=storage)
-    rows = max(1, SLAB_BYTES // max(1, math.prod(view[1:]) * product.itemsize))
-    rows = min(rows, view[0])
-    first = torch.empty((rows, *view[1:]), dtype=product)
-    second = first if total == product else torch.empty(first.shape, dtype=total)
-    for start in range(0, view[0], rows):
-        stop = min(start + rows, view[0])
-        a, b = first[: stop - start], second[: stop - start]
-        torch.mul(v[start:stop], _rows(inv, start, stop), out=a)
-        a.round_()
-        torch.add(a, _rows(zp, start, stop), out=b)
-        b.clamp_(tgt.quant_min, tgt.quant_max)
-        out[start:stop].copy_(b)
-    return out.reshape(x.shape)
-
-
-def _rows(per_block: Any, start: int, stop: int) -> Any:
-    """Rows ``start:stop`` of a per-block operand, or all of it where it broadcasts."""
-    return per_block if per_block.shape[0] == 1 else per_block[start:stop]
+    if max(abs(tgt.quant_min), abs(tgt.quant_max)) > torch.finfo(total).max:
+        return None
+    q = torch.mul(v, inv).round_()
+    q = q.add_(zp) if total == product else torch.add(q, zp)
+    return q.clamp_(tgt.quant_min, tgt.quant_max).to(getattr(torch, tgt.storage)).reshape(x.shape)
