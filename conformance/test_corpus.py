@@ -177,28 +177,6 @@ def test_fake_quant_target_matches_reference(target: C.Target) -> None:
 _AFFINE_STRIDE = {("jax", "eager"): 34, ("jax", "jit"): 5, ("dask", "eager"): 7}
 
 
-def _affine_bug(target: C.Target, case: Any) -> str:
-    """An open arrayobs bug that ``case`` shows on ``target`` ("" if none)."""
-    from arrayobs._conformance._affine_corpus import arguments, float8_block
-
-    if case.op == "with_min_max" and case.mapping == "SYMMETRIC_NO_CLIPPING_ERR":
-        a = arguments(case)
-        if (np.isnan(a["min_val"]) & ~np.isnan(a["max_val"])).any():
-            return "NaN min: torch.where(smin > smax, ...) drops it, arrayobs keeps it"
-    if target.library == "jax" and case.op in ("choose", "float8"):
-        x = arguments(case)["x"]
-        block = float8_block(case) if case.op == "float8" else None
-        size = int(np.prod(block)) if block else 0
-        if case.op == "choose":
-            from arrayobs import affine
-            from arrayobs._conformance._affine_runner import _granularity
-
-            size = int(np.prod(affine.get_block_size(case.shape, _granularity(case))))
-        if size >= 4096 and np.isnan(x.astype(np.float32)).any():
-            return "jnp.max drops a NaN from a block of 4096+ values (with an inf) on the CPU"
-    return ""
-
-
 def _affine_cases(target: C.Target) -> list[Any]:
     return C.affine_cases()[:: _AFFINE_STRIDE.get((target.library, target.mode), 1)]
 
@@ -258,7 +236,7 @@ def test_affine_section_covers_what_it_promises() -> None:
 def test_affine_target_matches_reference(target: C.Target) -> None:
     if target.mode == "lazy":
         pytest.skip("the functions are lazy on Dask in every mode: the eager target runs them")
-    cases = [c for c in _affine_cases(target) if not _affine_bug(target, c)]
+    cases = _affine_cases(target)
     summary = C.run_affine_target(target, cases, C.load_affine()[0])
     print(
         f"\n{summary.label} affine: {summary.cases} cases, {summary.batches} outputs, "
@@ -268,18 +246,3 @@ def test_affine_target_matches_reference(target: C.Target) -> None:
     )
     assert summary.cases > 0
     assert summary.mismatches == 0, "\n".join(summary.failures)
-
-
-def test_affine_open_bugs_still_show(target: C.Target) -> None:
-    """The cases that :func:`_affine_bug` names really mismatch (remove them once fixed)."""
-    from arrayobs._conformance._affine_runner import supports
-
-    if target.mode == "lazy":
-        pytest.skip("the eager target runs the functions")
-    bugs = [c for c in C.affine_cases() if _affine_bug(target, c) and supports(target, c)]
-    if not bugs:
-        pytest.skip(f"no open affine bug shows on {target.label}")
-    stored = C.load_affine()[0]
-    for case in bugs:
-        summary = C.run_affine_target(target, [case], stored)
-        assert summary.mismatches > 0, f"case {case.id} is fixed: {_affine_bug(target, case)}"

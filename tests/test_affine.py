@@ -626,3 +626,35 @@ def test_torch_ao_copies_in_torchao(case: int) -> None:
             assert np.isnan(_host(obs.calculate_qparams()[0])).any(), where
             continue
         assert_qparams_match(obs.calculate_qparams(), want, xp=np_xp, device="cpu", where=where)
+
+
+def test_regressions_found_by_the_corpus(backend) -> None:
+    """Three cases the conformance section found: each against live torchao."""
+    from torchao.quantization import quant_primitives as tq
+
+    xp = backend.xp
+    # A NaN min under SYMMETRIC_NO_CLIPPING_ERR: torchao's where(smin > smax, ...) drops it.
+    mn = torch.tensor([float("nan"), -1.0, 0.5])
+    mx = torch.tensor([1.0, float("nan"), 2.0])
+    want = tq.choose_qparams_affine_with_min_max(
+        mn, mx, tq.MappingType.SYMMETRIC_NO_CLIPPING_ERR, [1], torch.int8, -128, 127
+    )
+    got = affine.choose_qparams_affine_with_min_max(
+        backend.from_torch(mn), backend.from_torch(mx), "SYMMETRIC_NO_CLIPPING_ERR", [1], "int8"
+    )
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(to_host(got[0]), want[0].numpy())
+    # A NaN in a large block that also holds an infinity (XLA's CPU reduction drops it).
+    x = torch.ones(64, 128)
+    x[1, 5], x[0, 3] = float("nan"), float("inf")
+    want_s, _ = tq.choose_qparams_affine(x, tq.MappingType.SYMMETRIC, (64, 128), torch.int8)
+    got_s, _ = affine.choose_qparams_affine(backend.from_torch(x), "SYMMETRIC", (64, 128), "int8")
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(to_host(got_s), want_s.numpy())
+    # float16 min/max with an ASYMMETRIC range beyond float16: torchao refuses.
+    if backend.has("float16") and hasattr(xp, "float16"):
+        h = torch.ones(8, dtype=torch.float16)
+        with pytest.raises(RuntimeError, match="Half"):
+            tq.choose_qparams_affine(h, tq.MappingType.ASYMMETRIC, (8,), torch.int32)
+        with pytest.raises(ValueError, match="float16"):
+            affine.choose_qparams_affine(backend.from_torch(h), "ASYMMETRIC", (8,), "int32")

@@ -160,6 +160,12 @@ def test_fast_equals_generic(slabs: str, lib: str, gran: Any, dtype: str) -> Non
         x = _array(lib, _values(seed), dtype)
         fast, generic = _pair(x)
         where = f"{lib} {dtype} {gran} {mapping.name} {target} {kw}"
+        if dtype == "float16" and mapping is A.ASYMMETRIC and target == "int32":
+            # torchao refuses: the int32 bounds are float16 scalars there (overflow).
+            for backend in (fast, generic):
+                with pytest.raises(ValueError, match="does not fit float16"):
+                    _choose(backend, x, mapping, block, target, kw)
+            continue
         # NumPy's min of ml_dtypes' bfloat16 warns on NaN (the generic reduction, which
         # the fast path keeps where blocks are not runs of the last axis).
         with np.errstate(invalid="ignore"):

@@ -294,7 +294,10 @@ def choose_scale_float8(
         msg = f"scale_dtype must be float32 or float8_e8m0fnu, got {scale_dtype!r}"
         raise ValueError(msg)
     bounds = [core.eps_value(v) for v in (hp_value_lb, hp_value_ub)]
-    return core.choose_scale_float8(x, block, name, sname != "float32", bounds[0], bounds[1], xp=xp)
+    nan_safe = _backends.shared(xp).reductions_drop_nan
+    return core.choose_scale_float8(
+        x, block, name, sname != "float32", bounds[0], bounds[1], xp=xp, nan_safe=nan_safe
+    )
 
 
 def quantize_affine_float8(x: Any, scale: Any, float8_dtype: Any = "float8_e4m3fn") -> Any:

@@ -38,6 +38,9 @@ class Backend:
     """
 
     name = "generic"
+    #: Whether the library's min/max reductions can drop a NaN (XLA on the CPU):
+    #: the generic reductions then put it back with one more pass.
+    reductions_drop_nan = False
 
     def __init__(self, xp: ModuleType, fast: bool = True) -> None:
         self.xp = xp
@@ -192,7 +195,16 @@ class Backend:
         """torchao's ``choose_qparams_affine`` (:func:`arrayobs._core._affine.choose_qparams`;
         arguments checked by :mod:`arrayobs.affine`)."""
         return affine.choose_qparams(
-            x, mapping, block_size, tgt, eps, scale_dtype, zero_point_dtype, keepdim, xp=self.xp
+            x,
+            mapping,
+            block_size,
+            tgt,
+            eps,
+            scale_dtype,
+            zero_point_dtype,
+            keepdim,
+            xp=self.xp,
+            nan_safe=self.reductions_drop_nan,
         )
 
     def quantize_affine(

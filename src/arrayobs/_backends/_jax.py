@@ -268,6 +268,7 @@ class JaxBackend(Backend):
     """The variadic reduction above; every update, qparams and check one compiled call."""
 
     name = "jax"
+    reductions_drop_nan = True
 
     def state_device(self, device: Any) -> Any:
         return state_device(device)

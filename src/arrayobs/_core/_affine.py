@@ -452,6 +452,14 @@ def qparams_from_minmax(
     min_neg = first_min(mn, zero, xp)
     max_pos = first_max(mx, zero, xp)
     qmin, qmax = tgt.quant_min, tgt.quant_max
+    if mapping is MappingType.ASYMMETRIC and a.name == "float16" and max(-qmin, qmax) > 65504:
+        # torchao's ``quant_min - round(...)`` and clamp take the bounds as float16
+        # scalars and refuse them ("value cannot be converted to type c10::Half").
+        msg = (
+            f"an ASYMMETRIC range ({qmin}, {qmax}) does not fit float16, the dtype of the "
+            "min and max (torchao refuses it too)"
+        )
+        raise ValueError(msg)
     if mapping is MappingType.ASYMMETRIC:
         span = a.round(max_pos - min_neg)
         scale = a.round(span / _divisor(float(qmax - qmin), mn, xp))
@@ -466,15 +474,29 @@ def qparams_from_minmax(
             scale = a.round(max_pos / _divisor(float(qmax - qmin) / 2, mn, xp))
         else:
             smin = a.round(min_neg / _divisor(float(qmin), mn, xp))
-            smax = a.round(max_pos / _divisor(float(qmax), mn, xp))
+            # The divisor's NaN follows its own operand: a NaN min must not make smax
+            # NaN (torchao's where(smin > smax, smin, smax) then picks smax).
+            smax = a.round(max_pos / _divisor(float(qmax), mx, xp))
             scale = xp.where(smin > smax, smin, smax)
         zp = a.full(scale, int((qmax + qmin + 1) / 2))
         scale = first_max(scale, a.full(scale, eps), xp)
     return a.store(scale), a.store(zp), a.name
 
 
-def block_minmax(x: Any, block_size: Sequence[int], keepdim: bool, *, xp: ModuleType) -> Any:
-    """torchao's ``amin``/``amax`` over each block, in the input's dtype."""
+def _with_nan(res: Any, v: Any, axis: Any, keepdim: bool, xp: ModuleType) -> Any:
+    """``res`` (a reduction of ``v``) NaN wherever its block holds a NaN."""
+    nan = xp.any(xp.isnan(v), axis=axis, keepdims=keepdim)
+    return xp.where(nan, xp.asarray(float("nan"), dtype=res.dtype), res)
+
+
+@quiet
+def block_minmax(
+    x: Any, block_size: Sequence[int], keepdim: bool, *, xp: ModuleType, nan_safe: bool = False
+) -> Any:
+    """torchao's ``amin``/``amax`` over each block, in the input's dtype.
+
+    ``nan_safe``: put back a NaN the library's reduction drops (XLA on the CPU
+    drops one from a large block that also holds an infinity), one more pass."""
     view, axes = reduction_params(block_size, x.shape)
     for i in axes:
         if view[i] == 0:
@@ -484,7 +506,10 @@ def block_minmax(x: Any, block_size: Sequence[int], keepdim: bool, *, xp: Module
     # No axis to reduce (every block one element) reduces them all: torchao
     # passes dim=[] to torch.amin, which means every dimension.
     axis = axes or None
-    return xp.min(v, axis=axis, keepdims=keepdim), xp.max(v, axis=axis, keepdims=keepdim)
+    lo, hi = xp.min(v, axis=axis, keepdims=keepdim), xp.max(v, axis=axis, keepdims=keepdim)
+    if nan_safe:
+        lo, hi = _with_nan(lo, v, axis, keepdim, xp), _with_nan(hi, v, axis, keepdim, xp)
+    return lo, hi
 
 
 def choose_qparams(
@@ -498,10 +523,11 @@ def choose_qparams(
     keepdim: bool,
     *,
     xp: ModuleType,
+    nan_safe: bool = False,
 ) -> tuple[Any, Any]:
     """torchao's ``choose_qparams_affine`` (arguments checked by the caller)."""
     float_name(x.dtype, "input")
-    mn, mx = block_minmax(x, block_size, keepdim, xp=xp)
+    mn, mx = block_minmax(x, block_size, keepdim, xp=xp, nan_safe=nan_safe)
     return choose_from_minmax(
         mn,
         mx,
@@ -641,13 +667,18 @@ def choose_scale_float8(
     upper: float | None,
     *,
     xp: ModuleType,
+    nan_safe: bool = False,
 ) -> Any:
     """torchao's ``_choose_scale_float8``: ``amax(|x|) / fp8 max`` per block, in
     the input's dtype, optionally rounded to a power of two; float32, of shape
     ``input shape // block_size``."""
     a = Arith(float_name(x.dtype, "input"), xp)
     view, axes = reduction_params(block_size, x.shape)
-    amax = a.load(xp.max(xp.abs(xp.reshape(x, view)), axis=axes or None, keepdims=True))
+    magnitude = xp.abs(xp.reshape(x, view))
+    amax = xp.max(magnitude, axis=axes or None, keepdims=True)
+    if nan_safe:
+        amax = _with_nan(amax, magnitude, axes or None, True, xp)
+    amax = a.load(amax)
     if lower is not None or upper is not None:
         clipped = xp.clip(
             amax,

@@ -180,7 +180,8 @@ class AffineQuantizedMinMaxObserver:
 
     def _batch(self, x: Any, xp: ModuleType) -> MinMaxState:
         block = core.get_block_size(x.shape, self.granularity)
-        return MinMaxState(*core.block_minmax(x, block, self.keepdim, xp=xp))
+        nan_safe = _backends.shared(xp).reductions_drop_nan
+        return MinMaxState(*core.block_minmax(x, block, self.keepdim, xp=xp, nan_safe=nan_safe))
 
     def _fold(self, state: MinMaxState, batch: MinMaxState, xp: ModuleType) -> MinMaxState:
         """torch.min/torch.max of the state and the batch, copied into the state's dtype."""
