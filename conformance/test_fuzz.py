@@ -239,11 +239,6 @@ def _fq_same(got: Any, want: Any, where: str) -> None:
     assert same.all(), f"{where}: {g[~same][:5]} vs {w[~same][:5]}"
 
 
-def _open_fq_bug(backend: Any) -> None:
-    if backend.library == "array_api_strict" and "CPU_DEVICE" not in str(backend.device):
-        pytest.skip("open bug: generic fake_quantize/quantize make arrays on the default device")
-
-
 @settings(
     max_examples=FQ_EXAMPLES,
     deadline=None,
@@ -258,7 +253,6 @@ def test_random_fake_quantize_matches_torch(
     """fake_quantize_per_tensor/_per_channel_affine and quantize_per_tensor/_per_channel."""
     importlib.import_module("torch.ao.quantization.fx._decomposed")  # registers the ops
     torch = torch_ref
-    _open_fq_bug(backend)
     flushes = flushes_subnormals(backend.xp, backend.device)
     wide = backend.has("float64")
     op = data.draw(st.sampled_from(["fq_tensor", "fq_channel", "q_tensor", "q_channel"]))
@@ -326,7 +320,6 @@ def test_random_fake_quant_module_sequences_match_torch(
 ) -> None:
     """A fake-quantize module over batches, observer and fake quantization switched at random."""
     torch = torch_ref
-    _open_fq_bug(backend)
     flushes = flushes_subnormals(backend.xp, backend.device)
     # Exact only with float64 (documented): the fused module's qparams take double
     # steps, and float_qparams's float32 zero point is added in an FMA.
@@ -362,3 +355,67 @@ def test_random_fake_quant_module_sequences_match_torch(
             _fq_same(ours(backend.from_torch(t)), ref(t), where)
         _fq_same(ours.scale, ref.scale, where + " scale")
         _fq_same(ours.zero_point, ref.zero_point, where + " zero_point")
+
+
+# -- torchao's affine primitives -------------------------------------------------------------
+AFFINE_EXAMPLES = max(1, EXAMPLES // 8)
+# (name, quant_min, quant_max): the storage dtype and range, as torchao's weight paths hold them.
+AFFINE_TARGETS = [
+    ("int8", -128, 127),
+    ("uint8", 0, 255),
+    ("int8", -8, 7),
+    ("uint8", 0, 15),
+    ("int16", -(2**15), 2**15 - 1),
+]
+
+
+@settings(
+    max_examples=AFFINE_EXAMPLES,
+    deadline=None,
+    derandomize=EXAMPLES < 10_000,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_random_affine_matches_torchao(backend: Any, torch_ref: Any, data: st.DataObject) -> None:
+    """choose_qparams_affine, quantize_affine and dequantize_affine against live torchao."""
+    tq = pytest.importorskip("torchao.quantization.quant_primitives")
+    from arrayobs import affine
+
+    torch = torch_ref
+    flushes = flushes_subnormals(backend.xp, backend.device)
+    mapping = data.draw(st.sampled_from(["ASYMMETRIC", "SYMMETRIC", "SYMMETRIC_NO_CLIPPING_ERR"]))
+    name, lo, hi = data.draw(st.sampled_from(AFFINE_TARGETS))
+    in_dtype = data.draw(
+        st.sampled_from([d for d in ("float32", "bfloat16", "float16") if backend.has(d)])
+    )
+    if in_dtype == "float16" and not hasattr(backend.xp, "float16"):
+        in_dtype = "float32"
+    rows, groups, group = (data.draw(st.sampled_from(v)) for v in ([1, 4], [1, 3], [8, 16]))
+    gran = data.draw(
+        st.sampled_from(
+            [affine.PerGroup(group), affine.PerAxis(0), affine.PerTensor(), affine.PerRow()]
+        )
+    )
+    shape = (rows, groups * group)
+    block = affine.get_block_size(shape, gran)
+    value = st.one_of(
+        st.floats(-1e4, 1e4, width=32, allow_subnormal=not flushes),
+        st.sampled_from([0.0, -0.0, 0.5, -1.5, 2.5]),
+    )
+    n = rows * groups * group
+    values = data.draw(st.lists(value, min_size=n, max_size=n))
+    t = torch.tensor(values, dtype=torch.float32).reshape(shape).to(getattr(torch, in_dtype))
+    x = backend.from_torch(t)
+    where = f"[{backend.name} {mapping} {name} ({lo}, {hi}) {in_dtype} {gran} {values}]"
+    tdtype = getattr(torch, name)
+    want_s, want_z = tq.choose_qparams_affine(t, tq.MappingType[mapping], block, tdtype, lo, hi)
+    got_s, got_z = affine.choose_qparams_affine(x, mapping, block, name, lo, hi)
+    _fq_same(got_s, want_s, f"{where} scale")
+    _fq_same(got_z, want_z, f"{where} zero_point")
+    want_q = tq.quantize_affine(t, block, want_s, want_z, tdtype, lo, hi)
+    got_q = affine.quantize_affine(x, block, got_s, got_z, name, lo, hi)
+    _fq_same(got_q, want_q, f"{where} quantized")
+    want_d = tq.dequantize_affine(want_q, block, want_s, want_z, tdtype, lo, hi)
+    got_d = affine.dequantize_affine(got_q, block, got_s, got_z, name, lo, hi)
+    _fq_same(got_d, want_d, f"{where} dequantized")
