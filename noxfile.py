@@ -19,7 +19,14 @@ nox.options.error_on_missing_interpreters = True
 
 CONSTRAINTS = ("-c", "constraints.txt")
 # Test dependencies, mirrored from [dependency-groups] test in pyproject.toml.
-TEST_DEPS = ("pytest>=8", "hypothesis>=6.100", "torch==2.13.0", "torchao==0.18.0")
+TEST_DEPS = (
+    "pytest>=8",
+    "hypothesis>=6.100",
+    "torch==2.13.0",
+    "torchao==0.18.0",
+    # bfloat16 and float8 on NumPy and Dask (the affine and fake-quantize tests).
+    "ml_dtypes>=0.4",
+)
 # Session -> (extra to install, ARRAYOBS_BACKENDS, needs a GPU). A backend named in
 # ARRAYOBS_BACKENDS that cannot run fails the session.
 SESSIONS = {

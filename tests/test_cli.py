@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from typing import Any
@@ -70,6 +71,7 @@ def test_compare_per_channel_cases(capsys: pytest.CaptureFixture[str]) -> None:
 def test_compare_fake_quant_section(capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
+    pytest.importorskip("array_api_strict")
     argv = ["compare", "--backend", "array_api_strict", "--cases", "fake-quant", "--json"]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
@@ -283,6 +285,7 @@ def test_compare_affine_section(capsys: pytest.CaptureFixture[str]) -> None:
     (row,) = report["affine_results"]
     assert row["label"] == "numpy" and row["mismatches"] == 0
     assert row["cases"] == report["affine_cases_run"] and row["batches"] > row["cases"]
-    argv = ["compare", "--backend", "array_api_strict", "--cases", "affine", "--quick", "3"]
-    assert main(argv) == 0
-    assert "affine, torchao (rows: outputs" in capsys.readouterr().out
+    if importlib.util.find_spec("array_api_strict") is not None:
+        argv = ["compare", "--backend", "array_api_strict", "--cases", "affine", "--quick", "3"]
+        assert main(argv) == 0
+        assert "affine, torchao (rows: outputs" in capsys.readouterr().out
