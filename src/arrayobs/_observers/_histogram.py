@@ -1,0 +1,351 @@
+"""torch's ``HistogramObserver``: a running float32 histogram and an L2 search."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import OrderedDict
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any, cast
+
+import numpy as np
+
+from arrayobs import _backends
+from arrayobs import _core as core
+from arrayobs._compat import has_dtype, is_dask, to_host
+from arrayobs._config import FLOAT32_EPS, boolean
+from arrayobs._core import _histogram as hist
+from arrayobs._observers import _state_dict
+from arrayobs._observers._base import NUMPY, Observer
+from arrayobs._observers._state_dict import IncompatibleKeys
+
+_FLOATS = ("float16", "bfloat16", "float32", "float64")
+
+
+def _bins(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        msg = f"bins must be a positive int, got {value!r}"
+        raise ValueError(msg)
+    return int(value)
+
+
+class HistogramObserver(Observer):
+    """A running histogram of every array observed, and the qparams an L2
+    search over it implies.
+
+    The same arguments, state (``histogram``, ``min_val``, ``max_val``),
+    qparams and state_dict as ``torch.ao.quantization.HistogramObserver`` in
+    torch 2.13.0, bit for bit on the CPU (README, "Documented deviations"):
+    each batch is binned by torch's ``histc`` over the union of the ranges, the
+    old histogram re-binned into it as torch re-bins it, and
+    :meth:`calculate_qparams` runs torch's search, its walk over candidate
+    ranges on the host and their errors all at once on the device.
+
+    Parameters
+    ----------
+    bins : int
+        Number of float32 bins.
+    dtype, qscheme, reduce_range, quant_min, quant_max, factory_kwargs, eps
+        As :class:`MinMaxObserver` (per-tensor qschemes only).
+    is_dynamic : bool
+        Refused, as torch refuses it (NotImplementedError).
+    xp, device, fast
+        As :class:`MinMaxObserver`.
+
+    Notes
+    -----
+    forward reads the batch's min and max back (torch branches on them too);
+    calculate_qparams reads the histogram once and the candidates' errors
+    once. Input must be floating (float16, bfloat16, float32, float64); a NaN
+    raises ValueError (torch's histc raises RuntimeError) and changes nothing.
+    Infinite values are dropped with torch's warning.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayobs import HistogramObserver
+    >>> obs = HistogramObserver(bins=256)
+    >>> _ = obs(np.linspace(-1.0, 3.0, 1000, dtype=np.float32))
+    >>> scale, zero_point = obs.calculate_qparams()
+    >>> float(scale[0]), int(zero_point[0])
+    (0.01568627543747425, 64)
+    """
+
+    def __init__(
+        self,
+        bins: int = 2048,
+        dtype: Any = "quint8",
+        qscheme: Any = "per_tensor_affine",
+        reduce_range: bool = False,
+        quant_min: int | None = None,
+        quant_max: int | None = None,
+        factory_kwargs: Mapping[str, Any] | None = None,
+        eps: float = FLOAT32_EPS,
+        is_dynamic: bool = False,
+        *,
+        xp: Any = None,
+        device: Any = None,
+        fast: bool = True,
+    ) -> None:
+        self.bins = _bins(bins)
+        if boolean(is_dynamic, "is_dynamic"):
+            msg = "HistogramObserver doesn't support dynamic quantization (as in torch)"
+            raise NotImplementedError(msg)
+        super().__init__(
+            dtype,
+            qscheme,
+            reduce_range,
+            quant_min,
+            quant_max,
+            factory_kwargs,
+            eps,
+            is_dynamic,
+            xp=xp,
+            device=device,
+            fast=fast,
+        )
+        self.dst_nbins = hist.dst_nbins(self.dtype)
+        self.upsample_rate = hist.UPSAMPLE
+
+    def _fresh_state(self, xp: ModuleType, device: Any) -> Any:
+        return hist.init_histogram(self.bins, xp=xp, device=device)
+
+    @property
+    def _hstate(self) -> hist.HistogramState:
+        return cast(hist.HistogramState, self._state)
+
+    @property
+    def histogram(self) -> Any:
+        """The counts: float32, shape (bins,), in the observer's namespace."""
+        return self._hstate.histogram
+
+    # -- observing -------------------------------------------------------------
+    def _step(self, x: Any, *, locked: bool) -> None:
+        backend, device = self._bind_input(x)
+        if not core.require_size(backend.size(x)):
+            return  # as torch: an empty batch changes nothing and is not checked
+        if locked:
+            self._observe(backend, device, x)
+            return
+        with self._lock:
+            self._observe(backend, device, x)
+
+    def _observe(self, backend: _backends.Backend, device: Any, x: Any) -> None:
+        """torch's forward (the lock is held); raises before changing anything."""
+        xp = backend.xp
+        name = str(x.dtype).rsplit(".", 1)[-1]
+        if name not in _FLOATS:
+            msg = (
+                f"HistogramObserver observes float16, bfloat16, float32 or float64 arrays, "
+                f"got {x.dtype} (torch's histc raises NotImplementedError)"
+            )
+            raise TypeError(msg)
+        state = self._hstate
+        if self._xp is None:
+            state = hist.HistogramState(
+                *(xp.asarray(np.asarray(v), dtype=xp.float32, device=device) for v in state)
+            )
+        work, wdev, x, state = _on_host_if_lazy(xp, device, x, state)
+        lo, hi = float(work.min(x)), float(work.max(x))
+        if math.isnan(lo) or math.isnan(hi):
+            hist.histc_range(lo, hi)  # raises, as torch's histc does
+        if lo == -math.inf or hi == math.inf:
+            warnings.warn("torch.inf detected in input tensor, ignoring input", stacklevel=4)
+            finite = work.isfinite(x)
+            if not bool(work.any(finite)):
+                return
+            lo = float(work.min(work.where(finite, x, work.full_like(x, math.inf))))
+            hi = float(work.max(work.where(finite, x, work.full_like(x, -math.inf))))
+        new = _update(state, x, lo, hi, self._observed, work, wdev)
+        if work is not xp:
+            new = hist.HistogramState(*(xp.asarray(np.asarray(v)) for v in new))
+        self._xp, self._device, self._seen_type = xp, device, type(x)
+        self._backend = backend
+        self._set_state(cast(Any, new), observed=True)
+
+    # -- qparams ---------------------------------------------------------------
+    def calculate_qparams(self, *, check: bool = True) -> tuple[Any, Any]:
+        """``(scale, zero_point)`` of torch's L2 search, each of shape (1,).
+
+        Before any observation this warns, as torch does, and returns scale
+        [1.0] with an int64 zero point [0]. ``check`` is accepted for the
+        common signature; the search's range is never crossed.
+        """
+        with self._lock:
+            backend, config, device = self._backend, self._config, self._device
+            state, observed = self._hstate, self._observed
+        xp = backend.xp
+        if not observed:
+            warnings.warn(
+                "must run observer before calling calculate_qparams. Returning default values.",
+                UserWarning,
+                stacklevel=2,
+            )
+            return (
+                xp.asarray([1.0], dtype=xp.float32, device=device),
+                xp.asarray([0], dtype=core.widest_int(xp, device), device=device),
+            )
+        counts = np.asarray(to_host(state.histogram), dtype=np.float32)
+        mn, mx = float(to_host(state.min_val)), float(to_host(state.max_val))
+        lo, hi = _search(counts, mn, mx, self.dst_nbins, xp, device)
+        pair_state = core.MinMaxState(
+            *(xp.asarray(v, dtype=xp.float32, device=device) for v in (lo, hi))
+        )
+        if not config.zero_point_fits_int32:
+            config.check_zero_point(int64=core.widest_int(xp, device) == xp.int64)
+        return tuple(core.calculate_qparams(pair_state, config, xp=xp))  # type: ignore[return-value]
+
+    def merge(self, other: Observer) -> None:
+        """Not yet: merging histograms observed apart is not exact in general."""
+        msg = "HistogramObserver.merge is not implemented"
+        raise NotImplementedError(msg)
+
+    # -- state_dict --------------------------------------------------------------
+    def state_dict(self) -> OrderedDict[str, Any]:
+        """``{"eps", "histogram", "min_val", "max_val"}``, torch's keys and order."""
+        xp = self._backend.xp
+        state = self._hstate
+        out: OrderedDict[str, Any] = OrderedDict(
+            eps=self.eps,
+            histogram=xp.asarray(state.histogram, copy=True),
+            min_val=xp.asarray(state.min_val, copy=True),
+            max_val=xp.asarray(state.max_val, copy=True),
+        )
+        out._metadata = {"": {"version": _state_dict.VERSION}}  # type: ignore[attr-defined]
+        return out
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> IncompatibleKeys:
+        """Load ``eps``, ``histogram``, ``min_val`` and ``max_val`` (torch's
+        tensors or any supported arrays), checked before anything changes:
+        the histogram must have ``bins`` values (torch refuses other sizes
+        at calculate_qparams; here at load), min_val <= max_val unless fresh."""
+        held: dict[str, Any] = {}
+
+        def renamed(given: dict[str, Any], version: Any) -> dict[str, Any]:
+            if "histogram" in given:
+                held["histogram"] = given.pop("histogram")
+            return given
+
+        given, eps, keys = _state_dict.entries(
+            state_dict, strict, self._config.eps, type(self).__name__, renamed
+        )
+        if "histogram" not in held:
+            if strict:
+                msg = f"malformed state_dict for {type(self).__name__}: missing keys ['histogram']"
+                raise KeyError(msg)
+            keys.missing_keys.append("histogram")
+            counts = np.asarray(to_host(self.histogram), dtype=np.float32)
+        else:
+            counts = _state_dict.host_array(held, "histogram")
+            if counts.shape != (self.bins,):
+                msg = f"state_dict['histogram'] must have shape ({self.bins},), got {counts.shape}"
+                raise ValueError(msg)
+        lo, hi = (
+            _state_dict.host_float32(given, k, ())
+            if k in given
+            else float(to_host(getattr(self._state, k)))
+            for k in ("min_val", "max_val")
+        )
+        fresh = lo == math.inf and hi == -math.inf
+        if not fresh and lo > hi:
+            msg = f"state_dict min_val ({lo}) is greater than max_val ({hi})"
+            raise ValueError(msg)
+        with self._lock:
+            xp = self._backend.xp
+            self._state = hist.HistogramState(  # type: ignore[assignment]
+                xp.asarray(counts, dtype=xp.float32, device=self._device),
+                *(xp.asarray(v, dtype=xp.float32, device=self._device) for v in (lo, hi)),
+            )
+            self._config = self._config.with_eps(eps)
+            self._observed, self._maybe_observed = not fresh, False
+        return keys
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        host = state["_state"]
+        super().__setstate__({**state, "_state": host[1:]})
+        xp = self._backend.xp
+        self._state = hist.HistogramState(  # type: ignore[assignment]
+            xp.asarray(host[0], dtype=xp.float32, device=self._device), *self._state
+        )
+
+    def extra_repr(self) -> str:
+        return f"bins={self.bins}, {super().extra_repr()}"
+
+
+def _on_host_if_lazy(
+    xp: ModuleType, device: Any, x: Any, state: hist.HistogramState
+) -> tuple[ModuleType, Any, Any, hist.HistogramState]:
+    """Dask batches are computed (by design, as the other observers' are) and
+    the update runs on NumPy; other libraries run it where the data is."""
+    if not is_dask(xp):
+        return xp, device, x, state
+    host = hist.HistogramState(*(np.asarray(to_host(v)) for v in state))
+    return NUMPY, None, np.asarray(x.compute()), host
+
+
+def _wide(xp: ModuleType, device: Any) -> tuple[ModuleType, Any]:
+    """A namespace with float64 for the re-binning's and the search's exact
+    arithmetic: ``xp`` if its device has it, else NumPy on the host."""
+    return (xp, device) if has_dtype(xp, device, "float64") else (NUMPY, None)
+
+
+def _update(
+    state: hist.HistogramState,
+    x: Any,
+    lo: float,
+    hi: float,
+    observed: bool,
+    xp: ModuleType,
+    device: Any,
+) -> hist.HistogramState:
+    """torch's forward after the inf filter: ``lo``/``hi`` the batch's finite range."""
+    bins = state.histogram.shape[0]
+    if not observed:
+        counts = hist.histc(x, bins, *hist.histc_range(lo, hi), xp=xp)
+        return hist.HistogramState(counts, *_float32((lo, hi), xp, device))
+    cur_lo, cur_hi = float(state.min_val), float(state.max_val)
+    new_lo, new_hi = min(cur_lo, lo), max(cur_hi, hi)
+    update = hist.histc(x, bins, *hist.histc_range(new_lo, new_hi), xp=xp)
+    if new_lo == cur_lo and new_hi == cur_hi:
+        return hist.HistogramState(state.histogram + update, state.min_val, state.max_val)
+    if cur_lo == cur_hi:
+        # torch: histc of the single old value over the new range, times the old count.
+        point = xp.asarray([cur_lo], dtype=xp.float32, device=device)
+        one = hist.histc(point, bins, *hist.histc_range(new_lo, new_hi), xp=xp)
+        old = one * xp.sum(state.histogram)
+    else:
+        wide, wdev = _wide(xp, device)
+        starts, runs, longest = hist.bucket_runs(
+            (cur_lo, cur_hi), (new_lo, new_hi), bins, xp=wide, device=wdev
+        )
+        if wide is not xp:
+            starts, runs = (xp.asarray(np.asarray(v), device=device) for v in (starts, runs))
+        old = hist.rebin(state.histogram, starts, runs, longest, xp=xp)
+    return hist.HistogramState(update + old, *_float32((new_lo, new_hi), xp, device))
+
+
+def _float32(values: tuple[float, float], xp: ModuleType, device: Any) -> tuple[Any, Any]:
+    return tuple(xp.asarray(hist.f32(v), dtype=xp.float32, device=device) for v in values)  # type: ignore[return-value]
+
+
+def _search(
+    counts: np.ndarray, mn: float, mx: float, nbins: int, xp: ModuleType, device: Any
+) -> tuple[float, float]:
+    """``_non_linear_param_search``'s new (min, max) as float32 values."""
+    bins = counts.shape[0]
+    values = counts.tolist()
+    total = hist.f32(math.fsum(values))
+    path = hist.search_path(values, total)
+    wide, wdev = (NUMPY, None) if is_dask(xp) else _wide(xp, device)
+    errors = hist.quantization_errors(
+        wide.asarray(counts, device=wdev) if wide is NUMPY else xp.asarray(counts, device=device),
+        (mx - mn) / bins,
+        path,
+        nbins,
+        xp=wide,
+    )
+    chosen = hist.choose(path, np.asarray(to_host(errors)).tolist(), bins)
+    return hist.chosen_range(mn, mx, bins, chosen)

@@ -1,0 +1,283 @@
+"""HistogramObserver against live torch.ao, batch by batch, on every backend."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import pickle
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from arrayobs._compat import to_host
+from arrayobs._core import _histogram as hist
+from arrayobs._observers._histogram import HistogramObserver
+
+Batches = Callable[[Any], list[Any]]
+
+
+def _normal(sizes_scales_offsets: list[tuple[int, float, float]], seed: int) -> Batches:
+    def make(torch: Any) -> list[Any]:
+        g = torch.Generator().manual_seed(seed)
+        return [torch.randn(n, generator=g) * s + o for n, s, o in sizes_scales_offsets]
+
+    return make
+
+
+def _values(*batches: list[float], dtype: str = "float32") -> Batches:
+    return lambda torch: [torch.tensor(b, dtype=getattr(torch, dtype)) for b in batches]
+
+
+def _cast(make: Batches, dtype: str) -> Batches:
+    return lambda torch: [t.to(getattr(torch, dtype)) for t in make(torch)]
+
+
+def _heavy(torch: Any) -> list[Any]:
+    g = torch.Generator().manual_seed(3)
+    cauchy = [torch.empty(3000).cauchy_(generator=g) for _ in range(3)]
+    return [*cauchy, torch.randn(2000, generator=g) * 1e-3]
+
+
+GROW = _normal([(500, 1.0, 0.0), (500, 2.0, 0.0), (300, 5.0, 1.0), (200, 40.0, -3.0)], 0)
+SHIFT = _normal([(400, 1.0, 0.0), (400, 1.0, 3.0), (400, 1.0, -4.0), (400, 0.2, 0.5)], 1)
+SHRINK = _normal([(2000, 10.0, 0.0), (300, 0.5, 0.0), (300, 0.01, 2.0)], 2)
+CASES: dict[str, tuple[int, dict[str, Any], Batches]] = {
+    "grow": (2048, {}, GROW),
+    "shift": (2048, {}, SHIFT),
+    "shrink": (2048, {}, SHRINK),
+    "heavy": (2048, {}, _heavy),
+    "constants": (2048, {}, _values([3.0] * 10, [3.0] * 4, [1.0, 5.0], [0.0])),
+    "singles": (2048, {}, _values([0.5], [-2.0], [0.25], [7.0])),
+    "negative-constant": (256, {}, _values([-1.5] * 3, [-1.5], [-1.0])),
+    "inf": (
+        2048,
+        {},
+        _values([1.0, float("inf"), -2.0, 0.5], [float("-inf"), 3.0], [float("inf")]),
+    ),
+    "bins1": (1, {}, GROW),
+    "bins2": (2, {}, SHIFT),
+    "bins7": (7, {}, GROW),
+    "bins256": (256, {}, SHIFT),
+    "bins4096": (4096, {}, GROW),
+    "float16": (2048, {}, _cast(SHIFT, "float16")),
+    "bfloat16": (2048, {}, _cast(GROW, "bfloat16")),
+    "float64": (2048, {}, _cast(SHIFT, "float64")),
+    "symmetric": (2048, {"dtype": "qint8", "qscheme": "per_tensor_symmetric"}, GROW),
+    "reduce-range": (2048, {"reduce_range": True}, SHIFT),
+    "custom-range": (512, {"quant_min": 0, "quant_max": 15}, _heavy),
+    "qint32": (256, {"dtype": "qint32"}, SHIFT),
+}
+
+
+def _torch_kwargs(torch: Any, kw: dict[str, Any]) -> dict[str, Any]:
+    return {k: getattr(torch, v) if k in ("dtype", "qscheme") else v for k, v in kw.items()}
+
+
+def _bits(a: Any) -> np.ndarray:
+    return np.asarray(to_host(a), dtype=np.float32).reshape(-1).view(np.int32)
+
+
+@functools.cache
+def _reference(name: str) -> tuple[list[Any], list[tuple[Any, ...]]]:
+    """The batches and torch.ao's state and qparams after each."""
+    import torch
+    from torch.ao.quantization import HistogramObserver as TorchHistogram
+
+    bins, kw, make = CASES[name]
+    batches = make(torch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        obs = TorchHistogram(bins=bins, **_torch_kwargs(torch, kw))
+        after = []
+        for b in batches:
+            obs(b)
+            scale, zp = obs.calculate_qparams()
+            after.append(
+                (
+                    _bits(obs.histogram),
+                    obs.min_val.item(),
+                    obs.max_val.item(),
+                    _bits(scale),
+                    int(zp),
+                )
+            )
+    return batches, after
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_matches_torch_after_every_batch(name: str, backend: Any, torch_ref: Any) -> None:
+    batches, after = _reference(name)
+    dtypes = {str(b.dtype).removeprefix("torch.") for b in batches}
+    if not all(backend.has(d) for d in dtypes):
+        pytest.skip(f"{backend.name} has no {dtypes}")
+    bins, kw, _ = CASES[name]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "reduce_range is deprecated", UserWarning)
+        obs = HistogramObserver(bins=bins, **kw, xp=backend.xp, device=backend.device)
+    for i, (b, (h, lo, hi, scale, zp)) in enumerate(zip(batches, after, strict=True)):
+        x = backend.from_torch(b)
+        if bool(torch_ref.isinf(b).any()):
+            with pytest.warns(UserWarning, match="torch.inf detected"):
+                obs(x)
+        else:
+            obs(x)
+        assert obs.histogram.dtype == backend.xp.float32
+        assert obs.histogram.shape == (bins,)
+        np.testing.assert_array_equal(_bits(obs.histogram), h, err_msg=f"histogram, batch {i}")
+        assert (float(obs.min_val), float(obs.max_val)) == (lo, hi), f"batch {i}"
+        s, z = obs.calculate_qparams()
+        assert _bits(s).tolist() == scale.tolist(), f"scale, batch {i}"
+        assert int(to_host(z)[0]) == zp, f"zero point, batch {i}"
+
+
+def test_nan_raises_and_keeps_state(backend: Any, torch_ref: Any) -> None:
+    obs = HistogramObserver(bins=16, xp=backend.xp, device=backend.device)
+    nan = backend.from_torch(torch_ref.tensor([1.0, float("nan")]))
+    with pytest.raises(ValueError, match="not finite"):
+        obs(nan)
+    assert float(obs.min_val) == float("inf")
+    obs(backend.from_torch(torch_ref.tensor([0.0, 2.0])))
+    before = _bits(obs.histogram).copy()
+    with pytest.raises(ValueError, match="not finite"):
+        obs(nan)
+    np.testing.assert_array_equal(_bits(obs.histogram), before)
+    assert (float(obs.min_val), float(obs.max_val)) == (0.0, 2.0)
+
+
+def test_integer_input_refused(backend: Any) -> None:
+    obs = HistogramObserver(bins=16, xp=backend.xp, device=backend.device)
+    with pytest.raises(TypeError, match="float16, bfloat16, float32 or float64"):
+        obs(backend.xp.asarray([1, 2, 3], device=backend.device))
+    assert float(obs.min_val) == float("inf")
+
+
+def test_never_observed_warns() -> None:
+    obs = HistogramObserver()
+    with pytest.warns(UserWarning, match="must run observer"):
+        scale, zp = obs.calculate_qparams()
+    assert scale.tolist() == [1.0] and zp.tolist() == [0] and zp.dtype == np.int64
+
+
+def test_all_inf_batch_changes_nothing() -> None:
+    obs = HistogramObserver(bins=8)
+    with pytest.warns(UserWarning, match="torch.inf detected"):
+        obs(np.asarray([np.inf, -np.inf], dtype=np.float32))
+    assert float(obs.min_val) == np.inf
+    obs(np.zeros(0, dtype=np.float32))
+    assert float(obs.max_val) == -np.inf
+
+
+def test_refusals() -> None:
+    with pytest.raises(NotImplementedError, match="dynamic"):
+        HistogramObserver(is_dynamic=True)
+    with pytest.raises(NotImplementedError, match="per-channel"):
+        HistogramObserver(qscheme="per_channel_affine")
+    with pytest.raises(ValueError, match="bins"):
+        HistogramObserver(bins=0)
+    with pytest.raises(NotImplementedError):
+        HistogramObserver().merge(HistogramObserver())
+
+
+def _observed(bins: int = 64) -> HistogramObserver:
+    obs = HistogramObserver(bins=bins)
+    obs(np.linspace(-1.0, 3.0, 100, dtype=np.float32))
+    obs(np.linspace(-2.0, 1.0, 50, dtype=np.float32))
+    return obs
+
+
+def test_state_dict_both_ways(torch_ref: Any) -> None:
+    from torch.ao.quantization import HistogramObserver as TorchHistogram
+
+    obs = _observed()
+    sd = obs.state_dict()
+    assert list(sd) == ["eps", "histogram", "min_val", "max_val"]
+    theirs = TorchHistogram(bins=64)
+    theirs.load_state_dict({k: torch_ref.asarray(np.asarray(v)) for k, v in sd.items()})
+    assert list(theirs.state_dict()) == list(sd)
+    np.testing.assert_array_equal(theirs.histogram.numpy(), obs.histogram)
+    back = HistogramObserver(bins=64)
+    back.load_state_dict(theirs.state_dict())
+    np.testing.assert_array_equal(back.histogram, obs.histogram)
+    s1, z1 = back.calculate_qparams()
+    s2, z2 = theirs.calculate_qparams()
+    assert s1.tolist() == s2.tolist() and z1.tolist() == z2.tolist()
+
+
+def test_state_dict_refusals_leave_state() -> None:
+    obs = _observed()
+    before = obs.histogram.copy()
+    bad = dict(obs.state_dict(), histogram=np.zeros(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        obs.load_state_dict(bad)
+    missing = {k: v for k, v in obs.state_dict().items() if k != "histogram"}
+    with pytest.raises(KeyError, match="histogram"):
+        obs.load_state_dict(missing)
+    crossed = dict(obs.state_dict(), min_val=np.float32(5.0), max_val=np.float32(1.0))
+    with pytest.raises(ValueError, match="greater"):
+        obs.load_state_dict(crossed)
+    np.testing.assert_array_equal(obs.histogram, before)
+    keys = obs.load_state_dict(missing, strict=False)
+    assert keys.missing_keys == ["histogram"]
+
+
+def test_copy_pickle_repr_reset() -> None:
+    obs = _observed()
+    for other in (copy.deepcopy(obs), pickle.loads(pickle.dumps(obs))):
+        np.testing.assert_array_equal(other.histogram, obs.histogram)
+        batch = np.linspace(-5.0, 0.5, 30, dtype=np.float32)
+        mine, theirs = copy.deepcopy(obs), other
+        mine(batch)
+        theirs(batch)
+        np.testing.assert_array_equal(mine.histogram, theirs.histogram)
+        assert mine.calculate_qparams()[0].tolist() == theirs.calculate_qparams()[0].tolist()
+    assert repr(obs) == "HistogramObserver(bins=64, min_val=-2.0, max_val=3.0)"
+    obs.reset_min_max_vals()
+    assert float(obs.min_val) == np.inf and obs.histogram.shape == (64,)
+    assert not obs.histogram.any()
+
+
+def test_linspace_is_torchs(torch_ref: Any) -> None:
+    rng = np.random.default_rng(0)
+    xp = HistogramObserver()._backend.xp
+    for steps in (2, 3, 8, 113, 2049, 32769):
+        for _ in range(20):
+            lo, hi = sorted(rng.standard_normal(2) * rng.uniform(1e-3, 1e3))
+            ours = np.asarray(hist.linspace(lo, hi, steps, xp=xp, device=None))
+            theirs = torch_ref.linspace(lo, hi, steps).numpy()
+            np.testing.assert_array_equal(ours.view(np.int32), theirs.view(np.int32))
+
+
+def test_search_walk_is_torchs() -> None:
+    """The skipping walk against a literal transcription of torch's loop."""
+    rng = np.random.default_rng(1)
+    for bins in (1, 2, 7, 64, 512):
+        for _ in range(5):
+            counts = np.floor(rng.exponential(size=bins) * rng.uniform(0, 50)).astype(np.float32)
+            counts[rng.random(bins) < 0.3] = 0
+            values = counts.tolist()
+            total = hist.f32(sum(values))
+            assert hist.search_path(values, total) == _literal_walk(values, total)
+
+
+def _literal_walk(values: list[float], total: float) -> list[tuple[int, int]]:
+    csum = hist.cumulative_float32(values)
+    alpha, beta, start, end, path = 0.0, 1.0, 0, len(values) - 1, []
+    while alpha < beta:
+        na, nb = alpha + 1e-5, beta - 1e-5
+        left, right = start, end
+        while left < end and csum[left] < hist.f32(na * total):
+            left += 1
+        while right > start and csum[right] > hist.f32(nb * total):
+            right -= 1
+        ns, ne = start, end
+        if left - start > end - right:
+            ns, alpha = left, na
+        else:
+            ne, beta = right, nb
+        if (ns, ne) != (start, end):
+            path.append((ns, ne))
+            start, end = ns, ne
+    return path
