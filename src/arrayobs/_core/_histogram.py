@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from arrayobs._compat import device_of
+from arrayobs._compat import device_of, to_host
 
 UPSAMPLE = 16  # torch's upsample_rate
 STEPSIZE = 1e-5  # the search's quantile granularity
@@ -118,8 +118,10 @@ def histc(x: Any, bins: int, lo: float, hi: float, *, xp: ModuleType) -> Any:
 
     ``lo``/``hi`` are Python floats (torch's Scalars) already through
     :func:`histc_range`; the edges and the bin arithmetic are in ``x``'s dtype.
-    torch counts float16 (bfloat16) input in that dtype, per thread, so its
-    counts stop at 2048 (256) per bin and thread; these counts are exact.
+    torch counts float16 (bfloat16) input in that dtype, per thread, and
+    sums the threads' counts in that dtype: here the exact count rounded to
+    it, which is torch's while no thread counts more than 2048 (256) values
+    into one bin (a thread's count stops there).
     """
     x = xp.reshape(x, (-1,))
     left = xp.asarray(lo, dtype=x.dtype, device=device_of(x))
@@ -132,7 +134,13 @@ def histc(x: Any, bins: int, lo: float, hi: float, *, xp: ModuleType) -> Any:
     index = xp.astype(position, xp.int32)  # truncation; position >= 0
     index = xp.clip(index, 0, bins - 1)  # x == hi: the last bin
     index = xp.where(inside, index, xp.full_like(index, bins))
-    return count_bins(index, bins, xp=xp)
+    counts = count_bins(index, bins, xp=xp)
+    if x.dtype in (xp.float32, xp.float64):
+        return counts
+    # torch sums its threads' float16/bfloat16 counts in that dtype: the total
+    # rounds there (exact while no thread counts past 2048 / 256 in one bin).
+    top = float(xp.finfo(x.dtype).max)
+    return xp.astype(xp.astype(xp.clip(counts, None, top), x.dtype), xp.float32)
 
 
 # -- linspace and the re-binning -----------------------------------------------
@@ -206,6 +214,49 @@ def rebin(histogram: Any, starts: Any, counts: Any, longest: int, *, xp: ModuleT
         taken = xp.take(weights, xp.clip(starts + j, 0, last))
         total = total + xp.where(counts > j, taken, zero)
     return total
+
+
+def update(
+    state: HistogramState,
+    x: Any,
+    lo: float,
+    hi: float,
+    *,
+    observed: bool,
+    xp: ModuleType,
+    wide: tuple[ModuleType, Any],
+) -> HistogramState:
+    """torch's forward after its inf filter: ``lo``/``hi`` the batch's finite
+    (min, max) as Python floats; ``wide`` a (namespace, device) with float64
+    for :func:`bucket_runs`. Reads the state's (min, max) back."""
+    bins = state.histogram.shape[0]
+    device = device_of(state.histogram)
+    if not observed:
+        counts = histc(x, bins, *histc_range(lo, hi), xp=xp)
+        return HistogramState(counts, *_float32((lo, hi), xp, device))
+    cur_lo, cur_hi = float(state.min_val), float(state.max_val)
+    # torch.min/max of two equal values return the first, as Python's do.
+    new_lo, new_hi = min(cur_lo, lo), max(cur_hi, hi)
+    batch = histc(x, bins, *histc_range(new_lo, new_hi), xp=xp)
+    if new_lo == cur_lo and new_hi == cur_hi:
+        return HistogramState(state.histogram + batch, state.min_val, state.max_val)
+    if cur_lo == cur_hi:
+        # torch: histc of the one old value over the new range, times the old total.
+        point = xp.asarray([cur_lo], dtype=xp.float32, device=device)
+        old = histc(point, bins, *histc_range(new_lo, new_hi), xp=xp) * xp.sum(state.histogram)
+    else:
+        wxp, wdev = wide
+        starts, runs, longest = bucket_runs(
+            (cur_lo, cur_hi), (new_lo, new_hi), bins, xp=wxp, device=wdev
+        )
+        if wxp is not xp:
+            starts, runs = (xp.asarray(to_host(v), device=device) for v in (starts, runs))
+        old = rebin(state.histogram, starts, runs, longest, xp=xp)
+    return HistogramState(batch + old, *_float32((new_lo, new_hi), xp, device))
+
+
+def _float32(values: tuple[float, float], xp: ModuleType, device: Any) -> tuple[Any, Any]:
+    return tuple(xp.asarray(f32(v), dtype=xp.float32, device=device) for v in values)  # type: ignore[return-value]
 
 
 # -- the search ----------------------------------------------------------------

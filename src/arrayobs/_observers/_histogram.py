@@ -69,7 +69,7 @@ class HistogramObserver(Observer):
     >>> _ = obs(np.linspace(-1.0, 3.0, 1000, dtype=np.float32))
     >>> scale, zero_point = obs.calculate_qparams()
     >>> float(scale[0]), int(zero_point[0])
-    (0.01568627543747425, 64)
+    (0.015625, 64)
     """
 
     def __init__(
@@ -157,7 +157,9 @@ class HistogramObserver(Observer):
                 return
             lo = float(work.min(work.where(finite, x, work.full_like(x, math.inf))))
             hi = float(work.max(work.where(finite, x, work.full_like(x, -math.inf))))
-        new = _update(state, x, lo, hi, self._observed, work, wdev)
+        new = hist.update(
+            state, x, lo, hi, observed=self._observed, xp=work, wide=_wide(work, wdev)
+        )
         if work is not xp:
             new = hist.HistogramState(*(xp.asarray(np.asarray(v)) for v in new))
         self._xp, self._device, self._seen_type = xp, device, type(x)
@@ -290,45 +292,6 @@ def _wide(xp: ModuleType, device: Any) -> tuple[ModuleType, Any]:
     """A namespace with float64 for the re-binning's and the search's exact
     arithmetic: ``xp`` if its device has it, else NumPy on the host."""
     return (xp, device) if has_dtype(xp, device, "float64") else (NUMPY, None)
-
-
-def _update(
-    state: hist.HistogramState,
-    x: Any,
-    lo: float,
-    hi: float,
-    observed: bool,
-    xp: ModuleType,
-    device: Any,
-) -> hist.HistogramState:
-    """torch's forward after the inf filter: ``lo``/``hi`` the batch's finite range."""
-    bins = state.histogram.shape[0]
-    if not observed:
-        counts = hist.histc(x, bins, *hist.histc_range(lo, hi), xp=xp)
-        return hist.HistogramState(counts, *_float32((lo, hi), xp, device))
-    cur_lo, cur_hi = float(state.min_val), float(state.max_val)
-    new_lo, new_hi = min(cur_lo, lo), max(cur_hi, hi)
-    update = hist.histc(x, bins, *hist.histc_range(new_lo, new_hi), xp=xp)
-    if new_lo == cur_lo and new_hi == cur_hi:
-        return hist.HistogramState(state.histogram + update, state.min_val, state.max_val)
-    if cur_lo == cur_hi:
-        # torch: histc of the single old value over the new range, times the old count.
-        point = xp.asarray([cur_lo], dtype=xp.float32, device=device)
-        one = hist.histc(point, bins, *hist.histc_range(new_lo, new_hi), xp=xp)
-        old = one * xp.sum(state.histogram)
-    else:
-        wide, wdev = _wide(xp, device)
-        starts, runs, longest = hist.bucket_runs(
-            (cur_lo, cur_hi), (new_lo, new_hi), bins, xp=wide, device=wdev
-        )
-        if wide is not xp:
-            starts, runs = (xp.asarray(np.asarray(v), device=device) for v in (starts, runs))
-        old = hist.rebin(state.histogram, starts, runs, longest, xp=xp)
-    return hist.HistogramState(update + old, *_float32((new_lo, new_hi), xp, device))
-
-
-def _float32(values: tuple[float, float], xp: ModuleType, device: Any) -> tuple[Any, Any]:
-    return tuple(xp.asarray(hist.f32(v), dtype=xp.float32, device=device) for v in values)  # type: ignore[return-value]
 
 
 def _search(
