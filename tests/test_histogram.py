@@ -281,3 +281,55 @@ def _literal_walk(values: list[float], total: float) -> list[tuple[int, int]]:
             path.append((ns, ne))
             start, end = ns, ne
     return path
+
+
+def test_torch_sum_is_atens(backend: Any, torch_ref: Any) -> None:
+    rng = np.random.default_rng(2)
+    for n in (1, 3, 7, 8, 9, 33, 100, 256, 2048, 4096):
+        v = rng.exponential(size=(6, n)) * rng.uniform(1e-6, 1e3, size=(6, 1))
+        v = (v * (rng.random((6, n)) < 0.7)).astype(np.float32)
+        ours = hist.torch_sum(backend.xp.asarray(v, device=backend.device), xp=backend.xp)
+        theirs = np.array([torch_ref.from_numpy(row.copy()).sum().item() for row in v], np.float32)
+        np.testing.assert_array_equal(_bits(ours), theirs.view(np.int32), err_msg=f"n={n}")
+
+
+@pytest.mark.parametrize("name", ["grow", "heavy", "bins7", "symmetric", "qint32"])
+def test_search_errors_are_torchs(name: str, backend: Any, torch_ref: Any) -> None:
+    """Every candidate's quantization error, bit for bit: the early stop
+    compares them, so a last-bit difference could move the chosen range."""
+    from torch.ao.quantization import HistogramObserver as TorchHistogram
+
+    batches, _ = _reference(name)
+    bins, kw, _ = CASES[name]
+    theirs = TorchHistogram(bins=bins, **_torch_kwargs(torch_ref, kw))
+    for b in batches:
+        theirs(b)
+    seen: list[tuple[tuple[int, int], float]] = []
+    compute = theirs._compute_quantization_error
+
+    def record(start: int, end: int) -> float:
+        seen.append(((start, end), compute(start, end)))
+        return seen[-1][1]
+
+    theirs._compute_quantization_error = record
+    theirs._non_linear_param_search()
+    counts = theirs.histogram.numpy()
+    total = theirs.histogram.sum().item()
+    assert float(hist.torch_sum(np.asarray(counts).reshape(1, -1), xp=_numpy_xp())[0]) == total
+    path = hist.search_path(counts.tolist(), total)
+    assert path[: len(seen)] == [p for p, _ in seen]
+    width = (theirs.max_val.item() - theirs.min_val.item()) / bins
+    errors = hist.quantization_errors(
+        backend.xp.asarray(counts, device=backend.device),
+        width,
+        [p for p, _ in seen],
+        theirs.dst_nbins,
+        xp=backend.xp,
+    )
+    assert np.asarray(to_host(errors)).tolist() == [np.float32(e) for _, e in seen]
+
+
+def _numpy_xp() -> Any:
+    from arrayobs._compat import resolve_namespace
+
+    return resolve_namespace(np)

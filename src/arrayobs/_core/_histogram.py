@@ -16,13 +16,13 @@ kernel as measured against torch 2.13.0:
   outside ``[lo, hi]`` are skipped, and ``x == hi`` goes to the last bin;
 - ``bincount`` with float32 weights adds them in input order, in float32;
 - the search compares float32 tensors with Python floats, which torch casts to
-  float32 first; its error sums are float32 ``sum()`` reductions whose order is
-  ATen's (see :func:`quantization_errors`).
+  float32 first; its sums are ATen's float32 cascade (:func:`torch_sum`), its
+  cumulative sum a float64 running sum (:func:`cumulative_float32`).
 
 Where a value is a Python float in torch (``.item()``, scalars), it is a Python
 float here; the helpers that need float64 arithmetic (:func:`linspace`,
-:func:`bucket_runs`, :func:`quantization_errors`) take a namespace that has it
-(the caller passes NumPy on the host where the device has none).
+:func:`bucket_runs`) take a namespace that has it (the caller passes NumPy on
+the host where the device has none).
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ from typing import Any, NamedTuple
 from arrayobs._compat import device_of, to_host
 
 UPSAMPLE = 16  # torch's upsample_rate
+# ATen's float32 sum on x86 runs its AVX2 kernel (sum_stub has no AVX512 one):
+# 8 lanes; measured against torch.sum on this machine (AVX512).
+SUM_LANES = 8
 STEPSIZE = 1e-5  # the search's quantile granularity
 
 
@@ -271,6 +274,74 @@ def _quantiles() -> tuple[tuple[float, ...], tuple[float, ...]]:
     return tuple(alphas), tuple(betas)
 
 
+def torch_sum(a: Any, *, xp: ModuleType) -> Any:
+    """Row sums of a float32 (K, n) array in ATen's CPU order (``cascade_sum``):
+    8-lane vectors, 4 interleaved rows of them, cascaded in blocks of 16; the
+    tail and the lanes added last, in order. Bit for bit ``tensor.sum()`` for
+    n up to 32768 (ATen splits longer rows across threads)."""
+    k, n = a.shape
+    if n < SUM_LANES:  # ATen's scalar_inner_sum: the same cascade, one lane
+        return _row_sum(xp.reshape(a, (k, n, 1)), xp)[:, 0, ...]
+    whole = n // SUM_LANES
+    lanes = _row_sum(xp.reshape(a[:, : whole * SUM_LANES], (k, whole, SUM_LANES)), xp)
+    total = xp.zeros((k,), dtype=a.dtype, device=device_of(a))
+    for j in range(whole * SUM_LANES, n):
+        total = total + a[:, j, ...]
+    for j in range(SUM_LANES):
+        total = total + lanes[:, j, ...]
+    return total
+
+
+def _row_sum(v: Any, xp: ModuleType) -> Any:
+    """ATen's ``row_sum`` over axis 1 of (K, size, lanes): (K, lanes)."""
+    k, size, lanes = v.shape
+    ilp = size // 4
+    if ilp:
+        parts = _multi_row_sum(xp.reshape(v[:, : ilp * 4, ...], (k, ilp, 4, lanes)), xp)
+    else:
+        parts = xp.zeros((k, 4, lanes), dtype=v.dtype, device=device_of(v))
+    total = parts[:, 0, ...]
+    for i in range(ilp * 4, size):
+        total = total + v[:, i, ...]
+    for j in range(1, 4):
+        total = total + parts[:, j, ...]
+    return total
+
+
+def _multi_row_sum(rows: Any, xp: ModuleType) -> Any:
+    """ATen's ``multi_row_sum`` (4 levels) over axis 1 of (K, size, 4, lanes).
+
+    Each full block of ``2**power`` rows is a running sum from zero (level 0 is
+    flushed after every block), so all blocks run at once; the flushes into
+    the higher levels then follow ATen's loop, block by block.
+    """
+    k, size = rows.shape[0], rows.shape[1]
+    power = max(4, (1 if size <= 2 else (size - 1).bit_length()) // 4)
+    step, mask = 1 << power, (1 << power) - 1
+    zero = xp.zeros_like(rows[:, 0, ...])
+    full = size // step
+    acc = [zero, zero, zero, zero]
+    if full:
+        blocks = xp.reshape(rows[:, : full * step, ...], (k, full, step, *rows.shape[2:]))
+        chain = xp.zeros_like(blocks[:, :, 0, ...])
+        for t in range(step):
+            chain = chain + blocks[:, :, t, ...]
+        for block in range(full):
+            acc[0] = chain[:, block, ...]
+            i = (block + 1) * step
+            for j in range(1, 4):
+                acc[j] = acc[j] + acc[j - 1]
+                acc[j - 1] = zero
+                if i & (mask << (j * power)):
+                    break
+    rest = rows[:, full * step :, ...]
+    for t in range(size - full * step):
+        acc[0] = acc[0] + rest[:, t, ...]
+    for j in range(1, 4):
+        acc[0] = acc[0] + acc[j]
+    return acc[0]
+
+
 def cumulative_float32(histogram: Sequence[float]) -> list[float]:
     """``torch.cumsum`` of float32 on the CPU: a float64 running sum, each
     output rounded to float32."""
@@ -340,15 +411,30 @@ def quantization_errors(
     """``_compute_quantization_error`` of every candidate in ``path`` at once
     (float32, shape (len(path),)), op for op in float32.
 
-    torch's final ``norm.sum()`` is a float32 reduction in ATen's order; here
-    it is the float64 sum rounded to float32 (``xp`` must have float64): the
-    two can differ in the last bit (counted in tests/test_histogram.py).
+    torch's final ``norm.sum()`` is ATen's float32 cascade, reproduced by
+    :func:`torch_sum`.
     """
-    device = device_of(histogram)
-    bins = histogram.shape[0]
     if not path or bin_width == 0.0:
         # dst_bin_width == 0.0 (max_val == min_val): torch returns 0.0 without computing.
-        return xp.zeros((len(path),), dtype=xp.float32, device=device)
+        return xp.zeros((len(path),), dtype=xp.float32, device=device_of(histogram))
+    out = []
+    for i in range(0, len(path), _ROWS):
+        part = path[i : i + _ROWS]
+        # Padded to a power of two: JAX compiles each op once per shape.
+        size = max(8, 1 << (len(part) - 1).bit_length())
+        padded = [*part, *[part[-1]] * (size - len(part))]
+        out.append(_errors(histogram, bin_width, padded, nbins, xp)[: len(part)])
+    return out[0] if len(out) == 1 else xp.concat(out)
+
+
+_ROWS = 256  # candidates per block: (256, bins) float32 temporaries
+
+
+def _errors(
+    histogram: Any, bin_width: float, path: Sequence[tuple[int, int]], nbins: int, xp: ModuleType
+) -> Any:
+    device = device_of(histogram)
+    bins = histogram.shape[0]
     widths = [bin_width * (e - s + 1) / nbins for s, e in path]
 
     def column(values: Sequence[float]) -> Any:
@@ -379,7 +465,7 @@ def quantization_errors(
     norm = norm + (of_end - of_begin - 1.0) * whole
     end_center = of_end * dst + half
     norm = norm + density * _divide(cube(end - end_center) - cube(neg_half), three, xp)
-    return xp.astype(xp.sum(xp.astype(norm, xp.float64), axis=1), xp.float32)
+    return torch_sum(norm, xp=xp)
 
 
 def choose(path: Sequence[tuple[int, int]], errors: Sequence[float], bins: int) -> tuple[int, int]:

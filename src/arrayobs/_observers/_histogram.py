@@ -188,9 +188,8 @@ class HistogramObserver(Observer):
                 xp.asarray([1.0], dtype=xp.float32, device=device),
                 xp.asarray([0], dtype=core.widest_int(xp, device), device=device),
             )
-        counts = np.asarray(to_host(state.histogram), dtype=np.float32)
         mn, mx = float(to_host(state.min_val)), float(to_host(state.max_val))
-        lo, hi = _search(counts, mn, mx, self.dst_nbins, xp, device)
+        lo, hi = _search(state.histogram, mn, mx, self.dst_nbins, xp)
         pair_state = core.MinMaxState(
             *(xp.asarray(v, dtype=xp.float32, device=device) for v in (lo, hi))
         )
@@ -295,20 +294,16 @@ def _wide(xp: ModuleType, device: Any) -> tuple[ModuleType, Any]:
 
 
 def _search(
-    counts: np.ndarray, mn: float, mx: float, nbins: int, xp: ModuleType, device: Any
+    histogram: Any, mn: float, mx: float, nbins: int, xp: ModuleType
 ) -> tuple[float, float]:
-    """``_non_linear_param_search``'s new (min, max) as float32 values."""
+    """``_non_linear_param_search``'s new (min, max) as float32 values: one
+    read of the histogram for the walk, one of the candidates' errors."""
+    counts = np.asarray(to_host(histogram), dtype=np.float32)
     bins = counts.shape[0]
-    values = counts.tolist()
-    total = hist.f32(math.fsum(values))
-    path = hist.search_path(values, total)
-    wide, wdev = (NUMPY, None) if is_dask(xp) else _wide(xp, device)
-    errors = hist.quantization_errors(
-        wide.asarray(counts, device=wdev) if wide is NUMPY else xp.asarray(counts, device=device),
-        (mx - mn) / bins,
-        path,
-        nbins,
-        xp=wide,
-    )
+    total = float(hist.torch_sum(NUMPY.asarray(counts.reshape(1, -1)), xp=NUMPY)[0])
+    path = hist.search_path(counts.tolist(), total)
+    if is_dask(xp):
+        xp, histogram = NUMPY, NUMPY.asarray(counts)
+    errors = hist.quantization_errors(histogram, (mx - mn) / bins, path, nbins, xp=xp)
     chosen = hist.choose(path, np.asarray(to_host(errors)).tolist(), bins)
     return hist.chosen_range(mn, mx, bins, chosen)
