@@ -285,11 +285,14 @@ def torch_sum(a: Any, *, xp: ModuleType) -> Any:
     whole = n // SUM_LANES
     lanes = _row_sum(xp.reshape(a[:, : whole * SUM_LANES], (k, whole, SUM_LANES)), xp)
     total = xp.zeros((k,), dtype=a.dtype, device=device_of(a))
-    for j in range(whole * SUM_LANES, n):
-        total = total + a[:, j, ...]
-    for j in range(SUM_LANES):
-        total = total + lanes[:, j, ...]
+    for part in (*_parts(a[:, whole * SUM_LANES :], xp), *_parts(lanes, xp)):
+        total = total + part
     return total
+
+
+def _parts(v: Any, xp: ModuleType) -> tuple[Any, ...]:
+    """``v``'s slices along axis 1, in order (one op: JAX compiles an index per index)."""
+    return tuple(xp.unstack(v, axis=1)) if v.shape[1] else ()
 
 
 def _row_sum(v: Any, xp: ModuleType) -> Any:
@@ -300,12 +303,10 @@ def _row_sum(v: Any, xp: ModuleType) -> Any:
         parts = _multi_row_sum(xp.reshape(v[:, : ilp * 4, ...], (k, ilp, 4, lanes)), xp)
     else:
         parts = xp.zeros((k, 4, lanes), dtype=v.dtype, device=device_of(v))
-    total = parts[:, 0, ...]
-    for i in range(ilp * 4, size):
-        total = total + v[:, i, ...]
-    for j in range(1, 4):
-        total = total + parts[:, j, ...]
-    return total
+    first, *others = _parts(parts, xp)
+    for part in (*_parts(v[:, ilp * 4 :, ...], xp), *others):
+        first = first + part
+    return first
 
 
 def _multi_row_sum(rows: Any, xp: ModuleType) -> Any:
@@ -318,25 +319,24 @@ def _multi_row_sum(rows: Any, xp: ModuleType) -> Any:
     k, size = rows.shape[0], rows.shape[1]
     power = max(4, (1 if size <= 2 else (size - 1).bit_length()) // 4)
     step, mask = 1 << power, (1 << power) - 1
-    zero = xp.zeros_like(rows[:, 0, ...])
+    zero = xp.zeros((k, *rows.shape[2:]), dtype=rows.dtype, device=device_of(rows))
     full = size // step
     acc = [zero, zero, zero, zero]
     if full:
         blocks = xp.reshape(rows[:, : full * step, ...], (k, full, step, *rows.shape[2:]))
         chain = xp.zeros_like(blocks[:, :, 0, ...])
-        for t in range(step):
-            chain = chain + blocks[:, :, t, ...]
-        for block in range(full):
-            acc[0] = chain[:, block, ...]
+        for part in xp.unstack(blocks, axis=2):
+            chain = chain + part
+        for block, value in enumerate(_parts(chain, xp)):
+            acc[0] = value
             i = (block + 1) * step
             for j in range(1, 4):
                 acc[j] = acc[j] + acc[j - 1]
                 acc[j - 1] = zero
                 if i & (mask << (j * power)):
                     break
-    rest = rows[:, full * step :, ...]
-    for t in range(size - full * step):
-        acc[0] = acc[0] + rest[:, t, ...]
+    for part in _parts(rows[:, full * step :, ...], xp):
+        acc[0] = acc[0] + part
     for j in range(1, 4):
         acc[0] = acc[0] + acc[j]
     return acc[0]
@@ -420,8 +420,8 @@ def quantization_errors(
     out = []
     for i in range(0, len(path), _ROWS):
         part = path[i : i + _ROWS]
-        # Padded to a power of two: JAX compiles each op once per shape.
-        size = max(8, 1 << (len(part) - 1).bit_length())
+        # Padded to one of two sizes: JAX compiles each op once per shape.
+        size = 32 if len(part) <= 32 else _ROWS
         padded = [*part, *[part[-1]] * (size - len(part))]
         out.append(_errors(histogram, bin_width, padded, nbins, xp)[: len(part)])
     return out[0] if len(out) == 1 else xp.concat(out)
