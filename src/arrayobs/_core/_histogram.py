@@ -355,7 +355,7 @@ def cumulative_float32(histogram: Sequence[float]) -> list[float]:
 def search_path(histogram: Sequence[float], total: float) -> list[tuple[int, int]]:
     """Every (start_bin, end_bin) ``_non_linear_param_search`` evaluates, in
     order, if each is accepted (the walk does not depend on the errors; the
-    first error above its predecessor stops it, see :func:`choose`).
+    first error above its predecessor stops it, see :func:`search`).
 
     ``histogram`` as host floats; ``total`` torch's ``sum().item()``. The walk
     is torch's, with its no-change steps skipped in one bisection each.
@@ -420,14 +420,39 @@ def quantization_errors(
     out = []
     for i in range(0, len(path), _ROWS):
         part = path[i : i + _ROWS]
-        # Padded to one of two sizes: JAX compiles each op once per shape.
-        size = 32 if len(part) <= 32 else _ROWS
+        # Padded to a power of two: JAX compiles each op once per shape.
+        size = max(_FIRST, 1 << (len(part) - 1).bit_length())
         padded = [*part, *[part[-1]] * (size - len(part))]
         out.append(_errors(histogram, bin_width, padded, nbins, xp)[: len(part)])
     return out[0] if len(out) == 1 else xp.concat(out)
 
 
-_ROWS = 256  # candidates per block: (256, bins) float32 temporaries
+_FIRST = 32  # candidates in the search's first block; each next block doubles
+_ROWS = 256  # candidates per block at most: (256, bins) float32 temporaries
+
+
+def search(
+    histogram: Any, bin_width: float, path: Sequence[tuple[int, int]], nbins: int, *, xp: ModuleType
+) -> tuple[int, int]:
+    """The (start_bin, end_bin) torch's walk ends on: the last candidate before
+    the first whose error exceeds its predecessor's.
+
+    The errors are evaluated in blocks of 32, 64, ... candidates, one read
+    back per block (torch reads one per candidate); the walk usually stops in
+    the first.
+    """
+    bins = histogram.shape[0]
+    chosen, best = (0, bins - 1), math.inf
+    i, size = 0, _FIRST
+    while i < len(path):
+        part = path[i : i + size]
+        errors = to_host(quantization_errors(histogram, bin_width, part, nbins, xp=xp)).tolist()
+        for candidate, error in zip(part, errors, strict=True):
+            if error > best:
+                return chosen
+            chosen, best = candidate, error
+        i, size = i + size, min(2 * size, _ROWS)
+    return chosen
 
 
 def _errors(
@@ -466,17 +491,6 @@ def _errors(
     end_center = of_end * dst + half
     norm = norm + density * _divide(cube(end - end_center) - cube(neg_half), three, xp)
     return torch_sum(norm, xp=xp)
-
-
-def choose(path: Sequence[tuple[int, int]], errors: Sequence[float], bins: int) -> tuple[int, int]:
-    """The (start_bin, end_bin) torch's walk ends on: the last candidate before
-    the first whose error exceeds its predecessor's (errors as floats)."""
-    chosen, best = (0, bins - 1), math.inf
-    for candidate, error in zip(path, errors, strict=True):
-        if error > best:
-            break
-        chosen, best = candidate, error
-    return chosen
 
 
 def chosen_range(

@@ -57,7 +57,8 @@ class HistogramObserver(Observer):
     -----
     forward reads the batch's min and max back (torch branches on them too);
     calculate_qparams reads the histogram once and the candidates' errors
-    once. Input must be floating (float16, bfloat16, float32, float64); a NaN
+    once per block of 32, 64, ... (the walk usually stops in the first).
+    Input must be floating (float16, bfloat16, float32, float64); a NaN
     raises ValueError (torch's histc raises RuntimeError) and changes nothing.
     Infinite values are dropped with torch's warning.
 
@@ -297,13 +298,12 @@ def _search(
     histogram: Any, mn: float, mx: float, nbins: int, xp: ModuleType
 ) -> tuple[float, float]:
     """``_non_linear_param_search``'s new (min, max) as float32 values: one
-    read of the histogram for the walk, one of the candidates' errors."""
+    read of the histogram for the walk, one per block of candidates' errors."""
     counts = np.asarray(to_host(histogram), dtype=np.float32)
     bins = counts.shape[0]
     total = float(hist.torch_sum(NUMPY.asarray(counts.reshape(1, -1)), xp=NUMPY)[0])
     path = hist.search_path(counts.tolist(), total)
     if is_dask(xp):
         xp, histogram = NUMPY, NUMPY.asarray(counts)
-    errors = hist.quantization_errors(histogram, (mx - mn) / bins, path, nbins, xp=xp)
-    chosen = hist.choose(path, np.asarray(to_host(errors)).tolist(), bins)
+    chosen = hist.search(histogram, (mx - mn) / bins, path, nbins, xp=xp)
     return hist.chosen_range(mn, mx, bins, chosen)
