@@ -19,6 +19,9 @@ README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
         ("arrayobs._observers._per_channel", None),
         ("arrayobs._config", None),
         ("arrayobs.functional", "jax"),
+        ("arrayobs._observers._histogram", None),
+        ("arrayobs._observers._simple", None),
+        ("arrayobs.affine", None),
     ],
 )
 def test_docstring_examples(module: str, needs: str | None) -> None:

@@ -28,6 +28,7 @@ from arrayobs._observers._fake_quantize import (
     fused_per_channel_wt_fake_quant_range_neg_127_to_127,
     fused_wt_fake_quant_range_neg_127_to_127,
 )
+from arrayobs._observers._histogram import HistogramObserver
 from arrayobs._observers._per_channel import (
     MovingAveragePerChannelMinMaxObserver,
     PerChannelMinMaxObserver,
@@ -51,6 +52,7 @@ __all__ = [
     "FixedQParamsFakeQuantize",
     "FixedQParamsObserver",
     "FusedMovingAvgObsFakeQuantize",
+    "HistogramObserver",
     "MinMaxObserver",
     "MovingAverageMinMaxObserver",
     "MovingAveragePerChannelMinMaxObserver",
