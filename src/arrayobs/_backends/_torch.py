@@ -207,7 +207,7 @@ class TorchBackend(Backend):
 XP = resolve_namespace(torch)
 
 
-class _StraightThrough(torch.autograd.Function):
+class _StraightThrough(torch.autograd.Function):  # type: ignore[misc]  # torch is Any without it
     """The generic fake quantization with torch's gradient: ``dY * mask``."""
 
     @staticmethod
