@@ -124,6 +124,10 @@ class DaskBackend(Backend):
             return minmax_scalars(x)  # computed now: float32 scalars on the host
         return self.aminmax(x, ch_axis)  # lazy: computed with the state in fold
 
+    def materialize(self, *values: Any) -> tuple[Any, ...]:
+        # One compute for all of them: they usually share the batch's chunks.
+        return tuple(self.xp.asarray(v) for v in compute(values))
+
     def fold(
         self,
         state: core.MinMaxState,

@@ -141,6 +141,11 @@ class Backend:
         """Whether ``state`` is never-observed everywhere (one read from a device)."""
         return bool(self.xp.all(core.is_fresh(state)))
 
+    def materialize(self, *values: Any) -> tuple[Any, ...]:
+        """Small results (a state, qparams) made concrete, so a stateful object never
+        keeps a growing task graph: as they are, except on lazy libraries (Dask)."""
+        return values
+
     # -- quantizing ----------------------------------------------------------------
     def fake_quantize(
         self,

@@ -25,7 +25,6 @@ from arrayobs._compat import (
     backend_name,
     default_device,
     is_array,
-    is_dask,
     resolve_namespace,
     to_host,
 )
@@ -212,12 +211,9 @@ class AffineQuantizedMinMaxObserver:
         if not require_size(backend.size(input)):
             return input
         core.float_name(input.dtype, "observed input")
-        batch = self._batch(input, xp)  # the reduction, outside the lock
-        if is_dask(xp):
-            # Computed now, as the torch.ao classes compute each Dask batch: the
-            # state never grows a task graph (it is small: one value per block).
-            with np.errstate(all="ignore"):
-                batch = MinMaxState(*(xp.asarray(np.asarray(v)) for v in batch))
+        # The reduction, outside the lock; computed now on Dask, as the torch.ao
+        # classes compute each Dask batch (the state is one value per block).
+        batch = MinMaxState(*backend.materialize(*self._batch(input, xp)))
         with self._lock:
             self._check_binding(xp, device)
             state = self._state

@@ -25,7 +25,6 @@ from arrayobs._compat import (
     array_namespace,
     device_of,
     is_array,
-    is_dask,
     resolve_namespace,
     to_host,
 )
@@ -610,11 +609,11 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
                             raise ValueError(msg)
                     lo, hi = backend.aminmax(X, 0 if self.is_per_channel else None)
                     c = apo.averaging_constant
+                    # Computed now on Dask, as the observers compute their state.
                     new = core.MinMaxState(
-                        *_concrete(
+                        *backend.materialize(
                             fused.moving_average(m, lo, c, xp=xp, device=device),
                             fused.moving_average(big_m, hi, c, xp=xp, device=device),
-                            xp=xp,
                         )
                     )
                     apo._adopt(xp, device, X, new)
@@ -626,11 +625,10 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
                     m = xp.full((n,), xp.inf, dtype=xp.float32, device=device)
                     big_m = xp.full((n,), -xp.inf, dtype=xp.float32, device=device)
                     apo._adopt(xp, device, X, core.MinMaxState(m, big_m), observed=False)
-                scale, zp = _concrete(
+                scale, zp = backend.materialize(
                     *fused.qparams(
                         m, big_m, qmin, qmax, self.is_symmetric_quant, xp=xp, device=device
-                    ),
-                    xp=xp,
+                    )
                 )
             except BaseException:
                 apo._restore(saved)
@@ -652,15 +650,6 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
             f"quant_min={self.quant_min_max[0]}, quant_max={self.quant_min_max[1]}, "
             f"qscheme={self.qscheme}, reduce_range={self.activation_post_process.reduce_range}"
         )
-
-
-def _concrete(*values: Any, xp: ModuleType) -> tuple[Any, ...]:
-    """Small Dask results computed now (as the observers compute their state), so
-    a module's state never grows a task graph; other libraries' as they are."""
-    if not is_dask(xp):
-        return values
-    with np.errstate(all="ignore"):
-        return tuple(xp.asarray(np.asarray(v)) for v in values)
 
 
 def _with_metadata(sub: dict[str, Any], meta: Any) -> Any:
