@@ -224,27 +224,21 @@ class HistogramObserver(Observer):
         tensors or any supported arrays), checked before anything changes:
         the histogram must have ``bins`` values (torch refuses other sizes
         at calculate_qparams; here at load), min_val <= max_val unless fresh."""
-        held: dict[str, Any] = {}
-
-        def renamed(given: dict[str, Any], version: Any) -> dict[str, Any]:
-            if "histogram" in given:
-                held["histogram"] = given.pop("histogram")
-            return given
-
         given, eps, keys = _state_dict.entries(
-            state_dict, strict, self._config.eps, type(self).__name__, renamed
+            state_dict,
+            strict,
+            self._config.eps,
+            type(self).__name__,
+            self._renamed,
+            keys=("eps", "histogram", "min_val", "max_val"),
         )
-        if "histogram" not in held:
-            if strict:
-                msg = f"malformed state_dict for {type(self).__name__}: missing keys ['histogram']"
-                raise KeyError(msg)
-            keys.missing_keys.append("histogram")
-            counts = np.asarray(to_host(self.histogram), dtype=np.float32)
-        else:
-            counts = _state_dict.host_array(held, "histogram")
+        if "histogram" in given:
+            counts = _state_dict.host_array(given, "histogram")
             if counts.shape != (self.bins,):
                 msg = f"state_dict['histogram'] must have shape ({self.bins},), got {counts.shape}"
                 raise ValueError(msg)
+        else:
+            counts = np.asarray(to_host(self.histogram), dtype=np.float32)
         lo, hi = (
             _state_dict.host_float32(given, k, ())
             if k in given

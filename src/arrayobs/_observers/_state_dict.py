@@ -54,7 +54,12 @@ def host_float32(state_dict: Mapping[str, Any], key: str, shape: tuple[int, ...]
 
 
 def entries(
-    state_dict: Mapping[str, Any], strict: bool, current_eps: float, owner: str, renamed: Any
+    state_dict: Mapping[str, Any],
+    strict: bool,
+    current_eps: float,
+    owner: str,
+    renamed: Any,
+    keys: tuple[str, ...] = KEYS,
 ) -> tuple[dict[str, Any], float, IncompatibleKeys]:
     """``state_dict``'s entries under their current names, its eps (``current_eps``
     if absent and not ``strict``) and the keys that did not match.
@@ -71,13 +76,13 @@ def entries(
     given = renamed(dict(state_dict), version)
     if "eps" not in given and version == 1:
         given["eps"] = [FLOAT32_EPS]
-    missing = [k for k in KEYS if k not in given]
-    unexpected = sorted(set(given) - set(KEYS))
+    missing = [k for k in keys if k not in given]
+    unexpected = sorted(set(given) - set(keys))
     if strict and (missing or unexpected):
         msg = (
             f"malformed state_dict for {owner}: "
             f"missing keys {missing}, unexpected keys {unexpected}; "
-            f"expected exactly {list(KEYS)}"
+            f"expected exactly {list(keys)}"
         )
         raise KeyError(msg)
     eps = host_float32(given, "eps", (1,)) if "eps" in given else current_eps
