@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import pickle
 import warnings
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import pytest
 
 from arrayobs._compat import to_host
 from arrayobs._core import _histogram as hist
+from arrayobs._core import _search
 from arrayobs._observers._histogram import HistogramObserver
 
 Batches = Callable[[Any], list[Any]]
@@ -271,11 +273,12 @@ def test_search_walk_is_torchs() -> None:
             counts[rng.random(bins) < 0.3] = 0
             values = counts.tolist()
             total = hist.f32(sum(values))
-            assert hist.search_path(values, total) == _literal_walk(values, total)
+            csum = _search.cumulative_float32(counts)
+            assert list(_search.search_walk(csum, total)) == _literal_walk(values, total)
 
 
 def _literal_walk(values: list[float], total: float) -> list[tuple[int, int]]:
-    csum = hist.cumulative_float32(values)
+    csum = np.cumsum(np.asarray(values, dtype=np.float64)).astype(np.float32).tolist()
     alpha, beta, start, end, path = 0.0, 1.0, 0, len(values) - 1, []
     while alpha < beta:
         na, nb = alpha + 1e-5, beta - 1e-5
@@ -295,18 +298,19 @@ def _literal_walk(values: list[float], total: float) -> list[tuple[int, int]]:
     return path
 
 
-def test_torch_sum_is_atens(backend: Any, torch_ref: Any) -> None:
+def test_torch_sum_is_atens(torch_ref: Any) -> None:
     rng = np.random.default_rng(2)
-    for n in (1, 3, 7, 8, 9, 33, 100, 256, 2048, 4096):
+    for n in (*range(1, 70), 100, 255, 256, 257, 2047, 2048, 2049, 4096, 8191, 32768):
         v = rng.exponential(size=(6, n)) * rng.uniform(1e-6, 1e3, size=(6, 1))
-        v = (v * (rng.random((6, n)) < 0.7)).astype(np.float32)
-        ours = hist.torch_sum(backend.xp.asarray(v, device=backend.device), xp=backend.xp)
+        v = v * (rng.random((6, n)) < 0.7) * np.where(rng.random((6, n)) < 0.1, -1, 1)
+        v = v.astype(np.float32)
+        ours = _search.torch_sum(v)
         theirs = np.array([torch_ref.from_numpy(row.copy()).sum().item() for row in v], np.float32)
         np.testing.assert_array_equal(_bits(ours), theirs.view(np.int32), err_msg=f"n={n}")
 
 
 @pytest.mark.parametrize("name", ["grow", "heavy", "bins7", "symmetric", "qint32"])
-def test_search_errors_are_torchs(name: str, backend: Any, torch_ref: Any) -> None:
+def test_search_errors_are_torchs(name: str, torch_ref: Any) -> None:
     """Every candidate's quantization error, bit for bit: the early stop
     compares them, so a last-bit difference could move the chosen range."""
     from torch.ao.quantization import HistogramObserver as TorchHistogram
@@ -327,21 +331,41 @@ def test_search_errors_are_torchs(name: str, backend: Any, torch_ref: Any) -> No
     theirs._non_linear_param_search()
     counts = theirs.histogram.numpy()
     total = theirs.histogram.sum().item()
-    assert float(hist.torch_sum(np.asarray(counts).reshape(1, -1), xp=_numpy_xp())[0]) == total
-    path = hist.search_path(counts.tolist(), total)
-    assert path[: len(seen)] == [p for p, _ in seen]
+    assert float(_search.torch_sum(counts.reshape(1, -1))[0]) == total
+    csum = _search.cumulative_float32(counts)
+    walk = _search.search_walk(csum, total)
+    assert list(itertools.islice(walk, len(seen))) == [p for p, _ in seen]
     width = (theirs.max_val.item() - theirs.min_val.item()) / bins
-    errors = hist.quantization_errors(
-        backend.xp.asarray(counts, device=backend.device),
-        width,
-        [p for p, _ in seen],
-        theirs.dst_nbins,
-        xp=backend.xp,
+    errors = _search.quantization_errors(counts, width, [p for p, _ in seen], theirs.dst_nbins)
+    assert errors.tolist() == [np.float32(e) for _, e in seen]
+
+
+def test_floor_quotient_is_floor_divide() -> None:
+    """The search's fast floor division against NumPy's floor_divide (torch's
+    algorithm), where they could part: integer, huge, tiny, infinite and NaN
+    quotients, both signs, then torch's clamp."""
+    rng = np.random.default_rng(4)
+    b = rng.uniform(1e-3, 10, size=(64, 1)).astype(np.float32)
+    k = rng.integers(-300, 300, size=(64, 512)).astype(np.float32)
+    a = np.concatenate(
+        [
+            k * b,  # integer quotients, rounded either way
+            np.nextafter(k * b, np.float32(np.inf)),
+            np.nextafter(k * b, np.float32(-np.inf)),
+            rng.standard_normal((64, 512)).astype(np.float32) * 1e3,
+            rng.uniform(0, 3e38, size=(64, 512)).astype(np.float32),
+            np.tile(np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 1e-45], np.float32), (64, 8)),
+        ],
+        axis=1,
     )
-    assert np.asarray(to_host(errors)).tolist() == [np.float32(e) for _, e in seen]
-
-
-def _numpy_xp() -> Any:
-    from arrayobs._compat import resolve_namespace
-
-    return resolve_namespace(np)
+    for divisor in (b, np.full_like(b, 1e-40), np.full_like(b, 3e38)):
+        for top in (255.0, 65535.0, 2.0**32 - 1):
+            with np.errstate(all="ignore"):
+                want = np.clip(np.floor_divide(a, divisor), 0.0, top)
+                got = _search._floor_quotient(a, divisor, top)
+            np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
+    # The search's shortcut where it knows every quotient is finite and small.
+    near = a[:, : 4 * 512]
+    want = np.clip(np.floor_divide(near, b), 0.0, 255.0)
+    got = _search._floor_quotient(near, b, 255.0, small=True)
+    np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))

@@ -16,6 +16,7 @@ from arrayobs import _core as core
 from arrayobs._compat import has_dtype, is_dask, to_host
 from arrayobs._config import FLOAT32_EPS, boolean
 from arrayobs._core import _histogram as hist
+from arrayobs._core._search import search_range
 from arrayobs._observers import _state_dict
 from arrayobs._observers._base import NUMPY, Observer
 from arrayobs._observers._state_dict import IncompatibleKeys
@@ -189,14 +190,18 @@ class HistogramObserver(Observer):
                 xp.asarray([1.0], dtype=xp.float32, device=device),
                 xp.asarray([0], dtype=core.widest_int(xp, device), device=device),
             )
-        mn, mx = float(to_host(state.min_val)), float(to_host(state.max_val))
-        lo, hi = _search(state.histogram, mn, mx, self.dst_nbins, xp)
-        pair_state = core.MinMaxState(
-            *(xp.asarray(v, dtype=xp.float32, device=device) for v in (lo, hi))
-        )
+        lo, hi = _search(state, self.dst_nbins, xp)
+        # The two-value qparams run on the host too: the result goes to the
+        # device once, where a few small device ops would cost more than the search.
+        host = core.MinMaxState(*(np.asarray(v, dtype=np.float32) for v in (lo, hi)))
+        scale, zero_point = core.calculate_qparams(host, config, xp=NUMPY)
+        zp_dtype = core.zero_point_dtype(config, xp=xp, device=device)
         if not config.zero_point_fits_int32:
-            config.check_zero_point(int64=core.widest_int(xp, device) == xp.int64)
-        return tuple(core.calculate_qparams(pair_state, config, xp=xp))  # type: ignore[return-value]
+            config.check_zero_point(int64=zp_dtype == xp.int64)
+        return (
+            xp.asarray(scale, device=device),
+            xp.asarray(np.asarray(zero_point), dtype=zp_dtype, device=device),
+        )
 
     def merge(self, other: Observer) -> None:
         """Not yet: merging histograms observed apart is not exact in general."""
@@ -288,16 +293,13 @@ def _wide(xp: ModuleType, device: Any) -> tuple[ModuleType, Any]:
     return (xp, device) if has_dtype(xp, device, "float64") else (NUMPY, None)
 
 
-def _search(
-    histogram: Any, mn: float, mx: float, nbins: int, xp: ModuleType
-) -> tuple[float, float]:
-    """``_non_linear_param_search``'s new (min, max) as float32 values: one
-    read of the histogram for the walk, one per block of candidates' errors."""
-    counts = np.asarray(to_host(histogram), dtype=np.float32)
-    bins = counts.shape[0]
-    total = float(hist.torch_sum(NUMPY.asarray(counts.reshape(1, -1)), xp=NUMPY)[0])
-    path = hist.search_path(counts.tolist(), total)
-    if is_dask(xp):
-        xp, histogram = NUMPY, NUMPY.asarray(counts)
-    chosen = hist.search(histogram, (mx - mn) / bins, path, nbins, xp=xp)
-    return hist.chosen_range(mn, mx, bins, chosen)
+def _search(state: hist.HistogramState, nbins: int, xp: ModuleType) -> tuple[float, float]:
+    """``_non_linear_param_search``'s new (min, max) as float32 values: the
+    state is read back once (one transfer) and searched on the host, where a
+    2048-bin histogram is small and each step's branch costs no device sync."""
+    packed = xp.concat(
+        [state.histogram, xp.reshape(state.min_val, (1,)), xp.reshape(state.max_val, (1,))]
+    )
+    host = np.asarray(to_host(packed), dtype=np.float32)
+    mn, mx = float(host[-2]), float(host[-1])
+    return search_range(host[:-2], mn, mx, nbins)
