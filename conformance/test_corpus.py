@@ -246,3 +246,80 @@ def test_affine_target_matches_reference(target: C.Target) -> None:
     )
     assert summary.cases > 0
     assert summary.mismatches == 0, "\n".join(summary.failures)
+
+
+# -- the histogram section (HistogramObserver, torch 2.13.0) ---------------------------------
+# Only eager targets run it (no functional core: see _hist_runner); Dask runs every
+# other case here (each batch computes), every case in ``arrayobs compare``.
+_HIST_STRIDE = {("dask", "eager"): 2}
+
+
+def test_stored_histogram_reference_is_what_live_torch_computes(torch_ref: Any) -> None:
+    stored, meta = C.load_histogram()
+    assert meta["torch"].startswith("2.13.0")
+    live = C.generate_histogram_reference()
+    for field in C._records.HIST_FIELDS:
+        got, want = getattr(live, field), getattr(stored, field)
+        assert np.array_equal(got, want), f"{field} differs from live torch {torch_ref.__version__}"
+
+
+def test_histogram_section_covers_what_it_promises() -> None:
+    from arrayobs._conformance import _hist_corpus as H
+
+    stored, meta = C.load_histogram()
+    cases = C.histogram_cases()
+    assert meta["corpus_version"] == H.CORPUS_VERSION
+    assert meta["cases"] == [json.loads(json.dumps(c.describe())) for c in cases]
+    assert len(stored.hist_case_offsets) == len(cases) + 1
+    assert {c.family for c in cases} == set(H.FAMILIES)
+    assert {c.bins for c in cases} == set(H.BINS) >= {1, 2, 3, 7, 256, 2048, 4096}
+    assert {c.input_dtype for c in cases} == {"float16", "bfloat16", "float32", "float64"}
+    configs = {(c.dtype, c.qscheme, c.reduce_range, c.quant_range) for c in cases}
+    assert configs == set(H.CONFIGS)
+    assert {c.qscheme for c in cases} == {"per_tensor_affine", "per_tensor_symmetric"}
+    assert {c.dtype for c in cases} == {"quint8", "qint8"}
+    # Every family meets both qschemes, and the big and small bin counts.
+    for family in H.FAMILIES:
+        seen = [c for c in cases if c.family == family]
+        assert {c.qscheme for c in seen} == {"per_tensor_affine", "per_tensor_symmetric"}, family
+        assert min(c.bins for c in seen) <= 16 < 256 <= max(c.bins for c in seen), family
+    # The families do what they say: ranges that grow; single and constant batches;
+    # infinities (and a batch of nothing else); heavy tails.
+    by = {f: [c for c in cases if c.family == f] for f in H.FAMILIES}
+    for case in by["grow"]:
+        spans = [np.ptp(b.astype(np.float64)) for b in H.batches(case)]
+        assert spans == sorted(spans), case
+    hosts = {f: [H.batches(c) for c in by[f]] for f in H.FAMILIES}
+    assert all(len(b) == 1 for bs in hosts["single"] for b in bs)
+    assert all(any(np.ptp(b) == 0 for b in bs) for bs in hosts["constant"])
+    assert all(any(np.isinf(b).all() for b in bs) for bs in hosts["inf"])
+    assert all(any(np.isinf(b).any() & ~np.isinf(b).all() for b in bs) for bs in hosts["inf"])
+    heavy = np.concatenate([b.astype(np.float64) for bs in hosts["heavy"] for b in bs])
+    assert np.abs(heavy).max() > 1000 * np.median(np.abs(heavy))
+    # No NaN (torch's histc raises) and no float32 subnormal anywhere.
+    values = np.concatenate(
+        [b.astype(np.float64) for family in hosts.values() for bs in family for b in bs]
+    )
+    assert not np.isnan(values).any()
+    assert not ((np.abs(values) > 0) & (np.abs(values) < 1.2e-38)).any()
+    # torch dropped infinities, stayed unobserved after an all-inf first batch, and
+    # re-binned (the state's range changed after the first batch).
+    assert stored.hist_inf_dropped.any() and (stored.hist_status == 1).any()
+    assert (stored.hist_status == 0).sum() > 0.9 * len(stored.hist_status)
+
+
+def test_histogram_target_matches_reference(target: C.Target) -> None:
+    from arrayobs._conformance._hist_runner import unsupported
+
+    reason = unsupported(target)
+    if reason is not None:
+        pytest.skip(reason)
+    stride = _HIST_STRIDE.get((target.library, target.mode), 1)
+    summary = C.run_hist_target(target, C.histogram_cases()[::stride], C.load_histogram()[0])
+    print(
+        f"\n{summary.label} histogram: {summary.cases} cases, {summary.batches} batches, "
+        f"{summary.mismatches} mismatches, {summary.skipped} skipped (input dtype not on "
+        f"this backend), {summary.seconds_per_update * 1e3:.1f} ms/batch"
+    )
+    assert summary.cases > 0
+    assert summary.mismatches == 0, "\n".join(summary.failures)

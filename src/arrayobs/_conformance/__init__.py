@@ -1,5 +1,5 @@
 """The conformance corpus, the stored torch and torchao references and the runner behind
-``arrayobs compare``."""
+``arrayobs compare`` (sections: observers, fake quantize, affine, histogram)."""
 
 from arrayobs._conformance._affine_corpus import AffineCase
 from arrayobs._conformance._affine_corpus import cases as affine_cases
@@ -8,17 +8,24 @@ from arrayobs._conformance._corpus import CORPUS_VERSION, Case, batches, cases
 from arrayobs._conformance._fq_corpus import FQCase
 from arrayobs._conformance._fq_corpus import cases as fake_quant_cases
 from arrayobs._conformance._fq_runner import run_fq_target, torch_outputs
+from arrayobs._conformance._hist_corpus import HistCase
+from arrayobs._conformance._hist_corpus import cases as histogram_cases
+from arrayobs._conformance._hist_runner import run_hist_target, torch_hist_steps
 from arrayobs._conformance._records import (
     AffineRecords,
     FQRecords,
+    HistRecords,
     Records,
     affine_reference_path,
+    histogram_reference_path,
     load,
     load_affine,
     load_fake_quant,
+    load_histogram,
     reference_path,
     save,
     save_affine,
+    save_histogram,
 )
 from arrayobs._conformance._runner import MODES, Summary, Target, run_target, torch_steps
 
@@ -30,6 +37,8 @@ __all__ = [
     "Case",
     "FQCase",
     "FQRecords",
+    "HistCase",
+    "HistRecords",
     "Records",
     "Summary",
     "Target",
@@ -40,16 +49,23 @@ __all__ = [
     "fake_quant_cases",
     "generate_affine_reference",
     "generate_fake_quant_reference",
+    "generate_histogram_reference",
     "generate_reference",
+    "histogram_cases",
+    "histogram_reference_path",
     "load",
     "load_affine",
     "load_fake_quant",
+    "load_histogram",
     "reference_path",
     "run_affine_target",
     "run_fq_target",
+    "run_hist_target",
     "run_target",
     "save",
     "save_affine",
+    "save_histogram",
+    "torch_hist_steps",
     "torch_outputs",
     "torch_steps",
     "torchao_outputs",
@@ -69,3 +85,8 @@ def generate_fake_quant_reference() -> FQRecords:
 def generate_affine_reference() -> AffineRecords:
     """Run the affine section on torchao 0.18.0 and return its records."""
     return AffineRecords.from_outputs(torchao_outputs(case) for case in affine_cases())
+
+
+def generate_histogram_reference() -> HistRecords:
+    """Run the histogram section on torch 2.13.0's HistogramObserver and return its records."""
+    return HistRecords.from_steps(torch_hist_steps(case) for case in histogram_cases())

@@ -1,7 +1,9 @@
 """Regenerate the stored references: ``python -m arrayobs._conformance`` (needs torch 2.13.0;
 the affine section's file, ``reference-torchao-0.18.0.npz``, also torchao 0.18.0).
 
-``python -m arrayobs._conformance affine`` writes the torchao file alone."""
+``python -m arrayobs._conformance affine`` writes the torchao file alone;
+``python -m arrayobs._conformance histogram`` the histogram section's file alone
+(``reference-histogram-torch-2.13.0.npz``)."""
 
 import datetime
 import importlib
@@ -17,12 +19,17 @@ from arrayobs._conformance import (
     fake_quant_cases,
     generate_affine_reference,
     generate_fake_quant_reference,
+    generate_histogram_reference,
     generate_reference,
+    histogram_cases,
+    histogram_reference_path,
     reference_path,
     save,
     save_affine,
+    save_histogram,
 )
 from arrayobs._conformance._affine_corpus import CORPUS_VERSION as AFFINE_CORPUS_VERSION
+from arrayobs._conformance._hist_corpus import CORPUS_VERSION as HIST_CORPUS_VERSION
 from arrayobs._conformance._records import TORCH_VERSION, TORCHAO_VERSION
 
 
@@ -31,11 +38,13 @@ def main(argv: list[str]) -> int:
     if not torch.__version__.startswith(TORCH_VERSION):
         print(f"the reference is torch {TORCH_VERSION}; found {torch.__version__}", file=sys.stderr)
         return 2
-    if argv not in ([], ["affine"]):
-        print("usage: python -m arrayobs._conformance [affine]", file=sys.stderr)
+    if argv not in ([], ["affine"], ["histogram"]):
+        print("usage: python -m arrayobs._conformance [affine|histogram]", file=sys.stderr)
         return 2
-    if argv:
+    if argv == ["affine"]:
         return affine(torch)
+    if argv == ["histogram"]:
+        return histogram(torch)
     records = generate_reference()
     fake_quant = generate_fake_quant_reference()
     header = {
@@ -53,7 +62,26 @@ def main(argv: list[str]) -> int:
         f"{len(records.status)} rows: batches x channels; {len(header['fake_quant_cases'])} "
         f"fake-quantize cases, {len(fake_quant.fq_dtype)} outputs)"
     )
-    return affine(torch)
+    return histogram(torch) or affine(torch)
+
+
+def histogram(torch: object) -> int:
+    """The histogram section's file, from live torch."""
+    records = generate_histogram_reference()
+    header = {
+        "torch": getattr(torch, "__version__", ""),
+        "numpy": np.__version__,
+        "corpus_version": HIST_CORPUS_VERSION,
+        "created": datetime.date.today().isoformat(),
+        "cases": [case.describe() for case in histogram_cases()],
+    }
+    path = histogram_reference_path()
+    save_histogram(records, path, header)
+    print(
+        f"wrote {path} ({path.stat().st_size} bytes, {len(header['cases'])} histogram cases, "
+        f"{len(records.hist_status)} rows: batches)"
+    )
+    return 0
 
 
 def affine(torch: object) -> int:

@@ -348,3 +348,129 @@ def load_affine(path: Path | None = None) -> tuple[AffineRecords, dict[str, Any]
             msg = f"{path} is not an {AFFINE_FORMAT} file of format version {AFFINE_FORMAT_VERSION}"
             raise ValueError(msg)
         return AffineRecords(**{f: np.asarray(data[f]) for f in AFFINE_FIELDS}), meta
+
+
+# -- the histogram section (HistogramObserver) -----------------------------------------------
+# A file of its own, ``reference-histogram-torch-<version>.npz`` (format
+# "arrayobs-reference-histogram", version 1): one row per batch of every case, cases in
+# corpus order, ``hist_case_offsets[i]:hist_case_offsets[i + 1]`` the rows of case ``i``.
+HIST_FORMAT = "arrayobs-reference-histogram"
+HIST_FORMAT_VERSION = 1
+HIST_FIELDS = (
+    "hist_case_offsets",
+    "hist_offsets",
+    "hist_bits",
+    "hist_min_bits",
+    "hist_max_bits",
+    "hist_scale_bits",
+    "hist_zero_point",
+    "hist_zp_int64",
+    "hist_status",
+    "hist_inf_dropped",
+)
+_HIST_MEANING = {
+    "hist_case_offsets": "rows (batches) of case i: hist_case_offsets[i]:hist_case_offsets[i+1]",
+    "hist_offsets": "histogram of row r: hist_bits[hist_offsets[r]:hist_offsets[r+1]] (bins)",
+    "hist_bits": "float32 bits of the histogram after the batch",
+    "hist_min_bits": "float32 bits of min_val after the batch",
+    "hist_max_bits": "float32 bits of max_val after the batch",
+    "hist_scale_bits": "float32 bits of calculate_qparams()[0][0]",
+    "hist_zero_point": "calculate_qparams()[1][0]",
+    "hist_zp_int64": "torch's zero point dtype was int64 (else int32)",
+    "hist_status": "0 computed, 1 never observed (calculate_qparams warned, defaults)",
+    "hist_inf_dropped": "forward warned 'torch.inf detected' (dropped infinite values)",
+}
+
+
+def histogram_reference_path() -> Path:
+    return Path(__file__).with_name(f"reference-histogram-torch-{TORCH_VERSION}.npz")
+
+
+@dataclasses.dataclass
+class HistStep:
+    """One batch's outcome, host side: the histogram (float32), the state and qparams."""
+
+    histogram: np.ndarray
+    min_val: float
+    max_val: float
+    scale: float
+    zero_point: int
+    zp_int64: bool
+    status: int
+    inf_dropped: bool
+
+
+@dataclasses.dataclass
+class HistRecords:
+    """Rows (batches) of the histogram cases, as in the file."""
+
+    hist_case_offsets: np.ndarray
+    hist_offsets: np.ndarray
+    hist_bits: np.ndarray
+    hist_min_bits: np.ndarray
+    hist_max_bits: np.ndarray
+    hist_scale_bits: np.ndarray
+    hist_zero_point: np.ndarray
+    hist_zp_int64: np.ndarray
+    hist_status: np.ndarray
+    hist_inf_dropped: np.ndarray
+
+    @classmethod
+    def from_steps(cls, per_case: Iterable[list[HistStep]]) -> HistRecords:
+        cases, offsets, steps = [0], [0], []
+        for case_steps in per_case:
+            for s in case_steps:
+                steps.append(s)
+                offsets.append(offsets[-1] + s.histogram.size)
+            cases.append(len(steps))
+        hists = [_bits(s.histogram) for s in steps]
+
+        def scalars(name: str) -> np.ndarray:
+            return _bits(np.asarray([getattr(s, name) for s in steps], dtype=np.float32))
+
+        return cls(
+            np.asarray(cases, dtype=np.int64),
+            np.asarray(offsets, dtype=np.int64),
+            np.concatenate(hists) if hists else np.zeros(0, np.uint32),
+            scalars("min_val"),
+            scalars("max_val"),
+            scalars("scale"),
+            np.asarray([s.zero_point for s in steps], dtype=np.int64),
+            np.asarray([s.zp_int64 for s in steps], dtype=bool),
+            np.asarray([s.status for s in steps], dtype=np.int8),
+            np.asarray([s.inf_dropped for s in steps], dtype=bool),
+        )
+
+    def case(self, i: int) -> dict[str, Any]:
+        """Case ``i``'s rows: each per-row field, and ``histograms`` (one bits array a row)."""
+        lo, hi = int(self.hist_case_offsets[i]), int(self.hist_case_offsets[i + 1])
+        out: dict[str, Any] = {f: getattr(self, f)[lo:hi] for f in HIST_FIELDS[3:]}
+        off = self.hist_offsets
+        out["histograms"] = [self.hist_bits[off[r] : off[r + 1]] for r in range(lo, hi)]
+        return out
+
+    def equal(self, other: HistRecords) -> bool:
+        return all(np.array_equal(getattr(self, f), getattr(other, f)) for f in HIST_FIELDS)
+
+
+def save_histogram(records: HistRecords, path: Path, header: dict[str, Any]) -> None:
+    meta = {
+        "format": HIST_FORMAT,
+        "format_version": HIST_FORMAT_VERSION,
+        "fields": _HIST_MEANING,
+        **header,
+    }
+    blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
+    with path.open("wb") as fh:
+        np.savez_compressed(fh, header=blob, **{f: getattr(records, f) for f in HIST_FIELDS})
+
+
+def load_histogram(path: Path | None = None) -> tuple[HistRecords, dict[str, Any]]:
+    """The stored histogram section and its header; a clear error if of another format."""
+    path = histogram_reference_path() if path is None else path
+    with np.load(path) as data:
+        meta = json.loads(bytes(data["header"]).decode())
+        if meta.get("format") != HIST_FORMAT or meta.get("format_version") != HIST_FORMAT_VERSION:
+            msg = f"{path} is not an {HIST_FORMAT} file of format version {HIST_FORMAT_VERSION}"
+            raise ValueError(msg)
+        return HistRecords(**{f: np.asarray(data[f]) for f in HIST_FIELDS}), meta

@@ -1,0 +1,219 @@
+"""Running the histogram section: on torch 2.13.0 (the reference) and on any target.
+
+Each case builds a ``HistogramObserver`` from its constructor arguments (the
+public API only) and records, after every batch, the histogram, ``min_val``,
+``max_val``, ``calculate_qparams()``, whether ``calculate_qparams`` warned
+(never observed) and whether ``forward`` warned of infinities.
+
+Only the ``eager`` mode runs it: the observer has no functional core (its
+forward reads each batch's min and max back, as torch's does), so there is
+nothing to put under ``jax.jit``, and on Dask it computes each batch by design
+(the eager Dask target covers that). array-api-strict's device without
+float64 cannot run it: the generic ``histc`` counts with ``searchsorted``,
+whose int64 indices that device lacks (tests/test_histogram.py skips it too).
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from arrayobs._compat import has_dtype, to_host
+from arrayobs._conformance._fq_runner import _array
+from arrayobs._conformance._hist_corpus import HistCase, batches
+from arrayobs._conformance._records import NEVER_OBSERVED, OK, HistRecords, HistStep
+from arrayobs._conformance._runner import Summary, Target, _ulps
+from arrayobs.testing import supports_dtype
+
+_INF_WARNING = "torch.inf detected"
+
+
+def _observe(obs: Any, inputs: Sequence[Any], int64: Any) -> list[HistStep]:
+    """Feed ``inputs`` to a HistogramObserver (ours or torch's), recording each batch."""
+    steps = []
+    for x in inputs:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            obs(x)
+        dropped = any(_INF_WARNING in str(w.message) for w in caught)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            scale, zp = obs.calculate_qparams()
+        with np.errstate(all="ignore"):
+            steps.append(
+                HistStep(
+                    np.array(to_host(obs.histogram), dtype=np.float32, copy=True).reshape(-1),
+                    float(np.asarray(to_host(obs.min_val), dtype=np.float32)),
+                    float(np.asarray(to_host(obs.max_val), dtype=np.float32)),
+                    float(np.asarray(to_host(scale), dtype=np.float32).reshape(-1)[0]),
+                    int(np.asarray(to_host(zp)).reshape(-1)[0]),
+                    zp.dtype == int64,
+                    NEVER_OBSERVED if caught else OK,
+                    dropped,
+                )
+            )
+    return steps
+
+
+# -- the reference -------------------------------------------------------------------
+def torch_hist_steps(case: HistCase) -> list[HistStep]:
+    """``case`` on torch.ao's own HistogramObserver (torch 2.13.0 on the CPU)."""
+    torch = importlib.import_module("torch")
+    tobs = importlib.import_module("torch.ao.quantization.observer")
+    kw = case.kwargs()
+    kw["dtype"], kw["qscheme"] = getattr(torch, case.dtype), getattr(torch, case.qscheme)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # reduce_range's deprecation
+        obs = tobs.HistogramObserver(**kw)
+    inputs = [torch.from_numpy(h) for h in batches(case)]
+    if case.input_dtype == "bfloat16":
+        inputs = [t.to(torch.bfloat16) for t in inputs]
+    return _observe(obs, inputs, torch.int64)
+
+
+# -- a target ------------------------------------------------------------------------
+def unsupported(target: Target) -> str | None:
+    """Why ``target`` cannot run the section at all (None where it can)."""
+    if target.mode != "eager":
+        return (
+            f"HistogramObserver has no {target.mode} mode: no functional core (forward reads "
+            "each batch's min and max back, as torch's); the eager target covers it"
+        )
+    if target.library == "array_api_strict" and not has_dtype(target.xp, target.device, "int64"):
+        return "searchsorted (the generic histc's counting) returns int64, which this device lacks"
+    return None
+
+
+def supports(target: Target, case: HistCase) -> bool:
+    """Whether ``target`` runs ``case``: the mode and device run the section, the input
+    dtype exists there."""
+    return unsupported(target) is None and supports_dtype(
+        target.xp, target.device, case.input_dtype
+    )
+
+
+def target_hist_steps(target: Target, case: HistCase) -> list[HistStep]:
+    """``case`` on arrayobs.HistogramObserver in ``target``'s namespace and device."""
+    from arrayobs import HistogramObserver
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # reduce_range's deprecation
+        obs = HistogramObserver(**case.kwargs(), xp=target.xp, device=target.device)
+    bf16 = case.input_dtype == "bfloat16"
+    inputs = [_array(target, h, bf16) for h in batches(case)]
+    return _observe(obs, inputs, target.xp.int64)
+
+
+# -- comparison ----------------------------------------------------------------------
+_SCALARS = ("hist_min_bits", "hist_max_bits", "hist_scale_bits")
+
+
+def compare_hist_case(
+    target: Target, case: HistCase, got: dict[str, Any], want: dict[str, Any]
+) -> tuple[int, int, int, str]:
+    """(rows, mismatching rows, worst float32 ulps, the first mismatch described).
+
+    Bit for bit: every histogram value, min_val, max_val and scale; the zero
+    point and its dtype (int32 where the device has no int64); both warnings."""
+    rows = len(want["hist_status"])
+    if len(got["hist_status"]) != rows:
+        msg = f"hist case {case.id}: {len(got['hist_status'])} batches, want {rows}"
+        return rows, rows, 0, msg
+    has_int64 = has_dtype(target.xp, target.device, "int64")
+    fields: dict[str, np.ndarray] = {
+        "histogram": np.asarray(
+            [
+                g.shape == w.shape and bool(np.array_equal(g, w))
+                for g, w in zip(got["histograms"], want["histograms"], strict=True)
+            ]
+        ),
+        "min_val": got["hist_min_bits"] == want["hist_min_bits"],
+        "max_val": got["hist_max_bits"] == want["hist_max_bits"],
+        "scale": got["hist_scale_bits"] == want["hist_scale_bits"],
+        "zero_point": got["hist_zero_point"] == want["hist_zero_point"],
+        "zero_point dtype": got["hist_zp_int64"] == (want["hist_zp_int64"] & has_int64),
+        "status": got["hist_status"] == want["hist_status"],
+        "inf warning": got["hist_inf_dropped"] == want["hist_inf_dropped"],
+    }
+    bad = ~np.logical_and.reduce(list(fields.values()))
+    if not bad.any():
+        return rows, 0, 0, ""
+    worst = max(_ulps(got[f][bad], want[f][bad]) for f in _SCALARS)
+    for g, w, b in zip(got["histograms"], want["histograms"], bad, strict=True):
+        if b and g.shape == w.shape:
+            worst = max(worst, _ulps(g, w))
+    i = int(np.argmax(bad))
+    differ = [name for name, ok in fields.items() if not ok[i]]
+    g, w = got["histograms"][i], want["histograms"][i]
+    values = {
+        "min_val": (got["hist_min_bits"][i], want["hist_min_bits"][i]),
+        "max_val": (got["hist_max_bits"][i], want["hist_max_bits"][i]),
+        "scale": (got["hist_scale_bits"][i], want["hist_scale_bits"][i]),
+    }
+    shown = [
+        f"{k} {np.uint32(a).view(np.float32)!r} vs {np.uint32(b).view(np.float32)!r}"
+        for k, (a, b) in values.items()
+        if k in differ
+    ]
+    if "histogram" in differ:
+        n = int((g != w).sum()) if g.shape == w.shape else -1
+        shown.append(f"histogram: {n} of {w.size} bins differ")
+    if "zero_point" in differ:
+        shown.append(f"zero_point {got['hist_zero_point'][i]} vs {want['hist_zero_point'][i]}")
+    detail = (
+        f"hist case {case.id} ({case.family} bins={case.bins} {case.input_dtype} {case.dtype} "
+        f"{case.qscheme}{' reduce_range' if case.reduce_range else ''} {case.quant_range or ''}) "
+        f"batch {i}: {', '.join(differ)} differ; {'; '.join(shown)}"
+    )
+    return rows, int(bad.sum()), worst, detail
+
+
+def run_hist_target(
+    target: Target,
+    cases: Sequence[HistCase],
+    reference: HistRecords,
+    progress: Callable[[int, int], None] | None = None,
+) -> Summary:
+    """Run the histogram ``cases`` on ``target`` and compare each with ``reference``."""
+    rows = bad = skipped = worst = run = 0
+    elapsed = 0.0
+    failures: list[str] = []
+    for n, case in enumerate(cases):
+        if progress is not None:
+            progress(n, len(cases))
+        if not supports(target, case):
+            skipped += 1
+            continue
+        want = reference.case(case.id)
+        start = time.perf_counter()
+        try:
+            steps = target_hist_steps(target, case)
+        except Exception as exc:  # counted, with the reason, as every row of the case
+            r, b, u = len(want["hist_status"]), len(want["hist_status"]), 0
+            detail = f"hist case {case.id} ({case.family}): {type(exc).__name__}: {exc}"
+        else:
+            got = HistRecords.from_steps([steps]).case(0)
+            r, b, u, detail = compare_hist_case(target, case, got, want)
+        elapsed += time.perf_counter() - start
+        rows, bad, run, worst = rows + r, bad + b, run + 1, max(worst, u)
+        if detail and len(failures) < 400:
+            failures.append(detail)
+    if progress is not None:
+        progress(len(cases), len(cases))
+    return Summary(
+        label=target.label,
+        device=str(target.device),
+        cases=run,
+        skipped=skipped,
+        batches=rows,
+        mismatches=bad,
+        deviations=0,
+        worst_ulps=worst,
+        seconds_per_update=elapsed / rows if rows else 0.0,
+        failures=failures,
+    )
