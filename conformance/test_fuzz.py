@@ -419,3 +419,71 @@ def test_random_affine_matches_torchao(backend: Any, torch_ref: Any, data: st.Da
     want_d = tq.dequantize_affine(want_q, block, want_s, want_z, tdtype, lo, hi)
     got_d = affine.dequantize_affine(got_q, block, got_s, got_z, name, lo, hi)
     _fq_same(got_d, want_d, f"{where} dequantized")
+
+
+# -- HistogramObserver ---------------------------------------------------------------------
+# Fewer examples than the observers: torch's search over a few spikes steps to its end
+# (~0.2 s a call); ARRAYOBS_FUZZ_EXAMPLES scales it too.
+HIST_EXAMPLES = max(1, EXAMPLES // 20)
+HIST_BINS = [1, 2, 3, 7, 16, 256, 2048]
+
+
+@settings(
+    max_examples=HIST_EXAMPLES,
+    deadline=None,
+    derandomize=EXAMPLES < 10_000,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_random_histogram_sequences_match_torch(
+    backend: Any, torch_ref: Any, data: st.DataObject
+) -> None:
+    """HistogramObserver over random batches: the histogram bits, min_val, max_val,
+    scale bits, zero point and both warnings after every batch."""
+    from torch.ao.quantization import HistogramObserver as TorchHistogram
+
+    from arrayobs import HistogramObserver
+    from arrayobs._conformance._hist_corpus import CONFIGS, HistCase
+    from arrayobs._conformance._hist_runner import _observe, compare_hist_case
+    from arrayobs._conformance._records import HistRecords
+
+    if backend.name == "array_api_strict:no_x64":
+        pytest.skip("searchsorted returns int64, which the no_x64 device lacks")
+    torch = torch_ref
+    flushes = flushes_subnormals(backend.xp, backend.device)
+    bins = data.draw(st.sampled_from(HIST_BINS))
+    dtype, qscheme, reduce_range, quant_range = data.draw(st.sampled_from(CONFIGS))
+    in_dtype = data.draw(
+        st.sampled_from(
+            [d for d in ("float32", "float16", "bfloat16", "float64") if backend.has(d)]
+        )
+    )
+    scale = data.draw(st.sampled_from([1e-3, 1.0, 1e3]))
+    value = st.one_of(
+        st.floats(-1e4, 1e4, width=32, allow_subnormal=not flushes).map(lambda v: v * scale),
+        st.sampled_from([0.0, 1.0, float("inf"), float("-inf")]),
+    )
+    # Lengths from a small set, so JAX compiles each shape once.
+    batch = st.sampled_from([1, 8, 32]).flatmap(lambda n: st.lists(value, min_size=n, max_size=n))
+    batches = data.draw(st.lists(batch, min_size=1, max_size=4))
+    if flushes:
+        batches = [[v if abs(v) >= 1e-30 else 0.0 for v in b] for b in batches]
+    tensors = [torch.tensor(b, dtype=torch.float64).to(getattr(torch, in_dtype)) for b in batches]
+    case = HistCase(-1, "fuzz", bins, in_dtype, dtype, qscheme, reduce_range, quant_range, 0, 0)
+    kw = case.kwargs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # reduce_range's deprecation
+        ours = HistogramObserver(**kw, xp=backend.xp, device=backend.device)
+        tkw = {**kw, "dtype": getattr(torch, dtype), "qscheme": getattr(torch, qscheme)}
+        ref = TorchHistogram(**tkw)
+    want = _observe(ref, tensors, torch.int64)
+    got = _observe(ours, [backend.from_torch(t) for t in tensors], backend.xp.int64)
+    target = Target(backend.name, backend.xp, backend.device)
+    _, bad, _, detail = compare_hist_case(
+        target,
+        case,
+        HistRecords.from_steps([got]).case(0),
+        HistRecords.from_steps([want]).case(0),
+    )
+    assert bad == 0, f"[{backend.name} {kw} {in_dtype} {batches}] {detail}"
