@@ -8,6 +8,7 @@ the affine section's file, ``reference-torchao-0.18.0.npz``, also torchao 0.18.0
 import datetime
 import importlib
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,7 @@ def main(argv: list[str]) -> int:
 def histogram(torch: object) -> int:
     """The histogram section's file, from live torch."""
     records = generate_histogram_reference()
-    header = {
+    header: dict[str, Any] = {
         "torch": getattr(torch, "__version__", ""),
         "numpy": np.__version__,
         "corpus_version": HIST_CORPUS_VERSION,

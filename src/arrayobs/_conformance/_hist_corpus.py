@@ -92,7 +92,7 @@ def cases() -> list[HistCase]:
     (``single`` once: torch's walk over a few spikes runs to its end, ~0.2 s a call).
 
     Bins and input dtypes rotate with periods (16 and 6) that meet every family."""
-    out = []
+    out: list[HistCase] = []
     for k in range(len(FAMILIES) * len(CONFIGS) * REPEATS):
         family = FAMILIES[k % len(FAMILIES)]
         if family == "single" and k >= len(FAMILIES) * len(CONFIGS):
