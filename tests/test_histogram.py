@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from arrayobs import _backends
 from arrayobs._compat import to_host
 from arrayobs._core import _histogram as hist
 from arrayobs._core import _search
@@ -369,3 +370,48 @@ def test_floor_quotient_is_floor_divide() -> None:
     want = np.clip(np.floor_divide(near, b), 0.0, 255.0)
     got = _search._floor_quotient(near, b, 255.0, small=True)
     np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_fast_histc_is_generic(dtype: str, backend: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backend's histc and value range against the generic ones, bit for
+    bit, with blocks small enough that every branch (pipelined blocks, one
+    block, the last bin, ranges wider than the batch) runs."""
+    from arrayobs._backends import _numpy
+
+    monkeypatch.setattr(_numpy, "HISTC_BLOCK", 1000)
+    if not backend.has(dtype):
+        pytest.skip(f"{backend.name} has no {dtype}")
+    fast = _backends.new(backend.xp)
+    generic = _backends.Backend(backend.xp)
+    rng = np.random.default_rng(5)
+    for n in (1, 999, 1000, 4321):
+        host = (rng.standard_normal(n) * rng.uniform(1e-3, 1e3)).astype(dtype)
+        host[rng.integers(0, n)] = host.max()  # the top edge itself, somewhere
+        x = backend.from_numpy(host)
+        lo, hi = fast.value_range(x)
+        assert (lo, hi) == generic.value_range(x)
+        for bins, edges in itertools.product(
+            (1, 7, 2048), [(lo, hi), (lo - 1.0, hi + 0.5), (lo * 3 - 1.0, hi)]
+        ):
+            left, right = hist.histc_range(*edges)
+            with warnings.catch_warnings():  # float16 overflow; Dask computes it here, in threads
+                warnings.simplefilter("ignore", RuntimeWarning)
+                want = _bits(generic.histc(x, bins, left, right))
+                got = _bits(fast.histc(x, bins, left, right, finite=True))
+            assert got.tolist() == want.tolist(), (n, bins, left, right)
+
+
+def test_large_batches_match_torch(backend: Any, torch_ref: Any) -> None:
+    """Batches of a million values (the fast paths' blocks and threads) and a
+    growing range, against live torch.ao after every batch."""
+    from torch.ao.quantization import HistogramObserver as TorchHistogram
+
+    rng = np.random.default_rng(6)
+    ours, theirs = HistogramObserver(), TorchHistogram()
+    for scale in (1.0, 3.0, 0.5, 10.0):
+        host = (rng.standard_normal(10**6) * scale).astype(np.float32)
+        ours(backend.from_numpy(host))
+        theirs(torch_ref.from_numpy(host))
+        assert _bits(ours.histogram).tolist() == _bits(theirs.histogram).tolist()
+        assert _bits(ours.calculate_qparams()[0]) == _bits(theirs.calculate_qparams()[0])

@@ -23,6 +23,7 @@ from arrayobs._compat import backend_name, device_of, size
 from arrayobs._config import QuantConfig
 from arrayobs._core import _affine as affine
 from arrayobs._core import _fakequant as fakequant
+from arrayobs._core import _histogram as histogram
 
 
 class Backend:
@@ -145,6 +146,18 @@ class Backend:
         """Small results (a state, qparams) made concrete, so a stateful object never
         keeps a growing task graph: as they are, except on lazy libraries (Dask)."""
         return values
+
+    # -- histograms (HistogramObserver) ------------------------------------------
+    def value_range(self, x: Any) -> tuple[float, float]:
+        """(min, max) of a non-empty floating ``x`` as Python floats, in its own
+        dtype's values (NaN propagates); the caller reads them back to branch."""
+        return float(self.xp.min(x)), float(self.xp.max(x))
+
+    def histc(self, x: Any, bins: int, lo: float, hi: float, *, finite: bool = False) -> Any:
+        """torch's CPU ``histc(x, bins, min=lo, max=hi)`` as float32 counts
+        (see :func:`arrayobs._core._histogram.histc`). ``finite``: the caller
+        knows every value is finite, hence inside ``[lo, hi]``."""
+        return histogram.histc(x, bins, lo, hi, xp=self.xp)
 
     # -- quantizing ----------------------------------------------------------------
     def fake_quantize(

@@ -479,6 +479,63 @@ def quantize_affine(
     )
 
 
+# -- histc (HistogramObserver) ----------------------------------------------------
+# Elements per block: 2 MiB of float32 indices as intp (measured at 1e7 float32:
+# 2**15 to 2**18 elements took 37, 33, 28 and 26 ms on the shared 2-core machine).
+HISTC_BLOCK = 1 << 18
+_HISTC_DTYPES = frozenset({_F32, _F64})
+
+
+def _bin_positions(block: np.ndarray, left: Any, factor: Any, span: Any) -> np.ndarray:
+    """histc's ``trunc((x - lo) * bins / (hi - lo))`` in ``block``'s dtype, op
+    by op as the generic histc, truncated to intp (what bincount counts)."""
+    scaled = np.subtract(block, left)
+    scaled *= factor
+    scaled /= span
+    return scaled.astype(np.intp)
+
+
+def histc(x: np.ndarray, bins: int, lo: float, hi: float) -> np.ndarray | None:
+    """The generic :func:`arrayobs._core._histogram.histc` of a float32 or
+    float64 array whose values are all finite (so inside ``[lo, hi]``), bit
+    for bit, or None where it does not apply (other dtypes, a range whose
+    arithmetic could overflow).
+
+    The generic one makes a full-size array of every step. Here blocks of
+    :data:`HISTC_BLOCK` go through the arithmetic and ``bincount``. bincount
+    holds the GIL and the arithmetic does not, so with two cores a pool
+    thread computes the next block's positions while this one counts.
+    """
+    if x.dtype not in _HISTC_DTYPES:
+        return None
+    t = x.dtype.type
+    left, right, factor = t(lo), t(hi), t(bins)
+    span = right - left
+    with np.errstate(over="ignore"):
+        if not (span > 0 and np.isfinite(span * factor)):
+            return None  # the generic arithmetic's NaN and overflow rules
+    flat = np.ravel(x, order="K")
+    starts = range(0, flat.size, HISTC_BLOCK)
+    counts = np.zeros(bins + 2, np.int64)
+
+    def positions(start: int) -> np.ndarray:
+        return _bin_positions(flat[start : start + HISTC_BLOCK], left, factor, span)
+
+    if len(starts) > 1 and _workers() > 1:
+        pending = _pool().submit(positions, starts[0])
+        for following in (*starts[1:], None):
+            ready = pending.result()
+            if following is not None:
+                pending = _pool().submit(positions, following)
+            counts[: bins + 2] += np.bincount(ready, minlength=bins + 2)[: bins + 2]
+    else:
+        for start in starts:
+            counts += np.bincount(positions(start), minlength=bins + 2)[: bins + 2]
+    # x == hi (and any rounding up to bins): the last bin, as the generic clip.
+    counts[bins - 1] += counts[bins:].sum()
+    return counts[:bins].astype(np.float32)
+
+
 class NumpyBackend(Backend):
     """The blocked, threaded reductions above; the per-tensor state as host scalars."""
 
@@ -551,6 +608,15 @@ class NumpyBackend(Backend):
             if out is not None:
                 return out
         return super().fake_quantize(x, scale, zero_point, quant_min, quant_max, axis)
+
+    def value_range(self, x: Any) -> tuple[float, float]:
+        if self.fast and type(x) is np.ndarray and x.dtype == _F32:
+            return tuple(float(v) for v in minmax_scalars(x))  # type: ignore[return-value]
+        return super().value_range(x)
+
+    def histc(self, x: Any, bins: int, lo: float, hi: float, *, finite: bool = False) -> Any:
+        out = histc(x, bins, lo, hi) if self.fast and finite and type(x) is np.ndarray else None
+        return super().histc(x, bins, lo, hi) if out is None else out
 
     def choose_qparams_affine(
         self,

@@ -4,8 +4,8 @@
 ``[min_val, max_val]``; each batch is binned with ``histc`` over the union of
 the old and new ranges, and the old histogram is re-binned into that range
 (upsampled 16x, ``linspace``, ``bucketize``, ``bincount``). ``calculate_qparams``
-runs an L2-error search over candidate ranges. Every rule here is ATen's CPU
-kernel as measured against torch 2.13.0:
+runs an L2-error search over candidate ranges (:mod:`arrayobs._core._search`,
+on the host). Every rule here is ATen's CPU kernel as measured against torch 2.13.0:
 
 - ``linspace`` (``RangeFactoriesKernel.cpp``): ``step = (end - start) /
   (steps - 1)`` in float32, then ``start + step * i`` for the first half and
@@ -14,10 +14,7 @@ kernel as measured against torch 2.13.0:
 - ``histc`` (``HistogramKernel.cpp``, LINEAR_INTERPOLATION): the bin of ``x`` is
   ``trunc((x - lo) * bins / (hi - lo))`` in the input's dtype, op by op; values
   outside ``[lo, hi]`` are skipped, and ``x == hi`` goes to the last bin;
-- ``bincount`` with float32 weights adds them in input order, in float32;
-- the search compares float32 tensors with Python floats, which torch casts to
-  float32 first; its sums are ATen's float32 cascade (:func:`torch_sum`), its
-  cumulative sum a float64 running sum (:func:`cumulative_float32`).
+- ``bincount`` with float32 weights adds them in input order, in float32.
 
 Where a value is a Python float in torch (``.item()``, scalars), it is a Python
 float here; the helpers that need float64 arithmetic (:func:`linspace`,
@@ -27,12 +24,15 @@ the host where the device has none).
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple
 
 from arrayobs._compat import device_of, to_host
+from arrayobs._core._minmax import quiet
 
 UPSAMPLE = 16  # torch's upsample_rate
 # ATen's float32 sum on x86 runs its AVX2 kernel (sum_stub has no AVX512 one):
@@ -112,6 +112,7 @@ def count_bins(index: Any, bins: int, *, xp: ModuleType) -> Any:
     return xp.astype(counts, xp.float32)
 
 
+@quiet  # float16 (x - lo) * bins can overflow to inf, in torch too
 def histc(x: Any, bins: int, lo: float, hi: float, *, xp: ModuleType) -> Any:
     """``torch.histc(x, bins, min=lo, max=hi)`` on the CPU, as float32 counts.
 
@@ -224,19 +225,24 @@ def update(
     observed: bool,
     xp: ModuleType,
     wide: tuple[ModuleType, Any],
+    count: Callable[[Any, int, float, float], Any] | None = None,
 ) -> HistogramState:
     """torch's forward after its inf filter: ``lo``/``hi`` the batch's finite
     (min, max) as Python floats; ``wide`` a (namespace, device) with float64
-    for :func:`bucket_runs`. Reads the state's (min, max) back."""
+    for :func:`bucket_runs`; ``count(x, bins, lo, hi)`` the batch's histc
+    (a backend's fast one; :func:`histc` by default). Reads the state's
+    (min, max) back."""
+    if count is None:
+        count = functools.partial(histc, xp=xp)
     bins = state.histogram.shape[0]
     device = device_of(state.histogram)
     if not observed:
-        counts = histc(x, bins, *histc_range(lo, hi), xp=xp)
+        counts = count(x, bins, *histc_range(lo, hi))
         return HistogramState(counts, *_float32((lo, hi), xp, device))
     cur_lo, cur_hi = float(state.min_val), float(state.max_val)
     # torch.min/max of two equal values return the first, as Python's do.
     new_lo, new_hi = min(cur_lo, lo), max(cur_hi, hi)
-    batch = histc(x, bins, *histc_range(new_lo, new_hi), xp=xp)
+    batch = count(x, bins, *histc_range(new_lo, new_hi))
     if new_lo == cur_lo and new_hi == cur_hi:
         return HistogramState(state.histogram + batch, state.min_val, state.max_val)
     if cur_lo == cur_hi:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections import OrderedDict
@@ -149,18 +150,27 @@ class HistogramObserver(Observer):
                 *(xp.asarray(np.asarray(v), dtype=xp.float32, device=device) for v in state)
             )
         work, wdev, x, state = _on_host_if_lazy(xp, device, x, state)
-        lo, hi = float(work.min(x)), float(work.max(x))
+        hooks = backend if work is xp else _backends.shared(work, backend.fast)
+        lo, hi = hooks.value_range(x)
         if math.isnan(lo) or math.isnan(hi):
             hist.histc_range(lo, hi)  # raises, as torch's histc does
-        if lo == -math.inf or hi == math.inf:
+        finite = not (lo == -math.inf or hi == math.inf)
+        if not finite:
             warnings.warn("torch.inf detected in input tensor, ignoring input", stacklevel=4)
-            finite = work.isfinite(x)
-            if not bool(work.any(finite)):
+            keep = work.isfinite(x)
+            if not bool(work.any(keep)):
                 return
-            lo = float(work.min(work.where(finite, x, work.full_like(x, math.inf))))
-            hi = float(work.max(work.where(finite, x, work.full_like(x, -math.inf))))
+            lo = float(work.min(work.where(keep, x, work.full_like(x, math.inf))))
+            hi = float(work.max(work.where(keep, x, work.full_like(x, -math.inf))))
         new = hist.update(
-            state, x, lo, hi, observed=self._observed, xp=work, wide=_wide(work, wdev)
+            state,
+            x,
+            lo,
+            hi,
+            observed=self._observed,
+            xp=work,
+            wide=_wide(work, wdev),
+            count=functools.partial(hooks.histc, finite=finite),
         )
         if work is not xp:
             new = hist.HistogramState(*(xp.asarray(np.asarray(v)) for v in new))
@@ -194,7 +204,8 @@ class HistogramObserver(Observer):
         # The two-value qparams run on the host too: the result goes to the
         # device once, where a few small device ops would cost more than the search.
         host = core.MinMaxState(*(np.asarray(v, dtype=np.float32) for v in (lo, hi)))
-        scale, zero_point = core.calculate_qparams(host, config, xp=NUMPY)
+        # NumPy's own namespace (Array API since 2.0): half the compat wrappers' cost.
+        scale, zero_point = core.calculate_qparams(host, config, xp=np)
         zp_dtype = core.zero_point_dtype(config, xp=xp, device=device)
         if not config.zero_point_fits_int32:
             config.check_zero_point(int64=zp_dtype == xp.int64)
