@@ -265,3 +265,86 @@ def test_process_group_is_checked_at_construction(group: Any) -> None:
     for cls in (MinMaxObserver, PerChannelMinMaxObserver):
         with pytest.raises(TypeError, match=r"must be a torch\.distributed\.ProcessGroup"):
             cls(process_group=group)
+
+
+# -- HistogramObserver ---------------------------------------------------------------------
+def _histogram_batches(seed: int) -> list[np.ndarray]:
+    """Growing, shrinking and shifting ranges; an empty step, one with inf on one
+    rank, one with a NaN (every rank must refuse it and keep its state)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for step in range(STEPS):
+        n = 0 if step == 2 else int(rng.integers(1, 3000))
+        b = (rng.standard_normal(n) * 10.0 ** rng.uniform(-1, 1) + rng.uniform(-2, 2)).astype(
+            np.float32
+        )
+        if step == 4:
+            b[n // 5] = np.inf
+        if step == 6:
+            b[n // 3] = np.nan
+        out.append(b)
+    return out
+
+
+def _histogram_record(obs: Any, step: int, batch: Any) -> list[np.ndarray]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.inf detected: one rank warns as torch
+            obs(batch)
+        refused = 0
+    except (ValueError, RuntimeError):  # NaN: arrayobs ValueError, torch's histc RuntimeError
+        refused = 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scale, zero_point = obs.calculate_qparams()
+    return [
+        np.array([refused]),
+        obs.histogram.numpy().view(np.int32).copy(),
+        np.array([obs.min_val.item(), obs.max_val.item()], np.float32).view(np.int32),
+        scale.numpy().view(np.int32).copy(),
+        zero_point.numpy().astype(np.int64),
+    ]
+
+
+def _histogram_all(make: Any, feed: Any, seed: int) -> dict[str, np.ndarray]:
+    records = {}
+    for bins in (7, 2048):
+        obs = make(bins)
+        for step, batch in enumerate(_histogram_batches(seed + bins)):
+            shard = torch.from_numpy(feed(batch, step))
+            for j, a in enumerate(_histogram_record(obs, step, shard)):
+                records[f"{bins}_{step}_{j}"] = a
+    return records
+
+
+def _histogram_worker(rank: int, world: int, port: int, out: str, seed: int) -> None:
+    dist = _join(rank, world, port, 60)
+    try:
+        records = _histogram_all(
+            lambda bins: arrayobs.HistogramObserver(bins, xp=torch, process_group=dist.group.WORLD),
+            lambda batch, step: _shards(batch, world, step)[rank],
+            seed,
+        )
+        np.savez(Path(out) / f"rank{rank}.npz", **records)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_histogram_ranks_match_one_process(torch_ref: Any, tmp_path: Path, world: int) -> None:
+    """Every rank's histogram, range and qparams after every step equal torch.ao's
+    in one process on the whole batch; a NaN on one rank is refused on all."""
+    from torch.ao.quantization import HistogramObserver as TorchHistogram
+
+    torch.multiprocessing.start_processes(
+        _histogram_worker,
+        args=(world, _free_port(), str(tmp_path), world),
+        nprocs=world,
+        start_method="spawn",
+    )
+    want = _histogram_all(TorchHistogram, lambda batch, step: batch, world)
+    assert want["7_6_0"][0] == 1, "the NaN step must be refused by torch too"
+    for rank in range(world):
+        got = np.load(tmp_path / f"rank{rank}.npz")
+        for key, w in want.items():
+            assert np.array_equal(got[key], w), f"rank {rank}/{world}, {key}: {got[key]} vs {w}"

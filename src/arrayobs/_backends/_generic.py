@@ -240,6 +240,14 @@ class Backend:
         msg = f"process_group needs torch tensors, got an array of {backend_name(self.xp)}"
         raise TypeError(msg)
 
+    def allreduce_max(self, values: list[float], device: Any, group: Any) -> list[float]:
+        """Each of ``values`` (Python floats, no NaN) maximised across ``group``, exactly."""
+        return self.allreduce_minmax(values, values, group)  # type: ignore[return-value]  # raises
+
+    def allreduce_counts(self, counts: Any, group: Any) -> Any:
+        """Histogram counts (float32 whole numbers) summed across ``group``, exactly."""
+        return self.allreduce_minmax(counts, counts, group)  # raises
+
 
 def _device(x: Any) -> Any:
     """``x``'s device for new constants, without array-api-compat's lookup (which

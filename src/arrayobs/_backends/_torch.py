@@ -221,6 +221,16 @@ class TorchBackend(Backend):
 
         return _torch_distributed.allreduce_minmax(lo, hi, group)
 
+    def allreduce_max(self, values: list[float], device: Any, group: Any) -> list[float]:
+        from arrayobs._backends import _torch_distributed
+
+        return _torch_distributed.allreduce_max(values, device, group)
+
+    def allreduce_counts(self, counts: Any, group: Any) -> Any:
+        from arrayobs._backends import _torch_distributed
+
+        return _torch_distributed.allreduce_counts(counts, group)
+
 
 XP = resolve_namespace(torch)
 

@@ -1,6 +1,7 @@
 """One torch.distributed collective per forward: the batch's (min, max) across a group.
 
 Per tensor two values travel, per channel two per channel (one tensor of 2C keys).
+HistogramObserver adds a second: the counts of the shared range, summed.
 
 Min and max travel together as int32 keys (:mod:`arrayobs._core._keys`) in
 one tensor, reduced with ``ReduceOp.MIN``; a NaN on any rank propagates, as in
@@ -34,3 +35,19 @@ def allreduce_minmax(lo: Any, hi: Any, group: Any) -> tuple[Any, Any]:
         torch.where(any_nan, nan_value, lo_bits.view(torch.float32).reshape(shape)),
         torch.where(any_nan, nan_value, hi_bits.view(torch.float32).reshape(shape)),
     )
+
+
+def allreduce_max(values: list[float], device: Any, group: Any) -> list[float]:
+    """The group-wide maximum of each of ``values`` (Python floats, no NaN), in
+    float64: exact, and the same on every rank whatever the reduction order."""
+    packed = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(packed, op=dist.ReduceOp.MAX, group=group)
+    return packed.tolist()  # type: ignore[no-any-return]
+
+
+def allreduce_counts(counts: Any, group: Any) -> Any:
+    """The group-wide sum of float32 ``counts`` (whole numbers), added in
+    float64 (exact below 2**53), then rounded to float32 as one count is."""
+    wide = counts.to(torch.float64)
+    dist.all_reduce(wide, op=dist.ReduceOp.SUM, group=group)
+    return wide.to(torch.float32)

@@ -42,7 +42,7 @@ class HistogramObserver(Observer):
     each batch is binned by torch's ``histc`` over the union of the ranges, the
     old histogram re-binned into it as torch re-bins it, and
     :meth:`calculate_qparams` runs torch's search, its walk over candidate
-    ranges on the host and their errors all at once on the device.
+    ranges and their errors, a block of candidates at a time, on the host.
 
     Parameters
     ----------
@@ -54,12 +54,19 @@ class HistogramObserver(Observer):
         Refused, as torch refuses it (NotImplementedError).
     xp, device, fast
         As :class:`MinMaxObserver`.
+    process_group : torch.distributed.ProcessGroup, optional
+        Every rank observes its shard of each batch (maybe empty; all ranks
+        call forward in step) and gets the state one process would have after
+        the whole batch, bit for bit: one collective for the batch's range
+        (float64 maxima, exact), each rank's histc over it, one collective
+        summing the counts (float64, exact; each rank's count per bin must
+        stay below 2**24, as in one process). torch tensors only.
 
     Notes
     -----
     forward reads the batch's min and max back (torch branches on them too);
-    calculate_qparams reads the histogram once and the candidates' errors
-    once per block of 32, 64, ... (the walk usually stops in the first).
+    calculate_qparams reads the state back once and runs the whole search on
+    the host (torch reads once per step of its walk).
     Input must be floating (float16, bfloat16, float32, float64); a NaN
     raises ValueError (torch's histc raises RuntimeError) and changes nothing.
     Infinite values are dropped with torch's warning.
@@ -90,6 +97,7 @@ class HistogramObserver(Observer):
         xp: Any = None,
         device: Any = None,
         fast: bool = True,
+        process_group: Any = None,
     ) -> None:
         self.bins = _bins(bins)
         if boolean(is_dynamic, "is_dynamic"):
@@ -107,6 +115,7 @@ class HistogramObserver(Observer):
             xp=xp,
             device=device,
             fast=fast,
+            process_group=process_group,
         )
         self.dst_nbins = hist.dst_nbins(self.dtype)
         self.upsample_rate = hist.UPSAMPLE
@@ -126,7 +135,7 @@ class HistogramObserver(Observer):
     # -- observing -------------------------------------------------------------
     def _step(self, x: Any, *, locked: bool) -> None:
         backend, device = self._bind_input(x)
-        if not core.require_size(backend.size(x)):
+        if self._group is None and not core.require_size(backend.size(x)):
             return  # as torch: an empty batch changes nothing and is not checked
         if locked:
             self._observe(backend, device, x)
@@ -151,17 +160,16 @@ class HistogramObserver(Observer):
             )
         work, wdev, x, state = _on_host_if_lazy(xp, device, x, state)
         hooks = backend if work is xp else _backends.shared(work, backend.fast)
-        lo, hi = hooks.value_range(x)
-        if math.isnan(lo) or math.isnan(hi):
-            hist.histc_range(lo, hi)  # raises, as torch's histc does
-        finite = not (lo == -math.inf or hi == math.inf)
-        if not finite:
-            warnings.warn("torch.inf detected in input tensor, ignoring input", stacklevel=4)
-            keep = work.isfinite(x)
-            if not bool(work.any(keep)):
-                return
-            lo = float(work.min(work.where(keep, x, work.full_like(x, math.inf))))
-            hi = float(work.max(work.where(keep, x, work.full_like(x, -math.inf))))
+        if self._group is None:
+            found = _batch_range(hooks, work, x)
+        else:
+            found = self._group_range(hooks, x, device)
+        if found is None:
+            return
+        lo, hi, finite = found
+        count = functools.partial(hooks.histc, finite=finite)
+        if self._group is not None:
+            count = functools.partial(_summed, count, backend, self._group)
         new = hist.update(
             state,
             x,
@@ -170,13 +178,42 @@ class HistogramObserver(Observer):
             observed=self._observed,
             xp=work,
             wide=_wide(work, wdev),
-            count=functools.partial(hooks.histc, finite=finite),
+            count=count,
         )
         if work is not xp:
             new = hist.HistogramState(*(xp.asarray(np.asarray(v)) for v in new))
         self._xp, self._device, self._seen_type = xp, device, type(x)
         self._backend = backend
         self._set_state(cast(Any, new), observed=True)
+
+    def _group_range(
+        self, hooks: _backends.Backend, x: Any, device: Any
+    ) -> tuple[float, float, bool] | None:
+        """:func:`_batch_range` of the whole group's batch, every rank's shard
+        (maybe empty) reduced in one collective: exact (float64 maxima of the
+        values and their negations), so each rank then bins its shard over the
+        same range and one more collective sums the counts."""
+        inf = math.inf
+        raw = fin = (inf, -inf)
+        nan, finite = False, True
+        if hooks.size(x):
+            raw = hooks.value_range(x)
+            nan = math.isnan(raw[0]) or math.isnan(raw[1])
+            finite = not nan and -inf < raw[0] and raw[1] < inf
+            if nan:
+                raw = (inf, -inf)
+            fin = raw if finite or nan else _finite_range(hooks.xp, x)
+        values = [float(nan), -raw[0], raw[1], -fin[0], fin[1]]
+        any_nan, raw_lo, raw_hi, fin_lo, fin_hi = hooks.allreduce_max(values, device, self._group)
+        if any_nan:
+            hist.histc_range(math.nan, math.nan)  # raises on every rank, as torch's histc does
+        if -raw_lo > raw_hi:
+            return None  # every shard empty: as torch, nothing changes
+        if -raw_lo == -inf or raw_hi == inf:
+            warnings.warn("torch.inf detected in input tensor, ignoring input", stacklevel=5)
+        if -fin_lo > fin_hi:
+            return None
+        return -fin_lo, fin_hi, finite
 
     # -- qparams ---------------------------------------------------------------
     def calculate_qparams(self, *, check: bool = True) -> tuple[Any, Any]:
@@ -285,6 +322,35 @@ class HistogramObserver(Observer):
 
     def extra_repr(self) -> str:
         return f"bins={self.bins}, {super().extra_repr()}"
+
+
+def _batch_range(
+    hooks: _backends.Backend, xp: ModuleType, x: Any
+) -> tuple[float, float, bool] | None:
+    """torch's (min, max) of a batch before its histc, as Python floats, and
+    whether every value is finite: NaN raises (torch's histc does), infinite
+    values are dropped with torch's warning; None where nothing is left."""
+    lo, hi = hooks.value_range(x)
+    if math.isnan(lo) or math.isnan(hi):
+        hist.histc_range(lo, hi)  # raises, as torch's histc does
+    if -math.inf < lo and hi < math.inf:
+        return lo, hi, True
+    warnings.warn("torch.inf detected in input tensor, ignoring input", stacklevel=6)
+    found = _finite_range(xp, x)
+    return None if found[0] > found[1] else (*found, False)
+
+
+def _summed(count: Any, backend: _backends.Backend, group: Any, x: Any, *args: Any) -> Any:
+    """``count(x, *args)`` (a shard's histc) summed over the process group."""
+    return backend.allreduce_counts(count(x, *args), group)
+
+
+def _finite_range(xp: ModuleType, x: Any) -> tuple[float, float]:
+    """(min, max) of the finite values of ``x``; (inf, -inf) if there are none."""
+    keep = xp.isfinite(x)
+    lo = float(xp.min(xp.where(keep, x, xp.full_like(x, math.inf))))
+    hi = float(xp.max(xp.where(keep, x, xp.full_like(x, -math.inf))))
+    return lo, hi
 
 
 def _on_host_if_lazy(

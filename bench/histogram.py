@@ -1,0 +1,205 @@
+"""HistogramObserver against torch.ao's, side by side: forward on float32 batches and
+calculate_qparams (the L2 search) on 2048-bin histograms of several distributions.
+
+Variants, interleaved round by round (``bench.timing.interleaved``):
+
+``torch.ao``
+    ``torch.ao.quantization.HistogramObserver`` on a CPU tensor of the same values.
+``numpy``, ``torch``, ``jax``
+    ``arrayobs.HistogramObserver`` on that library's array (JAX eager, on the CPU).
+``numpy generic``
+    The same on NumPy with ``fast=False``: the generic Array API arithmetic.
+
+forward is timed in the steady state (the batch inside the observed range, so no
+re-binning), as a calibration loop spends most of its batches. Each arrayobs
+result is compared with torch.ao's bit for bit (histogram and scale bits, zero
+point): ``agrees``.
+
+    python -m bench.histogram            # 1e6 and 1e7 elements
+    python -m bench.histogram --quick    # 1e6 only, fewer rounds
+
+Writes ``bench/results/histogram.json`` and ``histogram.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = (10**6, 10**7)
+BINS = 2048
+SAMPLES = 10**6  # values behind each calculate_qparams histogram
+
+
+def _distributions(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    normal = rng.standard_normal(n)
+    return {
+        "normal": normal,
+        "relu": np.maximum(normal, 0.0),
+        "laplace": rng.laplace(size=n),
+        "uniform": rng.uniform(-1.0, 3.0, n),
+        "lognormal": rng.lognormal(size=n),
+    }
+
+
+def _libraries() -> dict[str, Callable[[np.ndarray], Any]]:
+    import torch
+
+    out: dict[str, Callable[[np.ndarray], Any]] = {
+        "numpy": lambda a: a,
+        "torch": torch.from_numpy,
+    }
+    try:
+        import jax.numpy as jnp
+    except ImportError:
+        print("histogram: jax is not installed, no jax rows", file=sys.stderr)
+    else:
+        out["jax"] = jnp.asarray
+    return out
+
+
+def _observers(host: np.ndarray) -> dict[str, tuple[Any, Any]]:
+    """variant -> (observer, its input), every one having observed ``host`` once."""
+    import torch
+    from torch.ao.quantization import HistogramObserver as TorchHistogram
+
+    from arrayobs import HistogramObserver
+
+    found: dict[str, tuple[Any, Any]] = {
+        "torch.ao": (TorchHistogram(bins=BINS), torch.from_numpy(host))
+    }
+    for name, convert in _libraries().items():
+        found[name] = (HistogramObserver(bins=BINS), convert(host))
+    found["numpy generic"] = (HistogramObserver(bins=BINS, fast=False), host)
+    for obs, x in found.values():
+        obs(x)
+    return found
+
+
+def _bits(v: Any) -> list[int]:
+    from arrayobs._compat import to_host
+
+    return np.asarray(to_host(v), dtype=np.float32).reshape(-1).view(np.int32).tolist()
+
+
+def _agrees(obs: Any, ref: Any) -> bool:
+    ours, theirs = obs.calculate_qparams(), ref.calculate_qparams()
+    return (
+        _bits(obs.histogram) == _bits(ref.histogram)
+        and _bits(ours[0]) == _bits(theirs[0])
+        and int(np.asarray(ours[1]).reshape(-1)[0]) == int(theirs[1].reshape(-1)[0])
+    )
+
+
+def _rows(
+    case: str, observers: dict[str, tuple[Any, Any]], calls: dict[str, Callable[[], object]]
+) -> list[dict[str, Any]]:
+    """Timings of ``calls``; ``observers`` (each fed the same batches) for ``agrees``."""
+    from bench.timing import interleaved
+
+    timings = interleaved(calls, REPEATS, TARGET_S)
+    ref = timings["torch.ao"]
+    rows = []
+    for variant, timing in timings.items():
+        row: dict[str, Any] = {"case": case, "variant": variant}
+        if isinstance(timing, Exception):
+            row["error"] = f"{type(timing).__name__}: {timing}"
+        else:
+            row["median_ms"] = timing.median_s * 1e3
+            if not isinstance(ref, Exception):
+                row["torch_ao_over_this"] = ref.median_s / timing.median_s
+        if variant != "torch.ao":
+            row["agrees"] = _agrees(observers[variant][0], observers["torch.ao"][0])
+        rows.append(row)
+        print(case, variant, row.get("median_ms", row.get("error")), file=sys.stderr)
+    return rows
+
+
+def forward_rows(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
+    rows = []
+    for n in sizes:
+        host = np.random.default_rng(0).standard_normal(n, dtype=np.float32)
+        timed = _observers(host)
+        calls = {v: (lambda o=o, x=x: o(x)) for v, (o, x) in timed.items()}
+        # The timed observers saw different numbers of batches: compare fresh ones,
+        # after a batch, a wider one (re-binning) and the first again.
+        checked = _observers(host)
+        for obs, x in checked.values():
+            obs(x * 3)
+            obs(x)
+        rows += _rows(f"forward {n:.0e}", checked, calls)
+    return rows
+
+
+def qparams_rows() -> list[dict[str, Any]]:
+    rows = []
+    for name, values in _distributions(np.random.default_rng(1), SAMPLES).items():
+        observers = _observers(values.astype(np.float32))
+        calls = {v: o.calculate_qparams for v, (o, _) in observers.items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rows += _rows(f"calculate_qparams {name}", observers, calls)
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    out = [
+        "# HistogramObserver against torch.ao",
+        "",
+        f"- {meta['date']}; `{meta['command']}`; {meta['machine']}; torch threads "
+        f"{meta['torch_threads']}; median of {REPEATS} interleaved rounds",
+        "- `torch.ao/this`: how many times faster than torch.ao in the same run; `agrees`:"
+        " histogram bits, scale bits and zero point equal torch.ao's",
+        "",
+        "| case | variant | median ms | torch.ao/this | agrees |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ms = f"{r['median_ms']:.3f}" if "median_ms" in r else r["error"][:40]
+        ratio = f"{r['torch_ao_over_this']:.1f}x" if "torch_ao_over_this" in r else ""
+        out.append(f"| {r['case']} | {r['variant']} | {ms} | {ratio} | {r.get('agrees', '')} |")
+    return "\n".join(out) + "\n"
+
+
+REPEATS, TARGET_S = 15, 0.2
+
+
+def main(argv: list[str] | None = None) -> int:
+    global REPEATS, TARGET_S
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1e6 only, fewer rounds")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        REPEATS, TARGET_S = 7, 0.1
+    import datetime
+
+    import torch
+
+    rows = qparams_rows() + forward_rows(SIZES[:1] if args.quick else SIZES)
+    meta = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": "python -m bench.histogram" + (" --quick" if args.quick else ""),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "torch_threads": torch.get_num_threads(),
+        "rounds": REPEATS,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "histogram.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    (args.out / "histogram.md").write_text(markdown(rows, meta))
+    print(markdown(rows, meta))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
