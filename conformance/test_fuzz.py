@@ -428,6 +428,72 @@ HIST_EXAMPLES = max(1, EXAMPLES // 20)
 HIST_BINS = [1, 2, 3, 7, 16, 256, 2048]
 
 
+# (bins, (dtype, qscheme, reduce_range, quant_range), input dtype, batches): sequences
+# that once failed, kept for good.
+HIST_REGRESSIONS: list[tuple[int, Any, str, list[list[float]]]] = [
+    # NumPy's min of [0.0, ..., -0.0, 1.0] is -0.0, torch's 0.0 (documented: "Signed zeros").
+    (
+        1,
+        ("quint8", "per_tensor_affine", False, None),
+        "float32",
+        [[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -0.0, 1.0]],
+    ),
+    # float16's (x - min) * bins overflows to inf: torch's int conversion gives bin 0, XLA's
+    # saturates to the last bin (the corpus's JAX float16 mismatches; open).
+    (2048, ("quint8", "per_tensor_affine", False, None), "float16", [[-30.0, 0.5, 30.0]]),
+]
+
+
+def _check_histogram(
+    backend: Any,
+    torch: Any,
+    bins: int,
+    config: Any,
+    in_dtype: str,
+    batches: list[list[float]],
+) -> None:
+    from torch.ao.quantization import HistogramObserver as TorchHistogram
+
+    from arrayobs import HistogramObserver
+    from arrayobs._conformance._hist_corpus import HistCase
+    from arrayobs._conformance._hist_runner import _observe, compare_hist_case
+    from arrayobs._conformance._records import HistRecords
+
+    dtype, qscheme, reduce_range, quant_range = config
+    tensors = [torch.tensor(b, dtype=torch.float64).to(getattr(torch, in_dtype)) for b in batches]
+    case = HistCase(-1, "fuzz", bins, in_dtype, dtype, qscheme, reduce_range, quant_range, 0, 0)
+    kw = case.kwargs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # reduce_range's deprecation
+        ours = HistogramObserver(**kw, xp=backend.xp, device=backend.device)
+        tkw = {**kw, "dtype": getattr(torch, dtype), "qscheme": getattr(torch, qscheme)}
+        ref = TorchHistogram(**tkw)
+    want = _observe(ref, tensors, torch.int64)
+    got = _observe(ours, [backend.from_torch(t) for t in tensors], backend.xp.int64)
+    target = Target(backend.name, backend.xp, backend.device)
+    _, bad, _, _, detail = compare_hist_case(
+        target,
+        case,
+        HistRecords.from_steps([got]).case(0),
+        HistRecords.from_steps([want]).case(0),
+    )
+    assert bad == 0, f"[{backend.name} {kw} {in_dtype} {batches}] {detail}"
+
+
+def _histogram_backend(backend: Any) -> None:
+    if backend.name == "array_api_strict:no_x64":
+        pytest.skip("searchsorted returns int64, which the no_x64 device lacks")
+
+
+@pytest.mark.parametrize("index", range(len(HIST_REGRESSIONS)))
+def test_histogram_regressions(backend: Any, torch_ref: Any, index: int) -> None:
+    _histogram_backend(backend)
+    bins, config, in_dtype, batches = HIST_REGRESSIONS[index]
+    if not backend.has(in_dtype):
+        pytest.skip(f"{backend.name} has no {in_dtype}")
+    _check_histogram(backend, torch_ref, bins, config, in_dtype, batches)
+
+
 @settings(
     max_examples=HIST_EXAMPLES,
     deadline=None,
@@ -441,19 +507,12 @@ def test_random_histogram_sequences_match_torch(
 ) -> None:
     """HistogramObserver over random batches: the histogram bits, min_val, max_val,
     scale bits, zero point and both warnings after every batch."""
-    from torch.ao.quantization import HistogramObserver as TorchHistogram
+    from arrayobs._conformance._hist_corpus import CONFIGS
 
-    from arrayobs import HistogramObserver
-    from arrayobs._conformance._hist_corpus import CONFIGS, HistCase
-    from arrayobs._conformance._hist_runner import _observe, compare_hist_case
-    from arrayobs._conformance._records import HistRecords
-
-    if backend.name == "array_api_strict:no_x64":
-        pytest.skip("searchsorted returns int64, which the no_x64 device lacks")
-    torch = torch_ref
+    _histogram_backend(backend)
     flushes = flushes_subnormals(backend.xp, backend.device)
     bins = data.draw(st.sampled_from(HIST_BINS))
-    dtype, qscheme, reduce_range, quant_range = data.draw(st.sampled_from(CONFIGS))
+    config = data.draw(st.sampled_from(CONFIGS))
     in_dtype = data.draw(
         st.sampled_from(
             [d for d in ("float32", "float16", "bfloat16", "float64") if backend.has(d)]
@@ -469,21 +528,4 @@ def test_random_histogram_sequences_match_torch(
     batches = data.draw(st.lists(batch, min_size=1, max_size=4))
     if flushes:
         batches = [[v if abs(v) >= 1e-30 else 0.0 for v in b] for b in batches]
-    tensors = [torch.tensor(b, dtype=torch.float64).to(getattr(torch, in_dtype)) for b in batches]
-    case = HistCase(-1, "fuzz", bins, in_dtype, dtype, qscheme, reduce_range, quant_range, 0, 0)
-    kw = case.kwargs()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # reduce_range's deprecation
-        ours = HistogramObserver(**kw, xp=backend.xp, device=backend.device)
-        tkw = {**kw, "dtype": getattr(torch, dtype), "qscheme": getattr(torch, qscheme)}
-        ref = TorchHistogram(**tkw)
-    want = _observe(ref, tensors, torch.int64)
-    got = _observe(ours, [backend.from_torch(t) for t in tensors], backend.xp.int64)
-    target = Target(backend.name, backend.xp, backend.device)
-    _, bad, _, detail = compare_hist_case(
-        target,
-        case,
-        HistRecords.from_steps([got]).case(0),
-        HistRecords.from_steps([want]).case(0),
-    )
-    assert bad == 0, f"[{backend.name} {kw} {in_dtype} {batches}] {detail}"
+    _check_histogram(backend, torch_ref, bins, config, in_dtype, batches)

@@ -27,7 +27,7 @@ from arrayobs._compat import has_dtype, to_host
 from arrayobs._conformance._fq_runner import _array
 from arrayobs._conformance._hist_corpus import HistCase, batches
 from arrayobs._conformance._records import NEVER_OBSERVED, OK, HistRecords, HistStep
-from arrayobs._conformance._runner import Summary, Target, _ulps
+from arrayobs._conformance._runner import Summary, Target, _f32, _ulps
 from arrayobs.testing import supports_dtype
 
 _INF_WARNING = "torch.inf detected"
@@ -115,15 +115,18 @@ _SCALARS = ("hist_min_bits", "hist_max_bits", "hist_scale_bits")
 
 def compare_hist_case(
     target: Target, case: HistCase, got: dict[str, Any], want: dict[str, Any]
-) -> tuple[int, int, int, str]:
-    """(rows, mismatching rows, worst float32 ulps, the first mismatch described).
+) -> tuple[int, int, int, int, str]:
+    """(rows, mismatching rows, documented deviations, worst float32 ulps, the first
+    mismatch described).
 
     Bit for bit: every histogram value, min_val, max_val and scale; the zero
-    point and its dtype (int32 where the device has no int64); both warnings."""
+    point and its dtype (int32 where the device has no int64); both warnings.
+    Only the sign of a zero min_val or max_val may differ (README, "Signed zeros":
+    which zero a reduction returns is the backend's choice), counted as a deviation."""
     rows = len(want["hist_status"])
     if len(got["hist_status"]) != rows:
         msg = f"hist case {case.id}: {len(got['hist_status'])} batches, want {rows}"
-        return rows, rows, 0, msg
+        return rows, rows, 0, 0, msg
     has_int64 = has_dtype(target.xp, target.device, "int64")
     fields: dict[str, np.ndarray] = {
         "histogram": np.asarray(
@@ -132,8 +135,8 @@ def compare_hist_case(
                 for g, w in zip(got["histograms"], want["histograms"], strict=True)
             ]
         ),
-        "min_val": got["hist_min_bits"] == want["hist_min_bits"],
-        "max_val": got["hist_max_bits"] == want["hist_max_bits"],
+        "min_val": _f32(got["hist_min_bits"]) == _f32(want["hist_min_bits"]),
+        "max_val": _f32(got["hist_max_bits"]) == _f32(want["hist_max_bits"]),
         "scale": got["hist_scale_bits"] == want["hist_scale_bits"],
         "zero_point": got["hist_zero_point"] == want["hist_zero_point"],
         "zero_point dtype": got["hist_zp_int64"] == (want["hist_zp_int64"] & has_int64),
@@ -141,8 +144,12 @@ def compare_hist_case(
         "inf warning": got["hist_inf_dropped"] == want["hist_inf_dropped"],
     }
     bad = ~np.logical_and.reduce(list(fields.values()))
+    signs = (got["hist_min_bits"] != want["hist_min_bits"]) | (
+        got["hist_max_bits"] != want["hist_max_bits"]
+    )
+    deviations = int((signs & ~bad).sum())
     if not bad.any():
-        return rows, 0, 0, ""
+        return rows, 0, deviations, 0, ""
     worst = max(_ulps(got[f][bad], want[f][bad]) for f in _SCALARS)
     for g, w, b in zip(got["histograms"], want["histograms"], bad, strict=True):
         if b and g.shape == w.shape:
@@ -170,7 +177,7 @@ def compare_hist_case(
         f"{case.qscheme}{' reduce_range' if case.reduce_range else ''} {case.quant_range or ''}) "
         f"batch {i}: {', '.join(differ)} differ; {'; '.join(shown)}"
     )
-    return rows, int(bad.sum()), worst, detail
+    return rows, int(bad.sum()), deviations, worst, detail
 
 
 def run_hist_target(
@@ -180,7 +187,7 @@ def run_hist_target(
     progress: Callable[[int, int], None] | None = None,
 ) -> Summary:
     """Run the histogram ``cases`` on ``target`` and compare each with ``reference``."""
-    rows = bad = skipped = worst = run = 0
+    rows = bad = deviations = skipped = worst = run = 0
     elapsed = 0.0
     failures: list[str] = []
     for n, case in enumerate(cases):
@@ -194,13 +201,14 @@ def run_hist_target(
         try:
             steps = target_hist_steps(target, case)
         except Exception as exc:  # counted, with the reason, as every row of the case
-            r, b, u = len(want["hist_status"]), len(want["hist_status"]), 0
+            r, b, d, u = len(want["hist_status"]), len(want["hist_status"]), 0, 0
             detail = f"hist case {case.id} ({case.family}): {type(exc).__name__}: {exc}"
         else:
             got = HistRecords.from_steps([steps]).case(0)
-            r, b, u, detail = compare_hist_case(target, case, got, want)
+            r, b, d, u, detail = compare_hist_case(target, case, got, want)
         elapsed += time.perf_counter() - start
         rows, bad, run, worst = rows + r, bad + b, run + 1, max(worst, u)
+        deviations += d
         if detail and len(failures) < 400:
             failures.append(detail)
     if progress is not None:
@@ -212,7 +220,7 @@ def run_hist_target(
         skipped=skipped,
         batches=rows,
         mismatches=bad,
-        deviations=0,
+        deviations=deviations,
         worst_ulps=worst,
         seconds_per_update=elapsed / rows if rows else 0.0,
         failures=failures,
