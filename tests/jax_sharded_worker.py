@@ -4,7 +4,7 @@
 classes, ``jax.jit`` of the functional core, ``shard_map`` with
 ``F.pminmax``) and observer kind, the state and qparams after every batch, and
 the largest number of elements any cross-device collective of the jitted
-update carries.
+update carries; then HistogramObserver's state and qparams (eager).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 DEVICES = 4
 KINDS = {"minmax": None, "ma": 0.01}
+HISTOGRAM_BINS = (7, 2048)
 
 
 def batches() -> list[np.ndarray]:
@@ -126,6 +127,20 @@ def main(out: str) -> None:
                 values = (*obs.state, *obs.calculate_qparams())
                 for j, v in enumerate(values):
                     records[f"pc_{kind}_{layout}_{step}_{j}"] = np.asarray(v).reshape(-1)
+    # HistogramObserver, eagerly on the sharded batches (the NaN one refused).
+    from arrayobs import HistogramObserver
+
+    for bins in HISTOGRAM_BINS:
+        hobs = HistogramObserver(bins=bins)
+        for step, b in enumerate(batches()):
+            try:
+                hobs(sharded(b))
+                refused = 0
+            except ValueError:
+                refused = 1
+            values = (refused, hobs.histogram, hobs.min_val, hobs.max_val)
+            for j, v in enumerate((*values, *hobs.calculate_qparams())):
+                records[f"hist{bins}_{step}_{j}"] = np.asarray(v).reshape(-1)
     np.savez(out, **records)
 
 

@@ -156,8 +156,18 @@ def test_nan_raises_and_keeps_state(backend: Any, torch_ref: Any) -> None:
     assert float(obs.min_val) == float("inf")
     obs(backend.from_torch(torch_ref.tensor([0.0, 2.0])))
     before = _bits(obs.histogram).copy()
-    with pytest.raises(ValueError, match="not finite"):
-        obs(nan)
+    # NaN anywhere in a larger batch (XLA's CPU reductions can drop one), with inf too.
+    host = np.linspace(-3.0, 3.0, 4000, dtype=np.float32)
+    batches = [nan]
+    for where in (0, 1, 1999, 3998, 3999):
+        for extra in ((), (np.inf,)):
+            b = host.copy()
+            b[where] = np.nan
+            b[(where + 7) % 4000 : (where + 7) % 4000 + len(extra)] = extra
+            batches.append(backend.from_numpy(b))
+    for b in batches:
+        with pytest.raises(ValueError, match="not finite"):
+            obs(b)
     np.testing.assert_array_equal(_bits(obs.histogram), before)
     assert (float(obs.min_val), float(obs.max_val)) == (0.0, 2.0)
 

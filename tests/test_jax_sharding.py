@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.jax_sharded_worker import DEVICES, KINDS, batches, channel_batches
+from tests.jax_sharded_worker import DEVICES, HISTOGRAM_BINS, KINDS, batches, channel_batches
 
 MODES = ("eager", "jit", "shard_map")
 
@@ -107,3 +107,28 @@ def test_sharded_per_channel_equals_torch(
         for j, w in enumerate(want):
             got = sharded_results[f"pc_{kind}_{layout}_{step}_{j}"]
             assert _same(got, w), f"{kind} {layout} batch {step} field {j}: {got} vs {w}"
+
+
+@pytest.mark.parametrize("bins", HISTOGRAM_BINS)
+def test_sharded_histogram_equals_torch(sharded_results: Any, torch_ref: Any, bins: int) -> None:
+    """HistogramObserver on the sharded batches: histogram, range and qparams after
+    every batch as torch.ao's on the whole batch; the NaN batch refused by both."""
+    import warnings
+
+    from torch.ao.quantization import HistogramObserver as TorchHistogram
+
+    ref = TorchHistogram(bins=bins)
+    for step, b in enumerate(batches()):
+        try:
+            ref(torch_ref.from_numpy(b))
+            refused = 0
+        except RuntimeError:
+            refused = 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scale, zero_point = ref.calculate_qparams()
+        want = [np.array([refused]), ref.histogram.numpy().copy(), ref.min_val.numpy().copy()]
+        want += [ref.max_val.numpy().copy(), scale.numpy(), zero_point.numpy()]
+        for j, w in enumerate(want):
+            got = sharded_results[f"hist{bins}_{step}_{j}"]
+            assert _same(got, w), f"bins {bins}, batch {step}, field {j}: {got} vs {w}"

@@ -1,5 +1,8 @@
 """Dask: each chunk's (min, max) from the NumPy fast path, in one graph and one compute.
 
+HistogramObserver: the batch's range in one compute, then each chunk's histc
+on its worker and their sum in a second; the batch is never gathered whole.
+
 ``dask.compute(x.min(), x.max())`` builds two reduction trees over the
 chunks; here one task per chunk returns both values, and only those pairs
 travel to the final task, so a chunk is read once, on its worker.
@@ -21,6 +24,7 @@ from arrayobs._backends import _numpy
 from arrayobs._backends._generic import Backend
 from arrayobs._compat import resolve_namespace
 from arrayobs._config import QuantConfig
+from arrayobs._core import _histogram as histogram
 
 _NUMPY = resolve_namespace(np)
 
@@ -93,6 +97,32 @@ def compute(arrays: tuple[Any, ...]) -> tuple[np.ndarray, ...]:
         return tuple(np.asarray(a) for a in dask.compute(*arrays))  # type: ignore[attr-defined, no-untyped-call]
 
 
+# -- HistogramObserver -------------------------------------------------------------
+_EXACT_COUNTS = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
+
+
+def _chunk_counts(block: np.ndarray, bins: int, lo: float, hi: float, finite: bool) -> Any:
+    """One chunk's histc as float64 counts (whole numbers: exact to add)."""
+    counts = _numpy.histc(block, bins, lo, hi) if finite else None
+    if counts is None:
+        counts = histogram.histc(block, bins, lo, hi, xp=_NUMPY)
+    return np.asarray(counts, dtype=np.float64)
+
+
+def _add_all(parts: list[np.ndarray]) -> np.ndarray:
+    return np.add.reduce(np.stack(parts), axis=0)  # type: ignore[no-any-return]
+
+
+def histc(x: Any, bins: int, lo: float, hi: float, finite: bool) -> np.ndarray:
+    """histc of a Dask array with NumPy chunks, chunk by chunk: each chunk's
+    counts on its worker, summed exactly (float64) in one task; float32 counts
+    on the host."""
+    blocks = x.to_delayed().ravel()
+    parts = [dask.delayed(_chunk_counts)(b, bins, lo, hi, finite) for b in blocks]  # type: ignore[attr-defined]
+    (total,) = dask.compute(dask.delayed(_add_all)(parts))  # type: ignore[attr-defined, no-untyped-call]
+    return total.astype(np.float32)  # type: ignore[no-any-return]
+
+
 class DaskBackend(Backend):
     """One compute per batch; the rules on the host, over the state's host values."""
 
@@ -123,6 +153,21 @@ class DaskBackend(Backend):
         if self.fast and ch_axis is None and numpy_chunks(x):
             return minmax_scalars(x)  # computed now: float32 scalars on the host
         return self.aminmax(x, ch_axis)  # lazy: computed with the state in fold
+
+    def value_range(self, x: Any) -> tuple[float, float]:
+        if self.fast and numpy_chunks(x) and x.dtype == np.float32:
+            return tuple(float(v) for v in minmax_scalars(x))  # type: ignore[return-value]
+        lo, hi = compute((self.xp.min(x), self.xp.max(x)))  # one graph: x's dtype's values
+        return float(lo), float(hi)
+
+    def histc(self, x: Any, bins: int, lo: float, hi: float, *, finite: bool = False) -> Any:
+        """Host (NumPy) float32 counts: the HistogramObserver's state is updated
+        on the host. float16 and bfloat16 batches are computed whole (their
+        counts round per count, in their dtype, as torch's per thread)."""
+        if numpy_chunks(x) and x.dtype in _EXACT_COUNTS:
+            return histc(x, bins, lo, hi, finite and self.fast)
+        (host,) = compute((x,))
+        return histogram.histc(host, bins, lo, hi, xp=_NUMPY)
 
     def materialize(self, *values: Any) -> tuple[Any, ...]:
         # One compute for all of them: they usually share the batch's chunks.

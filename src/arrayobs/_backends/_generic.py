@@ -15,6 +15,7 @@ only what its library needs to run at all (Dask's computes, JAX's jit).
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
 from typing import Any
 
@@ -151,13 +152,17 @@ class Backend:
     def value_range(self, x: Any) -> tuple[float, float]:
         """(min, max) of a non-empty floating ``x`` as Python floats, in its own
         dtype's values (NaN propagates); the caller reads them back to branch."""
-        return float(self.xp.min(x)), float(self.xp.max(x))
+        xp = self.xp
+        if self.reductions_drop_nan and bool(xp.any(xp.isnan(x))):
+            return math.nan, math.nan
+        return float(xp.min(x)), float(xp.max(x))
 
     def histc(self, x: Any, bins: int, lo: float, hi: float, *, finite: bool = False) -> Any:
         """torch's CPU ``histc(x, bins, min=lo, max=hi)`` as float32 counts
         (see :func:`arrayobs._core._histogram.histc`). ``finite``: the caller
         knows every value is finite, hence inside ``[lo, hi]``."""
-        return histogram.histc(x, bins, lo, hi, xp=self.xp)
+        device = self.state_device(self.device_of(x))
+        return histogram.histc(x, bins, lo, hi, xp=self.xp, device=device)
 
     # -- quantizing ----------------------------------------------------------------
     def fake_quantize(

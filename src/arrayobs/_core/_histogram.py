@@ -113,25 +113,33 @@ def count_bins(index: Any, bins: int, *, xp: ModuleType) -> Any:
 
 
 @quiet  # float16 (x - lo) * bins can overflow to inf, in torch too
-def histc(x: Any, bins: int, lo: float, hi: float, *, xp: ModuleType) -> Any:
+def histc(
+    x: Any, bins: int, lo: float, hi: float, *, xp: ModuleType, device: Any = None
+) -> Any:
     """``torch.histc(x, bins, min=lo, max=hi)`` on the CPU, as float32 counts.
 
     ``lo``/``hi`` are Python floats (torch's Scalars) already through
     :func:`histc_range`; the edges and the bin arithmetic are in ``x``'s dtype.
-    torch counts float16 (bfloat16) input in that dtype, per thread, and
-    sums the threads' counts in that dtype: here the exact count rounded to
-    it, which is torch's while no thread counts more than 2048 (256) values
-    into one bin (a thread's count stops there).
+    ``device``: where the scalars go (default ``x``'s; a JAX array sharded
+    over several devices needs the replicated placement, see
+    ``Backend.state_device``). torch counts float16 (bfloat16) input in that
+    dtype, per thread, and sums the threads' counts in that dtype: here the
+    exact count rounded to it, which is torch's while no thread counts more
+    than 2048 (256) values into one bin (a thread's count stops there).
     """
     x = xp.reshape(x, (-1,))
-    left = xp.asarray(lo, dtype=x.dtype, device=device_of(x))
-    right = xp.asarray(hi, dtype=x.dtype, device=device_of(x))
+    device = device_of(x) if device is None else device
+    left = xp.asarray(lo, dtype=x.dtype, device=device)
+    right = xp.asarray(hi, dtype=x.dtype, device=device)
     inside = (x >= left) & (x <= right)
     scaled = (xp.where(inside, x, left) - left) * xp.asarray(
-        float(bins), dtype=x.dtype, device=device_of(x)
+        float(bins), dtype=x.dtype, device=device
     )
     position = _divide(scaled, right - left, xp)
     index = xp.astype(position, xp.int32)  # truncation; position >= 0
+    # An overflowed (inf) position: x86's conversion gives INT32_MIN, so bin 0
+    # after the clip, in torch and NumPy; XLA saturates instead, hence the where.
+    index = xp.where(xp.isfinite(position), index, xp.zeros_like(index))
     index = xp.clip(index, 0, bins - 1)  # x == hi: the last bin
     index = xp.where(inside, index, xp.full_like(index, bins))
     counts = count_bins(index, bins, xp=xp)

@@ -158,16 +158,15 @@ class HistogramObserver(Observer):
             state = hist.HistogramState(
                 *(xp.asarray(np.asarray(v), dtype=xp.float32, device=device) for v in state)
             )
-        work, wdev, x, state = _on_host_if_lazy(xp, device, x, state)
-        hooks = backend if work is xp else _backends.shared(work, backend.fast)
+        work, wdev, state = _on_host_if_lazy(xp, device, state)
         if self._group is None:
-            found = _batch_range(hooks, work, x)
+            found = _batch_range(backend, xp, x)
         else:
-            found = self._group_range(hooks, x, device)
+            found = self._group_range(backend, x, device)
         if found is None:
             return
         lo, hi, finite = found
-        count = functools.partial(hooks.histc, finite=finite)
+        count = functools.partial(backend.histc, finite=finite)
         if self._group is not None:
             count = functools.partial(_summed, count, backend, self._group)
         new = hist.update(
@@ -187,7 +186,7 @@ class HistogramObserver(Observer):
         self._set_state(cast(Any, new), observed=True)
 
     def _group_range(
-        self, hooks: _backends.Backend, x: Any, device: Any
+        self, backend: _backends.Backend, x: Any, device: Any
     ) -> tuple[float, float, bool] | None:
         """:func:`_batch_range` of the whole group's batch, every rank's shard
         (maybe empty) reduced in one collective: exact (float64 maxima of the
@@ -196,15 +195,15 @@ class HistogramObserver(Observer):
         inf = math.inf
         raw = fin = (inf, -inf)
         nan, finite = False, True
-        if hooks.size(x):
-            raw = hooks.value_range(x)
+        if backend.size(x):
+            raw = backend.value_range(x)
             nan = math.isnan(raw[0]) or math.isnan(raw[1])
             finite = not nan and -inf < raw[0] and raw[1] < inf
             if nan:
                 raw = (inf, -inf)
-            fin = raw if finite or nan else _finite_range(hooks.xp, x)
+            fin = raw if finite or nan else _finite_range(backend.xp, x)
         values = [float(nan), -raw[0], raw[1], -fin[0], fin[1]]
-        any_nan, raw_lo, raw_hi, fin_lo, fin_hi = hooks.allreduce_max(values, device, self._group)
+        any_nan, raw_lo, raw_hi, fin_lo, fin_hi = backend.allreduce_max(values, device, self._group)
         if any_nan:
             hist.histc_range(math.nan, math.nan)  # raises on every rank, as torch's histc does
         if -raw_lo > raw_hi:
@@ -325,12 +324,12 @@ class HistogramObserver(Observer):
 
 
 def _batch_range(
-    hooks: _backends.Backend, xp: ModuleType, x: Any
+    backend: _backends.Backend, xp: ModuleType, x: Any
 ) -> tuple[float, float, bool] | None:
     """torch's (min, max) of a batch before its histc, as Python floats, and
     whether every value is finite: NaN raises (torch's histc does), infinite
     values are dropped with torch's warning; None where nothing is left."""
-    lo, hi = hooks.value_range(x)
+    lo, hi = backend.value_range(x)
     if math.isnan(lo) or math.isnan(hi):
         hist.histc_range(lo, hi)  # raises, as torch's histc does
     if -math.inf < lo and hi < math.inf:
@@ -354,14 +353,14 @@ def _finite_range(xp: ModuleType, x: Any) -> tuple[float, float]:
 
 
 def _on_host_if_lazy(
-    xp: ModuleType, device: Any, x: Any, state: hist.HistogramState
-) -> tuple[ModuleType, Any, Any, hist.HistogramState]:
-    """Dask batches are computed (by design, as the other observers' are) and
-    the update runs on NumPy; other libraries run it where the data is."""
+    xp: ModuleType, device: Any, state: hist.HistogramState
+) -> tuple[ModuleType, Any, hist.HistogramState]:
+    """Where the update runs: a Dask observer's small state on the host (NumPy;
+    its backend's histc counts the lazy batch chunk by chunk and returns host
+    counts); other libraries' where the data is."""
     if not is_dask(xp):
-        return xp, device, x, state
-    host = hist.HistogramState(*(np.asarray(to_host(v)) for v in state))
-    return NUMPY, None, np.asarray(x.compute()), host
+        return xp, device, state
+    return NUMPY, None, hist.HistogramState(*(np.asarray(to_host(v)) for v in state))
 
 
 def _wide(xp: ModuleType, device: Any) -> tuple[ModuleType, Any]:
