@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from arrayobs import _backends
+from arrayobs import MinMaxObserver, _backends
 from arrayobs._compat import to_host
 from arrayobs._core import _histogram as hist
 from arrayobs._core import _search
@@ -202,8 +202,6 @@ def test_refusals() -> None:
         HistogramObserver(qscheme="per_channel_affine")
     with pytest.raises(ValueError, match="bins"):
         HistogramObserver(bins=0)
-    with pytest.raises(NotImplementedError):
-        HistogramObserver().merge(HistogramObserver())
 
 
 def _observed(bins: int = 64) -> HistogramObserver:
@@ -425,3 +423,59 @@ def test_large_batches_match_torch(backend: Any, torch_ref: Any) -> None:
         theirs(torch_ref.from_numpy(host))
         assert _bits(ours.histogram).tolist() == _bits(theirs.histogram).tolist()
         assert _bits(ours.calculate_qparams()[0]) == _bits(theirs.calculate_qparams()[0])
+
+
+def _torch_rescaled(torch: Any, obs: Any, lo: float, hi: float) -> Any:
+    """torch.ao's own re-binning of ``obs``'s histogram into [lo, hi] (its
+    _combine_histograms with an empty update)."""
+    f = torch.tensor
+    zeros = torch.zeros_like(obs.histogram)
+    return obs._combine_histograms(obs.histogram, obs.min_val, obs.max_val, zeros, f(lo), f(hi))
+
+
+@pytest.mark.parametrize("same_range", [True, False])
+def test_merge_is_torchs_rebinning(backend: Any, torch_ref: Any, same_range: bool) -> None:
+    """Same ranges: the exact sum, equal to one torch.ao observer that saw every
+    batch. Different ranges: each histogram re-binned into the union by torch's
+    own _combine_histograms, then added."""
+    from torch.ao.quantization import HistogramObserver as TorchHistogram
+
+    rng = np.random.default_rng(7)
+    first = np.linspace(-4.0, 5.0, 999, dtype=np.float32)
+    a_batches = [first, (rng.standard_normal(500) * (1 if same_range else 3)).astype(np.float32)]
+    b_batches = [first, (rng.standard_normal(300) - (0 if same_range else 4)).astype(np.float32)]
+    ours = [HistogramObserver(bins=128, xp=backend.xp, device=backend.device) for _ in "ab"]
+    theirs = [TorchHistogram(bins=128) for _ in "ab"]
+    for o, t, batches in zip(ours, theirs, (a_batches, b_batches), strict=True):
+        for b in batches:
+            o(backend.from_numpy(b))
+            t(torch_ref.from_numpy(b))
+    ours[0].merge(ours[1])
+    lo = min(t.min_val.item() for t in theirs)
+    hi = max(t.max_val.item() for t in theirs)
+    want = _torch_rescaled(torch_ref, theirs[0], lo, hi) + _torch_rescaled(
+        torch_ref, theirs[1], lo, hi
+    )
+    assert _bits(ours[0].histogram).tolist() == _bits(want).tolist()
+    assert (float(ours[0].min_val), float(ours[0].max_val)) == (lo, hi)
+    if same_range:  # one observer of all four batches
+        single = TorchHistogram(bins=128)
+        for b in (*a_batches, *b_batches):
+            single(torch_ref.from_numpy(b))
+        assert _bits(ours[0].histogram).tolist() == _bits(single.histogram).tolist()
+        assert _bits(ours[0].calculate_qparams()[0]) == _bits(single.calculate_qparams()[0])
+
+
+def test_merge_refusals_keep_state() -> None:
+    obs = _observed()
+    before = _bits(obs.histogram).copy()
+    with pytest.raises(ValueError, match="different configurations"):
+        obs.merge(_observed(bins=32))
+    with pytest.raises(TypeError, match="merge takes a HistogramObserver"):
+        obs.merge(MinMaxObserver())
+    np.testing.assert_array_equal(_bits(obs.histogram), before)
+    fresh = HistogramObserver(bins=64)
+    fresh.merge(obs)
+    np.testing.assert_array_equal(_bits(fresh.histogram), before)
+    obs.merge(HistogramObserver(bins=64))  # nothing observed there: nothing changes
+    np.testing.assert_array_equal(_bits(obs.histogram), before)

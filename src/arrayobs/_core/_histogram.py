@@ -113,9 +113,7 @@ def count_bins(index: Any, bins: int, *, xp: ModuleType) -> Any:
 
 
 @quiet  # float16 (x - lo) * bins can overflow to inf, in torch too
-def histc(
-    x: Any, bins: int, lo: float, hi: float, *, xp: ModuleType, device: Any = None
-) -> Any:
+def histc(x: Any, bins: int, lo: float, hi: float, *, xp: ModuleType, device: Any = None) -> Any:
     """``torch.histc(x, bins, min=lo, max=hi)`` on the CPU, as float32 counts.
 
     ``lo``/``hi`` are Python floats (torch's Scalars) already through
@@ -253,19 +251,49 @@ def update(
     batch = count(x, bins, *histc_range(new_lo, new_hi))
     if new_lo == cur_lo and new_hi == cur_hi:
         return HistogramState(state.histogram + batch, state.min_val, state.max_val)
+    old = rescale(state, new_lo, new_hi, xp=xp, wide=wide)
+    return HistogramState(batch + old, *_float32((new_lo, new_hi), xp, device))
+
+
+def rescale(
+    state: HistogramState,
+    new_lo: float,
+    new_hi: float,
+    *,
+    xp: ModuleType,
+    wide: tuple[ModuleType, Any],
+) -> Any:
+    """An observed state's histogram re-binned into ``[new_lo, new_hi]`` (which
+    holds its range), as torch's forward re-bins it; reads the range back."""
+    bins = state.histogram.shape[0]
+    device = device_of(state.histogram)
+    cur_lo, cur_hi = float(state.min_val), float(state.max_val)
+    if new_lo == cur_lo and new_hi == cur_hi:
+        return state.histogram
     if cur_lo == cur_hi:
         # torch: histc of the one old value over the new range, times the old total.
         point = xp.asarray([cur_lo], dtype=xp.float32, device=device)
-        old = histc(point, bins, *histc_range(new_lo, new_hi), xp=xp) * xp.sum(state.histogram)
-    else:
-        wxp, wdev = wide
-        starts, runs, longest = bucket_runs(
-            (cur_lo, cur_hi), (new_lo, new_hi), bins, xp=wxp, device=wdev
-        )
-        if wxp is not xp:
-            starts, runs = (xp.asarray(to_host(v), device=device) for v in (starts, runs))
-        old = rebin(state.histogram, starts, runs, longest, xp=xp)
-    return HistogramState(batch + old, *_float32((new_lo, new_hi), xp, device))
+        return histc(point, bins, *histc_range(new_lo, new_hi), xp=xp) * xp.sum(state.histogram)
+    wxp, wdev = wide
+    starts, runs, longest = bucket_runs(
+        (cur_lo, cur_hi), (new_lo, new_hi), bins, xp=wxp, device=wdev
+    )
+    if wxp is not xp:
+        starts, runs = (xp.asarray(to_host(v), device=device) for v in (starts, runs))
+    return rebin(state.histogram, starts, runs, longest, xp=xp)
+
+
+def merge(
+    a: HistogramState, b: HistogramState, *, xp: ModuleType, wide: tuple[ModuleType, Any]
+) -> HistogramState:
+    """Two observed histograms over the union of their ranges: each re-binned
+    there as torch's forward re-bins (unchanged where its range is the
+    union), then added in float32."""
+    lo = min(float(a.min_val), float(b.min_val))
+    hi = max(float(a.max_val), float(b.max_val))
+    device = device_of(a.histogram)
+    total = rescale(a, lo, hi, xp=xp, wide=wide) + rescale(b, lo, hi, xp=xp, wide=wide)
+    return HistogramState(total, *_float32((lo, hi), xp, device))
 
 
 def _float32(values: tuple[float, float], xp: ModuleType, device: Any) -> tuple[Any, Any]:

@@ -251,9 +251,33 @@ class HistogramObserver(Observer):
         )
 
     def merge(self, other: Observer) -> None:
-        """Not yet: merging histograms observed apart is not exact in general."""
-        msg = "HistogramObserver.merge is not implemented"
-        raise NotImplementedError(msg)
+        """Fold in the histogram of ``other`` (same class, bins, configuration,
+        namespace and device): both re-binned into the union of their ranges
+        as torch's forward re-bins, then added in float32.
+
+        Exact (the float32 sum of the counts, in either order) where both
+        ranges already are the union, e.g. observers that saw the same first
+        batch, or whose ranges were synchronised. Otherwise each re-binning
+        spreads counts over the new bins as torch's forward does when a batch
+        widens the range: a sound histogram, but not the one a single observer
+        of every batch would hold (that one depends on the order the ranges
+        grew in). For results equal to one process's, observe with
+        ``process_group=`` instead.
+        """
+        super().merge(other)
+
+    def _layout(self) -> Any:
+        return self.bins
+
+    def _merged(self, other: Any, xp: ModuleType) -> Any:
+        if not self._observed:
+            return other
+        work, wdev, mine = _on_host_if_lazy(xp, self._device, self._hstate)
+        _, _, theirs = _on_host_if_lazy(xp, self._device, other)
+        new = hist.merge(mine, theirs, xp=work, wide=_wide(work, wdev))
+        if work is not xp:
+            new = hist.HistogramState(*(xp.asarray(np.asarray(v)) for v in new))
+        return new
 
     # -- state_dict --------------------------------------------------------------
     def state_dict(self) -> OrderedDict[str, Any]:
