@@ -479,3 +479,35 @@ def test_merge_refusals_keep_state() -> None:
     np.testing.assert_array_equal(_bits(fresh.histogram), before)
     obs.merge(HistogramObserver(bins=64))  # nothing observed there: nothing changes
     np.testing.assert_array_equal(_bits(obs.histogram), before)
+
+
+def test_threads_and_autograd(torch_ref: Any) -> None:
+    """Eight threads observing at once: every update is atomic (batches inside
+    the first one's range add exactly, so any order gives torch.ao's serial
+    histogram); a tensor that requires grad leaves no graph in the state."""
+    import threading
+
+    from torch.ao.quantization import HistogramObserver as TorchHistogram
+
+    rng = np.random.default_rng(8)
+    first = np.linspace(-6.0, 6.0, 1001, dtype=np.float32)
+    batches = [np.clip(rng.standard_normal(20000), -6, 6).astype(np.float32) for _ in range(16)]
+    ours, theirs = HistogramObserver(xp=torch_ref), TorchHistogram()
+    ours(torch_ref.from_numpy(first).requires_grad_())
+    theirs(torch_ref.from_numpy(first))
+    for b in batches:
+        theirs(torch_ref.from_numpy(b))
+    threads = [
+        threading.Thread(target=lambda part=part: [ours(torch_ref.from_numpy(b)) for b in part])
+        for part in (batches[i::8] for i in range(8))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert _bits(ours.histogram).tolist() == _bits(theirs.histogram).tolist()
+    assert all(
+        v.grad_fn is None and not v.requires_grad
+        for v in ours.state_dict().values()
+        if hasattr(v, "grad_fn")
+    )
