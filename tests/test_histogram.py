@@ -388,6 +388,10 @@ def test_fast_histc_is_generic(dtype: str, backend: Any, monkeypatch: pytest.Mon
     from arrayobs._backends import _numpy
 
     monkeypatch.setattr(_numpy, "HISTC_BLOCK", 1000)
+    if backend.library == "torch":
+        from arrayobs._backends import _torch
+
+        monkeypatch.setattr(_torch, "HISTC_BLOCK", 1000)
     if not backend.has(dtype):
         pytest.skip(f"{backend.name} has no {dtype}")
     fast = _backends.new(backend.xp)
