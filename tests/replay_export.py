@@ -1,10 +1,12 @@
 """Replay an ``arrayobs reference export`` directory against live torch.ao
-(and its affine section against live torchao).
+(its histogram section against torch.ao's HistogramObserver, its affine section
+against live torchao).
 
 Reads only the exported files and imports nothing from arrayobs (numpy, json,
 hashlib and torch), as a C++ or Rust reader would: this is the format's proof.
-``python tests/replay_export.py DIR [--every N]`` prints a JSON report: cases
-replayed and mismatches per section, and the first mismatches described.
+``python tests/replay_export.py DIR [--every N] [--hist-every N]`` prints a JSON
+report: cases replayed and mismatches per section, and the first mismatches
+described.
 """
 
 from __future__ import annotations
@@ -155,6 +157,37 @@ def replay_fake_quant(root: Path, case: dict[str, Any]) -> list[str]:
     return bad
 
 
+def replay_histogram(root: Path, case: dict[str, Any]) -> list[str]:
+    """A HistogramObserver case: after each batch its histogram (an array), state, qparams
+    and both warnings (forward dropped infinities; calculate_qparams never observed)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # reduce_range's deprecation
+        obs = getattr(tobs, case["observer"])(**torch_kwargs(case["arguments"]))
+    bad = []
+    for i, batch in enumerate(case["batches"]):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            obs(tensor(root, batch))
+        got: dict[str, Any] = {
+            "inf_warning": any("torch.inf detected" in str(w.message) for w in caught),
+            "min_val": hexes(obs.min_val),
+            "max_val": hexes(obs.max_val),
+        }
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            scale, zp = obs.calculate_qparams()
+        got["status"] = "never-observed" if caught else "ok"
+        got["scale"], got["scale_dtype"] = hexes(scale.reshape(-1)), str(scale.dtype)[6:]
+        got["zero_point"], got["zero_point_dtype"] = zp.reshape(-1).tolist(), str(zp.dtype)[6:]
+        want = batch["expected"]
+        diff = [k for k in want if k != "histogram" and not same(got.get(k), want[k])]
+        if not equal_arrays(obs.histogram, root, want["histogram"]):
+            diff.append("histogram")
+        if diff or set(got) | {"histogram"} != set(want):
+            bad.append(f"histogram case {case['id']} batch {i}: {diff} {got} vs {want}")
+    return bad
+
+
 def _torchao() -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torchao's CUDA extension notice
@@ -262,6 +295,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("root", type=Path)
     parser.add_argument("--every", type=int, default=1, help="replay every N-th observer case")
+    parser.add_argument(
+        "--hist-every",
+        type=int,
+        default=1,
+        help="replay every N-th histogram case (torch's HistogramObserver: ~0.25 s a case)",
+    )
     args = parser.parse_args()
     root = args.root
     manifest = json.loads((root / "manifest.json").read_text())
@@ -283,6 +322,11 @@ def main() -> None:
     for case in manifest.get("affine_cases", []):
         bad = replay_affine(root, case)
         affine_bad, failures = affine_bad + len(bad), failures + bad
+    histogram = manifest.get("histogram_cases", [])[:: args.hist_every]
+    hist_bad = 0
+    for case in histogram:
+        bad = replay_histogram(root, case)
+        hist_bad, failures = hist_bad + len(bad), failures + bad
     report = {
         "torch": torch.__version__,
         "reference": manifest["reference"],
@@ -295,6 +339,9 @@ def main() -> None:
         "fake_quant_mismatches": fq_bad,
         "affine_cases": len(manifest.get("affine_cases", [])),
         "affine_mismatches": affine_bad,
+        "histogram_cases": len(histogram),
+        "histogram_batches": sum(len(c["batches"]) for c in histogram),
+        "histogram_mismatches": hist_bad,
         "failures": failures[:10],
         "arrayobs_imported": sorted(m for m in sys.modules if m.startswith("arrayobs")),
     }

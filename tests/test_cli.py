@@ -83,7 +83,8 @@ def test_compare_fake_quant_section(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["compare", "--backend", "numpy", "--quick", "40"]) == 0
     out = capsys.readouterr().out
     assert "fake quantize (rows: outputs" in out and "affine, torchao (rows" in out
-    assert out.count("\nnumpy ") == 3  # observers, fake quantize, affine
+    assert "histogram (rows: batches" in out
+    assert out.count("\nnumpy ") == 4  # observers, fake quantize, affine, histogram
 
 
 def test_compare_json_and_bad_backend(capsys: pytest.CaptureFixture[str]) -> None:
@@ -289,3 +290,49 @@ def test_compare_affine_section(capsys: pytest.CaptureFixture[str]) -> None:
         argv = ["compare", "--backend", "array_api_strict", "--cases", "affine", "--quick", "3"]
         assert main(argv) == 0
         assert "affine, torchao (rows: outputs" in capsys.readouterr().out
+
+
+def test_compare_histogram_section(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    argv = ["compare", "--backend", "numpy", "--cases", "histogram", "--quick", "4", "--json"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["cases_run"] == report["fake_quant_cases_run"] == report["affine_cases_run"] == 0
+    assert report["histogram_reference"]["torch"] == "2.13.0+cpu"
+    assert report["histogram_cases_in_corpus"] == 136 and report["histogram_cases_run"] == 34
+    (row,) = report["histogram_results"]
+    assert row["label"] == "numpy" and row["mismatches"] == 0
+    # NumPy has no bfloat16: those cases are skipped; the rest ran, a row per batch.
+    assert row["cases"] + row["skipped"] == 34 and row["cases"] > 25
+    assert row["batches"] > 3 * row["cases"]
+    if importlib.util.find_spec("array_api_strict") is not None:
+        argv = ["compare", "--backend", "array_api_strict:no_x64", "--cases", "histogram"]
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        assert "histogram (rows" not in out
+        assert "skipped: histogram section on array_api_strict:no_x64: searchsorted" in out
+
+
+def test_compare_histogram_detects_a_corrupted_reference(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One count and one scale bit changed in the stored histogram reference: two mismatches."""
+    import numpy as np
+
+    from arrayobs._conformance import _records
+
+    records, meta = _records.load_histogram()
+    lo, hi = records.hist_case_offsets[60:62]  # constant batches, 1 bin, float32
+    records.hist_bits[records.hist_offsets[hi - 1]] ^= np.uint32(1)
+    records.hist_scale_bits[lo] ^= np.uint32(1)
+    _records.save_histogram(records, tmp_path / "bad.npz", meta)
+    monkeypatch.setattr(_records, "histogram_reference_path", lambda: tmp_path / "bad.npz")
+    argv = ["compare", "--backend", "numpy", "--cases", "histogram", "--quick", "20"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("numpy "))
+    assert row.split()[4] == "2", row  # mismatching rows: batches 0 and 2
+    line = next(line for line in out.splitlines() if line.startswith("MISMATCH"))
+    assert line.startswith("MISMATCH numpy: hist case 60 (constant bins=1 float32"), line
+    assert "batch 0: scale differ" in line  # the first mismatching batch, described

@@ -1,5 +1,6 @@
 """torch.ao's own observers behind ``arrayobs compare --target``'s protocol (the README's
-example): ``arrayobs compare --target tests.torchao_target:make``."""
+example): ``arrayobs compare --target tests.torchao_target:make`` (and ``--cases histogram``:
+HistogramObserver, whose forward warns of infinities itself)."""
 
 from __future__ import annotations
 
@@ -31,5 +32,16 @@ class TorchAO:
     def max_val(self) -> np.ndarray:
         return self.obs.max_val.clone().numpy()
 
+    @property
+    def histogram(self) -> np.ndarray:  # HistogramObserver's counts
+        return self.obs.histogram.clone().numpy()
+
 
 make = TorchAO
+
+
+def minmax_only(name: str, **kwargs: Any) -> TorchAO:
+    """A factory without HistogramObserver: the protocol's NotImplementedError skips its cases."""
+    if name == "HistogramObserver":
+        raise NotImplementedError(name)
+    return TorchAO(name, **kwargs)

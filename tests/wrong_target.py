@@ -1,6 +1,11 @@
 """A plausible but wrong observer for ``arrayobs compare --target`` (its test must fail):
 NumPy only, with two common mistakes: the moving average is ignored (every observer keeps
-the running min and max) and the scale is computed in float64 from float64 values."""
+the running min and max) and the scale is computed in float64 from float64 values.
+
+Its HistogramObserver (``--cases histogram``) keeps the running range and the right
+histogram shape, but counts each batch with ``np.histogram`` in float64 over the new range
+without re-binning the old counts, drops infinities without a warning, and takes its
+qparams from min/max (no L2 search)."""
 
 from __future__ import annotations
 
@@ -45,4 +50,20 @@ class Naive:
         return scale, np.atleast_1d(np.nan_to_num(zero_point)).astype(np.int32)
 
 
-make = Naive
+class NaiveHistogram(Naive):
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        self.histogram = np.zeros(kwargs["bins"], np.float32)
+
+    def forward(self, x: np.ndarray) -> None:
+        x = x[np.isfinite(x)]
+        if x.size == 0:
+            return
+        super().forward(x)
+        lo, hi = float(self.min_val), float(self.max_val)
+        counts, _ = np.histogram(x.astype(np.float64), self.histogram.size, (lo, hi))
+        self.histogram = (self.histogram + counts).astype(np.float32)
+
+
+def make(name: str, **kwargs: Any) -> Naive:
+    return NaiveHistogram(name, **kwargs) if name == "HistogramObserver" else Naive(name, **kwargs)

@@ -1,5 +1,9 @@
 """``arrayobs compare``: the conformance corpus on every installed backend, against torch 2.13.0
-(and its affine section against torchao 0.18.0)."""
+(and its affine section against torchao 0.18.0).
+
+The histogram section (HistogramObserver) runs on the eager targets (it has no
+functional core for jit or lazy modes) and, with ``--cases histogram``, on a
+``--target`` FACTORY (the protocol's extension: ``_external.py``)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ import time
 from typing import Any
 
 from arrayobs import _conformance as C
-from arrayobs._conformance._external import load_factory, run_external
+from arrayobs._conformance._external import load_factory, run_external, run_external_hist
+from arrayobs._conformance._hist_runner import unsupported as hist_unsupported
 from arrayobs.testing import BACKENDS, BackendUnavailable
 
 # Modes run besides the eager classes, per library.
@@ -98,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.target and (args.backend or args.cases in ("fake-quant", "affine")):
             msg = (
-                "--target runs the observer cases alone: without --backend or "
-                "--cases fake-quant/affine"
+                "--target runs the observer cases (or, with --cases histogram, the histogram "
+                "cases): without --backend or --cases fake-quant/affine"
             )
             raise ValueError(msg)
         factory = load_factory(args.target) if args.target else None
@@ -113,14 +118,17 @@ def run(args: argparse.Namespace) -> int:
     fq_reference = C.load_fake_quant()
     affine_cases = C.affine_cases()
     affine_reference, affine_meta = C.load_affine()
+    hist_cases = C.histogram_cases()
+    hist_reference, hist_meta = C.load_histogram()
     if (
         len(cases) != len(reference.case_offsets) - 1
         or len(fq_cases) != len(fq_reference.fq_case_offsets) - 1
         or len(affine_cases) != len(affine_reference.affine_case_offsets) - 1
+        or len(hist_cases) != len(hist_reference.hist_case_offsets) - 1
     ):
         print("arrayobs: the stored reference does not match this corpus", file=sys.stderr)
         return 2
-    if args.cases in ("fake-quant", "affine"):
+    if args.cases in ("fake-quant", "affine", "histogram"):
         cases = []
     elif args.cases != "all":
         cases = [c for c in cases if c.per_channel == (args.cases == "per-channel")]
@@ -128,14 +136,18 @@ def run(args: argparse.Namespace) -> int:
         fq_cases = []
     if args.cases not in ("all", "affine") or args.target:
         affine_cases = []
+    # With --target, only when asked for: the protocol's histogram needs one more attribute.
+    if args.cases not in ("all", "histogram") or (args.target and args.cases == "all"):
+        hist_cases = []
     if args.target:
         fq_cases = []  # the protocol covers the observers
     if args.quick:
         cases, fq_cases = cases[:: args.quick], fq_cases[:: args.quick]
         affine_cases = affine_cases[:: args.quick]
+        hist_cases = hist_cases[:: args.quick]
     start = time.perf_counter()
     rows = [C.run_target(t, cases, reference, _Progress(t.label)) for t in targets if cases]
-    if factory is not None:
+    if factory is not None and cases:
         rows.append(run_external(factory, args.target, cases, reference, _Progress(args.target)))
     # The fake-quantize section: the ops (JAX also under jit) and the modules, eagerly.
     fq_rows = [
@@ -149,8 +161,25 @@ def run(args: argparse.Namespace) -> int:
         for t in targets
         if affine_cases and t.mode != "lazy"
     ]
+    # The histogram section against torch 2.13.0's HistogramObserver: eager targets only.
+    hist_rows = [
+        C.run_hist_target(t, hist_cases, hist_reference, _Progress(f"{t.label} histogram"))
+        for t in targets
+        if hist_cases and hist_unsupported(t) is None
+    ]
+    hist_notes = [
+        f"histogram section on {t.label}: {hist_unsupported(t)}"
+        for t in targets
+        if hist_cases and hist_unsupported(t) is not None
+    ]
+    if factory is not None and hist_cases:
+        label = args.target
+        hist_rows.append(
+            run_external_hist(factory, label, hist_cases, hist_reference, _Progress(label))
+        )
     elapsed = time.perf_counter() - start
-    failed = any(r.mismatches for r in rows + fq_rows + affine_rows)
+    all_rows = rows + fq_rows + affine_rows + hist_rows
+    failed = any(r.mismatches for r in all_rows)
     if args.json:
         out: dict[str, Any] = {
             "reference": {k: meta[k] for k in ("torch", "corpus_version", "created") if k in meta},
@@ -167,6 +196,13 @@ def run(args: argparse.Namespace) -> int:
             "affine_cases_in_corpus": len(affine_reference.affine_case_offsets) - 1,
             "affine_cases_run": len(affine_cases),
             "affine_results": [dataclasses.asdict(r) for r in affine_rows],
+            "histogram_reference": {
+                k: hist_meta[k] for k in ("torch", "corpus_version", "created") if k in hist_meta
+            },
+            "histogram_cases_in_corpus": len(hist_reference.hist_case_offsets) - 1,
+            "histogram_cases_run": len(hist_cases),
+            "histogram_results": [dataclasses.asdict(r) for r in hist_rows],
+            "histogram_skipped_targets": hist_notes,
             "skipped_backends": notes,
             "ok": not failed,
         }
@@ -174,8 +210,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(
             f"arrayobs compare: {len(cases)} observer cases, {len(fq_cases)} fake-quantize "
-            f"cases vs torch {meta.get('torch')}, {len(affine_cases)} affine cases vs torchao "
-            f"{affine_meta.get('torchao')} ({elapsed:.1f} s)"
+            f"cases, {len(hist_cases)} histogram cases vs torch {meta.get('torch')}, "
+            f"{len(affine_cases)} affine cases vs torchao {affine_meta.get('torchao')} "
+            f"({elapsed:.1f} s)"
         )
         if rows:
             print(_table(rows))
@@ -185,12 +222,20 @@ def run(args: argparse.Namespace) -> int:
         if affine_rows:
             print("\naffine, torchao (rows: outputs of a call chain or an observer batch):")
             print(_table(affine_rows, "us/call"))
-        for r in rows + fq_rows + affine_rows:
+        if hist_rows:
+            print("\nhistogram (rows: batches of HistogramObserver; eager only):")
+            print(_table(hist_rows))
+        for r in all_rows:
             for line in r.failures[:5]:
                 print(f"MISMATCH {r.label}: {line}")
-        for note in notes:
+        for note in notes + hist_notes:
             print(f"skipped: {note}")
-        if any(r.deviations for r in rows + affine_rows):
+        if args.target and args.cases == "all":
+            print(
+                "histogram section: not run on --target unless --cases histogram (the protocol "
+                "adds a histogram attribute; README: Checking your own implementation)"
+            )
+        if any(r.deviations for r in rows + affine_rows + hist_rows):
             print(
                 "deviations: documented differences (JAX on CPU flushes subnormals to zero; "
                 "the sign of a zero min/max, and of a zero scale with eps <= 0; README)"
@@ -207,12 +252,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--quick", type=int, default=0, metavar="N", help="run every N-th case only")
     p.add_argument(
         "--cases",
-        choices=("all", "per-tensor", "per-channel", "fake-quant", "affine"),
+        choices=("all", "per-tensor", "per-channel", "fake-quant", "affine", "histogram"),
         default="all",
         help=(
             "the whole corpus (default), or only its per-tensor or per-channel observer cases, "
             "or its fake-quantize section (the ops and the modules), or its affine section "
-            "(torchao 0.18.0's primitives and AffineQuantizedMinMaxObserver)"
+            "(torchao 0.18.0's primitives and AffineQuantizedMinMaxObserver), or its histogram "
+            "section (HistogramObserver; eager modes only: not under jax jit or dask lazy)"
         ),
     )
     p.add_argument(
@@ -220,7 +266,10 @@ def add_parser(sub: Any) -> None:
         metavar="MODULE:FACTORY",
         help=(
             "run the observer cases on FACTORY(observer, **torch_arguments) from MODULE "
-            "instead of the backends (README: Checking your own implementation)"
+            "instead of the backends; with --cases histogram, the histogram cases on "
+            "FACTORY('HistogramObserver', ...) (not in --cases all: the protocol adds a "
+            "histogram attribute; bfloat16 cases skipped) (README: Checking your own "
+            "implementation)"
         ),
     )
     p.set_defaults(run=run)

@@ -304,6 +304,7 @@ def _export(args: argparse.Namespace) -> int:
         f"wrote {args.dir}: {len(manifest['observer_cases'])} observer cases, "
         f"{len(manifest['fake_quant_cases'])} fake-quantize cases, "
         f"{len(manifest['affine_cases'])} affine cases, "
+        f"{len(manifest['histogram_cases'])} histogram cases, "
         f"{len(manifest['files']) + 1} files, {size / 1e6:.1f} MB "
         f"(torch {manifest['reference']['torch']}, corpus version {manifest['corpus_version']})"
     )
@@ -340,9 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("dir", metavar="DIR", help="a new or empty directory")
     export.add_argument(
         "--cases",
-        choices=("all", "per-tensor", "per-channel", "fake-quant", "affine"),
+        choices=("all", "per-tensor", "per-channel", "fake-quant", "affine", "histogram"),
         default="all",
-        help="the whole corpus (default) or one section (affine: torchao 0.18.0's numbers)",
+        help=(
+            "the whole corpus (default) or one section (affine: torchao 0.18.0's numbers; "
+            "histogram: HistogramObserver, torch 2.13.0's histogram, state and qparams after "
+            "every batch)"
+        ),
     )
     export.set_defaults(run=_export)
     return parser

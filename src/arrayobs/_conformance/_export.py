@@ -1,9 +1,13 @@
 """``arrayobs reference export``: the corpus and torch's numbers as plain files.
 
 Every input batch is a ``.npy`` file (bfloat16 as its uint16 bit pattern); the
-expected numbers come from the stored reference file, not from a run, so the
+expected numbers come from the stored reference files, not from a run, so the
 export needs neither torch nor any backend. ``manifest.json`` describes every
 case; the README section "Reference vectors" documents the format.
+
+Format version 2 added the histogram section (``"histogram"`` in ``sections``,
+``histogram_cases``, ``histogram_reference``, files under ``histogram/``);
+everything of version 1 is unchanged.
 """
 
 from __future__ import annotations
@@ -19,20 +23,25 @@ import numpy as np
 from arrayobs._conformance._corpus import Case, batches, cases, view_kind
 from arrayobs._conformance._fq_corpus import MODULES, FQCase, arguments, module_batches
 from arrayobs._conformance._fq_corpus import cases as fq_cases
+from arrayobs._conformance._hist_corpus import HistCase
+from arrayobs._conformance._hist_corpus import batches as hist_batches
+from arrayobs._conformance._hist_corpus import cases as hist_cases
 from arrayobs._conformance._records import (
     NEVER_OBSERVED,
     REFUSED,
     TORCH_VERSION,
+    HistRecords,
     Records,
     load,
     load_affine,
     load_fake_quant,
+    load_histogram,
 )
 from arrayobs._conformance._runner import _view
 
 FORMAT = "arrayobs-reference-export"
-FORMAT_VERSION = 1
-SECTIONS = ("per-tensor", "per-channel", "fake-quant", "affine")
+FORMAT_VERSION = 2  # 2: the histogram section
+SECTIONS = ("per-tensor", "per-channel", "fake-quant", "affine", "histogram")
 STATUS = {0: "ok", NEVER_OBSERVED: "never-observed", REFUSED: "refused"}
 # torch.ao's fake-quantize modules' state_dict keys, in order (every module of the corpus).
 STATE_DICT_KEYS = (
@@ -267,8 +276,15 @@ def _sections(which: str) -> tuple[str, ...]:
     return (which,)
 
 
-def export(root: Path, which: str = "all", reference: Path | None = None) -> dict[str, Any]:
-    """Write the ``which`` sections of the corpus under ``root``; return the manifest."""
+def export(
+    root: Path,
+    which: str = "all",
+    reference: Path | None = None,
+    histogram_reference: Path | None = None,
+) -> dict[str, Any]:
+    """Write the ``which`` sections of the corpus under ``root``; return the manifest.
+
+    ``reference`` and ``histogram_reference``: other stored files than the package's."""
     sections = _sections(which)
     records, meta = load(reference)
     fq_records = load_fake_quant(reference)
@@ -282,6 +298,7 @@ def export(root: Path, which: str = "all", reference: Path | None = None) -> dic
     if not str(meta["torch"]).startswith(TORCH_VERSION):
         msg = f"the stored reference is torch {meta['torch']}, not {TORCH_VERSION}"
         raise ValueError(msg)
+    hist = _histogram_reference(histogram_reference) if "histogram" in sections else None
     root.mkdir(parents=True, exist_ok=True)
     if any(root.iterdir()):
         msg = f"{root} is not empty; export into a new or empty directory"
@@ -294,6 +311,7 @@ def export(root: Path, which: str = "all", reference: Path | None = None) -> dic
         else []
     )
     affine = _affine_cases(w) if "affine" in sections else []
+    histogram = _histogram_cases(w, hist[0]) if hist else []
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -304,6 +322,8 @@ def export(root: Path, which: str = "all", reference: Path | None = None) -> dic
         "observer_cases": observer_cases,
         "fake_quant_cases": fake_quant,
         "affine_cases": affine,
+        "histogram_reference": hist[1] if hist else None,
+        "histogram_cases": histogram,
         "files": dict(sorted(w.files.items())),
     }
     (root / "manifest.json").write_text(json.dumps(manifest, separators=(",", ":")) + "\n")
@@ -363,3 +383,59 @@ def _affine_cases(w: _Writer) -> list[dict[str, Any]]:
         entry["expected"] = expected
         out.append(entry)
     return out
+
+
+# -- histogram (HistogramObserver) -------------------------------------------------------------
+def hist_case(w: _Writer, case: HistCase, want: dict[str, Any]) -> dict[str, Any]:
+    """One HistogramObserver case: its batches, and after each torch's histogram (a float32
+    array of ``bins`` counts), state, qparams and warnings (as an observer case's, per tensor)."""
+    base = f"histogram/{case.id:04d}"
+    hosts = hist_batches(case)
+    if len(hosts) != len(want["hist_status"]):
+        msg = (
+            f"histogram case {case.id}: {len(hosts)} batches but {len(want['hist_status'])} stored"
+        )
+        raise ValueError(msg)
+    entries = []
+    for i, host in enumerate(hosts):
+        counts = want["histograms"][i].view(np.float32)
+        if counts.size != case.bins:
+            msg = f"histogram case {case.id} batch {i}: {counts.size} bins stored, not {case.bins}"
+            raise ValueError(msg)
+        expected = {
+            "status": STATUS[int(want["hist_status"][i])],
+            "inf_warning": bool(want["hist_inf_dropped"][i]),
+            "histogram": w.array(f"{base}/histogram-{i:02d}.npy", counts),
+            "min_val": f32_hex(want["hist_min_bits"][i]),
+            "max_val": f32_hex(want["hist_max_bits"][i]),
+            "scale": [f32_hex(want["hist_scale_bits"][i])],
+            "scale_dtype": "float32",
+            "zero_point": [int(want["hist_zero_point"][i])],
+            "zero_point_dtype": "int64" if want["hist_zp_int64"][i] else "int32",
+        }
+        entry = w.array(f"{base}/batch-{i:02d}.npy", host, case.input_dtype)
+        entries.append({**entry, "expected": expected})
+    return {
+        "id": case.id,
+        "section": "histogram",
+        "observer": "HistogramObserver",
+        "arguments": _torch_arguments(case.kwargs()),
+        "generator": {"family": case.family, "seed": case.seed},
+        "batches": entries,
+    }
+
+
+def _histogram_reference(path: Path | None) -> tuple[HistRecords, dict[str, Any]]:
+    """The stored histogram reference, checked against this corpus, and its versions."""
+    records, meta = load_histogram(path)
+    if len(hist_cases()) != len(records.hist_case_offsets) - 1:
+        msg = "the stored histogram reference does not match this corpus"
+        raise ValueError(msg)
+    if not str(meta["torch"]).startswith(TORCH_VERSION):
+        msg = f"the stored histogram reference is torch {meta['torch']}, not {TORCH_VERSION}"
+        raise ValueError(msg)
+    return records, {k: meta.get(k) for k in ("torch", "corpus_version", "created")}
+
+
+def _histogram_cases(w: _Writer, records: HistRecords) -> list[dict[str, Any]]:
+    return [hist_case(w, c, records.case(c.id)) for c in hist_cases()]

@@ -1,4 +1,5 @@
-"""``arrayobs compare --target MODULE:FACTORY``: the observer corpus on any implementation.
+"""``arrayobs compare --target MODULE:FACTORY``: the observer cases (and the histogram
+cases) on any implementation.
 
 The protocol (README, "Checking your own implementation"): ``FACTORY(observer,
 **arguments)`` builds an observer from torch.ao's class name and the case's
@@ -9,6 +10,19 @@ returns ``(scale, zero_point)``, warns where the state was never observed and
 raises where torch refuses (``min_val > max_val``); ``min_val`` and
 ``max_val`` are the state. Every returned value is an array-like that
 ``np.asarray`` converts, of torch's dtype.
+
+The histogram section (``--cases histogram`` only: it needs one more attribute,
+so ``--cases all`` with ``--target`` stays the observer cases): ``FACTORY(
+"HistogramObserver", bins=..., dtype=..., qscheme=..., reduce_range=...)``
+(``quant_min``/``quant_max`` where customized); ``forward(x)`` as above, and
+any warning it raises means it dropped infinite values (torch: "torch.inf
+detected in input tensor, ignoring input"); ``histogram``, a float32 array of
+``bins`` counts, next to ``min_val``/``max_val`` (float32, one value); and
+``calculate_qparams()`` as above. A factory that raises ``NotImplementedError``
+skips that case (counted as skipped: a HistogramObserver it lacks, or a
+configuration). bfloat16 cases are skipped: a NumPy array cannot say
+bfloat16, and torch's histc computes its bins in the input's dtype (the
+exported files hold them). Compared as a backend's rows, bit for bit.
 """
 
 from __future__ import annotations
@@ -25,7 +39,18 @@ import numpy as np
 
 from arrayobs._conformance._corpus import Case, batches, view_kind
 from arrayobs._conformance._export import observer_name
-from arrayobs._conformance._records import NEVER_OBSERVED, OK, REFUSED, Records, Step
+from arrayobs._conformance._hist_corpus import HistCase
+from arrayobs._conformance._hist_corpus import batches as hist_batches
+from arrayobs._conformance._hist_runner import compare_hist_case
+from arrayobs._conformance._records import (
+    NEVER_OBSERVED,
+    OK,
+    REFUSED,
+    HistRecords,
+    HistStep,
+    Records,
+    Step,
+)
 from arrayobs._conformance._runner import CaseResult, Summary, Target, _view, compare_case
 
 
@@ -129,4 +154,102 @@ def run_external(
         worst_ulps=max((r.worst_ulps for r in results), default=0),
         seconds_per_update=elapsed / updates if updates else 0.0,
         failures=[r.detail for r in results if r.mismatches][:20],
+    )
+
+
+# -- the histogram section -----------------------------------------------------------------
+def _scalar32(v: Any, what: str) -> float:
+    a = _float32(v, what)
+    if a.size != 1:
+        msg = f"{what} has {a.size} values, want one"
+        raise TypeError(msg)
+    return float(a[0])
+
+
+def _hist_steps(obs: Any, case: HistCase) -> list[HistStep]:
+    steps = []
+    for x in hist_batches(case):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            obs.forward(x)
+        dropped = bool(caught)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            scale, zp = obs.calculate_qparams()
+        zp_host = np.asarray(zp).reshape(-1)
+        if zp_host.dtype not in (np.int32, np.int64) or zp_host.size != 1:
+            msg = f"zero_point is {zp_host.dtype} of {zp_host.size}, want one int32 or int64"
+            raise TypeError(msg)
+        steps.append(
+            HistStep(
+                _float32(obs.histogram, "histogram").copy(),
+                _scalar32(obs.min_val, "min_val"),
+                _scalar32(obs.max_val, "max_val"),
+                _scalar32(scale, "scale"),
+                int(zp_host[0]),
+                zp_host.dtype == np.int64,
+                NEVER_OBSERVED if caught else OK,
+                dropped,
+            )
+        )
+    return steps
+
+
+def run_external_hist(
+    factory: Callable[..., Any],
+    label: str,
+    cases: Sequence[HistCase],
+    reference: HistRecords,
+    progress: Callable[[int, int], None] | None = None,
+) -> Summary:
+    """The histogram ``cases`` on ``factory``'s HistogramObserver, compared with ``reference``
+    bit for bit (as a backend's: histogram, min/max, scale, zero point and its dtype, both
+    warnings; a zero min/max of the other sign counted as a deviation)."""
+    target = Target(label, np, "cpu")
+    rows = bad = deviations = worst = run = skipped = updates = 0
+    elapsed, failures = 0.0, list[str]()
+    for n, case in enumerate(cases):
+        if progress is not None:
+            progress(n, len(cases))
+        if case.input_dtype == "bfloat16":
+            skipped += 1
+            continue
+        want = reference.case(case.id)
+        start = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # say reduce_range's deprecation
+                try:
+                    obs = factory("HistogramObserver", **case.kwargs())
+                except NotImplementedError:  # the protocol: no such observer or configuration
+                    skipped += 1
+                    continue
+                steps = _hist_steps(obs, case)
+        except Exception as exc:  # counted, with the reason, as every row of the case
+            r = b = len(want["hist_status"])
+            d = u = 0
+            detail = f"hist case {case.id}: {type(exc).__name__}: {' '.join(str(exc).split())}"
+        else:
+            updates += len(steps)
+            got = HistRecords.from_steps([steps]).case(0)
+            r, b, d, u, detail = compare_hist_case(target, case, got, want)
+        finally:
+            elapsed += time.perf_counter() - start
+        rows, bad, deviations, run = rows + r, bad + b, deviations + d, run + 1
+        worst = max(worst, u)
+        if detail and len(failures) < 20:
+            failures.append(detail)
+    if progress is not None:
+        progress(len(cases), len(cases))
+    return Summary(
+        label=label,
+        device="host",
+        cases=run,
+        skipped=skipped,
+        batches=rows,
+        mismatches=bad,
+        deviations=deviations,
+        worst_ulps=worst,
+        seconds_per_update=elapsed / updates if updates else 0.0,
+        failures=failures,
     )
