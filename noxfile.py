@@ -1,5 +1,6 @@
-"""Sessions ``<suite>-<backend>``: suites tests, conformance and fuzz-full; backends numpy,
-strict, torch, jax, dask (CPU) and cupy, gpu (skipped without an NVIDIA GPU).
+"""Sessions ``<suite>-<backend>``: suites tests, conformance, conformance-full and
+fuzz-full; backends numpy, strict, torch, jax, dask (CPU) and cupy, gpu (skipped
+without an NVIDIA GPU).
 
 ``nox`` runs tests-* and conformance-* on the CPU backends, and lint. Every
 session installs torch 2.13.0, the live reference, through the one constraints
@@ -51,6 +52,9 @@ SUITES = {
     "conformance": (("conformance",), {}),
     # 10,000 fresh sequences per backend against live torch (not a default session).
     "fuzz-full": (("conformance/test_fuzz.py",), {"ARRAYOBS_FUZZ_EXAMPLES": "10000"}),
+    # Every stored case on every target, where the default sessions run a sample on the
+    # slow ones (Dask, eager JAX; conformance/conftest.py: sample) (not a default session).
+    "conformance-full": (("conformance/test_corpus.py",), {"ARRAYOBS_CONFORMANCE_FULL": "1"}),
 }
 
 
@@ -87,3 +91,10 @@ def bench(session: nox.Session) -> None:
     """
     session.install(*CONSTRAINTS, "torch==2.13.0", "matplotlib", "-e", ".[jax,dask]")
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session(name="bench-histogram")
+def bench_histogram(session: nox.Session) -> None:
+    """bench/histogram.py: HistogramObserver against torch.ao, interleaved (``-- --quick``)."""
+    session.install(*CONSTRAINTS, "torch==2.13.0", "-e", ".[jax]")
+    session.run("python", "-m", "bench.histogram", *session.posargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -29,3 +30,29 @@ def target(request: pytest.FixtureRequest) -> C.Target:
 @pytest.fixture(scope="session")
 def reference() -> tuple[Any, dict[str, Any]]:
     return C.load()
+
+
+@pytest.fixture
+def live_check() -> None:
+    """Skip a check of the stored numbers against live torch (or torchao) outside the
+    torch session: nox runs it once, in conformance-torch; the other sessions check
+    their targets against the same stored numbers."""
+    chosen = os.environ.get("ARRAYOBS_BACKENDS", "")
+    if chosen and "torch" not in {name.split(":")[0] for name in chosen.split(",")}:
+        pytest.skip("the stored reference is checked against live torch in the torch session")
+
+
+def sample(cases: list[Any], every: int) -> list[Any]:
+    """Every ``every``-th case, plus the first case of each value of each field the
+    others miss: every family, dtype, shape and setting still runs. ``every`` 1 (or
+    ARRAYOBS_CONFORMANCE_FULL=1, the conformance-full sessions) keeps them all."""
+    if every <= 1 or os.environ.get("ARRAYOBS_CONFORMANCE_FULL") == "1":
+        return cases
+    seen: set[tuple[str, Any]] = set()
+    out = []
+    for i, case in enumerate(cases):
+        keys = {(f, repr(v)) for f, v in vars(case).items() if f not in ("id", "seed")}
+        if i % every == 0 or keys - seen:
+            out.append(case)
+            seen |= keys
+    return out

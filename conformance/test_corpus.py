@@ -14,7 +14,9 @@ from arrayobs import _conformance as C
 from arrayobs._conformance import _corpus
 
 
-def test_stored_reference_is_what_live_torch_computes(torch_ref: Any, reference: Any) -> None:
+def test_stored_reference_is_what_live_torch_computes(
+    torch_ref: Any, reference: Any, live_check: None
+) -> None:
     stored, meta = reference
     live = C.generate_reference()
     assert meta["torch"].startswith("2.13.0")
@@ -98,7 +100,7 @@ def test_target_matches_reference(target: C.Target, reference: Any) -> None:
 
 # -- the fake-quantize section ------------------------------------------------------------
 def test_stored_fake_quant_reference_is_what_live_torch_computes(
-    torch_ref: Any, reference: Any
+    torch_ref: Any, reference: Any, live_check: None
 ) -> None:
     stored = C.load_fake_quant()
     live = C.generate_fake_quant_reference()
@@ -181,7 +183,9 @@ def _affine_cases(target: C.Target) -> list[Any]:
     return C.affine_cases()[:: _AFFINE_STRIDE.get((target.library, target.mode), 1)]
 
 
-def test_stored_affine_reference_is_what_live_torchao_computes(torch_ref: Any) -> None:
+def test_stored_affine_reference_is_what_live_torchao_computes(
+    torch_ref: Any, live_check: None
+) -> None:
     pytest.importorskip("torchao")
     stored, meta = C.load_affine()
     assert meta["torchao"] == "0.18.0" and meta["torch"].startswith("2.13.0")
@@ -254,7 +258,9 @@ def test_affine_target_matches_reference(target: C.Target) -> None:
 _HIST_STRIDE = {("dask", "eager"): 2}
 
 
-def test_stored_histogram_reference_is_what_live_torch_computes(torch_ref: Any) -> None:
+def test_stored_histogram_reference_is_what_live_torch_computes(
+    torch_ref: Any, live_check: None
+) -> None:
     stored, meta = C.load_histogram()
     assert meta["torch"].startswith("2.13.0")
     live = C.generate_histogram_reference()

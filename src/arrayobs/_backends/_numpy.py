@@ -492,7 +492,7 @@ def _bin_positions(block: np.ndarray, left: Any, factor: Any, span: Any) -> np.n
     scaled = np.subtract(block, left)
     scaled *= factor
     scaled /= span
-    return scaled.astype(np.intp)
+    return scaled.astype(np.intp)  # type: ignore[no-any-return]
 
 
 def histc(x: np.ndarray, bins: int, lo: float, hi: float) -> np.ndarray | None:

@@ -193,7 +193,7 @@ def _floor_quotient(a: np.ndarray, b: np.ndarray, top: float, *, small: bool = F
     if again.any():
         with np.errstate(invalid="ignore", divide="ignore"):
             out[again] = np.floor_divide(a[again], np.broadcast_to(b, a.shape)[again])
-    return np.clip(out, 0.0, top, out=out)
+    return np.clip(out, 0.0, top, out=out)  # type: ignore[no-any-return]
 
 
 def quantization_errors(
