@@ -58,3 +58,7 @@ step per_channel 120 env XLA_FLAGS="$EXACT_DIV" "${PYTEST[@]}" tests/test_per_ch
 step fake_quant 150 env XLA_FLAGS="$EXACT_DIV" "${PYTEST[@]}" tests/test_fake_quantize.py tests/test_fake_quantize_fast.py
 step fake_quant_corpus 120 env XLA_FLAGS="$EXACT_DIV" "${PYTEST[@]}" conformance/test_corpus.py -k "fake_quant"
 step affine 150 env XLA_FLAGS="$EXACT_DIV" "${PYTEST[@]}" tests/test_affine.py
+# HistogramObserver on torch CUDA, CuPy and JAX GPU (the generic histc and re-binning on
+# the device; the search on the host after one read of the state), then its corpus section.
+step histogram 150 env XLA_FLAGS="$EXACT_DIV" "${PYTEST[@]}" tests/test_histogram.py
+step histogram_corpus 120 env XLA_FLAGS="$EXACT_DIV" "${PYTEST[@]}" conformance/test_corpus.py -k "histogram"

@@ -35,7 +35,7 @@ from arrayobs._conformance._affine_corpus import (
 )
 from arrayobs._conformance._fq_runner import _same, _subnormal
 from arrayobs._conformance._records import AffineRecords, encode
-from arrayobs._conformance._runner import Summary, Target, _ulps
+from arrayobs._conformance._runner import Summary, Tally, Target, _ulps
 from arrayobs._core._fakequant import dtype_name
 
 Row = tuple[str, np.ndarray]  # (dtype name, host values, flattened)
@@ -342,44 +342,28 @@ def run_affine_target(
     progress: Callable[[int, int], None] | None = None,
 ) -> Summary:
     """Run the affine ``cases`` on ``target`` and compare each with ``reference``."""
-    rows = bad = deviations = skipped = calls = worst = run = 0
-    elapsed = 0.0
-    failures: list[str] = []
+    tally = Tally()
     for n, case in enumerate(cases):
         if progress is not None:
             progress(n, len(cases))
         if not supports(target, case):
-            skipped += 1
+            tally.skipped += 1
             continue
         start = time.perf_counter()
         want = reference.case(case.id)
+        compared: tuple[int, int, int, int, str | None]
         try:
             # NaN and infinities are inputs here: NumPy's reductions would warn of them.
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore", DeprecationWarning)
                 got = target_outputs(target, case)
         except Exception as exc:  # counted, with the reason, as every row of the case
-            r, b, d, u = len(want), len(want), 0, 0
             detail = f"affine case {case.id} ({case.op}): {type(exc).__name__}: {exc}"
+            compared = (len(want), len(want), 0, 0, detail)
         else:
-            r, b, d, u, detail = compare_affine_case(target, case, got, want)
-        elapsed += time.perf_counter() - start
-        calls += case.batches or 1
-        rows, bad, deviations, run = rows + r, bad + b, deviations + d, run + 1
-        worst = max(worst, u)
-        if detail and len(failures) < 400:
-            failures.append(detail)
+            compared = compare_affine_case(target, case, got, want)
+        tally.seconds += time.perf_counter() - start
+        tally.add(compared, calls=case.batches or 1)
     if progress is not None:
         progress(len(cases), len(cases))
-    return Summary(
-        label=target.label,
-        device=str(target.device),
-        cases=run,
-        skipped=skipped,
-        batches=rows,
-        mismatches=bad,
-        deviations=deviations,
-        worst_ulps=worst,
-        seconds_per_update=elapsed / calls if calls else 0.0,
-        failures=failures,
-    )
+    return tally.summary(target.label, str(target.device))

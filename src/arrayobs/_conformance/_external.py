@@ -51,7 +51,14 @@ from arrayobs._conformance._records import (
     Records,
     Step,
 )
-from arrayobs._conformance._runner import CaseResult, Summary, Target, _view, compare_case
+from arrayobs._conformance._runner import (
+    CaseResult,
+    Summary,
+    Tally,
+    Target,
+    _view,
+    compare_case,
+)
 
 
 def load_factory(spec: str) -> Callable[..., Any]:
@@ -206,50 +213,37 @@ def run_external_hist(
     bit for bit (as a backend's: histogram, min/max, scale, zero point and its dtype, both
     warnings; a zero min/max of the other sign counted as a deviation)."""
     target = Target(label, np, "cpu")
-    rows = bad = deviations = worst = run = skipped = updates = 0
-    elapsed, failures = 0.0, list[str]()
+    tally = Tally(keep=20)
     for n, case in enumerate(cases):
         if progress is not None:
             progress(n, len(cases))
         if case.input_dtype == "bfloat16":
-            skipped += 1
+            tally.skipped += 1
             continue
         want = reference.case(case.id)
         start = time.perf_counter()
+        compared: tuple[int, int, int, int, str | None]
+        updates = 0
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # say reduce_range's deprecation
                 try:
                     obs = factory("HistogramObserver", **case.kwargs())
                 except NotImplementedError:  # the protocol: no such observer or configuration
-                    skipped += 1
+                    tally.skipped += 1
                     continue
                 steps = _hist_steps(obs, case)
         except Exception as exc:  # counted, with the reason, as every row of the case
-            r = b = len(want["hist_status"])
-            d = u = 0
+            rows = len(want["hist_status"])
             detail = f"hist case {case.id}: {type(exc).__name__}: {' '.join(str(exc).split())}"
+            compared = (rows, rows, 0, 0, detail)
         else:
-            updates += len(steps)
+            updates = len(steps)
             got = HistRecords.from_steps([steps]).case(0)
-            r, b, d, u, detail = compare_hist_case(target, case, got, want)
+            compared = compare_hist_case(target, case, got, want)
         finally:
-            elapsed += time.perf_counter() - start
-        rows, bad, deviations, run = rows + r, bad + b, deviations + d, run + 1
-        worst = max(worst, u)
-        if detail and len(failures) < 20:
-            failures.append(detail)
+            tally.seconds += time.perf_counter() - start
+        tally.add(compared, calls=updates)
     if progress is not None:
         progress(len(cases), len(cases))
-    return Summary(
-        label=label,
-        device="host",
-        cases=run,
-        skipped=skipped,
-        batches=rows,
-        mismatches=bad,
-        deviations=deviations,
-        worst_ulps=worst,
-        seconds_per_update=elapsed / updates if updates else 0.0,
-        failures=failures,
-    )
+    return tally.summary(label, "host")

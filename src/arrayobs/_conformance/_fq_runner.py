@@ -25,7 +25,7 @@ from arrayobs import functional as F
 from arrayobs._compat import has_dtype, to_host
 from arrayobs._conformance._fq_corpus import MODULES, FQCase, arguments, module_batches
 from arrayobs._conformance._records import FQRecords, Output
-from arrayobs._conformance._runner import Summary, Target, _ulps
+from arrayobs._conformance._runner import Summary, Tally, Target, _ulps
 from arrayobs._core._fakequant import dtype_name
 from arrayobs.testing import supports_dtype
 
@@ -295,43 +295,26 @@ def run_fq_target(
     progress: Callable[[int, int], None] | None = None,
 ) -> Summary:
     """Run the fake-quantize ``cases`` on ``target`` and compare each with ``reference``."""
-    rows = bad = deviations = skipped = calls = worst = 0
-    elapsed = 0.0
-    failures: list[str] = []
-    run = 0
+    tally = Tally()
     for n, case in enumerate(cases):
         if progress is not None:
             progress(n, len(cases))
         if not supports(target, case):
-            skipped += 1
+            tally.skipped += 1
             continue
         start = time.perf_counter()
         want = reference.case(case.id)
+        compared: tuple[int, int, int, int, str | None]
         try:
             outputs = target_outputs(target, case)
         except Exception as exc:  # counted, with the reason, as every row of the case
-            r, b, d, u = len(want), len(want), 0, 0
             detail = f"fq case {case.id} ({case.op}): {type(exc).__name__}: {exc}"
+            compared = (len(want), len(want), 0, 0, detail)
         else:
             got = [(o.dtype, o.encoded()) for o in outputs]
-            r, b, d, u, detail = compare_fq_case(target, case, got, want)
-        elapsed += time.perf_counter() - start
-        calls += len(case.plan) or 1
-        rows, bad, deviations, run = rows + r, bad + b, deviations + d, run + 1
-        worst = max(worst, u)
-        if detail and len(failures) < 400:
-            failures.append(detail)
+            compared = compare_fq_case(target, case, got, want)
+        tally.seconds += time.perf_counter() - start
+        tally.add(compared, calls=len(case.plan) or 1)
     if progress is not None:
         progress(len(cases), len(cases))
-    return Summary(
-        label=target.label,
-        device=str(target.device),
-        cases=run,
-        skipped=skipped,
-        batches=rows,
-        mismatches=bad,
-        deviations=deviations,
-        worst_ulps=worst,
-        seconds_per_update=elapsed / calls if calls else 0.0,
-        failures=failures,
-    )
+    return tally.summary(target.label, str(target.device))

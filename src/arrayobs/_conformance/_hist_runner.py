@@ -27,7 +27,7 @@ from arrayobs._compat import has_dtype, to_host
 from arrayobs._conformance._fq_runner import _array
 from arrayobs._conformance._hist_corpus import HistCase, batches
 from arrayobs._conformance._records import NEVER_OBSERVED, OK, HistRecords, HistStep
-from arrayobs._conformance._runner import Summary, Target, _f32, _ulps
+from arrayobs._conformance._runner import Summary, Tally, Target, _f32, _ulps
 from arrayobs.testing import supports_dtype
 
 _INF_WARNING = "torch.inf detected"
@@ -187,41 +187,27 @@ def run_hist_target(
     progress: Callable[[int, int], None] | None = None,
 ) -> Summary:
     """Run the histogram ``cases`` on ``target`` and compare each with ``reference``."""
-    rows = bad = deviations = skipped = worst = run = 0
-    elapsed = 0.0
-    failures: list[str] = []
+    tally = Tally()
     for n, case in enumerate(cases):
         if progress is not None:
             progress(n, len(cases))
         if not supports(target, case):
-            skipped += 1
+            tally.skipped += 1
             continue
         want = reference.case(case.id)
         start = time.perf_counter()
+        compared: tuple[int, int, int, int, str | None]
         try:
             steps = target_hist_steps(target, case)
         except Exception as exc:  # counted, with the reason, as every row of the case
-            r, b, d, u = len(want["hist_status"]), len(want["hist_status"]), 0, 0
+            rows = len(want["hist_status"])
             detail = f"hist case {case.id} ({case.family}): {type(exc).__name__}: {exc}"
+            compared = (rows, rows, 0, 0, detail)
         else:
             got = HistRecords.from_steps([steps]).case(0)
-            r, b, d, u, detail = compare_hist_case(target, case, got, want)
-        elapsed += time.perf_counter() - start
-        rows, bad, run, worst = rows + r, bad + b, run + 1, max(worst, u)
-        deviations += d
-        if detail and len(failures) < 400:
-            failures.append(detail)
+            compared = compare_hist_case(target, case, got, want)
+        tally.seconds += time.perf_counter() - start
+        tally.add(compared, calls=compared[0])
     if progress is not None:
         progress(len(cases), len(cases))
-    return Summary(
-        label=target.label,
-        device=str(target.device),
-        cases=run,
-        skipped=skipped,
-        batches=rows,
-        mismatches=bad,
-        deviations=deviations,
-        worst_ulps=worst,
-        seconds_per_update=elapsed / rows if rows else 0.0,
-        failures=failures,
-    )
+    return tally.summary(target.label, str(target.device))

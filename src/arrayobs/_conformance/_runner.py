@@ -361,6 +361,49 @@ class Summary:
     failures: list[str]
 
 
+@dataclasses.dataclass
+class Tally:
+    """What a section's runner accumulates case by case, for its :class:`Summary`."""
+
+    keep: int = 400  # failure lines kept
+    cases: int = 0
+    skipped: int = 0
+    rows: int = 0
+    mismatches: int = 0
+    deviations: int = 0
+    worst_ulps: int = 0
+    calls: int = 0
+    seconds: float = 0.0
+    failures: list[str] = dataclasses.field(default_factory=list)
+
+    def add(self, compared: tuple[int, int, int, int, str | None], calls: int) -> None:
+        """One case's (rows, mismatches, deviations, worst ulps, failure detail), and
+        how many calls its ``seconds`` covered."""
+        rows, bad, deviations, ulps, detail = compared
+        self.cases += 1
+        self.rows += rows
+        self.mismatches += bad
+        self.deviations += deviations
+        self.worst_ulps = max(self.worst_ulps, ulps)
+        self.calls += calls
+        if detail and len(self.failures) < self.keep:
+            self.failures.append(detail)
+
+    def summary(self, label: str, device: str) -> Summary:
+        return Summary(
+            label=label,
+            device=device,
+            cases=self.cases,
+            skipped=self.skipped,
+            batches=self.rows,
+            mismatches=self.mismatches,
+            deviations=self.deviations,
+            worst_ulps=self.worst_ulps,
+            seconds_per_update=self.seconds / self.calls if self.calls else 0.0,
+            failures=self.failures,
+        )
+
+
 def run_target(
     target: Target,
     cases: Sequence[Case],
