@@ -512,3 +512,11 @@ def test_threads_and_autograd(torch_ref: Any) -> None:
     assert _bits(ours.histogram).tolist() == _bits(theirs.histogram).tolist()
     state = (ours.histogram, ours.min_val, ours.max_val)
     assert not any(v.requires_grad or v.grad_fn is not None for v in state)
+
+
+def test_inf_warning_points_at_the_caller() -> None:
+    obs = HistogramObserver(bins=8)
+    with pytest.warns(UserWarning, match="torch.inf detected") as caught:
+        obs(np.array([1.0, np.inf, -2.0], np.float32))
+    assert caught[0].filename == __file__
+    assert (float(obs.min_val), float(obs.max_val)) == (-2.0, 1.0)

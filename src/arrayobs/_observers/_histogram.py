@@ -358,7 +358,7 @@ def _batch_range(
         hist.histc_range(lo, hi)  # raises, as torch's histc does
     if -math.inf < lo and hi < math.inf:
         return lo, hi, True
-    warnings.warn("torch.inf detected in input tensor, ignoring input", stacklevel=6)
+    warnings.warn("torch.inf detected in input tensor, ignoring input", stacklevel=5)
     found = _finite_range(xp, x)
     return None if found[0] > found[1] else (*found, False)
 
