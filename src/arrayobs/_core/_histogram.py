@@ -35,10 +35,6 @@ from arrayobs._compat import device_of, to_host
 from arrayobs._core._minmax import quiet
 
 UPSAMPLE = 16  # torch's upsample_rate
-# ATen's float32 sum on x86 runs its AVX2 kernel (sum_stub has no AVX512 one):
-# 8 lanes; measured against torch.sum on this machine (AVX512).
-SUM_LANES = 8
-STEPSIZE = 1e-5  # the search's quantile granularity
 
 
 class HistogramState(NamedTuple):
