@@ -492,7 +492,9 @@ def _bin_positions(block: np.ndarray, left: Any, factor: Any, span: Any) -> np.n
     scaled = np.subtract(block, left)
     scaled *= factor
     scaled /= span
-    return scaled.astype(np.intp)  # type: ignore[no-any-return]
+    # Through int32 (the positions are at most bins, below 2**31): float32 -> int32 ->
+    # intp took 0.26 ns an element here, float32 -> intp 0.53.
+    return scaled.astype(np.int32).astype(np.intp)  # type: ignore[no-any-return]
 
 
 def histc(x: np.ndarray, bins: int, lo: float, hi: float) -> np.ndarray | None:
@@ -508,7 +510,7 @@ def histc(x: np.ndarray, bins: int, lo: float, hi: float) -> np.ndarray | None:
     on the 2-core development machine the two barely overlap (21.6 ms at
     1e7 float32, against 8.4 + 10.9 ms for the two parts one after the other).
     """
-    if x.dtype not in _HISTC_DTYPES:
+    if x.dtype not in _HISTC_DTYPES or bins >= 2**31 - 2:
         return None
     t = x.dtype.type
     left, right, factor = t(lo), t(hi), t(bins)

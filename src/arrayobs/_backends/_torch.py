@@ -109,6 +109,7 @@ def _histc_part(x: Any, bins: int, left: Any, factor: Any, span: Any) -> Any:
     counts = torch.zeros(bins + 2, dtype=torch.int64)
     n = min(HISTC_BLOCK, x.numel())
     scaled = torch.empty(n, dtype=x.dtype)
+    narrow = torch.empty(n, dtype=torch.int32)
     index = torch.empty(n, dtype=torch.int64)
     ones = torch.ones(n, dtype=torch.int64)
     for start in range(0, x.numel(), HISTC_BLOCK):
@@ -116,7 +117,10 @@ def _histc_part(x: Any, bins: int, left: Any, factor: Any, span: Any) -> Any:
         k = block.numel()
         torch.sub(block, left, out=scaled[:k])
         scaled[:k].mul_(factor).div_(span)
-        index[:k].copy_(scaled[:k])  # truncation toward zero; every position is >= 0
+        # Truncation toward zero (every position is in [0, bins]), through int32:
+        # 0.15 ns an element here against 0.59 for float32 -> int64 directly.
+        narrow[:k].copy_(scaled[:k])
+        index[:k].copy_(narrow[:k])
         counts.scatter_add_(0, index[:k], ones[:k])
     return counts
 
@@ -126,6 +130,8 @@ def histc_cpu(x: Any, bins: int, lo: float, hi: float) -> Any:
     finite (so inside ``[lo, hi]``), bit for bit, or None where it does not
     apply (a range whose arithmetic could overflow): torch.histc's kernel
     itself ran 3x slower (bench/histogram.py)."""
+    if bins >= 2**31 - 2:
+        return None
     left, right, factor = (torch.tensor(v, dtype=x.dtype) for v in (lo, hi, float(bins)))
     span = right - left
     if not (bool(span > 0) and bool(torch.isfinite(span * factor))):
