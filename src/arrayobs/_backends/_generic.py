@@ -19,8 +19,10 @@ import math
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from arrayobs import _core as core
-from arrayobs._compat import backend_name, device_of, size
+from arrayobs._compat import backend_name, device_of, size, to_host
 from arrayobs._config import QuantConfig
 from arrayobs._core import _affine as affine
 from arrayobs._core import _fakequant as fakequant
@@ -147,6 +149,27 @@ class Backend:
         """Small results (a state, qparams) made concrete, so a stateful object never
         keeps a growing task graph: as they are, except on lazy libraries (Dask)."""
         return values
+
+    # -- host transfers ------------------------------------------------------------
+    def read_float32(self, *arrays: Any) -> list[Any]:
+        """float32 ``arrays`` as NumPy arrays of their shapes, in one transfer from a
+        device (concatenated there, then split on the host)."""
+        xp = self.xp
+        flat = xp.concat([xp.reshape(a, (-1,)) for a in arrays])
+        host = np.asarray(to_host(flat), dtype=np.float32)
+        out, start = [], 0
+        for a in arrays:
+            n = math.prod(a.shape)
+            out.append(host[start : start + n].reshape(a.shape))
+            start += n
+        return out
+
+    def from_host(self, arrays: Any, dtypes: Any, device: Any) -> tuple[Any, ...]:
+        """Host (NumPy) ``arrays`` as this library's arrays of ``dtypes`` on ``device``."""
+        xp = self.xp
+        return tuple(
+            xp.asarray(a, dtype=d, device=device) for a, d in zip(arrays, dtypes, strict=True)
+        )
 
     # -- histograms (HistogramObserver) ------------------------------------------
     def value_range(self, x: Any) -> tuple[float, float]:

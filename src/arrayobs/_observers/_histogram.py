@@ -236,7 +236,7 @@ class HistogramObserver(Observer):
                 xp.asarray([1.0], dtype=xp.float32, device=device),
                 xp.asarray([0], dtype=core.widest_int(xp, device), device=device),
             )
-        lo, hi = _search(state, self.dst_nbins, xp)
+        lo, hi = _search(state, self.dst_nbins, backend)
         # The two-value qparams run on the host too: the result goes to the
         # device once, where a few small device ops would cost more than the search.
         host = core.MinMaxState(*(np.asarray(v, dtype=np.float32) for v in (lo, hi)))
@@ -245,10 +245,7 @@ class HistogramObserver(Observer):
         zp_dtype = core.zero_point_dtype(config, xp=xp, device=device)
         if not config.zero_point_fits_int32:
             config.check_zero_point(int64=zp_dtype == xp.int64)
-        return (
-            xp.asarray(scale, device=device),
-            xp.asarray(np.asarray(zero_point), dtype=zp_dtype, device=device),
-        )
+        return backend.from_host((scale, zero_point), (xp.float32, zp_dtype), device)  # type: ignore[return-value]
 
     def merge(self, other: Observer) -> None:
         """Fold in the histogram of ``other`` (same class, bins, configuration,
@@ -393,13 +390,11 @@ def _wide(xp: ModuleType, device: Any) -> tuple[ModuleType, Any]:
     return (xp, device) if has_dtype(xp, device, "float64") else (NUMPY, None)
 
 
-def _search(state: hist.HistogramState, nbins: int, xp: ModuleType) -> tuple[float, float]:
+def _search(
+    state: hist.HistogramState, nbins: int, backend: _backends.Backend
+) -> tuple[float, float]:
     """``_non_linear_param_search``'s new (min, max) as float32 values: the
     state is read back once (one transfer) and searched on the host, where a
     2048-bin histogram is small and each step's branch costs no device sync."""
-    packed = xp.concat(
-        [state.histogram, xp.reshape(state.min_val, (1,)), xp.reshape(state.max_val, (1,))]
-    )
-    host = np.asarray(to_host(packed), dtype=np.float32)
-    mn, mx = float(host[-2]), float(host[-1])
-    return search_range(host[:-2], mn, mx, nbins)
+    counts, mn, mx = backend.read_float32(*state)
+    return search_range(counts, float(mn), float(mx), nbins)
