@@ -27,7 +27,7 @@ from arrayobs._compat import has_dtype, to_host
 from arrayobs._conformance._fq_runner import _array
 from arrayobs._conformance._hist_corpus import HistCase, batches
 from arrayobs._conformance._records import NEVER_OBSERVED, OK, HistRecords, HistStep
-from arrayobs._conformance._runner import Summary, Tally, Target, _f32, _ulps
+from arrayobs._conformance._runner import Summary, Tally, Target, _f32, _ulps, torch_observer
 from arrayobs.testing import supports_dtype
 
 _INF_WARNING = "torch.inf detected"
@@ -64,12 +64,7 @@ def _observe(obs: Any, inputs: Sequence[Any], int64: Any) -> list[HistStep]:
 def torch_hist_steps(case: HistCase) -> list[HistStep]:
     """``case`` on torch.ao's own HistogramObserver (torch 2.13.0 on the CPU)."""
     torch = importlib.import_module("torch")
-    tobs = importlib.import_module("torch.ao.quantization.observer")
-    kw = case.kwargs()
-    kw["dtype"], kw["qscheme"] = getattr(torch, case.dtype), getattr(torch, case.qscheme)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # reduce_range's deprecation
-        obs = tobs.HistogramObserver(**kw)
+    obs = torch_observer("HistogramObserver", case.kwargs())
     inputs = [torch.from_numpy(h) for h in batches(case)]
     if case.input_dtype == "bfloat16":
         inputs = [t.to(torch.bfloat16) for t in inputs]

@@ -53,15 +53,22 @@ def _view(x: Any, kind: str | None, xp: ModuleType | None) -> Any:
 
 
 # -- the reference -------------------------------------------------------------
+def torch_observer(name: str, kwargs: dict[str, Any]) -> Any:
+    """torch.ao's observer class ``name`` made with a case's ``kwargs`` (dtype and
+    qscheme by name, as the corpus holds them)."""
+    torch = importlib.import_module("torch")
+    tobs = importlib.import_module("torch.ao.quantization.observer")
+    kw = {**kwargs, "dtype": getattr(torch, kwargs["dtype"])}
+    kw["qscheme"] = getattr(torch, kwargs["qscheme"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # reduce_range's deprecation
+        return getattr(tobs, name)(**kw)
+
+
 def torch_steps(case: Case) -> list[Step]:
     """``case`` on torch.ao's own observers (torch 2.13.0 on the CPU)."""
     torch = importlib.import_module("torch")
-    tobs = importlib.import_module("torch.ao.quantization.observer")
-    kw = case.kwargs()
-    kw["dtype"], kw["qscheme"] = getattr(torch, case.dtype), getattr(torch, case.qscheme)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # reduce_range's deprecation
-        obs = getattr(tobs, _observer_class(case).__name__)(**kw)
+    obs = torch_observer(_observer_class(case).__name__, case.kwargs())
     inputs = (_torch_input(torch, host, case) for host in batches(case))
     return _observe(obs, inputs, AssertionError, torch.int64, torch.float32)
 
