@@ -240,8 +240,11 @@ class HistogramObserver(Observer):
         # The two-value qparams run on the host too: the result goes to the
         # device once, where a few small device ops would cost more than the search.
         host = core.MinMaxState(*(np.asarray(v, dtype=np.float32) for v in (lo, hi)))
-        # NumPy's own namespace (Array API since 2.0): half the compat wrappers' cost.
-        scale, zero_point = core.calculate_qparams(host, config, xp=np)
+        # NumPy's host-scalar qparams (tested bit for bit against the generic ones):
+        # 9 us, where the generic arithmetic on 0-d arrays takes 40 to 75.
+        pair = _backends.shared(NUMPY).qparams(host, config)
+        assert pair is not None  # only a check refuses, and none is asked for
+        scale, zero_point = pair
         zp_dtype = core.zero_point_dtype(config, xp=xp, device=device)
         if not config.zero_point_fits_int32:
             config.check_zero_point(int64=zp_dtype == xp.int64)
