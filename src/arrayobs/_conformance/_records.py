@@ -317,37 +317,52 @@ class AffineRecords:
 
 
 def save_affine(records: AffineRecords, path: Path, header: dict[str, Any]) -> None:
-    meta = {
-        "format": AFFINE_FORMAT,
-        "format_version": AFFINE_FORMAT_VERSION,
-        "fields": {
-            "affine_case_offsets": "rows (outputs) of case i",
-            "affine_value_offsets": "values of row r: affine_value_offsets[r]:[r+1]",
-            "affine_dtype": f"the output's dtype, an index into {list(AFFINE_DTYPES)}",
-            "affine_values": (
-                "float64 bits; float32 bits of float32/16, bfloat16, float8; int64 of ints; "
-                "none: torchao returned None (no values)"
-            ),
-        },
-        **header,
+    meanings = {
+        "affine_case_offsets": "rows (outputs) of case i",
+        "affine_value_offsets": "values of row r: affine_value_offsets[r]:[r+1]",
+        "affine_dtype": f"the output's dtype, an index into {list(AFFINE_DTYPES)}",
+        "affine_values": (
+            "float64 bits; float32 bits of float32/16, bfloat16, float8; int64 of ints; "
+            "none: torchao returned None (no values)"
+        ),
     }
-    blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
-    with path.open("wb") as fh:
-        np.savez_compressed(fh, header=blob, **{f: getattr(records, f) for f in AFFINE_FIELDS})
+    fmt = (AFFINE_FORMAT, AFFINE_FORMAT_VERSION)
+    _save_section(path, fmt, meanings, header, {f: getattr(records, f) for f in AFFINE_FIELDS})
 
 
 def load_affine(path: Path | None = None) -> tuple[AffineRecords, dict[str, Any]]:
     """The stored affine section and its header; a clear error if of another format."""
     path = affine_reference_path() if path is None else path
+    fields, meta = _load_section(path, (AFFINE_FORMAT, AFFINE_FORMAT_VERSION), AFFINE_FIELDS)
+    return AffineRecords(**fields), meta
+
+
+def _save_section(
+    path: Path,
+    fmt: tuple[str, int],
+    meanings: dict[str, str],
+    header: dict[str, Any],
+    fields: dict[str, Any],
+) -> None:
+    """A section's stored file: its record ``fields`` and a JSON header (format,
+    version, what each field means, and ``header``)."""
+    meta = {"format": fmt[0], "format_version": fmt[1], "fields": meanings, **header}
+    blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
+    with path.open("wb") as fh:
+        np.savez_compressed(fh, header=blob, **fields)
+
+
+def _load_section(
+    path: Path, fmt: tuple[str, int], names: tuple[str, ...]
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """A section's record fields ``names`` and its header, from :func:`_save_section`'s
+    file; a clear error if the file is of another format or version."""
     with np.load(path) as data:
         meta = json.loads(bytes(data["header"]).decode())
-        if (
-            meta.get("format") != AFFINE_FORMAT
-            or meta.get("format_version") != AFFINE_FORMAT_VERSION
-        ):
-            msg = f"{path} is not an {AFFINE_FORMAT} file of format version {AFFINE_FORMAT_VERSION}"
+        if (meta.get("format"), meta.get("format_version")) != fmt:
+            msg = f"{path} is not an {fmt[0]} file of format version {fmt[1]}"
             raise ValueError(msg)
-        return AffineRecords(**{f: np.asarray(data[f]) for f in AFFINE_FIELDS}), meta
+        return {f: np.asarray(data[f]) for f in names}, meta
 
 
 # -- the histogram section (HistogramObserver) -----------------------------------------------
@@ -454,23 +469,12 @@ class HistRecords:
 
 
 def save_histogram(records: HistRecords, path: Path, header: dict[str, Any]) -> None:
-    meta = {
-        "format": HIST_FORMAT,
-        "format_version": HIST_FORMAT_VERSION,
-        "fields": _HIST_MEANING,
-        **header,
-    }
-    blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
-    with path.open("wb") as fh:
-        np.savez_compressed(fh, header=blob, **{f: getattr(records, f) for f in HIST_FIELDS})
+    fields = {f: getattr(records, f) for f in HIST_FIELDS}
+    _save_section(path, (HIST_FORMAT, HIST_FORMAT_VERSION), _HIST_MEANING, header, fields)
 
 
 def load_histogram(path: Path | None = None) -> tuple[HistRecords, dict[str, Any]]:
     """The stored histogram section and its header; a clear error if of another format."""
     path = histogram_reference_path() if path is None else path
-    with np.load(path) as data:
-        meta = json.loads(bytes(data["header"]).decode())
-        if meta.get("format") != HIST_FORMAT or meta.get("format_version") != HIST_FORMAT_VERSION:
-            msg = f"{path} is not an {HIST_FORMAT} file of format version {HIST_FORMAT_VERSION}"
-            raise ValueError(msg)
-        return HistRecords(**{f: np.asarray(data[f]) for f in HIST_FIELDS}), meta
+    fields, meta = _load_section(path, (HIST_FORMAT, HIST_FORMAT_VERSION), HIST_FIELDS)
+    return HistRecords(**fields), meta
