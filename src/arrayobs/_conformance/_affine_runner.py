@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -35,7 +34,7 @@ from arrayobs._conformance._affine_corpus import (
 )
 from arrayobs._conformance._fq_runner import _same, _subnormal
 from arrayobs._conformance._records import AffineRecords, encode
-from arrayobs._conformance._runner import Summary, Tally, Target, _ulps
+from arrayobs._conformance._runner import Compared, Summary, Tally, Target, _ulps
 from arrayobs._core._fakequant import dtype_name
 
 Row = tuple[str, np.ndarray]  # (dtype name, host values, flattened)
@@ -342,16 +341,12 @@ def run_affine_target(
     progress: Callable[[int, int], None] | None = None,
 ) -> Summary:
     """Run the affine ``cases`` on ``target`` and compare each with ``reference``."""
-    tally = Tally()
-    for n, case in enumerate(cases):
-        if progress is not None:
-            progress(n, len(cases))
+
+    def attempt(case: AffineCase) -> tuple[Compared, int] | None:
         if not supports(target, case):
-            tally.skipped += 1
-            continue
-        start = time.perf_counter()
+            return None
         want = reference.case(case.id)
-        compared: tuple[int, int, int, int, str | None]
+        calls = case.batches or 1
         try:
             # NaN and infinities are inputs here: NumPy's reductions would warn of them.
             with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -359,11 +354,9 @@ def run_affine_target(
                 got = target_outputs(target, case)
         except Exception as exc:  # counted, with the reason, as every row of the case
             detail = f"affine case {case.id} ({case.op}): {type(exc).__name__}: {exc}"
-            compared = (len(want), len(want), 0, 0, detail)
-        else:
-            compared = compare_affine_case(target, case, got, want)
-        tally.seconds += time.perf_counter() - start
-        tally.add(compared, calls=case.batches or 1)
-    if progress is not None:
-        progress(len(cases), len(cases))
+            return (len(want), len(want), 0, 0, detail), calls
+        return compare_affine_case(target, case, got, want), calls
+
+    tally = Tally()
+    tally.run(cases, attempt, progress)
     return tally.summary(target.label, str(target.device))

@@ -53,6 +53,7 @@ from arrayobs._conformance._records import (
 )
 from arrayobs._conformance._runner import (
     CaseResult,
+    Compared,
     Summary,
     Tally,
     Target,
@@ -213,37 +214,26 @@ def run_external_hist(
     bit for bit (as a backend's: histogram, min/max, scale, zero point and its dtype, both
     warnings; a zero min/max of the other sign counted as a deviation)."""
     target = Target(label, np, "cpu")
-    tally = Tally(keep=20)
-    for n, case in enumerate(cases):
-        if progress is not None:
-            progress(n, len(cases))
+
+    def attempt(case: HistCase) -> tuple[Compared, int] | None:
         if case.input_dtype == "bfloat16":
-            tally.skipped += 1
-            continue
+            return None
         want = reference.case(case.id)
-        start = time.perf_counter()
-        compared: tuple[int, int, int, int, str | None]
-        updates = 0
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # say reduce_range's deprecation
                 try:
                     obs = factory("HistogramObserver", **case.kwargs())
                 except NotImplementedError:  # the protocol: no such observer or configuration
-                    tally.skipped += 1
-                    continue
+                    return None
                 steps = _hist_steps(obs, case)
         except Exception as exc:  # counted, with the reason, as every row of the case
             rows = len(want["hist_status"])
             detail = f"hist case {case.id}: {type(exc).__name__}: {' '.join(str(exc).split())}"
-            compared = (rows, rows, 0, 0, detail)
-        else:
-            updates = len(steps)
-            got = HistRecords.from_steps([steps]).case(0)
-            compared = compare_hist_case(target, case, got, want)
-        finally:
-            tally.seconds += time.perf_counter() - start
-        tally.add(compared, calls=updates)
-    if progress is not None:
-        progress(len(cases), len(cases))
+            return (rows, rows, 0, 0, detail), 0
+        got = HistRecords.from_steps([steps]).case(0)
+        return compare_hist_case(target, case, got, want), len(steps)
+
+    tally = Tally(keep=20)
+    tally.run(cases, attempt, progress)
     return tally.summary(label, "host")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -25,7 +24,7 @@ from arrayobs import functional as F
 from arrayobs._compat import has_dtype, to_host
 from arrayobs._conformance._fq_corpus import MODULES, FQCase, arguments, module_batches
 from arrayobs._conformance._records import FQRecords, Output
-from arrayobs._conformance._runner import Summary, Tally, Target, _ulps
+from arrayobs._conformance._runner import Compared, Summary, Tally, Target, _ulps
 from arrayobs._core._fakequant import dtype_name
 from arrayobs.testing import supports_dtype
 
@@ -295,26 +294,20 @@ def run_fq_target(
     progress: Callable[[int, int], None] | None = None,
 ) -> Summary:
     """Run the fake-quantize ``cases`` on ``target`` and compare each with ``reference``."""
-    tally = Tally()
-    for n, case in enumerate(cases):
-        if progress is not None:
-            progress(n, len(cases))
+
+    def attempt(case: FQCase) -> tuple[Compared, int] | None:
         if not supports(target, case):
-            tally.skipped += 1
-            continue
-        start = time.perf_counter()
+            return None
         want = reference.case(case.id)
-        compared: tuple[int, int, int, int, str | None]
+        calls = len(case.plan) or 1
         try:
             outputs = target_outputs(target, case)
         except Exception as exc:  # counted, with the reason, as every row of the case
             detail = f"fq case {case.id} ({case.op}): {type(exc).__name__}: {exc}"
-            compared = (len(want), len(want), 0, 0, detail)
-        else:
-            got = [(o.dtype, o.encoded()) for o in outputs]
-            compared = compare_fq_case(target, case, got, want)
-        tally.seconds += time.perf_counter() - start
-        tally.add(compared, calls=len(case.plan) or 1)
-    if progress is not None:
-        progress(len(cases), len(cases))
+            return (len(want), len(want), 0, 0, detail), calls
+        got = [(o.dtype, o.encoded()) for o in outputs]
+        return compare_fq_case(target, case, got, want), calls
+
+    tally = Tally()
+    tally.run(cases, attempt, progress)
     return tally.summary(target.label, str(target.device))

@@ -16,7 +16,6 @@ whose int64 indices that device lacks (tests/test_histogram.py skips it too).
 from __future__ import annotations
 
 import importlib
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,7 +26,15 @@ from arrayobs._compat import has_dtype, to_host
 from arrayobs._conformance._fq_runner import _array
 from arrayobs._conformance._hist_corpus import HistCase, batches
 from arrayobs._conformance._records import NEVER_OBSERVED, OK, HistRecords, HistStep
-from arrayobs._conformance._runner import Summary, Tally, Target, _f32, _ulps, torch_observer
+from arrayobs._conformance._runner import (
+    Compared,
+    Summary,
+    Tally,
+    Target,
+    _f32,
+    _ulps,
+    torch_observer,
+)
 from arrayobs.testing import supports_dtype
 
 _INF_WARNING = "torch.inf detected"
@@ -182,27 +189,21 @@ def run_hist_target(
     progress: Callable[[int, int], None] | None = None,
 ) -> Summary:
     """Run the histogram ``cases`` on ``target`` and compare each with ``reference``."""
-    tally = Tally()
-    for n, case in enumerate(cases):
-        if progress is not None:
-            progress(n, len(cases))
+
+    def attempt(case: HistCase) -> tuple[Compared, int] | None:
         if not supports(target, case):
-            tally.skipped += 1
-            continue
+            return None
         want = reference.case(case.id)
-        start = time.perf_counter()
-        compared: tuple[int, int, int, int, str | None]
         try:
             steps = target_hist_steps(target, case)
         except Exception as exc:  # counted, with the reason, as every row of the case
             rows = len(want["hist_status"])
             detail = f"hist case {case.id} ({case.family}): {type(exc).__name__}: {exc}"
-            compared = (rows, rows, 0, 0, detail)
-        else:
-            got = HistRecords.from_steps([steps]).case(0)
-            compared = compare_hist_case(target, case, got, want)
-        tally.seconds += time.perf_counter() - start
-        tally.add(compared, calls=compared[0])
-    if progress is not None:
-        progress(len(cases), len(cases))
+            return (rows, rows, 0, 0, detail), rows
+        got = HistRecords.from_steps([steps]).case(0)
+        compared = compare_hist_case(target, case, got, want)
+        return compared, compared[0]
+
+    tally = Tally()
+    tally.run(cases, attempt, progress)
     return tally.summary(target.label, str(target.device))

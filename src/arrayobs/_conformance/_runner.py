@@ -368,6 +368,10 @@ class Summary:
     failures: list[str]
 
 
+# One case's comparison: (rows, mismatched rows, deviations, worst ulps, failure detail).
+Compared = tuple[int, int, int, int, str | None]
+
+
 @dataclasses.dataclass
 class Tally:
     """What a section's runner accumulates case by case, for its :class:`Summary`."""
@@ -383,7 +387,28 @@ class Tally:
     seconds: float = 0.0
     failures: list[str] = dataclasses.field(default_factory=list)
 
-    def add(self, compared: tuple[int, int, int, int, str | None], calls: int) -> None:
+    def run(
+        self,
+        cases: Sequence[Any],
+        attempt: Callable[[Any], tuple[Compared, int] | None],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Every case through ``attempt`` (timed): its comparison and how many calls
+        that took, or None where the case does not run (counted as skipped)."""
+        for n, case in enumerate(cases):
+            if progress is not None:
+                progress(n, len(cases))
+            start = time.perf_counter()
+            outcome = attempt(case)
+            self.seconds += time.perf_counter() - start
+            if outcome is None:
+                self.skipped += 1
+            else:
+                self.add(*outcome)
+        if progress is not None:
+            progress(len(cases), len(cases))
+
+    def add(self, compared: Compared, calls: int) -> None:
         """One case's (rows, mismatches, deviations, worst ulps, failure detail), and
         how many calls its ``seconds`` covered."""
         rows, bad, deviations, ulps, detail = compared
