@@ -265,16 +265,19 @@ class Backend:
 
     def allreduce_minmax(self, lo: Any, hi: Any, group: Any) -> tuple[Any, Any]:
         """The (min, max) of every rank's (lo, hi) across ``group``, in one collective."""
-        msg = f"process_group needs torch tensors, got an array of {backend_name(self.xp)}"
-        raise TypeError(msg)
+        raise self._no_collectives()
 
     def allreduce_max(self, values: list[float], device: Any, group: Any) -> list[float]:
         """Each of ``values`` (Python floats, no NaN) maximised across ``group``, exactly."""
-        return self.allreduce_minmax(values, values, group)  # type: ignore[return-value]  # raises
+        raise self._no_collectives()
 
     def allreduce_counts(self, counts: Any, group: Any) -> Any:
         """Histogram counts (float32 whole numbers) summed across ``group``, exactly."""
-        return self.allreduce_minmax(counts, counts, group)  # raises
+        raise self._no_collectives()
+
+    def _no_collectives(self) -> TypeError:
+        msg = f"process_group needs torch tensors, got an array of {backend_name(self.xp)}"
+        return TypeError(msg)
 
 
 def _device(x: Any) -> Any:

@@ -24,7 +24,6 @@ the host where the device has none).
 
 from __future__ import annotations
 
-import functools
 import math
 import struct
 from collections.abc import Callable
@@ -227,15 +226,13 @@ def update(
     observed: bool,
     xp: ModuleType,
     wide: tuple[ModuleType, Any],
-    count: Callable[[Any, int, float, float], Any] | None = None,
+    count: Callable[[Any, int, float, float], Any],
 ) -> HistogramState:
     """torch's forward after its inf filter: ``lo``/``hi`` the batch's finite
     (min, max) as Python floats; ``wide`` a (namespace, device) with float64
     for :func:`bucket_runs`; ``count(x, bins, lo, hi)`` the batch's histc
-    (a backend's fast one; :func:`histc` by default). Reads the state's
+    (``Backend.histc``: :func:`histc` or a faster one). Reads the state's
     (min, max) back."""
-    if count is None:
-        count = functools.partial(histc, xp=xp)
     bins = state.histogram.shape[0]
     device = device_of(state.histogram)
     if not observed:
