@@ -61,8 +61,11 @@ from arrayobs._core import (
     require_size,
 )
 from arrayobs._core import _fakequant as fakequant
+from arrayobs._core import _histogram as hist
+from arrayobs._core._histogram import HistogramState
 
 __all__ = [
+    "HistogramState",
     "MinMaxState",
     "QParams",
     "QuantConfig",
@@ -72,6 +75,9 @@ __all__ = [
     "dequantize_per_tensor",
     "fake_quantize_per_channel_affine",
     "fake_quantize_per_tensor_affine",
+    "histogram_init",
+    "histogram_qparams",
+    "histogram_update",
     "init_state",
     "is_fresh",
     "merge_minmax",
@@ -199,6 +205,74 @@ def moving_average_update(
 
 
 # -- quantize, dequantize and fake-quantize --------------------------------------
+# -- HistogramObserver ----------------------------------------------------------------
+def histogram_init(bins: int = 2048, *, xp: ModuleType, device: Any = None) -> HistogramState:
+    """A never-observed ``HistogramObserver`` state: ``histogram`` float32
+    zeros of shape ``(bins,)``, ``min_val`` +inf and ``max_val`` -inf (0-d float32)."""
+    if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or bins < 1:
+        msg = f"bins must be a positive int, got {bins!r}"
+        raise ValueError(msg)
+    return hist.init_histogram(int(bins), xp=xp, device=device)
+
+
+_HISTOGRAM_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def histogram_update(state: HistogramState, x: Any, *, xp: ModuleType | None = None) -> HistogramState:
+    """``HistogramObserver.forward``: ``x`` binned by torch's ``histc`` over the
+    union of the ranges, the old histogram re-binned into it as torch re-bins it.
+
+    The same state as torch 2.13.0's observer after every batch, bit for bit
+    (histogram, ``min_val``, ``max_val``). Its branches are ``Backend.cond``
+    and its re-binning loop ``Backend.loop``: on JAX ``lax.cond`` and
+    ``lax.fori_loop``, so it runs under ``jax.jit`` and reads nothing back
+    (float64 is enabled locally for the range and the re-binning's
+    ``linspace``; float64 input needs ``jax_enable_x64``); elsewhere each is
+    a host read. The observer class is the faster eager path (its fast
+    paths count 5 to 10x faster than these generic operations).
+
+    Where torch differs: a batch with NaN (torch's ``histc`` raises) makes
+    ``min_val`` and ``max_val`` NaN for good, which :func:`histogram_qparams`
+    refuses; infinite values are dropped without torch's warning. An empty
+    batch or one with no finite value returns ``state`` unchanged.
+
+    Raises
+    ------
+    TypeError
+        For input that is not float16, bfloat16, float32 or float64.
+    """
+    xp = array_namespace(state.min_val) if xp is None else xp
+    name = str(x.dtype).rsplit(".", 1)[-1]
+    if name not in _HISTOGRAM_DTYPES:
+        msg = f"histogram_update observes float16, bfloat16, float32 or float64 arrays, got {x.dtype}"
+        raise TypeError(msg)
+    if require_size(size(x)) == 0:
+        return state
+    backend = _backends.shared(xp)
+    with backend.float64_scope():
+        return hist.update_arrays(state, x, xp=xp, cond=backend.cond, loop=backend.loop)
+
+
+def histogram_qparams(
+    state: HistogramState, config: QuantConfig, *, xp: ModuleType | None = None
+) -> QParams:
+    """``HistogramObserver.calculate_qparams``: torch's L2 search over the
+    state, then its qparams, each of shape (1,) on the state's device.
+
+    Reads the state back once (one transfer) and searches on the host, so it
+    runs outside ``jax.jit`` (a traced state raises TypeError). A
+    never-observed state gives scale 1.0 and zero point 0 (the class also
+    warns and uses int64 there, as torch); a NaN state (see
+    :func:`histogram_update`) raises ValueError.
+    """
+    from arrayobs._observers._histogram import searched_qparams
+
+    xp = array_namespace(state.min_val) if xp is None else xp
+    backend = _backends.shared(xp)
+    device = device_of(state.histogram)
+    return QParams(*searched_qparams(state, config, backend, device))
+
+
 def _namespace_of(x: Any, what: str) -> ModuleType:
     """``x``'s namespace; TypeError if it is not an array (traceable by torch.compile)."""
     try:

@@ -15,7 +15,9 @@ only what its library needs to run at all (Dask's computes, JAX's jit).
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -186,6 +188,21 @@ class Backend:
         knows every value is finite, hence inside ``[lo, hi]``."""
         device = self.state_device(self.device_of(x))
         return histogram.histc(x, bins, lo, hi, xp=self.xp, device=device)
+
+    # -- control flow on values (the functional histogram update) -----------------
+    def cond(self, pred: Any, then: Callable[[], Any], otherwise: Callable[[], Any]) -> Any:
+        """``then()`` where the 0-d boolean ``pred`` holds, else ``otherwise()``:
+        here a host read; JAX's ``lax.cond`` reads nothing back."""
+        return histogram.python_cond(pred, then, otherwise)
+
+    def loop(self, count: Any, body: Callable[[Any, Any], Any], init: Any) -> Any:
+        """``body(j, value)`` for ``j`` in ``range(count)`` (a 0-d integer array):
+        here a host read of ``count``; JAX's ``lax.fori_loop`` reads nothing."""
+        return histogram.python_loop(count, body, init)
+
+    def float64_scope(self) -> contextlib.AbstractContextManager[Any]:
+        """Where float64 arrays can be made (JAX without x64 enables it locally)."""
+        return contextlib.nullcontext()
 
     # -- quantizing ----------------------------------------------------------------
     def fake_quantize(

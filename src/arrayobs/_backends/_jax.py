@@ -279,7 +279,7 @@ class JaxBackend(Backend):
             msg = (
                 "the observer classes run eagerly and cannot observe a traced JAX value "
                 "(inside jax.jit, vmap or grad); under jax.jit use the functional core: "
-                "arrayobs.functional.minmax_update / moving_average_update"
+                "arrayobs.functional.minmax_update / moving_average_update / histogram_update"
             )
             raise TypeError(msg)
         return state_device(super().device_of(x))
@@ -345,11 +345,28 @@ class JaxBackend(Backend):
     # jnp.asarray(..., device=) goes through a sharding constraint (about 0.3 ms a
     # call here); device_get and device_put move a tuple in one call each.
     def read_float32(self, *arrays: Any) -> list[Any]:
+        if any(isinstance(a, jax.core.Tracer) for a in arrays):
+            msg = (
+                "this reads the state back to the host (the histogram's search runs "
+                "there): call it outside jax.jit, on the state the jitted update returned"
+            )
+            raise TypeError(msg)
         return [np.asarray(a, dtype=np.float32) for a in jax.device_get(arrays)]
 
     def from_host(self, arrays: Any, dtypes: Any, device: Any) -> tuple[Any, ...]:
         host = [np.asarray(a, dtype=np.dtype(d)) for a, d in zip(arrays, dtypes, strict=True)]
         return tuple(jax.device_put(host, device))
+
+    # The functional histogram update: its branches and loop stay on the device.
+    def cond(self, pred: Any, then: Callable[[], Any], otherwise: Callable[[], Any]) -> Any:
+        return lax.cond(pred, then, otherwise)
+
+    def loop(self, count: Any, body: Callable[[Any, Any], Any], init: Any) -> Any:
+        return lax.fori_loop(0, count, body, init)
+
+    def float64_scope(self) -> contextlib.AbstractContextManager[Any]:
+        # Inside jax.jit too: the float64 operations are traced as such.
+        return jax.enable_x64(True)
 
     # HistogramObserver: an eager single-device CPU array is host memory that NumPy
     # reads without a copy; its fast paths then count 8x faster than the generic

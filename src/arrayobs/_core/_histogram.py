@@ -30,7 +30,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from arrayobs._compat import device_of, to_host
+from arrayobs._compat import device_of, is_jax, to_host
 from arrayobs._core._minmax import quiet
 
 UPSAMPLE = 16  # torch's upsample_rate
@@ -96,7 +96,9 @@ def count_bins(index: Any, bins: int, *, xp: ModuleType) -> Any:
     """How many of ``index`` (int, each in ``[0, bins]``) fall in each of
     ``[0, bins)``, as float32 (exact below 2**24 per bin)."""
     bincount = getattr(xp, "bincount", None)
-    if bincount is not None:
+    if is_jax(xp):  # its output length must be static (jax.jit)
+        counts = bincount(index, length=bins + 1)[:bins]
+    elif bincount is not None:
         # NumPy, torch and JAX count in one pass; the Array API has no bincount.
         counts = bincount(index, minlength=bins + 1)[:bins]
     else:
@@ -107,12 +109,20 @@ def count_bins(index: Any, bins: int, *, xp: ModuleType) -> Any:
     return xp.astype(counts, xp.float32)
 
 
+def _as_dtype(value: Any, dtype: Any, xp: ModuleType, device: Any) -> Any:
+    """A Python float, or a 0-d array, as a 0-d array of ``dtype`` (rounded to nearest)."""
+    if isinstance(value, (int, float)):
+        return xp.asarray(value, dtype=dtype, device=device)
+    return xp.astype(value, dtype)
+
+
 @quiet  # float16 (x - lo) * bins can overflow to inf, in torch too
-def histc(x: Any, bins: int, lo: float, hi: float, *, xp: ModuleType, device: Any = None) -> Any:
+def histc(x: Any, bins: int, lo: Any, hi: Any, *, xp: ModuleType, device: Any = None) -> Any:
     """``torch.histc(x, bins, min=lo, max=hi)`` on the CPU, as float32 counts.
 
     ``lo``/``hi`` are Python floats (torch's Scalars) already through
-    :func:`histc_range`; the edges and the bin arithmetic are in ``x``'s dtype.
+    :func:`histc_range`, or 0-d float64 arrays (:func:`update_arrays`); the
+    edges and the bin arithmetic are in ``x``'s dtype.
     ``device``: where the scalars go (default ``x``'s; a JAX array sharded
     over several devices needs the replicated placement, see
     ``Backend.state_device``). torch counts float16 (bfloat16) input in that
@@ -122,8 +132,8 @@ def histc(x: Any, bins: int, lo: float, hi: float, *, xp: ModuleType, device: An
     """
     x = xp.reshape(x, (-1,))
     device = device_of(x) if device is None else device
-    left = xp.asarray(lo, dtype=x.dtype, device=device)
-    right = xp.asarray(hi, dtype=x.dtype, device=device)
+    left = _as_dtype(lo, x.dtype, xp, device)
+    right = _as_dtype(hi, x.dtype, xp, device)
     inside = (x >= left) & (x <= right)
     scaled = (xp.where(inside, x, left) - left) * xp.asarray(
         float(bins), dtype=x.dtype, device=device
@@ -161,33 +171,42 @@ def _fused(base: Any, product: Any, xp: ModuleType) -> Any:
     return xp.where(tie & (error * away > 0), other, rounded)
 
 
-def linspace(start: float, end: float, steps: int, *, xp: ModuleType, device: Any) -> Any:
+def linspace(start: Any, end: Any, steps: int, *, xp: ModuleType, device: Any) -> Any:
     """``torch.linspace(start, end, steps)`` (float32) on the CPU, bit for bit.
 
-    ``xp`` must have float64 (the FMA is emulated exactly in it).
+    ``start``/``end``: Python floats or 0-d arrays (rounded to float32 first,
+    as torch's Scalars are). ``xp`` must have float64 (the FMA is emulated
+    exactly in it: every product ``i * step`` is exact there, so a compiler
+    contracting it into a fused multiply-add changes nothing).
     """
-    s, e = f32(start), f32(end)
-    step = f32(f32(e - s) / f32(steps - 1)) if steps > 1 else 0.0
+    s = _as_dtype(start, xp.float32, xp, device)
+    e = _as_dtype(end, xp.float32, xp, device)
+    if steps > 1:
+        count = xp.asarray(float(steps - 1), dtype=xp.float32, device=device)
+        step = xp.astype(_divide(e - s, count, xp), xp.float64)
+    else:
+        step = xp.zeros((), dtype=xp.float64, device=device)
     i = xp.arange(steps, dtype=xp.float64, device=device)
     half = steps // 2
-    first = _fused(xp.full_like(i, s), i * step, xp)
-    second = _fused(xp.full_like(i, e), (float(steps - 1) - i) * -step, xp)
+    first = _fused(xp.astype(s, xp.float64), i * step, xp)
+    second = _fused(xp.astype(e, xp.float64), (float(steps - 1) - i) * -step, xp)
     return xp.where(i < half, first, second)
 
 
 def bucket_runs(
-    orig: tuple[float, float], new: tuple[float, float], bins: int, *, xp: ModuleType, device: Any
-) -> tuple[Any, Any, int]:
+    orig: tuple[Any, Any], new: tuple[Any, Any], bins: int, *, xp: ModuleType, device: Any
+) -> tuple[Any, Any, Any]:
     """Where ``_upscale_histogram`` sends the old histogram's upsampled bins.
 
     Returns each new bin's first upsampled bin, how many it gets (a run:
-    the assignments never decrease) and the longest run. ``orig`` is the
-    float32 state's range, ``new`` the union's (Python floats).
+    the assignments never decrease) and the longest run (a 0-d array).
+    ``orig`` is the float32 state's range, ``new`` the union's (Python
+    floats or 0-d arrays).
     """
     n = bins * UPSAMPLE
-    lo = xp.asarray(orig[0], dtype=xp.float32, device=device)
-    hi = xp.asarray(orig[1], dtype=xp.float32, device=device)
-    bin_size = (hi - lo) / xp.asarray(float(n), dtype=xp.float32, device=device)
+    lo = _as_dtype(orig[0], xp.float32, xp, device)
+    hi = _as_dtype(orig[1], xp.float32, xp, device)
+    bin_size = _divide(hi - lo, xp.asarray(float(n), dtype=xp.float32, device=device), xp)
     mids = linspace(orig[0], orig[1], n + 1, xp=xp, device=device)[:-1] + 0.5 * bin_size
     bounds = linspace(new[0], new[1], bins + 1, xp=xp, device=device)
     assigned = xp.searchsorted(bounds, mids, side="right") - 1
@@ -197,13 +216,30 @@ def bucket_runs(
     )
     starts = xp.concat([xp.zeros((1,), dtype=ends.dtype, device=device), ends[:-1]])
     counts = ends - starts
-    return starts, counts, int(xp.max(counts))
+    return starts, counts, xp.max(counts)
 
 
-def rebin(histogram: Any, starts: Any, counts: Any, longest: int, *, xp: ModuleType) -> Any:
+def python_loop(count: Any, body: Callable[[Any, Any], Any], init: Any) -> Any:
+    """``body(j, value)`` for ``j`` in ``range(count)`` (read back), in Python."""
+    for j in range(int(count)):
+        init = body(j, init)
+    return init
+
+
+def rebin(
+    histogram: Any,
+    starts: Any,
+    counts: Any,
+    longest: Any,
+    *,
+    xp: ModuleType,
+    loop: Callable[[Any, Callable[[Any, Any], Any], Any], Any] = python_loop,
+) -> Any:
     """``bincount(assignments, weights=repeat_interleave(h, 16) / 16)``: each new
     bin sums its run of upsampled weights in order, in float32 (one pass per
-    position in the runs; a jump of the range by a factor r costs ~16r)."""
+    position in the runs; a jump of the range by a factor r costs ~16r).
+    ``loop(count, body, init)``: ``Backend.loop`` (a Python loop by default;
+    ``lax.fori_loop`` under ``jax.jit``)."""
     bins = histogram.shape[0]
     weights = xp.reshape(
         xp.broadcast_to(xp.reshape(histogram / 16.0, (bins, 1)), (bins, UPSAMPLE)), (-1,)
@@ -211,10 +247,12 @@ def rebin(histogram: Any, starts: Any, counts: Any, longest: int, *, xp: ModuleT
     last = bins * UPSAMPLE - 1
     total = xp.zeros((bins,), dtype=xp.float32, device=device_of(histogram))
     zero = xp.zeros_like(total)
-    for j in range(longest):
+
+    def add(j: Any, total: Any) -> Any:
         taken = xp.take(weights, xp.clip(starts + j, 0, last))
-        total = total + xp.where(counts > j, taken, zero)
-    return total
+        return total + xp.where(counts > j, taken, zero)
+
+    return loop(longest, add, total)
 
 
 def update(
@@ -273,7 +311,7 @@ def rescale(
     )
     if wxp is not xp:
         starts, runs = (xp.asarray(to_host(v), device=device) for v in (starts, runs))
-    return rebin(state.histogram, starts, runs, longest, xp=xp)
+    return rebin(state.histogram, starts, runs, int(longest), xp=xp)
 
 
 def merge(
@@ -287,6 +325,107 @@ def merge(
     device = device_of(a.histogram)
     total = rescale(a, lo, hi, xp=xp, wide=wide) + rescale(b, lo, hi, xp=xp, wide=wide)
     return HistogramState(total, *_float32((lo, hi), xp, device))
+
+
+Cond = Callable[[Any, Callable[[], Any], Callable[[], Any]], Any]
+Loop = Callable[[Any, Callable[[Any, Any], Any], Any], Any]
+
+
+def python_cond(pred: Any, then: Callable[[], Any], otherwise: Callable[[], Any]) -> Any:
+    """``then()`` if ``pred`` (read back) else ``otherwise()``."""
+    return then() if bool(pred) else otherwise()
+
+
+def update_arrays(
+    state: HistogramState,
+    x: Any,
+    *,
+    xp: ModuleType,
+    cond: Cond = python_cond,
+    loop: Loop = python_loop,
+) -> HistogramState:
+    """torch's forward as array operations, for the functional core.
+
+    The same numbers as :func:`update` (torch's forward) with every branch a
+    ``where`` or ``cond(pred, then, otherwise)`` and the re-binning's loop a
+    ``loop(count, body, init)``: ``Backend.cond``/``Backend.loop``, which are
+    ``lax.cond``/``lax.fori_loop`` on JAX, so nothing is read back under
+    ``jax.jit``, and a host read each elsewhere. ``xp`` must have float64 on
+    the state's device (the range is kept in it, as torch keeps Python floats;
+    JAX's backend enables it locally).
+
+    Unlike torch, a batch with NaN raises nothing here: it makes ``min_val``
+    and ``max_val`` NaN for good (the histogram is kept), which
+    ``histogram_qparams`` refuses. Infinite values are dropped without
+    torch's warning, and a batch with no finite value changes nothing.
+    """
+    bins = state.histogram.shape[0]
+    device = device_of(state.histogram)
+    f64 = xp.float64
+    flat = xp.reshape(x, (-1,))
+    finite = xp.isfinite(flat)
+    inf = xp.asarray(math.inf, dtype=flat.dtype, device=device)
+    lo = xp.astype(xp.min(xp.where(finite, flat, inf)), f64)
+    hi = xp.astype(xp.max(xp.where(finite, flat, -inf)), f64)
+    nan = xp.any(xp.isnan(flat))
+    any_finite = lo <= hi
+    cur_lo, cur_hi = xp.astype(state.min_val, f64), xp.astype(state.max_val, f64)
+    # torch: a never-observed state (either value at its start) takes the batch's
+    # range; else the union, each side's first argument on a tie (torch.min/max).
+    fresh = (cur_lo == math.inf) | (cur_hi == -math.inf)
+    new_lo = xp.where(fresh | (lo < cur_lo), lo, cur_lo)
+    new_hi = xp.where(fresh | (hi > cur_hi), hi, cur_hi)
+    same = new_lo == new_hi  # histc widens an empty range by one each way
+    batch = histc(
+        flat,
+        bins,
+        xp.where(same, new_lo - 1.0, new_lo),
+        xp.where(same, new_hi + 1.0, new_hi),
+        xp=xp,
+        device=device,
+    )
+    unchanged = (new_lo == cur_lo) & (new_hi == cur_hi)
+    moved = ~fresh & ~unchanged & any_finite & ~nan
+
+    def rescaled() -> Any:
+        return cond(
+            cur_lo == cur_hi,
+            lambda: _point_rescaled(state, new_lo, new_hi, xp=xp),
+            lambda: _rebinned(state, new_lo, new_hi, xp=xp, loop=loop),
+        )
+
+    old = cond(moved, rescaled, lambda: xp.zeros_like(state.histogram))
+    counts = xp.where(fresh, batch, xp.where(unchanged, state.histogram + batch, batch + old))
+    take = any_finite & ~nan
+    histogram = xp.where(take, counts, state.histogram)
+    nan32 = xp.asarray(math.nan, dtype=xp.float32, device=device)
+    min_val = xp.where(take, xp.astype(new_lo, xp.float32), state.min_val)
+    max_val = xp.where(take, xp.astype(new_hi, xp.float32), state.max_val)
+    return HistogramState(
+        histogram, xp.where(nan, nan32, min_val), xp.where(nan, nan32, max_val)
+    )
+
+
+def _point_rescaled(state: HistogramState, new_lo: Any, new_hi: Any, *, xp: ModuleType) -> Any:
+    """A one-value state's histogram in ``[new_lo, new_hi]`` (0-d float64, not
+    equal: the union holds a batch that moved it): torch's histc of the one
+    value, times the old total."""
+    point = xp.reshape(state.min_val, (1,))
+    bins = state.histogram.shape[0]
+    device = device_of(state.histogram)
+    return histc(point, bins, new_lo, new_hi, xp=xp, device=device) * xp.sum(state.histogram)
+
+
+def _rebinned(
+    state: HistogramState, new_lo: Any, new_hi: Any, *, xp: ModuleType, loop: Loop
+) -> Any:
+    """:func:`rescale`'s re-binning of a state whose range is not one value."""
+    bins = state.histogram.shape[0]
+    device = device_of(state.histogram)
+    starts, runs, longest = bucket_runs(
+        (state.min_val, state.max_val), (new_lo, new_hi), bins, xp=xp, device=device
+    )
+    return rebin(state.histogram, starts, runs, longest, xp=xp, loop=loop)
 
 
 def _float32(values: tuple[float, float], xp: ModuleType, device: Any) -> tuple[Any, Any]:
