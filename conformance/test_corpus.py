@@ -262,8 +262,9 @@ def test_affine_target_matches_reference(target: C.Target) -> None:
 
 
 # -- the histogram section (HistogramObserver, torch 2.13.0) ---------------------------------
-# Only eager targets run it (no functional core: see _hist_runner); Dask runs every
-# other case here (each batch computes), every case in ``arrayobs compare``.
+# Eager targets run the observer class, JAX's jit target the functional core under
+# jax.jit (see _hist_runner; no lazy mode); Dask runs every other case here (each batch
+# computes), every case in ``arrayobs compare``.
 _HIST_STRIDE = {("dask", "eager"): 2}
 
 

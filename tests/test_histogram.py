@@ -520,3 +520,109 @@ def test_inf_warning_points_at_the_caller() -> None:
         obs(np.array([1.0, np.inf, -2.0], np.float32))
     assert caught[0].filename == __file__
     assert (float(obs.min_val), float(obs.max_val)) == (-2.0, 1.0)
+
+
+# -- the functional core ---------------------------------------------------------------------
+@functools.cache
+def _jitted_update() -> Any:
+    import jax
+
+    from arrayobs import functional as F
+
+    return jax.jit(F.histogram_update)
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_functional_matches_torch_after_every_batch(
+    name: str, jit: bool, backend: Any, torch_ref: Any
+) -> None:
+    """histogram_update (eagerly, and under jax.jit) then histogram_qparams: torch.ao's
+    state and qparams after every batch (its warnings aside: the core never warns)."""
+    from arrayobs import functional as F
+
+    if jit and backend.name != "jax":
+        pytest.skip("jax.jit is JAX's")
+    batches, after = _reference(name)
+    dtypes = {str(b.dtype).removeprefix("torch.") for b in batches}
+    if not all(backend.has(d) for d in dtypes):
+        pytest.skip(f"{backend.name} has no {dtypes}")
+    bins, kw, _ = CASES[name]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "reduce_range is deprecated", UserWarning)
+        config = F.quant_config(**kw)
+    update = _jitted_update() if jit else F.histogram_update
+    state = F.histogram_init(bins, xp=backend.xp, device=backend.device)
+    for i, (b, (h, lo, hi, scale, zp)) in enumerate(zip(batches, after, strict=True)):
+        state = update(state, backend.from_torch(b))
+        assert state.histogram.dtype == backend.xp.float32
+        assert state.histogram.shape == (bins,)
+        np.testing.assert_array_equal(_bits(state.histogram), h, err_msg=f"histogram, batch {i}")
+        assert (float(state.min_val), float(state.max_val)) == (lo, hi), f"batch {i}"
+        s, z = F.histogram_qparams(state, config)
+        assert _bits(s).tolist() == scale.tolist(), f"scale, batch {i}"
+        assert int(to_host(z)[0]) == zp, f"zero point, batch {i}"
+
+
+def test_functional_nan_empty_and_inf(backend: Any) -> None:
+    """A NaN batch marks the state (min_val, max_val NaN for good, the counts kept),
+    which histogram_qparams refuses; empty and all-inf batches change nothing."""
+    from arrayobs import functional as F
+
+    xp, device = backend.xp, backend.device
+    config = F.quant_config()
+    fresh = F.histogram_init(8, xp=xp, device=device)
+    scale, zp = F.histogram_qparams(fresh, config)  # never observed: torch's defaults
+    assert (float(to_host(scale)[0]), int(to_host(zp)[0])) == (1.0, 0)
+    state = F.histogram_update(fresh, backend.from_numpy(np.array([0.0, 2.0], np.float32)))
+    counts = _bits(state.histogram).copy()
+    for nothing in (np.array([np.inf, -np.inf], np.float32), np.zeros((0,), np.float32)):
+        same = F.histogram_update(state, backend.from_numpy(nothing))
+        np.testing.assert_array_equal(_bits(same.histogram), counts)
+        assert (float(same.min_val), float(same.max_val)) == (0.0, 2.0)
+    marked = F.histogram_update(state, backend.from_numpy(np.array([1.0, np.nan], np.float32)))
+    np.testing.assert_array_equal(_bits(marked.histogram), counts)
+    assert np.isnan(float(marked.min_val)) and np.isnan(float(marked.max_val))
+    later = F.histogram_update(marked, backend.from_numpy(np.array([5.0], np.float32)))
+    assert np.isnan(float(later.min_val)) and np.isnan(float(later.max_val))
+    with pytest.raises(ValueError, match="NaN"):
+        F.histogram_qparams(later, config)
+
+
+def test_functional_refusals() -> None:
+    from arrayobs import functional as F
+
+    with pytest.raises(ValueError, match="bins"):
+        F.histogram_init(0, xp=np)
+    with pytest.raises(ValueError, match="bins"):
+        F.histogram_init(True, xp=np)
+    state = F.histogram_init(4, xp=np)
+    with pytest.raises(TypeError, match="float16, bfloat16, float32 or float64"):
+        F.histogram_update(state, np.arange(3))
+
+
+def test_functional_jit_transfers_nothing() -> None:
+    """The jitted update moves nothing between host and device, re-binning included
+    (JAX's guard; on the CPU it sees host-to-device transfers, on a GPU reads too),
+    and histogram_qparams under jax.jit says why it cannot run there."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from arrayobs import functional as F
+
+    update = _jitted_update()
+    x = jnp.linspace(-1.0, 1.0, 100, dtype=jnp.float32)
+    wider, narrower, point = x * 3.0, x * 0.5, jnp.full((100,), 7.0, dtype=jnp.float32)
+    state = F.histogram_init(64, xp=jnp)
+    for b in (x, wider, narrower, point):  # compiled for this shape, each branch seen
+        state = update(state, b)
+    state = F.histogram_init(64, xp=jnp)
+    with jax.transfer_guard("disallow"):
+        for b in (point, x, wider, narrower):
+            state = update(state, b)
+    ref = F.histogram_init(64, xp=np)
+    for b in (point, x, wider, narrower):
+        ref = F.histogram_update(ref, np.asarray(b))
+    np.testing.assert_array_equal(_bits(state.histogram), _bits(ref.histogram))
+    with pytest.raises(TypeError, match="outside jax.jit"):
+        jax.jit(lambda s: F.histogram_qparams(s, F.quant_config()))(state)

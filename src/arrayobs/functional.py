@@ -228,8 +228,9 @@ def histogram_update(state: HistogramState, x: Any, *, xp: ModuleType | None = N
     ``lax.fori_loop``, so it runs under ``jax.jit`` and reads nothing back
     (float64 is enabled locally for the range and the re-binning's
     ``linspace``; float64 input needs ``jax_enable_x64``); elsewhere each is
-    a host read. The observer class is the faster eager path (its fast
-    paths count 5 to 10x faster than these generic operations).
+    a host read (on Dask a compute; the returned state is concrete). The
+    observer class is the faster eager path (its fast paths count 5 to 10x
+    faster than these generic operations).
 
     Where torch differs: a batch with NaN (torch's ``histc`` raises) makes
     ``min_val`` and ``max_val`` NaN for good, which :func:`histogram_qparams`
@@ -250,7 +251,10 @@ def histogram_update(state: HistogramState, x: Any, *, xp: ModuleType | None = N
         return state
     backend = _backends.shared(xp)
     with backend.float64_scope():
-        return hist.update_arrays(state, x, xp=xp, cond=backend.cond, loop=backend.loop)
+        new = hist.update_arrays(state, x, xp=xp, cond=backend.cond, loop=backend.loop)
+    # On Dask the branches computed already: the state is made concrete, so its
+    # graph does not grow batch after batch.
+    return HistogramState(*backend.materialize(*new))
 
 
 def histogram_qparams(
