@@ -456,7 +456,7 @@ def _check_histogram(
 
     from arrayobs import HistogramObserver
     from arrayobs._conformance._hist_corpus import HistCase
-    from arrayobs._conformance._hist_runner import _observe, compare_hist_case
+    from arrayobs._conformance._hist_runner import _functional_steps, _observe, compare_hist_case
     from arrayobs._conformance._records import HistRecords
 
     dtype, qscheme, reduce_range, quant_range = config
@@ -469,15 +469,19 @@ def _check_histogram(
         tkw = {**kw, "dtype": getattr(torch, dtype), "qscheme": getattr(torch, qscheme)}
         ref = TorchHistogram(**tkw)
     want = _observe(ref, tensors, torch.int64)
-    got = _observe(ours, [backend.from_torch(t) for t in tensors], backend.xp.int64)
-    target = Target(backend.name, backend.xp, backend.device)
-    _, bad, _, _, detail = compare_hist_case(
-        target,
-        case,
-        HistRecords.from_steps([got]).case(0),
-        HistRecords.from_steps([want]).case(0),
-    )
-    assert bad == 0, f"[{backend.name} {kw} {in_dtype} {batches}] {detail}"
+    inputs = [backend.from_torch(t) for t in tensors]
+    runs = {"eager": _observe(ours, inputs, backend.xp.int64)}
+    if backend.name == "jax":  # and the functional core under jax.jit
+        jit = Target(backend.name, backend.xp, backend.device, "jit")
+        runs["jit"] = _functional_steps(jit, case, inputs)
+    for mode, got in runs.items():
+        _, bad, _, _, detail = compare_hist_case(
+            Target(backend.name, backend.xp, backend.device, mode),
+            case,
+            HistRecords.from_steps([got]).case(0),
+            HistRecords.from_steps([want]).case(0),
+        )
+        assert bad == 0, f"[{backend.name} {mode} {kw} {in_dtype} {batches}] {detail}"
 
 
 def _histogram_backend(backend: Any) -> None:
