@@ -9,6 +9,9 @@ Variants, interleaved round by round (``bench.timing.interleaved``):
     ``arrayobs.HistogramObserver`` on that library's array (JAX eager, on the CPU).
 ``numpy generic``
     The same on NumPy with ``fast=False``: the generic Array API arithmetic.
+``jax jit``
+    The functional core: ``jax.jit(F.histogram_update)`` (forward) and
+    ``F.histogram_qparams`` (the same host search as the class).
 
 forward is timed in the steady state (the batch inside the observed range, so no
 re-binning), as a calibration loop spends most of its batches. Each arrayobs
@@ -81,9 +84,38 @@ def _observers(host: np.ndarray) -> dict[str, tuple[Any, Any]]:
     for name, convert in _libraries().items():
         found[name] = (HistogramObserver(bins=BINS), convert(host))
     found["numpy generic"] = (HistogramObserver(bins=BINS, fast=False), host)
+    if "jax" in found:
+        found["jax jit"] = (_Functional(), found["jax"][1])
     for obs, x in found.values():
         obs(x)
     return found
+
+
+class _Functional:
+    """The functional core under ``jax.jit``, held like an observer (state in a field)."""
+
+    def __init__(self) -> None:
+        import jax
+        import jax.numpy as jnp
+
+        from arrayobs import functional as F
+
+        self._update = jax.jit(F.histogram_update)
+        self._config = F.quant_config()
+        self.state = F.histogram_init(BINS, xp=jnp)
+
+    def __call__(self, x: Any) -> None:
+        self.state = self._update(self.state, x)
+        self.state.histogram.block_until_ready()
+
+    @property
+    def histogram(self) -> Any:
+        return self.state.histogram
+
+    def calculate_qparams(self) -> Any:
+        from arrayobs import functional as F
+
+        return F.histogram_qparams(self.state, self._config)
 
 
 def _bits(v: Any) -> list[int]:

@@ -624,5 +624,5 @@ def test_functional_jit_transfers_nothing() -> None:
     for b in (point, x, wider, narrower):
         ref = F.histogram_update(ref, np.asarray(b))
     np.testing.assert_array_equal(_bits(state.histogram), _bits(ref.histogram))
-    with pytest.raises(TypeError, match="outside jax.jit"):
+    with pytest.raises(TypeError, match=r"outside jax\.jit"):
         jax.jit(lambda s: F.histogram_qparams(s, F.quant_config()))(state)

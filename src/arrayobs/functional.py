@@ -3,8 +3,12 @@
 Every function here takes arrays and returns new arrays; nothing is mutated,
 no Python ``if`` looks at an array's values and nothing is read back to the
 host. So the same code runs eagerly on any Array API backend, under
-``jax.jit``, and on lazy Dask arrays. The observer classes are built on the
-same rules (``arrayobs._core``) and backends (``arrayobs._backends``).
+``jax.jit``, and on lazy Dask arrays. The histogram functions are the
+exception: ``histogram_update`` branches through ``Backend.cond`` and
+``Backend.loop`` (``lax.cond``/``lax.fori_loop`` under ``jax.jit``, a host
+read elsewhere), and ``histogram_qparams`` reads the state back once. The
+observer classes are built on the same rules (``arrayobs._core``) and
+backends (``arrayobs._backends``).
 
 An update is ``batch_minmax`` (one reduction over the batch) followed by
 ``minmax_combine`` or ``moving_average_combine`` (a few scalar operations);
@@ -218,7 +222,9 @@ def histogram_init(bins: int = 2048, *, xp: ModuleType, device: Any = None) -> H
 _HISTOGRAM_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
-def histogram_update(state: HistogramState, x: Any, *, xp: ModuleType | None = None) -> HistogramState:
+def histogram_update(
+    state: HistogramState, x: Any, *, xp: ModuleType | None = None
+) -> HistogramState:
     """``HistogramObserver.forward``: ``x`` binned by torch's ``histc`` over the
     union of the ranges, the old histogram re-binned into it as torch re-bins it.
 
@@ -245,7 +251,9 @@ def histogram_update(state: HistogramState, x: Any, *, xp: ModuleType | None = N
     xp = array_namespace(state.min_val) if xp is None else xp
     name = str(x.dtype).rsplit(".", 1)[-1]
     if name not in _HISTOGRAM_DTYPES:
-        msg = f"histogram_update observes float16, bfloat16, float32 or float64 arrays, got {x.dtype}"
+        msg = (
+            f"histogram_update observes float16, bfloat16, float32 or float64 arrays, got {x.dtype}"
+        )
         raise TypeError(msg)
     if require_size(size(x)) == 0:
         return state

@@ -366,7 +366,7 @@ class JaxBackend(Backend):
 
     def float64_scope(self) -> contextlib.AbstractContextManager[Any]:
         # Inside jax.jit too: the float64 operations are traced as such.
-        return jax.enable_x64(True)
+        return jax.enable_x64(True)  # type: ignore[no-any-return]
 
     # HistogramObserver: an eager single-device CPU array is host memory that NumPy
     # reads without a copy; its fast paths then count 8x faster than the generic

@@ -96,7 +96,7 @@ def count_bins(index: Any, bins: int, *, xp: ModuleType) -> Any:
     """How many of ``index`` (int, each in ``[0, bins]``) fall in each of
     ``[0, bins)``, as float32 (exact below 2**24 per bin)."""
     bincount = getattr(xp, "bincount", None)
-    if is_jax(xp):  # its output length must be static (jax.jit)
+    if bincount is not None and is_jax(xp):  # its output length must be static (jax.jit)
         counts = bincount(index, length=bins + 1)[:bins]
     elif bincount is not None:
         # NumPy, torch and JAX count in one pass; the Array API has no bincount.
@@ -401,9 +401,7 @@ def update_arrays(
     nan32 = xp.asarray(math.nan, dtype=xp.float32, device=device)
     min_val = xp.where(take, xp.astype(new_lo, xp.float32), state.min_val)
     max_val = xp.where(take, xp.astype(new_hi, xp.float32), state.max_val)
-    return HistogramState(
-        histogram, xp.where(nan, nan32, min_val), xp.where(nan, nan32, max_val)
-    )
+    return HistogramState(histogram, xp.where(nan, nan32, min_val), xp.where(nan, nan32, max_val))
 
 
 def _point_rescaled(state: HistogramState, new_lo: Any, new_hi: Any, *, xp: ModuleType) -> Any:
