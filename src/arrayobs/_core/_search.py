@@ -183,8 +183,15 @@ def _floor_quotient(a: np.ndarray, b: np.ndarray, top: float, *, small: bool = F
     nearest cannot cross an integer, which float32 holds there, and
     floor_divide's own rounding stays under half a unit); elsewhere (integer,
     large, inf or NaN quotients: about one value in eight) floor_divide runs.
-    ``small``: the caller knows every quotient is finite and below 2**21.
+    ``small``: the caller knows every quotient is finite and below 2**21;
+    then the quotient is taken in float64, whose floor is the exact
+    quotient's (a non-integer quotient of two float32 values below 2**29 is
+    farther from an integer than float64's rounding moves it), without the
+    second pass.
     """
+    if small:
+        wide = np.floor(a.astype(np.float64) / b.astype(np.float64))
+        return np.clip(wide, 0.0, top, out=wide).astype(np.float32)  # type: ignore[no-any-return]
     q = a / b
     out = np.floor(q)
     again = out == q
@@ -207,13 +214,12 @@ def quantization_errors(
         return np.zeros((len(path),), dtype=np.float32)
     f = np.float32
     bins = histogram.shape[0]
-    widths = [bin_width * (e - s + 1) / nbins for s, e in path]
-
-    def column(values: Sequence[float]) -> np.ndarray:
-        return np.array([f32(v) for v in values], dtype=f).reshape(-1, 1)
-
-    dst, half = column(widths), column([w / 2 for w in widths])
-    neg_half = column([-w / 2 for w in widths])
+    ends = np.array(path, dtype=np.float64)
+    # torch's Python floats, each rounded to float32 (as astype rounds) where a tensor meets it.
+    widths = bin_width * (ends[:, 1] - ends[:, 0] + 1.0) / nbins
+    with np.errstate(over="ignore"):
+        dst, half = (np.reshape(v.astype(f), (-1, 1)) for v in (widths, widths / 2))
+    neg_half = -half
     width = f(f32(bin_width))
     begin = np.arange(bins, dtype=f) - np.array([s for s, _ in path], dtype=f).reshape(-1, 1)
     begin *= width
