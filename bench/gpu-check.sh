@@ -60,5 +60,9 @@ step fake_quant_corpus 120 env XLA_FLAGS="$EXACT_DIV" "${PYTEST[@]}" conformance
 step affine 150 env XLA_FLAGS="$EXACT_DIV" "${PYTEST[@]}" tests/test_affine.py
 # HistogramObserver on torch CUDA, CuPy and JAX GPU (the generic histc and re-binning on
 # the device; the search on the host after one read of the state), then its corpus section.
+# test_functional_jit_transfers_nothing runs the jitted functional update under
+# jax.transfer_guard("disallow"): on the GPU that also catches any read back (0 host reads).
 step histogram 150 env XLA_FLAGS="$EXACT_DIV" "${PYTEST[@]}" tests/test_histogram.py
 step histogram_corpus 120 env XLA_FLAGS="$EXACT_DIV" "${PYTEST[@]}" conformance/test_corpus.py -k "histogram"
+# Its speed: JAX (class and jitted core) on the GPU, torch.ao and the rest on the CPU.
+step histogram_bench 120 env XLA_FLAGS="$EXACT_DIV" python3 -m bench.histogram --quick --out "$OUT/histogram"
