@@ -4,7 +4,8 @@
 classes, ``jax.jit`` of the functional core, ``shard_map`` with
 ``F.pminmax``) and observer kind, the state and qparams after every batch, and
 the largest number of elements any cross-device collective of the jitted
-update carries; then HistogramObserver's state and qparams (eager).
+update carries; then HistogramObserver's state and qparams (eager, and the
+functional core under ``jax.jit``).
 """
 
 from __future__ import annotations
@@ -141,6 +142,17 @@ def main(out: str) -> None:
             values = (refused, hobs.histogram, hobs.min_val, hobs.max_val)
             for j, v in enumerate((*values, *hobs.calculate_qparams())):
                 records[f"hist{bins}_{step}_{j}"] = np.asarray(v).reshape(-1)
+        # The functional core under jax.jit on the same sharded batches (the NaN one
+        # marks the state; the test compares the batches before it).
+        hist_update = jax.jit(F.histogram_update)
+        state = F.histogram_init(bins, xp=jnp)
+        for step, b in enumerate(batches()):
+            state = hist_update(state, sharded(b))
+            for j, v in enumerate(state):
+                records[f"histjit{bins}_{step}_{j}"] = np.asarray(v).reshape(-1)
+            if not np.isnan(float(state.min_val)):
+                for j, v in enumerate(F.histogram_qparams(state, cfg), start=3):
+                    records[f"histjit{bins}_{step}_{j}"] = np.asarray(v).reshape(-1)
     np.savez(out, **records)
 
 

@@ -112,7 +112,8 @@ def test_sharded_per_channel_equals_torch(
 @pytest.mark.parametrize("bins", HISTOGRAM_BINS)
 def test_sharded_histogram_equals_torch(sharded_results: Any, torch_ref: Any, bins: int) -> None:
     """HistogramObserver on the sharded batches: histogram, range and qparams after
-    every batch as torch.ao's on the whole batch; the NaN batch refused by both."""
+    every batch as torch.ao's on the whole batch; the NaN batch refused by both (and
+    the functional core under jax.jit the same, up to the NaN batch it marks)."""
     import warnings
 
     from torch.ao.quantization import HistogramObserver as TorchHistogram
@@ -132,3 +133,12 @@ def test_sharded_histogram_equals_torch(sharded_results: Any, torch_ref: Any, bi
         for j, w in enumerate(want):
             got = sharded_results[f"hist{bins}_{step}_{j}"]
             assert _same(got, w), f"bins {bins}, batch {step}, field {j}: {got} vs {w}"
+        # The functional core under jax.jit: torch's numbers up to the NaN batch,
+        # which marks its range NaN.
+        jit = [sharded_results[f"histjit{bins}_{step}_{j}"] for j in range(3)]
+        if refused:
+            assert np.isnan(jit[1]).all() and np.isnan(jit[2]).all(), f"bins {bins}"
+            break
+        jit += [sharded_results[f"histjit{bins}_{step}_{j}"] for j in (3, 4)]
+        for j, (got, w) in enumerate(zip(jit, want[1:], strict=True)):
+            assert _same(got, w), f"jit: bins {bins}, batch {step}, field {j}: {got} vs {w}"
