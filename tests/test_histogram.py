@@ -626,3 +626,31 @@ def test_functional_jit_transfers_nothing() -> None:
     np.testing.assert_array_equal(_bits(state.histogram), _bits(ref.histogram))
     with pytest.raises(TypeError, match=r"outside jax\.jit"):
         jax.jit(lambda s: F.histogram_qparams(s, F.quant_config()))(state)
+
+
+@pytest.mark.parametrize("bins", [1, 7, 256, 2048])
+def test_rebinning_is_torchs_upscale(bins: int, torch_ref: Any) -> None:
+    """The re-binning two ways (on the host with np.add.at; as runs in a loop, as
+    under jax.jit) against torch.ao's own ``_upscale_histogram``, for ranges that
+    grow 1.01x to 1e6x (the loop's worst case: every run in one bin)."""
+    from torch.ao.quantization import HistogramObserver as TorchHistogram
+
+    rng = np.random.default_rng(bins)
+    ref = TorchHistogram(bins=bins)
+    for grow in (1.01, 3.0, 1e3, 1e6):
+        counts = (rng.exponential(size=bins) * 1e4).astype(np.float32)  # not whole numbers
+        lo, hi = np.float32(-0.5), np.float32(1.25)
+        new_lo, new_hi = float(lo) - float(grow), float(hi) * grow
+        want = ref._upscale_histogram(
+            torch_ref.from_numpy(counts),
+            torch_ref.tensor(lo),
+            torch_ref.tensor(hi),
+            torch_ref.tensor(new_lo, dtype=torch_ref.float32),
+            torch_ref.tensor(new_hi, dtype=torch_ref.float32),
+        ).numpy()
+        f32 = (float(np.float32(new_lo)), float(np.float32(new_hi)))
+        assigned = hist.bucket_assignments((float(lo), float(hi)), f32, bins, xp=np, device=None)
+        host = hist.bincount_upsampled(counts, assigned)
+        runs = hist.rebin_runs(counts, assigned, xp=np)
+        for got in (host, runs):
+            np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32), f"{grow}")

@@ -5,8 +5,9 @@ no Python ``if`` looks at an array's values and nothing is read back to the
 host. So the same code runs eagerly on any Array API backend, under
 ``jax.jit``, and on lazy Dask arrays. The histogram functions are the
 exception: ``histogram_update`` branches through ``Backend.cond`` and
-``Backend.loop`` (``lax.cond``/``lax.fori_loop`` under ``jax.jit``, a host
-read elsewhere), and ``histogram_qparams`` reads the state back once. The
+re-bins through ``Backend.rebin_upsampled`` (``lax.cond`` and a
+``lax.fori_loop`` under ``jax.jit``, a host read elsewhere), and
+``histogram_qparams`` reads the state back once. The
 observer classes are built on the same rules (``arrayobs._core``) and
 backends (``arrayobs._backends``).
 
@@ -230,13 +231,15 @@ def histogram_update(
 
     The same state as torch 2.13.0's observer after every batch, bit for bit
     (histogram, ``min_val``, ``max_val``). Its branches are ``Backend.cond``
-    and its re-binning loop ``Backend.loop``: on JAX ``lax.cond`` and
-    ``lax.fori_loop``, so it runs under ``jax.jit`` and reads nothing back
-    (float64 is enabled locally for the range and the re-binning's
-    ``linspace``; float64 input needs ``jax_enable_x64``); elsewhere each is
-    a host read (on Dask a compute; the returned state is concrete). The
-    observer class is the faster eager path (its fast paths count 5 to 10x
-    faster than these generic operations).
+    and its re-binning ``Backend.rebin_upsampled``: under ``jax.jit``
+    ``lax.cond`` and a ``lax.fori_loop`` over the re-binning's runs (about
+    16r passes over the bins when the range grows r-fold), so it reads
+    nothing back (float64 is enabled locally for the range and the
+    re-binning's ``linspace``; float64 input needs ``jax_enable_x64``);
+    elsewhere, and on JAX eagerly, a host read each and the re-binning on the
+    host in one pass (on Dask a compute; the returned state is concrete).
+    The observer class is the faster eager path (its fast paths count 5 to
+    10x faster than these generic operations).
 
     Where torch differs: a batch with NaN (torch's ``histc`` raises) makes
     ``min_val`` and ``max_val`` NaN for good, which :func:`histogram_qparams`
@@ -259,7 +262,7 @@ def histogram_update(
         return state
     backend = _backends.shared(xp)
     with backend.float64_scope():
-        new = hist.update_arrays(state, x, xp=xp, cond=backend.cond, loop=backend.loop)
+        new = hist.update_arrays(state, x, xp=xp, cond=backend.cond, rebin=backend.rebin_upsampled)
     # On Dask the branches computed already: the state is made concrete, so its
     # graph does not grow batch after batch.
     return HistogramState(*backend.materialize(*new))

@@ -28,7 +28,7 @@ from arrayobs._compat import backend_name, device_of, size, to_host
 from arrayobs._config import QuantConfig
 from arrayobs._core import _affine as affine
 from arrayobs._core import _fakequant as fakequant
-from arrayobs._core import _histogram as histogram
+from arrayobs._core import _histogram as hist
 
 
 class Backend:
@@ -187,18 +187,20 @@ class Backend:
         (see :func:`arrayobs._core._histogram.histc`). ``finite``: the caller
         knows every value is finite, hence inside ``[lo, hi]``."""
         device = self.state_device(self.device_of(x))
-        return histogram.histc(x, bins, lo, hi, xp=self.xp, device=device)
+        return hist.histc(x, bins, lo, hi, xp=self.xp, device=device)
 
     # -- control flow on values (the functional histogram update) -----------------
     def cond(self, pred: Any, then: Callable[[], Any], otherwise: Callable[[], Any]) -> Any:
         """``then()`` where the 0-d boolean ``pred`` holds, else ``otherwise()``:
         here a host read; JAX's ``lax.cond`` reads nothing back."""
-        return histogram.python_cond(pred, then, otherwise)
+        return hist.python_cond(pred, then, otherwise)
 
-    def loop(self, count: Any, body: Callable[[Any, Any], Any], init: Any) -> Any:
-        """``body(j, value)`` for ``j`` in ``range(count)`` (a 0-d integer array):
-        here a host read of ``count``; JAX's ``lax.fori_loop`` reads nothing."""
-        return histogram.python_loop(count, body, init)
+    def rebin_upsampled(self, histogram: Any, assigned: Any) -> Any:
+        """torch's re-binning sums ``bincount(assigned, weights=repeat_interleave(
+        histogram, 16) / 16)``: here on the host (one read of each, one write);
+        under ``jax.jit``, JAX's loop on the device."""
+        counts = hist.bincount_upsampled(to_host(histogram), to_host(assigned))
+        return self.xp.asarray(counts, device=self.device_of(histogram))
 
     def float64_scope(self) -> contextlib.AbstractContextManager[Any]:
         """Where float64 arrays can be made (JAX without x64 enables it locally)."""

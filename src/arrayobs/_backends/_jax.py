@@ -38,6 +38,7 @@ from arrayobs._backends import _numpy
 from arrayobs._backends._generic import Backend
 from arrayobs._config import QuantConfig
 from arrayobs._core import _fakequant as fakequant
+from arrayobs._core import _histogram as hist
 
 # Below this many elements the (2, n/2) split buys nothing.
 SPLIT_MIN = 1 << 16
@@ -357,12 +358,22 @@ class JaxBackend(Backend):
         host = [np.asarray(a, dtype=np.dtype(d)) for a, d in zip(arrays, dtypes, strict=True)]
         return tuple(jax.device_put(host, device))
 
-    # The functional histogram update: its branches and loop stay on the device.
+    # The functional histogram update: under jax.jit its branches and loop stay on the device.
     def cond(self, pred: Any, then: Callable[[], Any], otherwise: Callable[[], Any]) -> Any:
-        return lax.cond(pred, then, otherwise)
+        if isinstance(pred, jax.core.Tracer):
+            return lax.cond(pred, then, otherwise)
+        return super().cond(pred, then, otherwise)  # eagerly: one branch, run as it is
 
-    def loop(self, count: Any, body: Callable[[Any, Any], Any], init: Any) -> Any:
-        return lax.fori_loop(0, count, body, init)
+    def rebin_upsampled(self, histogram: Any, assigned: Any) -> Any:
+        if isinstance(histogram, jax.core.Tracer) or isinstance(assigned, jax.core.Tracer):
+            # XLA's scatter-add has no fixed order: each run is summed in order instead.
+            return hist.rebin_runs(
+                histogram,
+                assigned,
+                xp=self.xp,
+                loop=lambda n, body, init: lax.fori_loop(0, n, body, init),
+            )
+        return super().rebin_upsampled(histogram, assigned)
 
     def float64_scope(self) -> contextlib.AbstractContextManager[Any]:
         # Inside jax.jit too: the float64 operations are traced as such.

@@ -30,6 +30,8 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from arrayobs._compat import device_of, is_jax, to_host
 from arrayobs._core._minmax import quiet
 
@@ -193,15 +195,13 @@ def linspace(start: Any, end: Any, steps: int, *, xp: ModuleType, device: Any) -
     return xp.where(i < half, first, second)
 
 
-def bucket_runs(
+def bucket_assignments(
     orig: tuple[Any, Any], new: tuple[Any, Any], bins: int, *, xp: ModuleType, device: Any
-) -> tuple[Any, Any, Any]:
-    """Where ``_upscale_histogram`` sends the old histogram's upsampled bins.
-
-    Returns each new bin's first upsampled bin, how many it gets (a run:
-    the assignments never decrease) and the longest run (a 0-d array).
-    ``orig`` is the float32 state's range, ``new`` the union's (Python
-    floats or 0-d arrays).
+) -> Any:
+    """Where ``_upscale_histogram`` sends the old histogram's ``bins * 16``
+    upsampled bins: torch's ``bucketize`` of their midpoints into the new
+    edges, clipped to ``[0, bins)`` (never decreasing). ``orig`` is the
+    float32 state's range, ``new`` the union's (Python floats or 0-d arrays).
     """
     n = bins * UPSAMPLE
     lo = _as_dtype(orig[0], xp.float32, xp, device)
@@ -210,13 +210,20 @@ def bucket_runs(
     mids = linspace(orig[0], orig[1], n + 1, xp=xp, device=device)[:-1] + 0.5 * bin_size
     bounds = linspace(new[0], new[1], bins + 1, xp=xp, device=device)
     assigned = xp.searchsorted(bounds, mids, side="right") - 1
-    assigned = xp.clip(assigned, 0, bins - 1)
-    ends = xp.searchsorted(
-        assigned, xp.arange(bins, dtype=assigned.dtype, device=device), side="right"
-    )
-    starts = xp.concat([xp.zeros((1,), dtype=ends.dtype, device=device), ends[:-1]])
-    counts = ends - starts
-    return starts, counts, xp.max(counts)
+    return xp.clip(assigned, 0, bins - 1)
+
+
+def bincount_upsampled(histogram: np.ndarray, assigned: np.ndarray) -> np.ndarray:
+    """torch's ``bincount(assigned, weights=repeat_interleave(h, 16) / 16,
+    minlength=bins)`` on the host: ``np.add.at`` adds the weights in input
+    order, in float32, as ATen's CPU ``bincount`` does (NumPy's own
+    ``bincount`` would add in float64). One pass over ``bins * 16`` values,
+    however far the range moved."""
+    h = np.asarray(histogram, dtype=np.float32)
+    weights = np.repeat(h / np.float32(UPSAMPLE), UPSAMPLE)
+    total = np.zeros(h.shape, dtype=np.float32)
+    np.add.at(total, np.asarray(assigned, dtype=np.intp), weights)
+    return total
 
 
 def python_loop(count: Any, body: Callable[[Any, Any], Any], init: Any) -> Any:
@@ -226,33 +233,37 @@ def python_loop(count: Any, body: Callable[[Any, Any], Any], init: Any) -> Any:
     return init
 
 
-def rebin(
+def rebin_runs(
     histogram: Any,
-    starts: Any,
-    counts: Any,
-    longest: Any,
+    assigned: Any,
     *,
     xp: ModuleType,
     loop: Callable[[Any, Callable[[Any, Any], Any], Any], Any] = python_loop,
 ) -> Any:
-    """``bincount(assignments, weights=repeat_interleave(h, 16) / 16)``: each new
-    bin sums its run of upsampled weights in order, in float32 (one pass per
-    position in the runs; a jump of the range by a factor r costs ~16r).
-    ``loop(count, body, init)``: ``Backend.loop`` (a Python loop by default;
-    ``lax.fori_loop`` under ``jax.jit``)."""
+    """:func:`bincount_upsampled` as array operations, for ``jax.jit``: each new
+    bin sums its run of upsampled weights (the assignments never decrease) in
+    order, in float32, one pass per position in the runs, so a jump of the
+    range by a factor r costs about 16r passes (at most ``bins * 16``).
+    ``loop(count, body, init)``: ``lax.fori_loop`` under ``jax.jit``."""
     bins = histogram.shape[0]
+    device = device_of(histogram)
+    ends = xp.searchsorted(
+        assigned, xp.arange(bins, dtype=assigned.dtype, device=device), side="right"
+    )
+    starts = xp.concat([xp.zeros((1,), dtype=ends.dtype, device=device), ends[:-1]])
+    counts = ends - starts
     weights = xp.reshape(
         xp.broadcast_to(xp.reshape(histogram / 16.0, (bins, 1)), (bins, UPSAMPLE)), (-1,)
     )
     last = bins * UPSAMPLE - 1
-    total = xp.zeros((bins,), dtype=xp.float32, device=device_of(histogram))
+    total = xp.zeros((bins,), dtype=xp.float32, device=device)
     zero = xp.zeros_like(total)
 
     def add(j: Any, total: Any) -> Any:
         taken = xp.take(weights, xp.clip(starts + j, 0, last))
         return total + xp.where(counts > j, taken, zero)
 
-    return loop(longest, add, total)
+    return loop(xp.max(counts), add, total)
 
 
 def update(
@@ -263,12 +274,10 @@ def update(
     *,
     observed: bool,
     xp: ModuleType,
-    wide: tuple[ModuleType, Any],
     count: Callable[[Any, int, float, float], Any],
 ) -> HistogramState:
     """torch's forward after its inf filter: ``lo``/``hi`` the batch's finite
-    (min, max) as Python floats; ``wide`` a (namespace, device) with float64
-    for :func:`bucket_runs`; ``count(x, bins, lo, hi)`` the batch's histc
+    (min, max) as Python floats; ``count(x, bins, lo, hi)`` the batch's histc
     (``Backend.histc``: :func:`histc` or a faster one). Reads the state's
     (min, max) back."""
     bins = state.histogram.shape[0]
@@ -282,53 +291,47 @@ def update(
     batch = count(x, bins, *histc_range(new_lo, new_hi))
     if new_lo == cur_lo and new_hi == cur_hi:
         return HistogramState(state.histogram + batch, state.min_val, state.max_val)
-    old = rescale(state, new_lo, new_hi, xp=xp, wide=wide)
+    old = rescale(state, new_lo, new_hi, xp=xp)
     return HistogramState(batch + old, *_float32((new_lo, new_hi), xp, device))
 
 
-def rescale(
-    state: HistogramState,
-    new_lo: float,
-    new_hi: float,
-    *,
-    xp: ModuleType,
-    wide: tuple[ModuleType, Any],
-) -> Any:
+def rescale(state: HistogramState, new_lo: float, new_hi: float, *, xp: ModuleType) -> Any:
     """An observed state's histogram re-binned into ``[new_lo, new_hi]`` (which
-    holds its range), as torch's forward re-bins it; reads the range back."""
-    bins = state.histogram.shape[0]
+    holds its range), as torch's forward re-bins it: on the host in NumPy
+    (the state is small: one read, one write on a device)."""
     device = device_of(state.histogram)
     cur_lo, cur_hi = float(state.min_val), float(state.max_val)
     if new_lo == cur_lo and new_hi == cur_hi:
         return state.histogram
+    from arrayobs._core._search import torch_sum
+
+    counts = np.asarray(to_host(state.histogram), dtype=np.float32)
     if cur_lo == cur_hi:
         # torch: histc of the one old value over the new range, times the old total.
-        point = xp.asarray([cur_lo], dtype=xp.float32, device=device)
-        return histc(point, bins, *histc_range(new_lo, new_hi), xp=xp) * xp.sum(state.histogram)
-    wxp, wdev = wide
-    starts, runs, longest = bucket_runs(
-        (cur_lo, cur_hi), (new_lo, new_hi), bins, xp=wxp, device=wdev
-    )
-    if wxp is not xp:
-        starts, runs = (xp.asarray(to_host(v), device=device) for v in (starts, runs))
-    return rebin(state.histogram, starts, runs, int(longest), xp=xp)
+        point = np.asarray([cur_lo], dtype=np.float32)
+        total = torch_sum(counts.reshape(1, -1))
+        out = histc(point, counts.shape[0], *histc_range(new_lo, new_hi), xp=np) * total
+    else:
+        assigned = bucket_assignments(
+            (cur_lo, cur_hi), (new_lo, new_hi), counts.shape[0], xp=np, device=None
+        )
+        out = bincount_upsampled(counts, assigned)
+    return xp.asarray(out, device=device)
 
 
-def merge(
-    a: HistogramState, b: HistogramState, *, xp: ModuleType, wide: tuple[ModuleType, Any]
-) -> HistogramState:
+def merge(a: HistogramState, b: HistogramState, *, xp: ModuleType) -> HistogramState:
     """Two observed histograms over the union of their ranges: each re-binned
     there as torch's forward re-bins (unchanged where its range is the
     union), then added in float32."""
     lo = min(float(a.min_val), float(b.min_val))
     hi = max(float(a.max_val), float(b.max_val))
     device = device_of(a.histogram)
-    total = rescale(a, lo, hi, xp=xp, wide=wide) + rescale(b, lo, hi, xp=xp, wide=wide)
+    total = rescale(a, lo, hi, xp=xp) + rescale(b, lo, hi, xp=xp)
     return HistogramState(total, *_float32((lo, hi), xp, device))
 
 
 Cond = Callable[[Any, Callable[[], Any], Callable[[], Any]], Any]
-Loop = Callable[[Any, Callable[[Any, Any], Any], Any], Any]
+Rebin = Callable[[Any, Any], Any]
 
 
 def python_cond(pred: Any, then: Callable[[], Any], otherwise: Callable[[], Any]) -> Any:
@@ -342,17 +345,18 @@ def update_arrays(
     *,
     xp: ModuleType,
     cond: Cond = python_cond,
-    loop: Loop = python_loop,
+    rebin: Rebin,
 ) -> HistogramState:
     """torch's forward as array operations, for the functional core.
 
     The same numbers as :func:`update` (torch's forward) with every branch a
-    ``where`` or ``cond(pred, then, otherwise)`` and the re-binning's loop a
-    ``loop(count, body, init)``: ``Backend.cond``/``Backend.loop``, which are
-    ``lax.cond``/``lax.fori_loop`` on JAX, so nothing is read back under
-    ``jax.jit``, and a host read each elsewhere. ``xp`` must have float64 on
-    the state's device (the range is kept in it, as torch keeps Python floats;
-    JAX's backend enables it locally).
+    ``where`` or ``cond(pred, then, otherwise)`` and the re-binning
+    ``rebin(histogram, assigned)``: ``Backend.cond`` and
+    ``Backend.rebin_upsampled``, which under ``jax.jit`` are ``lax.cond`` and
+    :func:`rebin_runs` (a ``lax.fori_loop``), so nothing is read back there,
+    and elsewhere a host read and :func:`bincount_upsampled` on the host.
+    ``xp`` must have float64 on the state's device (the range is kept in it,
+    as torch keeps Python floats; JAX's backend enables it locally).
 
     Unlike torch, a batch with NaN raises nothing here: it makes ``min_val``
     and ``max_val`` NaN for good (the histogram is kept), which
@@ -391,7 +395,7 @@ def update_arrays(
         return cond(
             cur_lo == cur_hi,
             lambda: _point_rescaled(state, new_lo, new_hi, xp=xp),
-            lambda: _rebinned(state, new_lo, new_hi, xp=xp, loop=loop),
+            lambda: rebin(state.histogram, _assigned(state, new_lo, new_hi, xp=xp)),
         )
 
     old = cond(moved, rescaled, lambda: xp.zeros_like(state.histogram))
@@ -414,16 +418,12 @@ def _point_rescaled(state: HistogramState, new_lo: Any, new_hi: Any, *, xp: Modu
     return histc(point, bins, new_lo, new_hi, xp=xp, device=device) * xp.sum(state.histogram)
 
 
-def _rebinned(
-    state: HistogramState, new_lo: Any, new_hi: Any, *, xp: ModuleType, loop: Loop
-) -> Any:
-    """:func:`rescale`'s re-binning of a state whose range is not one value."""
+def _assigned(state: HistogramState, new_lo: Any, new_hi: Any, *, xp: ModuleType) -> Any:
+    """:func:`bucket_assignments` of a state into ``[new_lo, new_hi]`` (0-d arrays)."""
     bins = state.histogram.shape[0]
     device = device_of(state.histogram)
-    starts, runs, longest = bucket_runs(
-        (state.min_val, state.max_val), (new_lo, new_hi), bins, xp=xp, device=device
-    )
-    return rebin(state.histogram, starts, runs, longest, xp=xp, loop=loop)
+    orig = (state.min_val, state.max_val)
+    return bucket_assignments(orig, (new_lo, new_hi), bins, xp=xp, device=device)
 
 
 def _float32(values: tuple[float, float], xp: ModuleType, device: Any) -> tuple[Any, Any]:

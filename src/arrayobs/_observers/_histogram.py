@@ -14,7 +14,7 @@ import numpy as np
 
 from arrayobs import _backends
 from arrayobs import _core as core
-from arrayobs._compat import has_dtype, is_dask, to_host
+from arrayobs._compat import is_dask, to_host
 from arrayobs._config import FLOAT32_EPS, QuantConfig, boolean
 from arrayobs._core import _histogram as hist
 from arrayobs._core._search import search_range
@@ -158,7 +158,7 @@ class HistogramObserver(Observer):
             state = hist.HistogramState(
                 *(xp.asarray(np.asarray(v), dtype=xp.float32, device=device) for v in state)
             )
-        work, wdev, state = _on_host_if_lazy(xp, device, state)
+        work, state = _on_host_if_lazy(xp, state)
         if self._group is None:
             found = _batch_range(backend, xp, x)
         else:
@@ -176,7 +176,6 @@ class HistogramObserver(Observer):
             hi,
             observed=self._observed,
             xp=work,
-            wide=_wide(work, wdev),
             count=count,
         )
         if work is not xp:
@@ -260,9 +259,9 @@ class HistogramObserver(Observer):
     def _merged(self, other: Any, xp: ModuleType) -> Any:
         if not self._observed:
             return other
-        work, wdev, mine = _on_host_if_lazy(xp, self._device, self._hstate)
-        _, _, theirs = _on_host_if_lazy(xp, self._device, other)
-        new = hist.merge(mine, theirs, xp=work, wide=_wide(work, wdev))
+        work, mine = _on_host_if_lazy(xp, self._hstate)
+        _, theirs = _on_host_if_lazy(xp, other)
+        new = hist.merge(mine, theirs, xp=work)
         if work is not xp:
             new = hist.HistogramState(*(xp.asarray(np.asarray(v)) for v in new))
         return new
@@ -365,20 +364,14 @@ def _finite_range(xp: ModuleType, x: Any) -> tuple[float, float]:
 
 
 def _on_host_if_lazy(
-    xp: ModuleType, device: Any, state: hist.HistogramState
-) -> tuple[ModuleType, Any, hist.HistogramState]:
+    xp: ModuleType, state: hist.HistogramState
+) -> tuple[ModuleType, hist.HistogramState]:
     """Where the update runs: a Dask observer's small state on the host (NumPy;
     its backend's histc counts the lazy batch chunk by chunk and returns host
     counts); other libraries' where the data is."""
     if not is_dask(xp):
-        return xp, device, state
-    return NUMPY, None, hist.HistogramState(*(np.asarray(to_host(v)) for v in state))
-
-
-def _wide(xp: ModuleType, device: Any) -> tuple[ModuleType, Any]:
-    """A namespace with float64 for the re-binning's and the search's exact
-    arithmetic: ``xp`` if its device has it, else NumPy on the host."""
-    return (xp, device) if has_dtype(xp, device, "float64") else (NUMPY, None)
+        return xp, state
+    return NUMPY, hist.HistogramState(*(np.asarray(to_host(v)) for v in state))
 
 
 def searched_qparams(
