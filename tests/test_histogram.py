@@ -565,8 +565,9 @@ def test_functional_matches_torch_after_every_batch(
 
 
 def test_functional_nan_empty_and_inf(backend: Any) -> None:
-    """A NaN batch marks the state (min_val, max_val NaN for good, the counts kept),
-    which histogram_qparams refuses; empty and all-inf batches change nothing."""
+    """A NaN batch marks the state (min_val, max_val NaN; the counts kept, later
+    batches change nothing), which histogram_qparams refuses; empty and all-inf
+    batches change nothing."""
     from arrayobs import functional as F
 
     xp, device = backend.xp, backend.device
@@ -583,8 +584,9 @@ def test_functional_nan_empty_and_inf(backend: Any) -> None:
     marked = F.histogram_update(state, backend.from_numpy(np.array([1.0, np.nan], np.float32)))
     np.testing.assert_array_equal(_bits(marked.histogram), counts)
     assert np.isnan(float(marked.min_val)) and np.isnan(float(marked.max_val))
-    later = F.histogram_update(marked, backend.from_numpy(np.array([5.0], np.float32)))
+    later = F.histogram_update(marked, backend.from_numpy(np.array([5.0, -9.0], np.float32)))
     assert np.isnan(float(later.min_val)) and np.isnan(float(later.max_val))
+    np.testing.assert_array_equal(_bits(later.histogram), counts)
     with pytest.raises(ValueError, match="NaN"):
         F.histogram_qparams(later, config)
 

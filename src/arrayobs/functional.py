@@ -6,7 +6,8 @@ host. So the same code runs eagerly on any Array API backend, under
 ``jax.jit``, and on lazy Dask arrays. The histogram functions are the
 exception: ``histogram_update`` branches through ``Backend.cond`` and
 re-bins through ``Backend.rebin_upsampled`` (``lax.cond`` and a
-``lax.fori_loop`` under ``jax.jit``, a host read elsewhere), and
+``lax.fori_loop`` under ``jax.jit``, both branches lazily on Dask, a host
+read elsewhere), and
 ``histogram_qparams`` reads the state back once. The
 observer classes are built on the same rules (``arrayobs._core``) and
 backends (``arrayobs._backends``).
@@ -236,14 +237,16 @@ def histogram_update(
     16r passes over the bins when the range grows r-fold), so it reads
     nothing back (float64 is enabled locally for the range and the
     re-binning's ``linspace``; float64 input needs ``jax_enable_x64``);
-    elsewhere, and on JAX eagerly, a host read each and the re-binning on the
-    host in one pass (on Dask a compute; the returned state is concrete).
+    on Dask both branches stay in the graph (one chosen when it computes)
+    and the re-binning is a host task, so the update is lazy; elsewhere, and
+    on JAX eagerly, a host read each and the re-binning on the host in one
+    pass.
     The observer class is the faster eager path (its fast paths count 5 to
     10x faster than these generic operations).
 
     Where torch differs: a batch with NaN (torch's ``histc`` raises) makes
-    ``min_val`` and ``max_val`` NaN for good, which :func:`histogram_qparams`
-    refuses; infinite values are dropped without torch's warning. An empty
+    ``min_val`` and ``max_val`` NaN and freezes the state so, which
+    :func:`histogram_qparams` refuses; infinite values are dropped without torch's warning. An empty
     batch or one with no finite value returns ``state`` unchanged.
 
     Raises
@@ -262,10 +265,7 @@ def histogram_update(
         return state
     backend = _backends.shared(xp)
     with backend.float64_scope():
-        new = hist.update_arrays(state, x, xp=xp, cond=backend.cond, rebin=backend.rebin_upsampled)
-    # On Dask the branches computed already: the state is made concrete, so its
-    # graph does not grow batch after batch.
-    return HistogramState(*backend.materialize(*new))
+        return hist.update_arrays(state, x, xp=xp, cond=backend.cond, rebin=backend.rebin_upsampled)
 
 
 def histogram_qparams(

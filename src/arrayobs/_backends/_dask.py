@@ -173,6 +173,17 @@ class DaskBackend(Backend):
         # One compute for all of them: they usually share the batch's chunks.
         return tuple(self.xp.asarray(v) for v in compute(values))
 
+    # The functional histogram update stays lazy: both branches in the graph, one
+    # chosen when it computes; the re-binning a host task on the computed state.
+    def cond(self, pred: Any, then: Any, otherwise: Any) -> Any:
+        return self.xp.where(pred, then(), otherwise())
+
+    def rebin_upsampled(self, counts: Any, assigned: Any) -> Any:
+        import dask.array as da
+
+        task = dask.delayed(histogram.bincount_upsampled)(counts, assigned)
+        return da.from_delayed(task, shape=counts.shape, dtype=np.float32)
+
     def fold(
         self,
         state: core.MinMaxState,

@@ -18,8 +18,8 @@ on the host). Every rule here is ATen's CPU kernel as measured against torch 2.1
 
 Where a value is a Python float in torch (``.item()``, scalars), it is a Python
 float here; the helpers that need float64 arithmetic (:func:`linspace`,
-:func:`bucket_runs`) take a namespace that has it (the caller passes NumPy on
-the host where the device has none).
+:func:`bucket_assignments`) take a namespace that has it (NumPy on the host,
+or JAX with float64 enabled locally).
 """
 
 from __future__ import annotations
@@ -359,8 +359,8 @@ def update_arrays(
     as torch keeps Python floats; JAX's backend enables it locally).
 
     Unlike torch, a batch with NaN raises nothing here: it makes ``min_val``
-    and ``max_val`` NaN for good (the histogram is kept), which
-    ``histogram_qparams`` refuses. Infinite values are dropped without
+    and ``max_val`` NaN, and the state stays so (the histogram as it was),
+    which ``histogram_qparams`` refuses. Infinite values are dropped without
     torch's warning, and a batch with no finite value changes nothing.
     """
     bins = state.histogram.shape[0]
@@ -372,58 +372,57 @@ def update_arrays(
     lo = xp.astype(xp.min(xp.where(finite, flat, inf)), f64)
     hi = xp.astype(xp.max(xp.where(finite, flat, -inf)), f64)
     nan = xp.any(xp.isnan(flat))
-    any_finite = lo <= hi
     cur_lo, cur_hi = xp.astype(state.min_val, f64), xp.astype(state.max_val, f64)
+    # What changes the state: finite values, no NaN in the batch, none in the state
+    # (a NaN batch marked it: it stays as it is).
+    usable = (lo <= hi) & ~nan & (cur_lo == cur_lo) & (cur_hi == cur_hi)  # noqa: PLR0124
     # torch: a never-observed state (either value at its start) takes the batch's
     # range; else the union, each side's first argument on a tie (torch.min/max).
     fresh = (cur_lo == math.inf) | (cur_hi == -math.inf)
     new_lo = xp.where(fresh | (lo < cur_lo), lo, cur_lo)
     new_hi = xp.where(fresh | (hi > cur_hi), hi, cur_hi)
     same = new_lo == new_hi  # histc widens an empty range by one each way
-    batch = histc(
-        flat,
-        bins,
-        xp.where(same, new_lo - 1.0, new_lo),
-        xp.where(same, new_hi + 1.0, new_hi),
-        xp=xp,
-        device=device,
-    )
+    # Edges that are not used (nothing changes) are made harmless: no inf - inf.
+    zero = xp.zeros_like(new_lo)
+    left = xp.where(usable, xp.where(same, new_lo - 1.0, new_lo), zero)
+    right = xp.where(usable, xp.where(same, new_hi + 1.0, new_hi), zero + 1.0)
+    batch = histc(flat, bins, left, right, xp=xp, device=device)
     unchanged = (new_lo == cur_lo) & (new_hi == cur_hi)
-    moved = ~fresh & ~unchanged & any_finite & ~nan
+    moved = ~fresh & ~unchanged & usable
+
+    # The re-binning's inputs where it is not taken: a harmless range (Dask builds
+    # both branches of a cond, so it runs with them).
+    def kept(value: Any, default: float) -> Any:
+        return xp.where(moved, value, zero + default)
+
+    orig, new = (kept(cur_lo, 0.0), kept(cur_hi, 1.0)), (kept(new_lo, 0.0), kept(new_hi, 1.0))
+    single = state.histogram, xp.reshape(xp.astype(orig[0], xp.float32), (1,))
 
     def rescaled() -> Any:
         return cond(
-            cur_lo == cur_hi,
-            lambda: _point_rescaled(state, new_lo, new_hi, xp=xp),
-            lambda: rebin(state.histogram, _assigned(state, new_lo, new_hi, xp=xp)),
+            orig[0] == orig[1],
+            lambda: _point_rescaled(*single, *new, xp=xp),
+            lambda: rebin(
+                state.histogram, bucket_assignments(orig, new, bins, xp=xp, device=device)
+            ),
         )
 
     old = cond(moved, rescaled, lambda: xp.zeros_like(state.histogram))
     counts = xp.where(fresh, batch, xp.where(unchanged, state.histogram + batch, batch + old))
-    take = any_finite & ~nan
-    histogram = xp.where(take, counts, state.histogram)
+    histogram = xp.where(usable, counts, state.histogram)
     nan32 = xp.asarray(math.nan, dtype=xp.float32, device=device)
-    min_val = xp.where(take, xp.astype(new_lo, xp.float32), state.min_val)
-    max_val = xp.where(take, xp.astype(new_hi, xp.float32), state.max_val)
+    min_val = xp.where(usable, xp.astype(new_lo, xp.float32), state.min_val)
+    max_val = xp.where(usable, xp.astype(new_hi, xp.float32), state.max_val)
     return HistogramState(histogram, xp.where(nan, nan32, min_val), xp.where(nan, nan32, max_val))
 
 
-def _point_rescaled(state: HistogramState, new_lo: Any, new_hi: Any, *, xp: ModuleType) -> Any:
+def _point_rescaled(histogram: Any, point: Any, new_lo: Any, new_hi: Any, *, xp: ModuleType) -> Any:
     """A one-value state's histogram in ``[new_lo, new_hi]`` (0-d float64, not
     equal: the union holds a batch that moved it): torch's histc of the one
-    value, times the old total."""
-    point = xp.reshape(state.min_val, (1,))
-    bins = state.histogram.shape[0]
-    device = device_of(state.histogram)
-    return histc(point, bins, new_lo, new_hi, xp=xp, device=device) * xp.sum(state.histogram)
-
-
-def _assigned(state: HistogramState, new_lo: Any, new_hi: Any, *, xp: ModuleType) -> Any:
-    """:func:`bucket_assignments` of a state into ``[new_lo, new_hi]`` (0-d arrays)."""
-    bins = state.histogram.shape[0]
-    device = device_of(state.histogram)
-    orig = (state.min_val, state.max_val)
-    return bucket_assignments(orig, (new_lo, new_hi), bins, xp=xp, device=device)
+    value (``point``, float32 of shape (1,)), times the old total."""
+    bins = histogram.shape[0]
+    device = device_of(histogram)
+    return histc(point, bins, new_lo, new_hi, xp=xp, device=device) * xp.sum(histogram)
 
 
 def _float32(values: tuple[float, float], xp: ModuleType, device: Any) -> tuple[Any, Any]:
