@@ -180,9 +180,10 @@ class DaskBackend(Backend):
 
     def rebin_upsampled(self, counts: Any, assigned: Any) -> Any:
         import dask.array as da
+        from dask.delayed import delayed
 
-        task = dask.delayed(histogram.bincount_upsampled)(counts, assigned)
-        return da.from_delayed(task, shape=counts.shape, dtype=np.float32)
+        task = delayed(histogram.bincount_upsampled)(counts, assigned)
+        return da.from_delayed(task, shape=counts.shape, dtype=np.float32)  # type: ignore[no-untyped-call]
 
     def fold(
         self,
