@@ -14,7 +14,8 @@ Variants, interleaved round by round (``bench.timing.interleaved``):
     ``F.histogram_qparams`` (the same host search as the class).
 
 forward is timed in the steady state (the batch inside the observed range, so no
-re-binning), as a calibration loop spends most of its batches. Each arrayobs
+re-binning), as a calibration loop spends most of its batches, and once with the
+re-binning: a fresh observer's first batch, then one 1000x wider. Each arrayobs
 result is compared with torch.ao's bit for bit (histogram and scale bits, zero
 point): ``agrees``.
 
@@ -71,21 +72,25 @@ def _libraries() -> dict[str, Callable[[np.ndarray], Any]]:
     return out
 
 
-def _observers(host: np.ndarray) -> dict[str, tuple[Any, Any]]:
-    """variant -> (observer, its input), every one having observed ``host`` once."""
+def _observers(
+    host: np.ndarray, variants: tuple[str, ...] | None = None
+) -> dict[str, tuple[Any, Any]]:
+    """variant -> (observer, its input), every one having observed ``host`` once
+    (only ``variants``, if given)."""
     import torch
     from torch.ao.quantization import HistogramObserver as TorchHistogram
 
     from arrayobs import HistogramObserver
 
-    found: dict[str, tuple[Any, Any]] = {
-        "torch.ao": (TorchHistogram(bins=BINS), torch.from_numpy(host))
+    makers: dict[str, Callable[[], tuple[Any, Any]]] = {
+        "torch.ao": lambda: (TorchHistogram(bins=BINS), torch.from_numpy(host))
     }
     for name, convert in _libraries().items():
-        found[name] = (HistogramObserver(bins=BINS), convert(host))
-    found["numpy generic"] = (HistogramObserver(bins=BINS, fast=False), host)
-    if "jax" in found:
-        found["jax jit"] = (_Functional(), found["jax"][1])
+        makers[name] = lambda c=convert: (HistogramObserver(bins=BINS), c(host))
+    makers["numpy generic"] = lambda: (HistogramObserver(bins=BINS, fast=False), host)
+    if "jax" in makers:
+        makers["jax jit"] = lambda: (_Functional(), makers["jax"]()[1])
+    found = {v: make() for v, make in makers.items() if variants is None or v in variants}
     for obs, x in found.values():
         obs(x)
     return found
@@ -173,6 +178,26 @@ def forward_rows(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
     return rows
 
 
+def rebin_rows() -> list[dict[str, Any]]:
+    """A fresh observer's first batch (1e5 values in [0, 0.1]), then a batch 1000x
+    wider: the old histogram re-binned into the new range (each call anew)."""
+    first = (np.random.default_rng(2).random(10**5) * 0.1).astype(np.float32)
+    wide = np.array([0.0, 100.0], dtype=np.float32)
+    checked = _observers(first)  # fed the first batch: the wide one follows
+    widened = {v: _observers(wide)[v][1] for v in checked}
+    for v, (obs, _) in checked.items():
+        obs(widened[v])
+
+    def call(variant: str) -> Callable[[], object]:
+        def run() -> None:
+            obs, _ = _observers(first, variants=(variant,))[variant]
+            obs(widened[variant])
+
+        return run
+
+    return _rows("forward, range 1000x wider", checked, {v: call(v) for v in checked})
+
+
 def qparams_rows() -> list[dict[str, Any]]:
     rows = []
     for name, values in _distributions(np.random.default_rng(1), SAMPLES).items():
@@ -218,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    rows = qparams_rows() + forward_rows(SIZES[:1] if args.quick else SIZES)
+    rows = qparams_rows() + forward_rows(SIZES[:1] if args.quick else SIZES) + rebin_rows()
     meta = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": "python -m bench.histogram" + (" --quick" if args.quick else ""),
