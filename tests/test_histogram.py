@@ -122,13 +122,20 @@ def backend(backend: Any) -> Any:
     return backend
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_matches_torch_after_every_batch(name: str, backend: Any, torch_ref: Any) -> None:
+def _case_on(name: str, backend: Any) -> tuple[list[Any], list[tuple[Any, ...]], int, Any]:
+    """The case's batches, torch.ao's state after each, its bins and keyword arguments;
+    skipped where ``backend`` lacks an input dtype."""
     batches, after = _reference(name)
     dtypes = {str(b.dtype).removeprefix("torch.") for b in batches}
     if not all(backend.has(d) for d in dtypes):
         pytest.skip(f"{backend.name} has no {dtypes}")
     bins, kw, _ = CASES[name]
+    return batches, after, bins, kw
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_matches_torch_after_every_batch(name: str, backend: Any, torch_ref: Any) -> None:
+    batches, after, bins, kw = _case_on(name, backend)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "reduce_range is deprecated", UserWarning)
         obs = HistogramObserver(bins=bins, **kw, xp=backend.xp, device=backend.device)
@@ -543,11 +550,7 @@ def test_functional_matches_torch_after_every_batch(
 
     if jit and backend.name != "jax":
         pytest.skip("jax.jit is JAX's")
-    batches, after = _reference(name)
-    dtypes = {str(b.dtype).removeprefix("torch.") for b in batches}
-    if not all(backend.has(d) for d in dtypes):
-        pytest.skip(f"{backend.name} has no {dtypes}")
-    bins, kw, _ = CASES[name]
+    batches, after, bins, kw = _case_on(name, backend)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "reduce_range is deprecated", UserWarning)
         config = F.quant_config(**kw)
