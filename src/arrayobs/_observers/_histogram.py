@@ -69,7 +69,10 @@ class HistogramObserver(Observer):
     the host (torch reads once per step of its walk).
     Input must be floating (float16, bfloat16, float32, float64); a NaN
     raises ValueError (torch's histc raises RuntimeError) and changes nothing.
-    Infinite values are dropped with torch's warning.
+    Infinite values are dropped with torch's warning. Under ``jax.jit``, or
+    lazily on Dask, use the functional core instead
+    (:func:`arrayobs.functional.histogram_update` and ``histogram_qparams``:
+    the same numbers, nothing read back under ``jax.jit``).
 
     Examples
     --------
