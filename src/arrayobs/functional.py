@@ -280,12 +280,10 @@ def histogram_qparams(
     warns and uses int64 there, as torch); a NaN state (see
     :func:`histogram_update`) raises ValueError.
     """
-    from arrayobs._observers._histogram import searched_qparams
-
     xp = array_namespace(state.min_val) if xp is None else xp
     backend = _backends.shared(xp)
     device = device_of(state.histogram)
-    return QParams(*searched_qparams(state, config, backend, device))
+    return QParams(*_backends.searched_qparams(state, config, backend, device))
 
 
 def _namespace_of(x: Any, what: str) -> ModuleType:

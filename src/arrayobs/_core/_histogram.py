@@ -34,6 +34,7 @@ import numpy as np
 
 from arrayobs._compat import device_of, is_jax, to_host
 from arrayobs._core._minmax import quiet
+from arrayobs._core._sum import torch_sum
 
 UPSAMPLE = 16  # torch's upsample_rate
 
@@ -303,8 +304,6 @@ def rescale(state: HistogramState, new_lo: float, new_hi: float, *, xp: ModuleTy
     cur_lo, cur_hi = float(state.min_val), float(state.max_val)
     if new_lo == cur_lo and new_hi == cur_hi:
         return state.histogram
-    from arrayobs._core._search import torch_sum
-
     counts = np.asarray(to_host(state.histogram), dtype=np.float32)
     if cur_lo == cur_hi:
         # torch: histc of the one old value over the new range, times the old total.

@@ -15,9 +15,8 @@ import numpy as np
 from arrayobs import _backends
 from arrayobs import _core as core
 from arrayobs._compat import is_dask, to_host
-from arrayobs._config import FLOAT32_EPS, QuantConfig, boolean
+from arrayobs._config import FLOAT32_EPS, boolean
 from arrayobs._core import _histogram as hist
-from arrayobs._core._search import search_range
 from arrayobs._observers import _state_dict
 from arrayobs._observers._base import NUMPY, Observer
 from arrayobs._observers._state_dict import IncompatibleKeys
@@ -238,7 +237,7 @@ class HistogramObserver(Observer):
                 xp.asarray([1.0], dtype=xp.float32, device=device),
                 xp.asarray([0], dtype=core.widest_int(xp, device), device=device),
             )
-        return searched_qparams(state, config, backend, device)
+        return _backends.searched_qparams(state, config, backend, device)
 
     def merge(self, other: Observer) -> None:
         """Fold in the histogram of ``other`` (same class, bins, configuration,
@@ -375,34 +374,3 @@ def _on_host_if_lazy(
     if not is_dask(xp):
         return xp, state
     return NUMPY, hist.HistogramState(*(np.asarray(to_host(v)) for v in state))
-
-
-def searched_qparams(
-    state: hist.HistogramState, config: QuantConfig, backend: _backends.Backend, device: Any
-) -> tuple[Any, Any]:
-    """``(scale, zero_point)`` (shape (1,)) of an observed state: torch's
-    ``_non_linear_param_search`` and ``_calculate_qparams``. The state is read
-    back once (one transfer) and searched on the host, where a 2048-bin
-    histogram is small and each step's branch costs no device sync; the
-    result goes back to ``device`` once. A NaN range (the functional core's
-    mark of a NaN batch) raises ValueError."""
-    xp = backend.xp
-    counts, mn, mx = backend.read_float32(*state)
-    zp_dtype = core.zero_point_dtype(config, xp=xp, device=device)
-    if mn == math.inf and mx == -math.inf:  # never observed (the functional core)
-        return backend.from_host(([1.0], [0]), (xp.float32, zp_dtype), device)  # type: ignore[return-value]
-    if math.isnan(mn) or math.isnan(mx):
-        msg = "the histogram state's range is NaN: a batch held NaN (torch's histc raises)"
-        raise ValueError(msg)
-    lo, hi = search_range(counts, float(mn), float(mx), hist.dst_nbins(config.dtype))
-    # The two-value qparams run on the host too: a few small device ops would
-    # cost more than the search.
-    host = core.MinMaxState(*(np.asarray(v, dtype=np.float32) for v in (lo, hi)))
-    # NumPy's host-scalar qparams (tested bit for bit against the generic ones):
-    # 9 us, where the generic arithmetic on 0-d arrays takes 40 to 75.
-    pair = _backends.shared(NUMPY).qparams(host, config)
-    assert pair is not None  # only a check refuses, and none is asked for
-    scale, zero_point = pair
-    if not config.zero_point_fits_int32:
-        config.check_zero_point(int64=zp_dtype == xp.int64)
-    return backend.from_host((scale, zero_point), (xp.float32, zp_dtype), device)  # type: ignore[return-value]
