@@ -613,6 +613,13 @@ def test_functional_refusals() -> None:
     state = F.histogram_init(4, xp=np)
     with pytest.raises(TypeError, match="float16, bfloat16, float32 or float64"):
         F.histogram_update(state, np.arange(3))
+    with pytest.raises(TypeError, match="must be an array"):
+        F.histogram_update(state, [1.0, 2.0])
+    with pytest.raises(TypeError, match="masked"):
+        F.histogram_update(state, np.ma.masked_array([1.0, 2.0], mask=[False, True]))
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="torch"):
+        F.histogram_update(state, torch.ones(3))
 
 
 def test_functional_jit_transfers_nothing() -> None:

@@ -252,9 +252,16 @@ def histogram_update(
     Raises
     ------
     TypeError
-        For input that is not float16, bfloat16, float32 or float64.
+        For input that is not an array of the state's namespace (a NumPy
+        masked array included) or not float16, bfloat16, float32 or float64.
     """
     xp = array_namespace(state.min_val) if xp is None else xp
+    given = _namespace_of(x, "x")
+    if given.__name__ != xp.__name__:
+        msg = f"x is a {given.__name__} array; the state's namespace is {xp.__name__}"
+        raise TypeError(msg)
+    backend = _backends.shared(xp)
+    backend.check_input(x)  # e.g. NumPy's masked arrays
     name = str(x.dtype).rsplit(".", 1)[-1]
     if name not in _HISTOGRAM_DTYPES:
         msg = (
@@ -263,7 +270,6 @@ def histogram_update(
         raise TypeError(msg)
     if require_size(size(x)) == 0:
         return state
-    backend = _backends.shared(xp)
     with backend.float64_scope():
         return hist.update_arrays(state, x, xp=xp, cond=backend.cond, rebin=backend.rebin_upsampled)
 
