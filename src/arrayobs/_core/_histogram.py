@@ -189,11 +189,14 @@ def linspace(start: Any, end: Any, steps: int, *, xp: ModuleType, device: Any) -
         step = xp.astype(_divide(e - s, count, xp), xp.float64)
     else:
         step = xp.zeros((), dtype=xp.float64, device=device)
-    i = xp.arange(steps, dtype=xp.float64, device=device)
-    half = steps // 2
-    first = _fused(xp.astype(s, xp.float64), i * step, xp)
-    second = _fused(xp.astype(e, xp.float64), (float(steps - 1) - i) * -step, xp)
-    return xp.where(i < half, first, second)
+    if steps == 1:  # ATen fills with start
+        return xp.reshape(s, (1,))
+    half = steps // 2  # the first half counts up from start, the rest down from end
+    up = xp.arange(half, dtype=xp.float64, device=device)
+    down = float(steps - 1) - xp.arange(half, steps, dtype=xp.float64, device=device)
+    first = _fused(xp.astype(s, xp.float64), up * step, xp)
+    second = _fused(xp.astype(e, xp.float64), down * -step, xp)
+    return xp.concat([first, second])
 
 
 def bucket_assignments(
