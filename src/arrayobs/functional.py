@@ -240,14 +240,14 @@ def histogram_update(
     on Dask both branches stay in the graph (one chosen when it computes)
     and the re-binning is a host task, so the update is lazy; elsewhere, and
     on JAX eagerly, a host read each and the re-binning on the host in one
-    pass.
-    The observer class is the faster eager path (its fast paths count 5 to
-    10x faster than these generic operations).
+    pass. The observer class is the faster eager path (its fast paths count
+    5 to 10x faster than these generic operations).
 
     Where torch differs: a batch with NaN (torch's ``histc`` raises) makes
     ``min_val`` and ``max_val`` NaN and freezes the state so, which
-    :func:`histogram_qparams` refuses; infinite values are dropped without torch's warning. An empty
-    batch or one with no finite value returns ``state`` unchanged.
+    :func:`histogram_qparams` refuses; infinite values are dropped without
+    torch's warning. An empty batch or one with no finite value returns
+    ``state`` unchanged.
 
     Raises
     ------
