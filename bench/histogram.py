@@ -85,11 +85,12 @@ def _observers(
     makers: dict[str, Callable[[], tuple[Any, Any]]] = {
         "torch.ao": lambda: (TorchHistogram(bins=BINS), torch.from_numpy(host))
     }
-    for name, convert in _libraries().items():
+    converts = _libraries()
+    for name, convert in converts.items():
         makers[name] = lambda c=convert: (HistogramObserver(bins=BINS), c(host))
     makers["numpy generic"] = lambda: (HistogramObserver(bins=BINS, fast=False), host)
-    if "jax" in makers:
-        makers["jax jit"] = lambda: (_Functional(), makers["jax"]()[1])
+    if "jax" in converts:
+        makers["jax jit"] = lambda: (_Functional(), converts["jax"](host))
     found = {v: make() for v, make in makers.items() if variants is None or v in variants}
     for obs, x in found.values():
         obs(x)
@@ -184,7 +185,7 @@ def rebin_rows() -> list[dict[str, Any]]:
     first = (np.random.default_rng(2).random(10**5) * 0.1).astype(np.float32)
     wide = np.array([0.0, 100.0], dtype=np.float32)
     checked = _observers(first)  # fed the first batch: the wide one follows
-    widened = {v: _observers(wide)[v][1] for v in checked}
+    widened = {v: x for v, (_, x) in _observers(wide).items()}
     for v, (obs, _) in checked.items():
         obs(widened[v])
 

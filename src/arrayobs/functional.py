@@ -7,8 +7,7 @@ host. So the same code runs eagerly on any Array API backend, under
 exception: ``histogram_update`` branches through ``Backend.cond`` and
 re-bins through ``Backend.rebin_upsampled`` (``lax.cond`` and a
 ``lax.fori_loop`` under ``jax.jit``, both branches lazily on Dask, a host
-read elsewhere), and
-``histogram_qparams`` reads the state back once. The
+read elsewhere), and ``histogram_qparams`` reads the state back once. The
 observer classes are built on the same rules (``arrayobs._core``) and
 backends (``arrayobs._backends``).
 
@@ -215,10 +214,7 @@ def moving_average_update(
 def histogram_init(bins: int = 2048, *, xp: ModuleType, device: Any = None) -> HistogramState:
     """A never-observed ``HistogramObserver`` state: ``histogram`` float32
     zeros of shape ``(bins,)``, ``min_val`` +inf and ``max_val`` -inf (0-d float32)."""
-    if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or bins < 1:
-        msg = f"bins must be a positive int, got {bins!r}"
-        raise ValueError(msg)
-    return hist.init_histogram(int(bins), xp=xp, device=device)
+    return hist.init_histogram(hist.checked_bins(bins), xp=xp, device=device)
 
 
 _HISTOGRAM_DTYPES = ("float16", "bfloat16", "float32", "float64")

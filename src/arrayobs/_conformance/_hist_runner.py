@@ -54,20 +54,28 @@ def _observe(obs: Any, inputs: Sequence[Any], int64: Any) -> list[HistStep]:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             scale, zp = obs.calculate_qparams()
-        with np.errstate(all="ignore"):
-            steps.append(
-                HistStep(
-                    np.array(to_host(obs.histogram), dtype=np.float32, copy=True).reshape(-1),
-                    float(np.asarray(to_host(obs.min_val), dtype=np.float32)),
-                    float(np.asarray(to_host(obs.max_val), dtype=np.float32)),
-                    float(np.asarray(to_host(scale), dtype=np.float32).reshape(-1)[0]),
-                    int(np.asarray(to_host(zp)).reshape(-1)[0]),
-                    zp.dtype == int64,
-                    NEVER_OBSERVED if caught else OK,
-                    dropped,
-                )
-            )
+        state = (obs.histogram, obs.min_val, obs.max_val)
+        status = NEVER_OBSERVED if caught else OK
+        steps.append(_step(state, scale, zp, zp.dtype == int64, status, dropped))
     return steps
+
+
+def _step(
+    state: Sequence[Any], scale: Any, zp: Any, int64: bool, status: int, dropped: bool
+) -> HistStep:
+    """One batch's record: ``state`` (histogram, min_val, max_val) and qparams on the host."""
+    histogram, lo, hi = (to_host(v) for v in state)
+    with np.errstate(all="ignore"):
+        return HistStep(
+            np.array(histogram, dtype=np.float32, copy=True).reshape(-1),
+            float(np.asarray(lo, dtype=np.float32)),
+            float(np.asarray(hi, dtype=np.float32)),
+            float(np.asarray(to_host(scale), dtype=np.float32).reshape(-1)[0]),
+            int(np.asarray(to_host(zp)).reshape(-1)[0]),
+            int64,
+            status,
+            dropped,
+        )
 
 
 # -- the reference -------------------------------------------------------------------
@@ -143,18 +151,8 @@ def _functional_steps(target: Target, case: HistCase, inputs: Sequence[Any]) -> 
     steps = []
     for state in states:
         scale, zp = F.histogram_qparams(state, config)
-        steps.append(
-            HistStep(
-                np.array(to_host(state.histogram), dtype=np.float32, copy=True),
-                float(np.asarray(to_host(state.min_val), dtype=np.float32)),
-                float(np.asarray(to_host(state.max_val), dtype=np.float32)),
-                float(np.asarray(to_host(scale), dtype=np.float32).reshape(-1)[0]),
-                int(np.asarray(to_host(zp)).reshape(-1)[0]),
-                np.asarray(to_host(zp)).dtype == np.int64,
-                OK,
-                False,
-            )
-        )
+        int64 = np.asarray(to_host(zp)).dtype == np.int64
+        steps.append(_step(state, scale, zp, int64, OK, False))
     return steps
 
 

@@ -55,6 +55,14 @@ def f32(value: float) -> float:
         return math.copysign(math.inf, value)
 
 
+def checked_bins(value: Any) -> int:
+    """``value`` as a bin count: a positive int (bool refused), else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        msg = f"bins must be a positive int, got {value!r}"
+        raise ValueError(msg)
+    return int(value)
+
+
 def init_histogram(bins: int, *, xp: ModuleType, device: Any) -> HistogramState:
     """The never-observed state: zero counts, (+inf, -inf)."""
     return HistogramState(
@@ -184,13 +192,10 @@ def linspace(start: Any, end: Any, steps: int, *, xp: ModuleType, device: Any) -
     """
     s = _as_dtype(start, xp.float32, xp, device)
     e = _as_dtype(end, xp.float32, xp, device)
-    if steps > 1:
-        count = xp.asarray(float(steps - 1), dtype=xp.float32, device=device)
-        step = xp.astype(_divide(e - s, count, xp), xp.float64)
-    else:
-        step = xp.zeros((), dtype=xp.float64, device=device)
-    if steps == 1:  # ATen fills with start
-        return xp.reshape(s, (1,))
+    if steps <= 1:  # ATen: empty, or filled with start
+        return xp.reshape(s, (1,))[:steps]
+    count = xp.asarray(float(steps - 1), dtype=xp.float32, device=device)
+    step = xp.astype(_divide(e - s, count, xp), xp.float64)
     half = steps // 2  # the first half counts up from start, the rest down from end
     up = xp.arange(half, dtype=xp.float64, device=device)
     down = float(steps - 1) - xp.arange(half, steps, dtype=xp.float64, device=device)
@@ -295,16 +300,24 @@ def update(
     batch = count(x, bins, *histc_range(new_lo, new_hi))
     if new_lo == cur_lo and new_hi == cur_hi:
         return HistogramState(state.histogram + batch, state.min_val, state.max_val)
-    old = rescale(state, new_lo, new_hi, xp=xp)
+    old = rescale(state, (cur_lo, cur_hi), new_lo, new_hi, xp=xp)
     return HistogramState(batch + old, *_float32((new_lo, new_hi), xp, device))
 
 
-def rescale(state: HistogramState, new_lo: float, new_hi: float, *, xp: ModuleType) -> Any:
+def rescale(
+    state: HistogramState,
+    current: tuple[float, float],
+    new_lo: float,
+    new_hi: float,
+    *,
+    xp: ModuleType,
+) -> Any:
     """An observed state's histogram re-binned into ``[new_lo, new_hi]`` (which
-    holds its range), as torch's forward re-bins it: on the host in NumPy
-    (the state is small: one read, one write on a device)."""
+    holds its range ``current``, already read back), as torch's forward
+    re-bins it: on the host in NumPy (the state is small: one read, one write
+    on a device)."""
     device = device_of(state.histogram)
-    cur_lo, cur_hi = float(state.min_val), float(state.max_val)
+    cur_lo, cur_hi = current
     if new_lo == cur_lo and new_hi == cur_hi:
         return state.histogram
     counts = np.asarray(to_host(state.histogram), dtype=np.float32)
@@ -325,10 +338,11 @@ def merge(a: HistogramState, b: HistogramState, *, xp: ModuleType) -> HistogramS
     """Two observed histograms over the union of their ranges: each re-binned
     there as torch's forward re-bins (unchanged where its range is the
     union), then added in float32."""
-    lo = min(float(a.min_val), float(b.min_val))
-    hi = max(float(a.max_val), float(b.max_val))
+    ranges = [(float(s.min_val), float(s.max_val)) for s in (a, b)]
+    lo = min(ranges[0][0], ranges[1][0])
+    hi = max(ranges[0][1], ranges[1][1])
     device = device_of(a.histogram)
-    total = rescale(a, lo, hi, xp=xp) + rescale(b, lo, hi, xp=xp)
+    total = rescale(a, ranges[0], lo, hi, xp=xp) + rescale(b, ranges[1], lo, hi, xp=xp)
     return HistogramState(total, *_float32((lo, hi), xp, device))
 
 
@@ -346,7 +360,7 @@ def update_arrays(
     x: Any,
     *,
     xp: ModuleType,
-    cond: Cond = python_cond,
+    cond: Cond,
     rebin: Rebin,
 ) -> HistogramState:
     """torch's forward as array operations, for the functional core.
@@ -398,12 +412,12 @@ def update_arrays(
         return xp.where(moved, value, zero + default)
 
     orig, new = (kept(cur_lo, 0.0), kept(cur_hi, 1.0)), (kept(new_lo, 0.0), kept(new_hi, 1.0))
-    single = state.histogram, xp.reshape(xp.astype(orig[0], xp.float32), (1,))
+    point = xp.reshape(xp.astype(orig[0], xp.float32), (1,))
 
     def rescaled() -> Any:
         return cond(
             orig[0] == orig[1],
-            lambda: _point_rescaled(*single, *new, xp=xp),
+            lambda: _point_rescaled(state.histogram, point, *new, xp=xp),
             lambda: rebin(
                 state.histogram, bucket_assignments(orig, new, bins, xp=xp, device=device)
             ),

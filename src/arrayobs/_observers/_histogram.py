@@ -24,13 +24,6 @@ from arrayobs._observers._state_dict import IncompatibleKeys
 _FLOATS = ("float16", "bfloat16", "float32", "float64")
 
 
-def _bins(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        msg = f"bins must be a positive int, got {value!r}"
-        raise ValueError(msg)
-    return int(value)
-
-
 class HistogramObserver(Observer):
     """A running histogram of every array observed, and the qparams an L2
     search over it implies.
@@ -101,7 +94,7 @@ class HistogramObserver(Observer):
         fast: bool = True,
         process_group: Any = None,
     ) -> None:
-        self.bins = _bins(bins)
+        self.bins = hist.checked_bins(bins)
         if boolean(is_dynamic, "is_dynamic"):
             msg = "HistogramObserver doesn't support dynamic quantization (as in torch)"
             raise NotImplementedError(msg)
