@@ -24,6 +24,8 @@ or JAX with float64 enabled locally).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import struct
 from collections.abc import Callable
@@ -32,7 +34,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from arrayobs._compat import device_of, is_jax, to_host
+from arrayobs._compat import device_of, to_host
 from arrayobs._core._minmax import quiet
 from arrayobs._core._sum import torch_sum
 
@@ -103,11 +105,21 @@ def histc_range(lo: float, hi: float) -> tuple[float, float]:
     return lo, hi
 
 
+@functools.cache
+def _takes_length(bincount: Callable[..., Any]) -> bool:
+    """Whether ``bincount`` takes ``length=`` (JAX's: its output shape must be
+    static under ``jax.jit``); builtins without a signature do not."""
+    try:
+        return "length" in inspect.signature(bincount).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def count_bins(index: Any, bins: int, *, xp: ModuleType) -> Any:
     """How many of ``index`` (int, each in ``[0, bins]``) fall in each of
     ``[0, bins)``, as float32 (exact below 2**24 per bin)."""
     bincount = getattr(xp, "bincount", None)
-    if bincount is not None and is_jax(xp):  # its output length must be static (jax.jit)
+    if bincount is not None and _takes_length(bincount):  # a static length (jax.jit's)
         counts = bincount(index, length=bins + 1)[:bins]
     elif bincount is not None:
         # NumPy, torch and JAX count in one pass; the Array API has no bincount.
