@@ -64,6 +64,7 @@ from arrayobs._observers._affine import (
     AffineQuantizedMinMaxObserver,
     AffineQuantizedMovingAverageMinMaxObserver,
 )
+from arrayobs._version import __version__ as __version__
 
 __all__ = [
     "AffineQuantizedMinMaxObserver",
@@ -119,4 +120,3 @@ __all__ = [
     "quant_config",
     "weight_observer_range_neg_127_to_127",
 ]
-__version__ = "0.1.0"

@@ -29,9 +29,11 @@ from arrayobs import (
     MovingAverageMinMaxObserver,
     MovingAveragePerChannelMinMaxObserver,
     PerChannelMinMaxObserver,
+    __version__,
     _cli_compare,
 )
 from arrayobs._compat import to_host
+from arrayobs._conformance._records import TORCH_VERSION, TORCHAO_VERSION
 
 _OBSERVERS = {"minmax": MinMaxObserver, "moving-average": MovingAverageMinMaxObserver}
 _PER_CHANNEL = {
@@ -313,6 +315,14 @@ def _export(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="arrayobs", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=(
+            f"arrayobs {__version__} "
+            f"(reference: torch {TORCH_VERSION}, torchao {TORCHAO_VERSION})"
+        ),
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _cli_compare.add_parser(sub)
     observe = sub.add_parser("observe", help="qparams of arrays saved as .npy/.npz (each a batch)")
