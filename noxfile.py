@@ -2,19 +2,28 @@
 fuzz-full; backends numpy, strict, torch, jax, dask (CPU) and cupy, gpu (skipped
 without an NVIDIA GPU).
 
-``nox`` runs tests-* and conformance-* on the CPU backends, and lint. Every
-session installs torch 2.13.0, the live reference, through the one constraints
-file (constraints.txt) that .ci/run uses too.
+``nox`` runs tests-* and conformance-* on the CPU backends, lint, docs (the site,
+warnings as errors) and front-door (the README's first command in a fresh venv from
+a clean clone, then the wheel and sdist). Every session that tests installs torch
+2.13.0, the live reference, through the one constraints file (constraints.txt) that
+.ci/run uses too.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
+from pathlib import Path
 
 import nox
 
+ROOT = Path(__file__).resolve().parent
 _CPU = ("numpy", "strict", "torch", "jax", "dask")
-nox.options.sessions = [f"{s}-{b}" for s in ("tests", "conformance") for b in _CPU] + ["lint"]
+nox.options.sessions = [f"{s}-{b}" for s in ("tests", "conformance") for b in _CPU] + [
+    "lint",
+    "docs",
+    "front-door",
+]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -28,6 +37,8 @@ TEST_DEPS = (
     # bfloat16 and float8 on NumPy and Dask (the affine and fake-quantize tests).
     "ml_dtypes>=0.4",
 )
+# Mirrored from [dependency-groups] docs in pyproject.toml.
+DOCS_DEPS = ("sphinx>=7", "numpydoc>=1.6", "myst-parser>=3", "furo>=2024.1")
 # Session -> (extra to install, ARRAYOBS_BACKENDS, needs a GPU). A backend named in
 # ARRAYOBS_BACKENDS that cannot run fails the session.
 SESSIONS = {
@@ -79,8 +90,56 @@ for _suite in SUITES:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install(*CONSTRAINTS, "ruff>=0.6", "mypy>=1.10", "-e", ".")
-    session.run("ruff", "check", "src", "tests", "conformance", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "conformance", "bench", "noxfile.py")
     session.run("mypy")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The docs site from docs/ and the docstrings, warnings as errors."""
+    session.install(*CONSTRAINTS, *DOCS_DEPS, "-e", ".")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+
+
+def _readme_first_command() -> str:
+    """The first line of the README's first ``bash`` block: the command a new user runs."""
+    block = re.search(r"```bash\n(.+?)\n", (ROOT / "README.md").read_text())
+    if block is None:
+        msg = "README.md has no ```bash block"
+        raise RuntimeError(msg)
+    return block.group(1).strip()
+
+
+@nox.session(name="front-door")
+def front_door(session: nox.Session) -> None:
+    """What a new user runs: the README's first command in a fresh venv from a clean
+    clone (only the package's own dependencies), then ``python -m build`` (sdist, and
+    the wheel built from it), the wheel installed into another fresh venv and
+    ``arrayobs compare`` run there, away from the source tree."""
+    session.install("build>=1")
+    tmp = Path(session.create_tmp()).resolve()
+    clone, dist = tmp / "clone", tmp / "dist"
+    venvs = {name: tmp / f"venv-{name}" for name in ("first", "wheel")}
+    for path in (clone, dist, *venvs.values()):
+        shutil.rmtree(path, ignore_errors=True)
+    session.run("git", "clone", "--quiet", str(ROOT), str(clone), external=True)
+    for venv in venvs.values():
+        session.run("python", "-m", "venv", str(venv))
+    first = _readme_first_command()
+    session.log(f"the README's first command: {first}")
+    session.run(
+        "bash", "-c", f". {venvs['first']}/bin/activate && cd {clone} && {first}", external=True
+    )
+    session.run("python", "-m", "build", "--outdir", str(dist), str(clone))
+    (wheel,) = dist.glob("*.whl")
+    session.log(f"{wheel.name}: {wheel.stat().st_size / 1e6:.1f} MB")
+    session.run(
+        "bash",
+        "-c",
+        f". {venvs['wheel']}/bin/activate && cd {tmp} && python -m pip install --quiet {wheel}"
+        " && arrayobs --version && arrayobs compare",
+        external=True,
+    )
 
 
 @nox.session
