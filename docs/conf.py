@@ -18,7 +18,7 @@ import arrayobs  # noqa: E402
 
 project = "arrayobs"
 author = "the arrayobs authors"
-copyright = "2026, the arrayobs authors"  # noqa: A001
+copyright = "2026, the arrayobs authors"
 release = arrayobs.__version__
 version = release
 
