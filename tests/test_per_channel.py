@@ -324,7 +324,7 @@ MALFORMED: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"min_val": [np.inf], "max_val": [-np.inf]}, ValueError, "channel 0"),
     ({"min_val": ["a"], "max_val": [1.0]}, TypeError, "real dtype"),
     ({"min_val": [0.0]}, KeyError, "missing"),
-    # No eps and no version-1 metadata: refused, as per tensor (README, deviations).
+    # No eps and no version-1 metadata: refused, as per tensor (docs/exactness.md).
     ({"eps": None, "min_val": [0.0], "max_val": [1.0]}, KeyError, "missing keys \\['eps'\\]"),
     ({"min_val": [0.0], "max_val": [1.0], "extra": [1.0]}, KeyError, "unexpected"),
     ({"min_val": [0.0], "max_val": [1.0], "eps": [np.nan]}, ValueError, "NaN"),

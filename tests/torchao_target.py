@@ -1,6 +1,6 @@
-"""torch.ao's own observers behind ``arrayobs compare --target``'s protocol (the README's
-example): ``arrayobs compare --target tests.torchao_target:make`` (and ``--cases histogram``:
-HistogramObserver, whose forward warns of infinities itself)."""
+"""torch.ao's own observers behind ``arrayobs compare --target``'s protocol (the example in
+docs/conformance.md): ``arrayobs compare --target tests.torchao_target:make`` (and
+``--cases histogram``: HistogramObserver, whose forward warns of infinities itself)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,18 @@
-"""arrayobs: PyTorch's quantization observers on every Array API backend.
+"""arrayobs: torch.ao.quantization's observers and fake quantization, and torchao's affine
+primitives, on every Array API backend.
 
-MinMaxObserver, MovingAverageMinMaxObserver and their per-channel
-counterparts (PerChannelMinMaxObserver, MovingAveragePerChannelMinMaxObserver)
-give the same state and quantization parameters as ``torch.ao.quantization``
-in torch 2.13.0, bit for bit, on NumPy, CuPy, PyTorch, JAX, array-api-strict
-and Dask; so do the fake-quantize modules (FakeQuantize,
-FusedMovingAvgObsFakeQuantize, FixedQParamsFakeQuantize) and the rest of
-torch.ao's observer family. The pure functional core, with the quantize,
-dequantize and fake-quantize ops, is :mod:`arrayobs.functional`.
+The classes here give the same state, quantization parameters, state_dicts and
+warnings as ``torch.ao.quantization`` in torch 2.13.0, bit for bit, on NumPy,
+CuPy, PyTorch, JAX, array-api-strict and Dask: the range observers per tensor
+(MinMaxObserver, MovingAverageMinMaxObserver) and per channel
+(PerChannelMinMaxObserver, MovingAveragePerChannelMinMaxObserver),
+HistogramObserver, the simple observers (FixedQParamsObserver,
+PlaceholderObserver, NoopObserver, ReuseInputObserver, RecordingObserver), the
+fake-quantize modules (FakeQuantize, FusedMovingAvgObsFakeQuantize,
+FixedQParamsFakeQuantize) and torch.ao's factories. The pure functional core,
+with the quantize, dequantize and fake-quantize ops, is
+:mod:`arrayobs.functional`; torchao 0.18.0's affine primitives and observers
+are :mod:`arrayobs.affine`.
 """
 
 from arrayobs import affine, functional

@@ -371,8 +371,8 @@ def fake_quantize_per_channel_affine(
     magnitudes beyond 2**63 give ``quant_min``'s value (per tensor +inf gives
     ``quant_max``'s); the dequantized value is a double product. A float zero
     point (``per_channel_affine_float_qparams``) is added before rounding,
-    fused as AVX2/AVX-512 CPUs fuse it for float32 (see the README's
-    deviations). Integer zero points are not range-checked: torch's check reads
+    fused as AVX2/AVX-512 CPUs fuse it for float32 (see the docs'
+    exactness page). Integer zero points are not range-checked: torch's check reads
     them back from the device.
     """
     backend, xp, _ = _float_input(x, fast)
@@ -424,7 +424,7 @@ def quantize_per_tensor(
     ``dtype`` (uint8, int8, int16 or int32, a name or the backend's dtype),
     with ``inv = 1.0 / scale`` taken as a Python double and rounded to float32
     (ATen's fake-quantize kernels take ``1.0f / scale`` in float32; the two
-    differ for rare scales, see the README). ``x`` is float32 (float16 and
+    differ for rare scales, see the docs). ``x`` is float32 (float16 and
     bfloat16 are upcast, as torch). NaN becomes ``-2**31`` cut to ``dtype``
     (0 for the 8- and 16-bit types), as torch's cast on x86. ``scale`` and
     ``zero_point`` may be one-element arrays (torch's ``.tensor`` overload).

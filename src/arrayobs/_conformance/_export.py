@@ -3,7 +3,7 @@
 Every input batch is a ``.npy`` file (bfloat16 as its uint16 bit pattern); the
 expected numbers come from the stored reference files, not from a run, so the
 export needs neither torch nor any backend. ``manifest.json`` describes every
-case; the README section "Reference vectors" documents the format.
+case; docs/reference-format.md specifies the format.
 
 Format version 2 added the histogram section (``"histogram"`` in ``sections``,
 ``histogram_cases``, ``histogram_reference``, files under ``histogram/``);
