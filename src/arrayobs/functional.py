@@ -66,6 +66,7 @@ from arrayobs._core import (
     require_size,
 )
 from arrayobs._core import _fakequant as fakequant
+from arrayobs._core import _fused as core_fused
 from arrayobs._core import _histogram as hist
 from arrayobs._core._histogram import HistogramState
 
@@ -80,6 +81,7 @@ __all__ = [
     "dequantize_per_tensor",
     "fake_quantize_per_channel_affine",
     "fake_quantize_per_tensor_affine",
+    "fused_moving_avg_obs_fake_quant",
     "histogram_init",
     "histogram_qparams",
     "histogram_update",
@@ -527,3 +529,151 @@ def _channel_pair(
         msg = f"scales must be a float array, got {scales.dtype}"
         raise TypeError(msg)
     return scales, zero_points
+
+
+def _switch(flag: Any, what: str, xp: ModuleType) -> Any:
+    """A Python bool, or a one-element array of ``xp`` as a 0-d boolean array."""
+    if isinstance(flag, numbers.Integral):
+        return bool(flag)
+    if _namespace_of(flag, what) is not xp:
+        msg = f"{what} must be a Python int or bool or an array of the input's library"
+        raise TypeError(msg)
+    if size(flag) != 1:
+        msg = f"{what} must have one element, got shape {tuple(flag.shape)}"
+        raise ValueError(msg)
+    return xp.reshape(flag, ()) != 0
+
+
+def _fused_state(x: Any, state: tuple[Any, Any, Any, Any], channels: int, xp: ModuleType) -> None:
+    """TypeError/ValueError unless the four state arrays are ``x``'s library with
+    torch's dtypes (float32, float32, float32, int32 or float32) and ``channels``
+    elements each."""
+    names = ("running_min", "running_max", "scale", "zero_point")
+    for name, a in zip(names, state, strict=True):
+        if _namespace_of(a, name) is not xp:
+            msg = f"{name} must be an array of the input's library ({xp.__name__})"
+            raise TypeError(msg)
+        allowed = ("int32", "float32") if name == "zero_point" else ("float32",)
+        if fakequant.dtype_name(a.dtype) not in allowed:
+            msg = f"{name} must be {' or '.join(allowed)}, got {a.dtype}"
+            raise TypeError(msg)
+        if size(a) != channels:
+            msg = f"{name} has {size(a)} elements; the input needs {channels}"
+            raise ValueError(msg)
+
+
+def fused_moving_avg_obs_fake_quant(
+    input: Any,
+    observer_on: Any,
+    fake_quant_on: Any,
+    running_min: Any,
+    running_max: Any,
+    scale: Any,
+    zero_point: Any,
+    averaging_const: float,
+    quant_min: int,
+    quant_max: int,
+    ch_axis: int,
+    per_row_fake_quant: bool = False,
+    symmetric_quant: bool = False,
+) -> tuple[Any, Any, Any, Any, Any]:
+    """``torch.fused_moving_avg_obs_fake_quant``, with torch's arguments, as a pure function.
+
+    torch's op updates ``running_min``, ``running_max``, ``scale`` and
+    ``zero_point`` in place and returns the fake-quantized input; this one
+    leaves its arguments as they are and returns
+    ``(output, running_min, running_max, scale, zero_point)``, so it runs under
+    ``jax.jit`` and on lazy Dask arrays. The numbers are torch's CPU op's, bit for
+    bit (the rules are :class:`~arrayobs.FusedMovingAvgObsFakeQuantize`'s: any
+    infinite running value takes the batch's, FBGEMM's qparams).
+
+    Parameters
+    ----------
+    input : array
+        float32, as torch requires.
+    observer_on, fake_quant_on : int, bool or array
+        The two switches. torch reads its tensors back (``.item()``); a Python
+        number decides here, an array of the input's library stays in the
+        computation (both branches computed, the result selected), so nothing
+        is read back from a device.
+    running_min, running_max, scale : array
+        float32 of one element per tensor, or ``(C,)`` with ``per_row_fake_quant``.
+    zero_point : array
+        int32 (or float32) of the same size.
+    averaging_const : float
+    quant_min, quant_max : int
+    ch_axis : int
+        0 with ``per_row_fake_quant`` (torch supports no other axis there).
+    per_row_fake_quant, symmetric_quant : bool
+
+    Returns
+    -------
+    tuple
+        The output (the input's values fake-quantized, or a copy where
+        ``fake_quant_on`` is off, as torch), then the new ``running_min``,
+        ``running_max``, ``scale`` and ``zero_point`` with the shapes and dtypes
+        of the ones passed in. An empty input changes nothing, as in torch.
+
+    Notes
+    -----
+    Per row, each channel along axis 0 is reduced over every other axis;
+    torch's CPU op reduces only axis 1 and so handles 2-D input only (its
+    module, :class:`~arrayobs.FusedMovingAvgObsFakeQuantize`, is used on
+    2-D weights). torch allows an int64 zero point per tensor only; here the
+    zero point is int32 or float32.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayobs import functional as F
+    >>> state = (np.full(1, np.inf, np.float32), np.full(1, -np.inf, np.float32),
+    ...          np.ones(1, np.float32), np.zeros(1, np.int32))
+    >>> x = np.linspace(-1.0, 3.0, 5, dtype=np.float32)
+    >>> out, *state = F.fused_moving_avg_obs_fake_quant(x, 1, 1, *state, 0.01, 0, 255, 0)
+    >>> [float(a[0]) for a in state[:3]], int(state[3][0])
+    ([-1.0, 3.0, 0.01568627543747425], 64)
+    """
+    xp = _namespace_of(input, "input")
+    if fakequant.dtype_name(input.dtype) != "float32":
+        msg = f"input must be float32 (as torch's op), got {input.dtype}"
+        raise TypeError(msg)
+    qmin, qmax = fakequant.check_range(quant_min, quant_max)
+    axis = fakequant.integer(ch_axis, "ch_axis")
+    if per_row_fake_quant and axis != 0:
+        msg = f"per-row fused fake quantization is only supported on axis 0 (as torch), got {axis}"
+        raise ValueError(msg)
+    if per_row_fake_quant and input.ndim == 0:
+        msg = "per-row fused fake quantization needs an input with an axis 0"
+        raise ValueError(msg)
+    state = (running_min, running_max, scale, zero_point)
+    _fused_state(input, state, input.shape[0] if per_row_fake_quant else 1, xp)
+    observe = _switch(observer_on, "observer_on", xp)
+    fake_quant = _switch(fake_quant_on, "fake_quant_on", xp)
+    if size(input) == 0:
+        return (xp.asarray(input, copy=True), *state)
+    backend, device = _backends.shared(xp), _device(input)
+    batch = backend.aminmax(input, 0 if per_row_fake_quant else None)
+    new = core_fused.step(
+        *state,
+        batch,
+        observe,
+        fake_quant,
+        averaging_const,
+        qmin,
+        qmax,
+        bool(symmetric_quant),
+        xp=xp,
+        device=device,
+    )
+    new_scale, new_zp = new[2], new[3]
+    if per_row_fake_quant:
+        quantized = backend.fake_quantize(input, new_scale, new_zp, qmin, qmax, 0)
+    else:
+        s = xp.reshape(new_scale, ())
+        z = xp.reshape(xp.astype(new_zp, xp.int32), ())
+        quantized = backend.fake_quantize(input, s, z, qmin, qmax)
+    if isinstance(fake_quant, bool):
+        out = quantized if fake_quant else xp.asarray(input, copy=True)
+    else:
+        out = xp.where(fake_quant, quantized, input)
+    return (out, *new)

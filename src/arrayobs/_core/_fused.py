@@ -52,8 +52,12 @@ def _c_div(a: int, b: int) -> int:
 def moving_average(running: Any, cur: Any, c: float, *, xp: ModuleType, device: Any = None) -> Any:
     """``isinf(r) ? cur : r + c * (cur - r)`` in float32 (``c`` narrowed to float32)."""
     cf = xp.asarray(np.float32(c), dtype=xp.float32, device=device)
-    moved = running + cf * (cur - running)
-    return xp.where(xp.isinf(running), cur, moved)
+    first = xp.isinf(running)
+    # An infinite running value is replaced before the arithmetic, not only after:
+    # inf - inf would warn where it is evaluated (lazily, on Dask: outside any errstate).
+    finite = xp.where(first, xp.zeros_like(running), running)
+    moved = finite + cf * (cur - finite)
+    return xp.where(first, cur, moved)
 
 
 def _std_min(a: Any, b: Any, xp: ModuleType) -> Any:
@@ -126,3 +130,48 @@ def qparams(
     as_int = xp.astype(xp.where(ok, nudged, xp.zeros_like(nudged)), xp.int32)
     zero_point = xp.where(ok, as_int, xp.full_like(as_int, INT32_MIN))
     return scale, zero_point
+
+
+def _select(flag: Any, new: Any, old: Any, xp: ModuleType) -> Any:
+    """``new`` where the switch is on: a Python bool decides now; an array stays a
+    ``where``, so nothing is read back from a device."""
+    if isinstance(flag, bool):
+        return new if flag else old
+    return xp.where(flag, new, old)
+
+
+def step(
+    running_min: Any,
+    running_max: Any,
+    scale: Any,
+    zero_point: Any,
+    batch: tuple[Any, Any],
+    observe: Any,
+    fake_quant: Any,
+    averaging_const: float,
+    quant_min: int,
+    quant_max: int,
+    symmetric: bool,
+    *,
+    xp: ModuleType,
+    device: Any = None,
+) -> tuple[Any, Any, Any, Any]:
+    """One state step of ``torch.fused_moving_avg_obs_fake_quant``: the running
+    (min, max) moved towards the batch's where ``observe`` is on, then the
+    qparams of the running values where ``fake_quant`` is on (``scale`` and
+    ``zero_point`` keep their shapes and dtypes; both switches are Python bools
+    or boolean arrays)."""
+    lo, hi = batch
+    moved_min = moving_average(running_min, lo, averaging_const, xp=xp, device=device)
+    moved_max = moving_average(running_max, hi, averaging_const, xp=xp, device=device)
+    running_min = _select(observe, moved_min, running_min, xp)
+    running_max = _select(observe, moved_max, running_max, xp)
+    s, z = qparams(running_min, running_max, quant_min, quant_max, symmetric, xp=xp, device=device)
+    s = xp.reshape(s, scale.shape)
+    z = xp.reshape(xp.astype(z, zero_point.dtype), zero_point.shape)
+    return (
+        running_min,
+        running_max,
+        _select(fake_quant, s, scale, xp),
+        _select(fake_quant, z, zero_point, xp),
+    )
