@@ -30,7 +30,7 @@ extensions = [
     "sphinx.ext.intersphinx",
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "design"]  # design notes: read in the repository, not built
 myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 3
 
