@@ -155,6 +155,12 @@ def has_dtype(xp: ModuleType, device: Any, name: str) -> bool:
     return name in dtypes
 
 
+def without_graph(x: Any) -> Any:
+    """``x`` without its autograd graph (torch), else ``x`` itself: what an
+    observer keeps, and what torchao's custom ops see, never records one."""
+    return x.detach() if getattr(x, "requires_grad", False) else x
+
+
 def to_host(value: object) -> np.ndarray:
     """A NumPy copy of a small array of any supported library (or a number).
 

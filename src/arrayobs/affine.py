@@ -33,7 +33,7 @@ from types import ModuleType
 from typing import Any
 
 from arrayobs import _backends
-from arrayobs._compat import backend_name, is_array, namespace_of
+from arrayobs._compat import backend_name, is_array, namespace_of, without_graph
 from arrayobs._core import _affine as core
 from arrayobs._core._affine import (
     Granularity,
@@ -142,7 +142,8 @@ def choose_qparams_affine(
     block = _block(block_size, x.ndim)
     tgt = core.target(target_dtype, quant_min, quant_max)
     return _backends.shared(xp).choose_qparams_affine(
-        x,
+        # torchao's op is a custom op: its outputs never carry the input's graph.
+        without_graph(x),
         mapping,
         block,
         tgt,

@@ -27,6 +27,7 @@ from arrayobs._compat import (
     is_array,
     resolve_namespace,
     to_host,
+    without_graph,
 )
 from arrayobs._core import _affine as core
 from arrayobs._core._minmax import (
@@ -178,6 +179,7 @@ class AffineQuantizedMinMaxObserver:
             raise ValueError(msg)
 
     def _batch(self, x: Any, xp: ModuleType) -> MinMaxState:
+        x = without_graph(x)  # torchao's observers detach: state never keeps a graph
         block = core.get_block_size(x.shape, self.granularity)
         nan_safe = _backends.shared(xp).reductions_drop_nan
         return MinMaxState(*core.block_minmax(x, block, self.keepdim, xp=xp, nan_safe=nan_safe))
