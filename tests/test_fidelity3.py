@@ -9,9 +9,11 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import numpy as np
 import pytest
 
 from arrayobs import affine
+from arrayobs import functional as F
 from arrayobs._compat import to_host
 
 torch = pytest.importorskip("torch")
@@ -24,11 +26,16 @@ with warnings.catch_warnings():
     from torchao.quantization.pt2e import _affine_quantization as pt2e
 
 
+def _wide(host: np.ndarray) -> np.ndarray:
+    # to_host widens torch's 16-bit floats (NumPy has no bfloat16); widening is exact.
+    return host.astype(np.float32) if host.dtype.kind == "f" and host.itemsize < 4 else host
+
+
 def _same(got: Any, want: Any) -> None:
     """Same dtype name, shape and bits (NaN matching NaN)."""
     assert str(got.dtype).rsplit(".", 1)[-1] == str(want.dtype).rsplit(".", 1)[-1]
     assert tuple(got.shape) == tuple(want.shape)
-    g, w = to_host(got), to_host(want)
+    g, w = (_wide(to_host(v)) for v in (got, want))
     assert g.tobytes() == w.tobytes(), f"got {g}, torch {w}"
 
 
@@ -86,3 +93,80 @@ def test_choose_qparams_affine_returns_no_graph(torch_ref: Any, mapping: str, bl
         lo, hi, affine.MappingType.SYMMETRIC, (1, 8), "int8"
     )
     assert got2[0].requires_grad is want2[0].requires_grad
+
+
+# -- item 2: dequantize_per_channel promotes as torch -------------------------------
+def _ops() -> Any:
+    import torch.ao.quantization.fx._decomposed  # registers the ops
+
+    return torch.ops.quantized_decomposed
+
+
+_FLOATS = ("float16", "bfloat16", "float32", "float64")
+
+
+def test_dequantize_per_channel_issue_example(backend: Any, torch_ref: Any) -> None:
+    if not backend.has("float16"):
+        pytest.skip(f"{backend.name} has no float16")
+    q = torch.tensor([[12, 7]], dtype=torch.uint8)
+    scales = torch.tensor([0.1, 0.3], dtype=torch.float16)
+    zps = torch.tensor([0.0, 0.5])
+    want = _ops().dequantize_per_channel(q, scales, zps, 1, 0, 255, torch.uint8)
+    got = F.dequantize_per_channel(
+        backend.from_torch(q),
+        backend.from_torch(scales),
+        backend.from_torch(zps),
+        1,
+        0,
+        255,
+        "uint8",
+    )
+    _same(got, want)
+
+
+@pytest.mark.parametrize("qname", ["uint8", "int8", "int32"])
+@pytest.mark.parametrize("zname", ["int32", "uint8", *_FLOATS, None])
+@pytest.mark.parametrize("sname", _FLOATS)
+def test_dequantize_per_channel_promotion(
+    backend: Any, torch_ref: Any, qname: str, zname: str | None, sname: str
+) -> None:
+    names = {qname, sname, "float32"} | ({zname} if zname else set())
+    if not all(backend.has(n) for n in names):
+        pytest.skip(f"{backend.name} lacks one of {sorted(names)}")
+    gen = torch.Generator().manual_seed(hash((qname, zname, sname)) % 2**31)
+    qdt = getattr(torch, qname)
+    info = torch.iinfo(qdt)
+    lo, hi = (-(2**20), 2**20) if qname == "int32" else (info.min, info.max)
+    q = torch.randint(lo, hi + 1, (6, 40), generator=gen, dtype=torch.int64).to(qdt)
+    scales = (torch.rand(6, generator=gen, dtype=torch.float64) * 0.37 + 1e-3).to(
+        getattr(torch, sname)
+    )
+    zps = None
+    if zname is not None:
+        zdt = getattr(torch, zname)
+        if zdt.is_floating_point:
+            zps = (torch.rand(6, generator=gen, dtype=torch.float64) * 300 - 40).to(zdt)
+        else:
+            zps = torch.randint(0, 256, (6,), generator=gen).to(zdt)
+    for out in ("float32", "float16") if backend.has("float16") else ("float32",):
+        want = _ops().dequantize_per_channel(
+            q,
+            scales,
+            zps,
+            0,
+            lo if qname == "int32" else info.min,
+            hi if qname == "int32" else info.max,
+            qdt,
+            out_dtype=getattr(torch, out),
+        )
+        got = F.dequantize_per_channel(
+            backend.from_torch(q),
+            backend.from_torch(scales),
+            None if zps is None else backend.from_torch(zps),
+            0,
+            lo if qname == "int32" else info.min,
+            hi if qname == "int32" else info.max,
+            qname,
+            out_dtype=out,
+        )
+        _same(got, want)

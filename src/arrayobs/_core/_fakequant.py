@@ -251,8 +251,9 @@ def dequantize(
 ) -> Any:
     """The ``quantized_decomposed`` dequantize. Per tensor ``(q.to(out_dtype) -
     zero_point) * scale`` with ``scale`` in ``out_dtype``; per channel ``(q -
-    zero_point) * scales`` in the integers, then the scales' dtype, then
-    ``out_dtype``. ``zero_point`` may be None per channel."""
+    zero_point) * scales`` with torch's promotion at each step (an integer
+    difference takes the scales' dtype, a float one promotes against them),
+    then ``out_dtype``. ``zero_point`` may be None per channel."""
     if axis is None:
         # torch's op math: float32 (float64 for a float64 output), each step
         # rounded to the output dtype.
@@ -269,7 +270,18 @@ def dequantize(
     if zero_point is not None:
         zero_point = along(zero_point, axis, q.ndim, xp)
         q = _int_difference(q, zero_point, xp)
-    return xp.astype(xp.astype(q, scale.dtype) * scale, out_dtype)
+    # torch's promotion: an integer difference takes the scales' dtype; a float one
+    # (a float zero point) the wider of the two, float16 with bfloat16 float32. The
+    # operands are cast to it first, then one correctly rounded product.
+    kind = scale.dtype if xp.isdtype(q.dtype, "integral") else _promoted(q.dtype, scale.dtype, xp)
+    return xp.astype(xp.astype(q, kind) * xp.astype(scale, kind), out_dtype)
+
+
+def _promoted(a: Any, b: Any, xp: ModuleType) -> Any:
+    names = {dtype_name(a), dtype_name(b)}
+    if len(names) == 1:
+        return a
+    return xp.float64 if "float64" in names else xp.float32
 
 
 def _int_difference(q: Any, zero_point: Any, xp: ModuleType) -> Any:
