@@ -170,3 +170,128 @@ def test_dequantize_per_channel_promotion(
             out_dtype=out,
         )
         _same(got, want)
+
+
+# -- item 3: a batch whose range overflows its dtype: torch's histc counts nothing -----
+_OVERFLOW: dict[str, tuple[str, list[list[float]]]] = {
+    "float16-one": ("float16", [[-60000.0, 1.0, 2.0, 60000.0]]),
+    "float16-grow": ("float16", [[-1.0, 1.0, 0.3], [-60000.0, 60000.0], [5.0, 7.0]]),
+    "float16-first": ("float16", [[-60000.0, 60000.0], [1.0, 2.0]]),
+    "float32-one": ("float32", [[-2e38, 0.5, 2e38]]),
+    "float32-grow": ("float32", [[-1.0, 1.0, 0.25], [-2e38, 2e38], [3.0]]),  # torch: inf scale
+    "float32-half": ("float32", [[-1.0, 1.0], [-1e38, 1.0], [2e38]]),
+    "bfloat16": ("bfloat16", [[-1.0, 2.0], [-3e38, 3e38]]),
+}
+
+
+def _torch_histogram_run(name: str, bins: int) -> tuple[list[Any], list[tuple[Any, ...]]]:
+    dtype, values = _OVERFLOW[name]
+    batches = [torch.tensor(v, dtype=getattr(torch, dtype)) for v in values]
+    obs = torch.ao.quantization.HistogramObserver(bins=bins)
+    after = []
+    for b in batches:
+        obs(b)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an empty histogram's search
+            scale, zp = obs.calculate_qparams()
+        after.append((obs.histogram.clone(), obs.min_val.clone(), obs.max_val.clone(), scale, zp))
+    return batches, after
+
+
+def _bits_nan(a: Any) -> list[Any]:
+    """float32 bits, every NaN as one value (its sign is not torch's contract)."""
+    host = np.asarray(to_host(a), dtype=np.float32).reshape(-1)
+    return [
+        "nan" if np.isnan(v) else int(b) for v, b in zip(host, host.view(np.int32), strict=True)
+    ]
+
+
+def _check_state(state: Any, qparams: Any, want: tuple[Any, ...], i: int) -> None:
+    hist, lo, hi, scale, zp = want
+    pairs = ((state[0], hist, "histogram"), (state[1], lo, "min"), (state[2], hi, "max"))
+    for got, ref, what in (*pairs, (qparams[0], scale, "scale")):
+        assert _bits_nan(got) == _bits_nan(ref), f"{what}, batch {i}: {to_host(got)}, torch {ref}"
+    assert int(to_host(qparams[1])[0]) == int(zp[0]), f"zero point, batch {i}"
+
+
+@pytest.mark.parametrize("name", list(_OVERFLOW))
+def test_histogram_range_overflow_class(backend: Any, torch_ref: Any, name: str) -> None:
+    from arrayobs import HistogramObserver
+
+    if not backend.has(_OVERFLOW[name][0]):
+        pytest.skip(f"{backend.name} has no {_OVERFLOW[name][0]}")
+    batches, after = _torch_histogram_run(name, 64)
+    obs = HistogramObserver(bins=64, xp=backend.xp, device=backend.device)
+    for i, (b, want) in enumerate(zip(batches, after, strict=True)):
+        obs(backend.from_torch(b))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            qparams = obs.calculate_qparams()
+        _check_state((obs.histogram, obs.min_val, obs.max_val), qparams, want, i)
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("name", list(_OVERFLOW))
+def test_histogram_range_overflow_functional(
+    backend: Any, torch_ref: Any, name: str, jit: bool
+) -> None:
+    """The functional core eagerly, under jax.jit, and lazily on Dask (one compute)."""
+    if jit and backend.library != "jax":
+        pytest.skip("jax.jit is JAX's")
+    if not backend.has(_OVERFLOW[name][0]):
+        pytest.skip(f"{backend.name} has no {_OVERFLOW[name][0]}")
+    if backend.name == "array_api_strict:no_x64":
+        pytest.skip("searchsorted returns int64, which the no_x64 device lacks")
+    batches, after = _torch_histogram_run(name, 64)
+    update = F.histogram_update
+    if jit:
+        import jax
+
+        update = jax.jit(F.histogram_update)
+    state = F.histogram_init(64, xp=backend.xp, device=backend.device)
+    states = []
+    for b in batches:
+        state = update(state, backend.from_torch(b))
+        states.append(state)
+    if backend.library == "dask":
+        import dask
+
+        states = [F.HistogramState(*v) for v in dask.compute(*[tuple(s) for s in states])]
+    config = F.quant_config()
+    for i, (s, want) in enumerate(zip(states, after, strict=True)):
+        _check_state(s, F.histogram_qparams(s, config), want, i)
+
+
+# -- item 5: HistogramObserver takes symmetric quint8 with reduce_range, as torch ------
+@pytest.mark.parametrize("qscheme", ["per_tensor_symmetric", "per_tensor_affine"])
+def test_histogram_symmetric_quint8_reduce_range(
+    backend: Any, torch_ref: Any, qscheme: str
+) -> None:
+    from arrayobs import HistogramObserver, MinMaxObserver
+
+    x = torch.randn(1000, generator=torch.Generator().manual_seed(5)) * 3 + 0.5
+    kw = {"dtype": "quint8", "qscheme": qscheme, "reduce_range": True}
+    tkw = {"dtype": torch.quint8, "qscheme": getattr(torch, qscheme), "reduce_range": True}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # reduce_range is deprecated (both warn)
+        ref = torch.ao.quantization.HistogramObserver(bins=256, **tkw)
+        ours = HistogramObserver(bins=256, **kw, xp=backend.xp, device=backend.device)
+        config = F.quant_config(**kw, histogram=True)
+    ref(x)
+    ours(backend.from_torch(x))
+    want = ref.calculate_qparams()
+    for got in (
+        ours.calculate_qparams(),
+        F.histogram_qparams(F.HistogramState(ours.histogram, ours.min_val, ours.max_val), config),
+    ):
+        _same(got[0], want[0])
+        assert int(to_host(got[1])[0]) == int(want[1][0])
+    assert (ours.quant_min, ours.quant_max) == (ref.quant_min, ref.quant_max)
+    # torch's MinMax observers still refuse it, and so do ours.
+    if qscheme == "per_tensor_symmetric":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(NotImplementedError):
+                torch.ao.quantization.MinMaxObserver(**tkw)
+            with pytest.raises(NotImplementedError, match="quint8"):
+                MinMaxObserver(**kw)

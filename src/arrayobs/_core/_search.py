@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 from arrayobs._core._histogram import f32
+from arrayobs._core._minmax import quiet
 from arrayobs._core._sum import torch_sum
 
 STEPSIZE = 1e-5  # the search's quantile granularity
@@ -204,6 +205,7 @@ def search(
     return chosen
 
 
+@quiet  # an infinite bin width (a range past float32's largest) searches as torch: inf, NaN
 def search_range(
     histogram: np.ndarray, min_val: float, max_val: float, nbins: int
 ) -> tuple[float, float]:
