@@ -295,3 +295,24 @@ def test_histogram_symmetric_quint8_reduce_range(
                 torch.ao.quantization.MinMaxObserver(**tkw)
             with pytest.raises(NotImplementedError, match="quint8"):
                 MinMaxObserver(**kw)
+
+
+# -- item 6: torch.compile(fullgraph=True) with Python float scales ---------------------
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # inside torch's inductor
+@pytest.mark.parametrize("scale", [0.05, 1 / 3, 1e-39])
+def test_torch_compile_python_float_scale(torch_ref: Any, scale: float) -> None:
+    ops = _ops()
+    t = torch.randn(1000, generator=torch.Generator().manual_seed(6)) * 4
+
+    def step(x: Any) -> Any:
+        y = F.fake_quantize_per_tensor_affine(x, scale, 7, 0, 255)
+        q = F.quantize_per_tensor(x, scale, 7, 0, 255, "uint8")
+        d = F.dequantize_per_tensor(q, scale, 7, 0, 255, "uint8")
+        return y, q, d
+
+    torch._dynamo.reset()
+    y, q, d = torch.compile(step, fullgraph=True)(t)
+    _same(y, torch.fake_quantize_per_tensor_affine(t, scale, 7, 0, 255))
+    want_q = ops.quantize_per_tensor(t, scale, 7, 0, 255, torch.uint8)
+    _same(q, want_q)
+    _same(d, ops.dequantize_per_tensor(want_q, scale, 7, 0, 255, torch.uint8))

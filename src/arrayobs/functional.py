@@ -45,8 +45,6 @@ import numbers
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-
 from arrayobs import _backends
 from arrayobs import _core as core
 from arrayobs._compat import array_namespace, device_of, namespace_of, size, torch_compiling
@@ -403,8 +401,7 @@ def _tensor_inverse(scale: Any, xp: ModuleType, device: Any) -> Any:
     to float32 by the multiplication (an array scale is read as its value)."""
     if isinstance(scale, numbers.Real) and not isinstance(scale, bool):
         inv = 1.0 / float(scale)  # ZeroDivisionError for 0, as torch's Python code
-        with np.errstate(over="ignore"):
-            return xp.asarray(float(np.float32(inv)), dtype=xp.float32, device=device)
+        return xp.asarray(fakequant.float32_value(inv), dtype=xp.float32, device=device)
     fakequant.tensor_scale(scale, xp, device)  # checks only
     return fakequant.decomposed_inverse(xp.reshape(scale, ()), xp, device)
 

@@ -313,13 +313,18 @@ def _one_element(value: Any, what: str) -> None:
         raise ValueError(msg)
 
 
+@quiet  # beyond float32's range: inf, as ATen's float conversion, silently
+def float32_value(value: float) -> float:
+    """A Python float rounded to float32 (``quiet`` leaves out ``np.errstate``
+    while torch.compile traces, which Dynamo cannot trace)."""
+    return float(np.float32(value))
+
+
 def tensor_scale(scale: Any, xp: ModuleType, device: Any) -> Any:
     """A per-tensor scale as a 0-d float32 array: a Python number rounded to
     float32 (ATen's kernels take a float), or a one-element float array."""
     if isinstance(scale, numbers.Real) and not isinstance(scale, bool):
-        with np.errstate(over="ignore"):
-            value = float(np.float32(float(scale)))
-        return xp.asarray(value, dtype=xp.float32, device=device)
+        return xp.asarray(float32_value(float(scale)), dtype=xp.float32, device=device)
     _same_namespace(scale, xp, "scale")
     _one_element(scale, "scale")
     if not xp.isdtype(scale.dtype, "real floating"):
