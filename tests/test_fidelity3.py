@@ -316,3 +316,136 @@ def test_torch_compile_python_float_scale(torch_ref: Any, scale: float) -> None:
     want_q = ops.quantize_per_tensor(t, scale, 7, 0, 255, torch.uint8)
     _same(q, want_q)
     _same(d, ops.dequantize_per_tensor(want_q, scale, 7, 0, 255, torch.uint8))
+
+
+# -- item 8: accept and refuse what torch and torchao accept and refuse ----------------
+def _outcome(fn: Any) -> Any:
+    """("ok", result) or ("refused", None): torch's RuntimeError/AssertionError are
+    arrayobs's ValueError/TypeError (README, errors)."""
+    try:
+        return "ok", fn()
+    except (RuntimeError, AssertionError, ValueError, TypeError):
+        return "refused", None
+
+
+def test_fake_quantize_int64_zero_point(backend: Any, torch_ref: Any) -> None:
+    t = torch.tensor([0.5, 1e12, -3.0, 2.0**41, 3e12, -5e12, 7.25, float("nan")])
+    args = (1.0, 2**40, -(2**41), 2**41)
+    want = torch.fake_quantize_per_tensor_affine(t, *args)
+    if not backend.has("int64"):
+        with pytest.raises(ValueError, match="int64"):
+            F.fake_quantize_per_tensor_affine(backend.from_torch(t), *args)
+        return
+    for fast in (True, False):
+        _same(F.fake_quantize_per_tensor_affine(backend.from_torch(t), *args, fast=fast), want)
+
+
+@pytest.mark.parametrize(
+    ("xname", "sname", "target", "bounds"),
+    [
+        ("float16", "float16", "int32", ()),
+        ("float16", "float16", "int16", ()),
+        ("float16", "float16", "int32", (-1000, 1000)),
+        ("float16", "float32", "int32", ()),
+        ("bfloat16", "bfloat16", "int32", ()),
+        ("float32", "float16", "int32", ()),
+    ],
+)
+def test_quantize_affine_bounds_beyond_the_clamp_dtype(
+    backend: Any, torch_ref: Any, xname: str, sname: str, target: str, bounds: tuple[int, ...]
+) -> None:
+    if not (backend.has(xname) and backend.has(sname)):
+        pytest.skip(f"{backend.name} lacks {xname} or {sname}")
+    x = torch.tensor([[1000.0, 1.0, -3.5, 0.25]], dtype=getattr(torch, xname))
+    s = torch.tensor([[0.5]], dtype=getattr(torch, sname))
+    z = torch.tensor([[3]], dtype=torch.int32)
+    want = _outcome(lambda: tq.quantize_affine(x, (1, 4), s, z, getattr(torch, target), *bounds))
+    got = _outcome(
+        lambda: affine.quantize_affine(
+            *(backend.from_torch(v) for v in (x,)),
+            (1, 4),
+            backend.from_torch(s),
+            backend.from_torch(z),
+            target,
+            *bounds,
+        )
+    )
+    assert got[0] == want[0]
+    if want[0] == "ok":
+        _same(got[1], want[1])
+
+
+@pytest.mark.parametrize("xname", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"hp_value_ub": 1e12},
+        {"hp_value_ub": 1e4},
+        {"hp_value_lb": 1e12},
+        {"hp_value_lb": -1e39},
+        {"hp_value_ub": 1e40},
+        {"hp_value_ub": float("inf")},
+    ],
+)
+def test_choose_scale_float8_bounds(backend: Any, torch_ref: Any, xname: str, kw: Any) -> None:
+    if not backend.has(xname):
+        pytest.skip(f"{backend.name} has no {xname}")
+    x = torch.tensor([[1000.0, 1.0, -3.5, 0.25]], dtype=getattr(torch, xname))
+    want = _outcome(lambda: tq._choose_scale_float8(x, (1, 4), torch.float8_e4m3fn, **kw))
+    got = _outcome(lambda: affine.choose_scale_float8(backend.from_torch(x), (1, 4), **kw))
+    assert got[0] == want[0], kw
+    if want[0] == "ok":
+        _same(got[1], want[1])
+
+
+@pytest.mark.parametrize(("shape", "axis"), [((0, 4), 0), ((3, 0), 1), ((0, 4), 1), ((3, 0), 0)])
+def test_fake_quantize_per_channel_zero_channels(
+    backend: Any, torch_ref: Any, shape: tuple[int, int], axis: int
+) -> None:
+    x = torch.zeros(shape)
+    c = shape[axis]
+    s, z = torch.ones(c), torch.zeros(c, dtype=torch.int32)
+    want = _outcome(lambda: torch.fake_quantize_per_channel_affine(x, s, z, axis, 0, 255))
+    for fast in (True, False):
+        got = _outcome(
+            lambda f=fast: F.fake_quantize_per_channel_affine(
+                backend.from_torch(x),
+                backend.from_torch(s),
+                backend.from_torch(z),
+                axis,
+                0,
+                255,
+                fast=f,
+            )
+        )
+        assert got[0] == want[0]
+        if want[0] == "ok":
+            _same(got[1], want[1])
+
+
+@pytest.mark.parametrize("zp", [[0, 300], [-1, 4], [0, 255], [0.0, 300.0]])
+def test_fake_quantize_per_channel_zero_point_range(backend: Any, torch_ref: Any, zp: Any) -> None:
+    """torch refuses an integer zero point outside the range; so does arrayobs wherever
+    the check reads nothing from a device (NumPy, array-api-strict, CPU torch); on JAX
+    and Dask it is not checked (README)."""
+    x = torch.linspace(-3, 3, 6).reshape(2, 3)
+    s = torch.tensor([0.1, 0.2])
+    z = torch.tensor(zp, dtype=torch.float32 if isinstance(zp[0], float) else torch.int32)
+    want = _outcome(lambda: torch.fake_quantize_per_channel_affine(x, s, z, 0, 0, 255))
+    checks = backend.library in ("numpy", "array_api_strict", "torch")
+    for fast in (True, False):
+        got = _outcome(
+            lambda f=fast: F.fake_quantize_per_channel_affine(
+                backend.from_torch(x),
+                backend.from_torch(s),
+                backend.from_torch(z),
+                0,
+                0,
+                255,
+                fast=f,
+            )
+        )
+        if checks or want[0] == "ok":
+            assert got[0] == want[0]
+        if got[0] == "ok" and want[0] == "ok":
+            _same(got[1], want[1])

@@ -155,6 +155,15 @@ def has_dtype(xp: ModuleType, device: Any, name: str) -> bool:
     return name in dtypes
 
 
+def on_host(x: Any) -> bool:
+    """Whether reading ``x``'s values costs no device transfer or compute: NumPy,
+    array-api-strict, and CPU torch tensors outside torch.compile."""
+    module = type(x).__module__.split(".")[0]
+    if module == "torch":
+        return not torch_compiling() and x.device.type == "cpu"  # type: ignore[attr-defined]
+    return module in ("numpy", "array_api_strict")
+
+
 def without_graph(x: Any) -> Any:
     """``x`` without its autograd graph (torch), else ``x`` itself: what an
     observer keeps, and what torchao's custom ops see, never records one."""

@@ -47,7 +47,14 @@ from typing import Any
 
 from arrayobs import _backends
 from arrayobs import _core as core
-from arrayobs._compat import array_namespace, device_of, namespace_of, size, torch_compiling
+from arrayobs._compat import (
+    array_namespace,
+    device_of,
+    namespace_of,
+    on_host,
+    size,
+    torch_compiling,
+)
 from arrayobs._config import QuantConfig, quant_config
 from arrayobs._core import (
     MinMaxState,
@@ -370,13 +377,16 @@ def fake_quantize_per_channel_affine(
     ``quant_max``'s); the dequantized value is a double product. A float zero
     point (``per_channel_affine_float_qparams``) is added before rounding,
     fused as AVX2/AVX-512 CPUs fuse it for float32 (see the README's
-    deviations). Integer zero points are not range-checked: torch's check reads
-    them back from the device.
+    deviations). Integer zero points are range-checked, as torch checks them,
+    where that reads nothing back from a device (NumPy, array-api-strict, CPU
+    torch outside torch.compile); zero channels are refused, as torch.
     """
     backend, xp, _ = _float_input(x, fast)
     qmin, qmax = fakequant.check_range(quant_min, quant_max)
     ax = fakequant.channel_axis_checked(axis, x.ndim)
     s, z = fakequant.channel_qparams(x, scale, zero_point, ax, xp)
+    if on_host(z):
+        fakequant.check_channel_zero_points(z, qmin, qmax, xp)
     return backend.fake_quantize(x, s, z, qmin, qmax, ax)
 
 

@@ -597,6 +597,34 @@ def blocks(v: Any, shape: tuple[int, ...], what: str, xp: ModuleType) -> Any:
     return xp.reshape(v, shape)
 
 
+_FLOAT_MAX = {
+    "float16": 65504.0,
+    "bfloat16": 3.3895313892515355e38,
+    "float32": 3.4028234663852886e38,
+    "float64": 1.7976931348623157e308,
+}
+
+
+def check_bound(value: float, dtype: str, what: str) -> None:
+    """ValueError where torch's ``clamp`` refuses a Python bound for a ``dtype``
+    tensor: finite and beyond its largest value (c10's checked conversion;
+    torch raises RuntimeError)."""
+    if math.isfinite(value) and abs(value) > _FLOAT_MAX[dtype]:
+        msg = (
+            f"{what} ({value}) cannot be converted to {dtype} without overflow "
+            f"(torchao clamps in {dtype}; torch raises RuntimeError)"
+        )
+        raise ValueError(msg)
+
+
+def quantize_dtype(x_dtype: Any, scale_dtype: Any, zero_point_dtype: Any) -> str:
+    """The float dtype :func:`quantize` clamps in: ``x`` promoted with ``scale``,
+    then with a float zero point."""
+    name = promote(dtype_name(x_dtype), float_name(scale_dtype, "scale"))
+    zname = dtype_name(zero_point_dtype)
+    return promote(name, zname) if zname in FLOAT_NAMES else name
+
+
 @quiet
 def quantize(
     x: Any,

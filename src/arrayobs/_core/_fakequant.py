@@ -342,10 +342,19 @@ def tensor_zero_point(
     if isinstance(zero_point, numbers.Integral) and not isinstance(zero_point, bool):
         zp = int(zero_point)
         check_zero_point(zp, quant_min, quant_max)
-        if not -(2**31) <= zp < 2**31:
-            msg = f"zero_point ({zp}) does not fit int32 (torch cannot convert it either)"
+        if -(2**31) <= zp < 2**31:
+            return xp.asarray(zp, dtype=xp.int32, device=device)
+        # torch's kernels take an int64 zero point (converted to float in their arithmetic).
+        if not -(2**63) <= zp < 2**63:
+            msg = f"zero_point ({zp}) does not fit int64 (torch cannot convert it either)"
             raise ValueError(msg)
-        return xp.asarray(zp, dtype=xp.int32, device=device)
+        if not has_dtype(xp, device, "int64"):
+            msg = (
+                f"zero_point ({zp}) needs int64, which this backend lacks here "
+                "(JAX: enable jax_enable_x64)"
+            )
+            raise ValueError(msg)
+        return xp.asarray(zp, dtype=xp.int64, device=device)
     if isinstance(zero_point, numbers.Number):
         msg = f"zero_point must be an int or an array, got {zero_point!r}"
         raise TypeError(msg)
@@ -389,7 +398,28 @@ def channel_qparams(
             f"the input's length along axis {axis} ({x.shape[axis]})"
         )
         raise ValueError(msg)
+    if x.shape[axis] == 0:
+        # torch's range check of the zero points reduces them: an empty one raises.
+        msg = f"the input has no channels along axis {axis} (torch raises for zero channels)"
+        raise ValueError(msg)
     return scale, zero_point
+
+
+def check_channel_zero_points(
+    zero_point: Any, quant_min: int, quant_max: int, xp: ModuleType
+) -> None:
+    """ValueError if an integer per-channel zero point lies outside ``[quant_min,
+    quant_max]``, as torch checks it (for host arrays only: elsewhere the check
+    would read the zero points back from the device)."""
+    if xp.isdtype(zero_point.dtype, "real floating"):
+        return  # torch checks only integer zero points
+    lo, hi = int(xp.min(zero_point)), int(xp.max(zero_point))
+    if lo < quant_min or hi > quant_max:
+        msg = (
+            f"zero_point must be between quant_min ({quant_min}) and quant_max ({quant_max}), "
+            f"got values in [{lo}, {hi}]"
+        )
+        raise ValueError(msg)
 
 
 def int_dtype(dtype: Any, xp: ModuleType) -> tuple[str, Any]:
