@@ -449,3 +449,120 @@ def test_fake_quantize_per_channel_zero_point_range(backend: Any, torch_ref: Any
             assert got[0] == want[0]
         if got[0] == "ok" and want[0] == "ok":
             _same(got[1], want[1])
+
+
+# -- item 9: crashes and unclear errors ------------------------------------------------
+def test_histogram_init_takes_library_modules(backend: Any) -> None:
+    """``xp=dask.array`` (a library module, not array-api-compat's namespace) works."""
+    import importlib
+
+    from arrayobs.cli import _LIBRARIES
+
+    module = importlib.import_module(_LIBRARIES[backend.library])
+    state = F.histogram_init(8, xp=module)
+    assert state.histogram.shape == (8,)
+    assert float(to_host(state.min_val)) == float("inf")
+
+
+def test_histogram_qparams_checks_its_arguments() -> None:
+    state = F.histogram_update(F.histogram_init(8, xp=np), np.arange(10, dtype=np.float32))
+    with pytest.raises(TypeError, match="QuantConfig"):
+        F.histogram_qparams(state, "quint8")  # type: ignore[arg-type]
+    per_channel = F.quant_config(qscheme="per_channel_affine", per_tensor=False)
+    with pytest.raises(ValueError, match="per tensor"):
+        F.histogram_qparams(state, per_channel)
+    with pytest.raises(TypeError, match="HistogramState"):
+        F.histogram_qparams((state.histogram,), F.quant_config())  # type: ignore[arg-type]
+
+
+def test_fixed_qparams_factory_error_names_xp(torch_ref: Any) -> None:
+    import arrayobs
+
+    fq = arrayobs.default_fixed_qparams_range_0to1_fake_quant()
+    with pytest.raises(TypeError, match=r"xp=torch"):
+        fq(torch.rand(4))
+    fq = arrayobs.default_fixed_qparams_range_0to1_fake_quant(xp=torch)
+    ref = torch.ao.quantization.default_fixed_qparams_range_0to1_fake_quant()
+    x = torch.rand(16, generator=torch.Generator().manual_seed(9))
+    _same(fq(x), ref(x))
+
+
+def _cli_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    from arrayobs.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("source", "kind"),
+    [
+        ("def broken(:\n", "SyntaxError"),
+        ("raise RuntimeError('no GPU')\n", "RuntimeError"),
+        ("raise ValueError('bad config')\n", "ValueError"),
+    ],
+)
+def test_cli_target_import_errors(
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    source: str,
+    kind: str,
+) -> None:
+    name = f"fidelity3_target_{kind.lower()}"
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    err = _cli_error(capsys, ["compare", "--target", f"{name}:make"])
+    assert f"{name}:make" in err and kind in err
+
+
+def test_cli_argument_ranges(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "--seed" in _cli_error(capsys, ["demo", "--seed", "-5"])
+    with pytest.raises(SystemExit) as exit_info:
+        _cli_error(capsys, ["compare", "--quick", "-3"])
+    assert exit_info.value.code == 2
+    assert "--quick" in capsys.readouterr().err
+
+
+def test_cli_export_onto_a_file_or_a_full_disk(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from arrayobs._conformance import _export
+
+    target = tmp_path / "f16.npy"
+    target.write_bytes(b"")
+    assert "is a file" in _cli_error(capsys, ["reference", "export", str(target)])
+    written = []
+
+    def full(self: Any, rel: str, a: Any, dtype: Any = None) -> Any:
+        if len(written) == 3:
+            raise OSError(28, "No space left on device", str(self.root / rel))
+        written.append(rel)
+        (self.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (self.root / rel).write_bytes(b"x")
+        return {"file": rel, "dtype": "float32", "shape": []}
+
+    monkeypatch.setattr(_export._Writer, "array", full)
+    for existed in (False, True):
+        out = tmp_path / f"out{existed}"
+        if existed:
+            out.mkdir()
+        written.clear()
+        err = _cli_error(capsys, ["reference", "export", str(out), "--cases", "per-tensor"])
+        assert "No space left on device" in err and "nothing was left" in err
+        assert out.is_dir() == existed and (not existed or not any(out.iterdir()))
+
+
+def test_cli_observe_json_is_json(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from arrayobs.cli import main
+
+    np.save(tmp_path / "a.npy", np.array([1.0, np.nan], np.float32))
+    assert main(["observe", str(tmp_path / "a.npy"), "--json"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+    assert result["min_val"] == "nan" and result["scale"] == "nan"

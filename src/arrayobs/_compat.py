@@ -88,6 +88,12 @@ def backend_name(xp: ModuleType) -> str:
     return xp.__name__
 
 
+def xp_argument(xp: ModuleType) -> str:
+    """How a user names ``xp``'s library in an ``xp=`` argument (for error hints)."""
+    name = backend_name(xp)
+    return {"dask": "dask.array", "jax": "jax.numpy"}.get(name, name)
+
+
 def is_numpy(xp: ModuleType) -> bool:
     return bool(_aac.is_numpy_namespace(xp))
 

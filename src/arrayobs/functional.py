@@ -50,12 +50,14 @@ from arrayobs import _core as core
 from arrayobs._compat import (
     array_namespace,
     device_of,
+    is_array,
     namespace_of,
     on_host,
+    resolve_namespace,
     size,
     torch_compiling,
 )
-from arrayobs._config import QuantConfig, quant_config
+from arrayobs._config import PER_TENSOR_QSCHEMES, QuantConfig, quant_config
 from arrayobs._core import (
     MinMaxState,
     QParams,
@@ -218,8 +220,10 @@ def moving_average_update(
 # -- HistogramObserver ----------------------------------------------------------------
 def histogram_init(bins: int = 2048, *, xp: ModuleType, device: Any = None) -> HistogramState:
     """A never-observed ``HistogramObserver`` state: ``histogram`` float32
-    zeros of shape ``(bins,)``, ``min_val`` +inf and ``max_val`` -inf (0-d float32)."""
-    return hist.init_histogram(hist.checked_bins(bins), xp=xp, device=device)
+    zeros of shape ``(bins,)``, ``min_val`` +inf and ``max_val`` -inf (0-d float32).
+    ``xp`` is a library (``numpy``, ``dask.array``) or an Array API namespace."""
+    namespace = resolve_namespace(xp)
+    return hist.init_histogram(hist.checked_bins(bins), xp=namespace, device=device)
 
 
 _HISTOGRAM_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -286,8 +290,31 @@ def histogram_qparams(
     never-observed state gives scale 1.0 and zero point 0 (the class also
     warns and uses int64 there, as torch); a NaN state (see
     :func:`histogram_update`) raises ValueError.
+
+    Raises
+    ------
+    TypeError
+        For a ``config`` that is not a :class:`QuantConfig` (make one with
+        :func:`quant_config`) or a ``state`` that is not a histogram state.
+    ValueError
+        For a per-channel ``config`` (HistogramObserver is per tensor, as torch's).
     """
-    xp = array_namespace(state.min_val) if xp is None else xp
+    if not isinstance(config, QuantConfig):
+        msg = (
+            f"config must be a QuantConfig (from quant_config(...)), got {type(config).__name__}"
+        )
+        raise TypeError(msg)
+    if config.qscheme not in PER_TENSOR_QSCHEMES:
+        msg = (
+            f"config has qscheme {config.qscheme!r}; the histogram takes {PER_TENSOR_QSCHEMES} "
+            "(torch's HistogramObserver is per tensor)"
+        )
+        raise ValueError(msg)
+    if not (isinstance(state, tuple) and len(state) == 3 and all(is_array(v) for v in state)):
+        msg = f"state must be a HistogramState of three arrays, got {type(state).__name__}"
+        raise TypeError(msg)
+    state = HistogramState(*state)
+    xp = array_namespace(state.min_val) if xp is None else resolve_namespace(xp)
     backend = _backends.shared(xp)
     device = device_of(state.histogram)
     return QParams(*_backends.searched_qparams(state, config, backend, device))
