@@ -566,3 +566,63 @@ def test_cli_observe_json_is_json(tmp_path: Any, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     result = json.loads(out, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
     assert result["min_val"] == "nan" and result["scale"] == "nan"
+
+
+# -- item 4: JAX bit-exact in its default configuration (no x64) and with x64 -----------
+_FUSED = [
+    "default_fused_act_fake_quant",
+    "default_fused_wt_fake_quant",
+    "default_fused_per_channel_wt_fake_quant",
+    "fused_wt_fake_quant_range_neg_127_to_127",
+]
+
+
+def _jax_only(backend: Any) -> Any:
+    if backend.library != "jax":
+        pytest.skip("JAX's configurations")
+    import jax
+
+    return jax
+
+
+@pytest.mark.filterwarnings("ignore:reduce_range is deprecated")
+@pytest.mark.parametrize("x64", [False, True], ids=["no_x64", "x64"])
+@pytest.mark.parametrize("name", _FUSED)
+def test_fused_modules_exact_on_jax(backend: Any, torch_ref: Any, name: str, x64: bool) -> None:
+    import arrayobs
+
+    jax = _jax_only(backend)
+    magnitudes = [1.0, 2.0, 1e-6, 3.0, 1e3, 1e-9, 0.5]
+    with jax.enable_x64(x64):
+        for seed in range(4):
+            ref = getattr(torch.ao.quantization, name)()
+            ours = getattr(arrayobs, name)(xp=backend.xp)
+            rng = np.random.default_rng(seed)
+            for step, m in enumerate(magnitudes):
+                t = (rng.standard_normal((8, 50)) * m + rng.choice([0.0, m])).astype(np.float32)
+                want = ref(torch.from_numpy(t))
+                got = ours(backend.xp.asarray(t))
+                _same(got, want)
+                _same(ours.scale, ref.scale)
+                assert to_host(ours.zero_point).tolist() == ref.zero_point.tolist(), (seed, step)
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_fake_quantize_wide_ranges_exact_on_jax(backend: Any, torch_ref: Any, jit: bool) -> None:
+    """Zero points and ranges beyond 2**24, per tensor and per channel, without x64."""
+    jax = _jax_only(backend)
+    t = torch.randn(4, 64, generator=torch.Generator().manual_seed(4)) * 1e8
+    qmin, qmax = -(2**31), 2**31 - 1
+    scales = torch.tensor([1.0, 3.0, 7.5, 0.25])
+    zps = torch.tensor([2**30 + 3, -(2**29) - 1, 16777217, -16777219], dtype=torch.int32)
+    want_c = torch.fake_quantize_per_channel_affine(t, scales, zps, 0, qmin, qmax)
+    want_t = torch.fake_quantize_per_tensor_affine(t, 3.0, 16777217, qmin, qmax)
+
+    def step(x: Any, s: Any, z: Any) -> Any:
+        per_channel = F.fake_quantize_per_channel_affine(x, s, z, 0, qmin, qmax)
+        return per_channel, F.fake_quantize_per_tensor_affine(x, 3.0, 16777217, qmin, qmax)
+
+    run = jax.jit(step) if jit else step
+    got_c, got_t = run(*(backend.xp.asarray(v.numpy()) for v in (t, scales, zps)))
+    _same(got_c, want_c)
+    _same(got_t, want_t)

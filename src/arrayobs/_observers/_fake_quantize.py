@@ -627,11 +627,11 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
                     m = xp.full((n,), xp.inf, dtype=xp.float32, device=device)
                     big_m = xp.full((n,), -xp.inf, dtype=xp.float32, device=device)
                     apo._adopt(xp, device, X, core.MinMaxState(m, big_m), observed=False)
-                scale, zp = backend.materialize(
-                    *fused.qparams(
+                with backend.float64_scope():  # FBGEMM's double steps (JAX without x64)
+                    pair = fused.qparams(
                         m, big_m, qmin, qmax, self.is_symmetric_quant, xp=xp, device=device
                     )
-                )
+                scale, zp = backend.materialize(*pair)
             except BaseException:
                 apo._restore(saved)
                 raise
