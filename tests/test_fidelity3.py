@@ -626,3 +626,73 @@ def test_fake_quantize_wide_ranges_exact_on_jax(backend: Any, torch_ref: Any, ji
     got_c, got_t = run(*(backend.xp.asarray(v.numpy()) for v in (t, scales, zps)))
     _same(got_c, want_c)
     _same(got_t, want_t)
+
+
+# -- item 7: torchao's pt2e AffineQuantizedMovingAverageMinMaxObserver ------------------
+@pytest.mark.parametrize(
+    "dtypes",
+    [("float32",), ("bfloat16",), ("float16",), ("float64",), ("bfloat16", "float32", "bfloat16")],
+)
+@pytest.mark.parametrize(
+    ("mapping", "gran"),
+    [
+        ("ASYMMETRIC", ("PerAxis", 0)),
+        ("SYMMETRIC", ("PerTensor",)),
+        ("ASYMMETRIC", ("PerGroup", 8)),
+    ],
+)
+def test_moving_average_is_torchao_pt2e(
+    backend: Any, torch_ref: Any, dtypes: tuple[str, ...], mapping: str, gran: tuple[Any, ...]
+) -> None:
+    if not all(backend.has(d) for d in dtypes):
+        pytest.skip(f"{backend.name} lacks one of {dtypes}")
+    ref = pt2e.AffineQuantizedMovingAverageMinMaxObserver(
+        getattr(tq.MappingType, mapping),
+        torch.uint8 if mapping == "ASYMMETRIC" else torch.int8,
+        getattr(tg, gran[0])(*gran[1:]),
+        0.3,
+    )
+    ours = affine.AffineQuantizedMovingAverageMinMaxObserver(
+        getattr(affine.MappingType, mapping),
+        "uint8" if mapping == "ASYMMETRIC" else "int8",
+        getattr(affine, gran[0])(*gran[1:]),
+        averaging_constant=0.3,
+        xp=backend.xp,
+        device=backend.device,
+    )
+    gen = torch.Generator().manual_seed(7)
+    for i in range(6):
+        t = torch.randn(4, 16, generator=gen, dtype=torch.float64) * (i + 1) + i / 3
+        t = t.to(getattr(torch, dtypes[i % len(dtypes)]))
+        ref(t)
+        ours(backend.from_torch(t))
+        _same(ours.min_val, ref.min_val)
+        _same(ours.max_val, ref.max_val)
+    for got, want in zip(ours.calculate_qparams(), ref.calculate_qparams(), strict=True):
+        _same(got, want)
+
+
+def test_moving_average_float32_running_dtype_is_torch_ao_per_block(torch_ref: Any) -> None:
+    """running_dtype="float32": torch.ao's MovingAverageMinMaxObserver per block (bfloat16
+    input rounded to float32 each batch), the earlier behaviour."""
+    ref = torch.ao.quantization.MovingAverageMinMaxObserver(0.3, dtype=torch.quint8)
+    ours = affine.AffineQuantizedMovingAverageMinMaxObserver(
+        affine.MappingType.ASYMMETRIC,
+        "uint8",
+        affine.PerTensor(),
+        averaging_constant=0.3,
+        running_dtype="float32",
+        xp=torch,
+    )
+    gen = torch.Generator().manual_seed(8)
+    for i in range(5):
+        t = (torch.randn(4, 16, generator=gen) * (i + 1)).to(torch.bfloat16)
+        ref(t)
+        ours(t)
+        _same(ours.min_val, ref.min_val)
+        _same(ours.max_val, ref.max_val)
+    assert ours.calculate_qparams()[1].dtype == torch.int32
+    with pytest.raises(ValueError, match="running_dtype"):
+        affine.AffineQuantizedMovingAverageMinMaxObserver(
+            affine.MappingType.ASYMMETRIC, "uint8", affine.PerTensor(), running_dtype="bf16"
+        )

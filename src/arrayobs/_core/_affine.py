@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from arrayobs._core._fakequant import _to_int, dtype_name
 
 __all__ = [
@@ -587,6 +589,25 @@ def finish(
     if zero_point_dtype is not None:
         zp = cast(zp, zero_point_dtype, xp)
     return scale, zp
+
+
+@quiet
+def moving_average(state: Any, batch: Any, c: float, *, xp: ModuleType) -> tuple[Any, Any]:
+    """torchao pt2e's ``AffineQuantizedMovingAverageMinMaxObserver`` step: ``m + c *
+    (cur - m)`` per block in the dtype of ``m`` promoted with ``cur``'s (float16 and
+    bfloat16 computed in float32 and rounded after every operation, ``c`` taken in
+    float32 op math, float64 in double), copied back into the state's dtype."""
+    (m_lo, m_hi), (b_lo, b_hi) = state, batch
+    keep = m_lo.dtype
+    a = Arith(promote(dtype_name(keep), dtype_name(b_lo.dtype)), xp)
+    cw = float(c) if a.name == "float64" else float(np.float32(c))
+
+    def move(m: Any, cur: Any) -> Any:
+        m, cur = a.load(m), a.load(cur)
+        step = a.round(xp.full_like(m, cw) * a.round(cur - m))
+        return xp.astype(a.round(m + step), keep)
+
+    return move(m_lo, b_lo), move(m_hi, b_hi)
 
 
 def blocks(v: Any, shape: tuple[int, ...], what: str, xp: ModuleType) -> Any:
