@@ -696,3 +696,48 @@ def test_moving_average_float32_running_dtype_is_torch_ao_per_block(torch_ref: A
         affine.AffineQuantizedMovingAverageMinMaxObserver(
             affine.MappingType.ASYMMETRIC, "uint8", affine.PerTensor(), running_dtype="bf16"
         )
+
+
+# -- item 10: torch's per-channel repr when bound to torch; negative loaded counts -------
+def test_per_channel_repr_is_torchs_when_bound_to_torch(torch_ref: Any) -> None:
+    from arrayobs import MovingAveragePerChannelMinMaxObserver, PerChannelMinMaxObserver
+
+    x = torch.tensor([[1.0, 2.0], [-4.0, 3.0]]).T
+    for name, cls in (
+        ("PerChannelMinMaxObserver", PerChannelMinMaxObserver),
+        ("MovingAveragePerChannelMinMaxObserver", MovingAveragePerChannelMinMaxObserver),
+    ):
+        ours, ref = cls(xp=torch), getattr(torch.ao.quantization, name)()
+        assert repr(ours) == repr(ref)
+        ours(x)
+        ref(x)
+        assert repr(ours) == repr(ref)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_histogram_negative_loaded_counts(backend: Any, torch_ref: Any, seed: int) -> None:
+    from arrayobs import HistogramObserver
+
+    rng = np.random.default_rng(seed)
+    bins = 128
+    counts = rng.integers(-5, 20, bins).astype(np.float32)
+    if seed % 3 == 0:
+        counts[rng.integers(0, bins)] = -100.0
+    if seed % 4 == 1:
+        counts = -np.abs(counts)
+    sd = {
+        "histogram": torch.from_numpy(counts),
+        "min_val": torch.tensor(-1.5),
+        "max_val": torch.tensor(2.5),
+        "eps": torch.tensor([2**-23]),
+    }
+    ref = torch.ao.quantization.HistogramObserver(bins=bins)
+    ref.load_state_dict(sd)
+    ours = HistogramObserver(bins=bins, xp=backend.xp, device=backend.device)
+    ours.load_state_dict({k: backend.from_torch(v) for k, v in sd.items()})
+    want = _outcome(ref.calculate_qparams)
+    got = _outcome(ours.calculate_qparams)
+    assert got[0] == want[0]
+    if want[0] == "ok":
+        _same(got[1][0], want[1][0])
+        assert int(to_host(got[1][1])[0]) == int(want[1][1][0])

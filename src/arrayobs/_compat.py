@@ -176,6 +176,15 @@ def without_graph(x: Any) -> Any:
     return x.detach() if getattr(x, "requires_grad", False) else x
 
 
+def state_text(value: Any) -> str:
+    """A per-channel state array as an observer's repr shows it: torch's own text
+    for a tensor (``tensor([ 1., -4.])``, as torch.ao prints it), else NumPy's,
+    summarised past 8 values as torch's repr summarises."""
+    if type(value).__module__.split(".")[0] == "torch":
+        return repr(value)
+    return np.array2string(to_host(value), separator=", ", threshold=8)
+
+
 def to_host(value: object) -> np.ndarray:
     """A NumPy copy of a small array of any supported library (or a number).
 
