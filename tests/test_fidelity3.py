@@ -28,7 +28,8 @@ with warnings.catch_warnings():
 
 def _wide(host: np.ndarray) -> np.ndarray:
     # to_host widens torch's 16-bit floats (NumPy has no bfloat16); widening is exact.
-    return host.astype(np.float32) if host.dtype.kind == "f" and host.itemsize < 4 else host
+    narrow = host.dtype.name in ("float16", "bfloat16")  # bfloat16: ml_dtypes' (JAX)
+    return host.astype(np.float32) if narrow else host
 
 
 def _same(got: Any, want: Any) -> None:
@@ -148,7 +149,8 @@ def test_dequantize_per_channel_promotion(
             zps = (torch.rand(6, generator=gen, dtype=torch.float64) * 300 - 40).to(zdt)
         else:
             zps = torch.randint(0, 256, (6,), generator=gen).to(zdt)
-    for out in ("float32", "float16") if backend.has("float16") else ("float32",):
+    outs = [o for o in ("float32", "float16") if backend.has(o) and hasattr(backend.xp, o)]
+    for out in outs:
         want = _ops().dequantize_per_channel(
             q,
             scales,
@@ -169,7 +171,8 @@ def test_dequantize_per_channel_promotion(
             qname,
             out_dtype=out,
         )
-        _same(got, want)
+        with np.errstate(over="ignore"):  # Dask computes here: int32 beyond float16 is inf
+            _same(got, want)
 
 
 # -- item 3: a batch whose range overflows its dtype: torch's histc counts nothing -----
@@ -256,7 +259,10 @@ def test_histogram_range_overflow_functional(
     if backend.library == "dask":
         import dask
 
-        states = [F.HistogramState(*v) for v in dask.compute(*[tuple(s) for s in states])]
+        # A lazy result computed outside arrayobs may warn of the overflow (README: Dask).
+        with np.errstate(over="ignore", invalid="ignore"):
+            computed = dask.compute(*[tuple(s) for s in states])
+        states = [F.HistogramState(*v) for v in computed]
     config = F.quant_config()
     for i, (s, want) in enumerate(zip(states, after, strict=True)):
         _check_state(s, F.histogram_qparams(s, config), want, i)
@@ -372,7 +378,8 @@ def test_quantize_affine_bounds_beyond_the_clamp_dtype(
     )
     assert got[0] == want[0]
     if want[0] == "ok":
-        _same(got[1], want[1])
+        with np.errstate(over="ignore", invalid="ignore"):  # Dask computes here (README)
+            _same(got[1], want[1])
 
 
 @pytest.mark.parametrize("xname", ["float16", "bfloat16", "float32"])
