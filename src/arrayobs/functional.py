@@ -300,9 +300,7 @@ def histogram_qparams(
         For a per-channel ``config`` (HistogramObserver is per tensor, as torch's).
     """
     if not isinstance(config, QuantConfig):
-        msg = (
-            f"config must be a QuantConfig (from quant_config(...)), got {type(config).__name__}"
-        )
+        msg = f"config must be a QuantConfig (from quant_config(...)), got {type(config).__name__}"
         raise TypeError(msg)
     if config.qscheme not in PER_TENSOR_QSCHEMES:
         msg = (
