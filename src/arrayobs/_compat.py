@@ -88,6 +88,12 @@ def backend_name(xp: ModuleType) -> str:
     return xp.__name__
 
 
+def xp_argument(xp: ModuleType) -> str:
+    """How a user names ``xp``'s library in an ``xp=`` argument (for error hints)."""
+    name = backend_name(xp)
+    return {"dask": "dask.array", "jax": "jax.numpy"}.get(name, name)
+
+
 def is_numpy(xp: ModuleType) -> bool:
     return bool(_aac.is_numpy_namespace(xp))
 
@@ -153,6 +159,30 @@ def has_dtype(xp: ModuleType, device: Any, name: str) -> bool:
         # Some namespaces accept only their own default device spelling here.
         dtypes = info.dtypes()
     return name in dtypes
+
+
+def on_host(x: Any) -> bool:
+    """Whether reading ``x``'s values costs no device transfer or compute: NumPy,
+    array-api-strict, and CPU torch tensors outside torch.compile."""
+    module = type(x).__module__.split(".")[0]
+    if module == "torch":
+        return not torch_compiling() and x.device.type == "cpu"  # type: ignore[attr-defined]
+    return module in ("numpy", "array_api_strict")
+
+
+def without_graph(x: Any) -> Any:
+    """``x`` without its autograd graph (torch), else ``x`` itself: what an
+    observer keeps, and what torchao's custom ops see, never records one."""
+    return x.detach() if getattr(x, "requires_grad", False) else x
+
+
+def state_text(value: Any) -> str:
+    """A per-channel state array as an observer's repr shows it: torch's own text
+    for a tensor (``tensor([ 1., -4.])``, as torch.ao prints it), else NumPy's,
+    summarised past 8 values as torch's repr summarises."""
+    if type(value).__module__.split(".")[0] == "torch":
+        return repr(value)
+    return np.array2string(to_host(value), separator=", ", threshold=8)
 
 
 def to_host(value: object) -> np.ndarray:

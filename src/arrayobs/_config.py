@@ -217,6 +217,7 @@ def quant_config(
     *,
     per_tensor: bool = True,
     per_channel: bool = False,
+    histogram: bool = False,
     stacklevel: int = 2,
 ) -> QuantConfig:
     """Validate observer options and compute the effective quantization range.
@@ -238,6 +239,10 @@ def quant_config(
     per_channel
         Refuse per-tensor schemes with ``NotImplementedError``, as the
         per-channel observers do (pass ``per_tensor=False`` with it).
+    histogram
+        HistogramObserver's rules: it accepts a symmetric qscheme with
+        ``reduce_range`` and quint8, which torch's MinMax observers refuse
+        (NotImplementedError).
 
     Returns
     -------
@@ -270,7 +275,7 @@ def quant_config(
     qmin_in = None if quant_min is None else _int(quant_min, "quant_min")
     qmax_in = None if quant_max is None else _int(quant_max, "quant_max")
     qmin, qmax, customized = _qmin_qmax(dtype_name, qmin_in, qmax_in, reduce_range)
-    if qscheme_name in _SYMMETRIC and reduce_range and dtype_name == "quint8":
+    if not histogram and qscheme_name in _SYMMETRIC and reduce_range and dtype_name == "quint8":
         msg = f"reduce_range is not supported for {qscheme_name} with dtype quint8"
         raise NotImplementedError(msg)
     if math.isnan(eps32):

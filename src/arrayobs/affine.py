@@ -33,7 +33,7 @@ from types import ModuleType
 from typing import Any
 
 from arrayobs import _backends
-from arrayobs._compat import backend_name, is_array, namespace_of
+from arrayobs._compat import backend_name, is_array, namespace_of, without_graph
 from arrayobs._core import _affine as core
 from arrayobs._core._affine import (
     Granularity,
@@ -142,7 +142,8 @@ def choose_qparams_affine(
     block = _block(block_size, x.ndim)
     tgt = core.target(target_dtype, quant_min, quant_max)
     return _backends.shared(xp).choose_qparams_affine(
-        x,
+        # torchao's op is a custom op: its outputs never carry the input's graph.
+        without_graph(x),
         mapping,
         block,
         tgt,
@@ -215,7 +216,8 @@ def quantize_affine(
     target's storage dtype: int8/uint8/int16/int32, int8 for int1..int7, uint8
     for uint1..uint7, the float8 dtype for float8 targets (values rounded to
     integers first, as torchao does). A None zero point is refused (torchao
-    fails on it too).
+    fails on it too), and so is a range that the clamp's float dtype cannot
+    hold (int32 bounds with float16 operands: ValueError, torch's RuntimeError).
     """
     xp = _namespace(x, "x")
     _float_input(x, ("float16", "bfloat16", "float32"))
@@ -226,6 +228,9 @@ def quantize_affine(
     _namespace(zero_point, "zero_point", xp)
     block = _block(block_size, x.ndim)
     tgt = core.target(output_dtype, quant_min, quant_max)
+    clamp = core.quantize_dtype(x.dtype, scale.dtype, zero_point.dtype)
+    for bound, what in ((tgt.quant_min, "quant_min"), (tgt.quant_max, "quant_max")):
+        core.check_bound(bound, clamp, what)
     return _backends.shared(xp).quantize_affine(x, block, scale, zero_point, tgt)
 
 
@@ -294,6 +299,9 @@ def choose_scale_float8(
         msg = f"scale_dtype must be float32 or float8_e8m0fnu, got {scale_dtype!r}"
         raise ValueError(msg)
     bounds = [core.eps_value(v) for v in (hp_value_lb, hp_value_ub)]
+    for bound, what in zip(bounds, ("hp_value_lb", "hp_value_ub"), strict=True):
+        if bound is not None:
+            core.check_bound(bound, core.dtype_name(x.dtype), what)
     nan_safe = _backends.shared(xp).reductions_drop_nan
     return core.choose_scale_float8(
         x, block, name, sname != "float32", bounds[0], bounds[1], xp=xp, nan_safe=nan_safe

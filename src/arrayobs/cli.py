@@ -16,6 +16,7 @@ import argparse
 import importlib
 import json
 import math
+import shutil
 import sys
 import warnings
 from collections.abc import Sequence
@@ -209,13 +210,25 @@ def _observe(args: argparse.Namespace) -> int:
         return _fail(exc)
     result["batches"] = [name for name, _ in batches]
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(_json_safe(result), indent=2, allow_nan=False))
     else:
         print(f"{obs!r} over {len(batches)} batches")
         _print_result("arrayobs", result)
         for w in result["warnings"]:
             print(f"  warning: {w}")
     return 0
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as the strings "nan", "inf", "-inf": JSON has
+    no such numbers (json.dumps would write bare NaN/Infinity, which parsers refuse)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value
 
 
 # -- demo --------------------------------------------------------------------------
@@ -256,6 +269,8 @@ def _torch_result(args: argparse.Namespace, batches: list[np.ndarray]) -> dict[s
 def _demo(args: argparse.Namespace) -> int:
     if args.batches < 1:
         return _fail("--batches must be at least 1")
+    if args.seed < 0:
+        return _fail(f"--seed must be 0 or more (NumPy's seeds), got {args.seed}")
     try:
         lib = importlib.import_module(_LIBRARIES[args.backend])
     except ImportError as exc:
@@ -293,13 +308,37 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 # -- reference export ------------------------------------------------------------------
+def _remove_partial(root: Path, existed: bool) -> None:
+    if not root.is_dir():
+        return
+    if not existed:
+        shutil.rmtree(root, ignore_errors=True)
+        return
+    for entry in root.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
 def _export(args: argparse.Namespace) -> int:
     from arrayobs._conformance._export import export
 
+    root = Path(args.dir)
+    if root.exists() and not root.is_dir():
+        return _fail(f"{root} is a file; reference export writes into a new or empty directory")
+    existed = root.exists()
     try:
-        manifest = export(Path(args.dir), args.cases)
-    except (ValueError, OSError) as exc:
+        manifest = export(root, args.cases)
+    except ValueError as exc:
         return _fail(exc)
+    except OSError as exc:
+        # A partial export (no manifest) is worse than none: remove what was written,
+        # which is everything in it (export refuses a directory that is not empty).
+        _remove_partial(root, existed)
+        reason = exc.strerror or exc
+        where = f" ({exc.filename})" if exc.filename else ""
+        return _fail(f"reference export to {root} failed: {reason}{where}; nothing was left there")
     size = sum((Path(args.dir) / rel).stat().st_size for rel in manifest["files"])
     size += (Path(args.dir) / "manifest.json").stat().st_size
     print(
@@ -373,5 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra = [a for a in extra if a.startswith("-")]
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "compare" and args.quick < 0:
+        parser.error(f"argument --quick: must be 0 (every case) or more, got {args.quick}")
     code: int = args.run(args)
     return code

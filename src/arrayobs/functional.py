@@ -45,12 +45,19 @@ import numbers
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-
 from arrayobs import _backends
 from arrayobs import _core as core
-from arrayobs._compat import array_namespace, device_of, namespace_of, size, torch_compiling
-from arrayobs._config import QuantConfig, quant_config
+from arrayobs._compat import (
+    array_namespace,
+    device_of,
+    is_array,
+    namespace_of,
+    on_host,
+    resolve_namespace,
+    size,
+    torch_compiling,
+)
+from arrayobs._config import PER_TENSOR_QSCHEMES, QuantConfig, quant_config
 from arrayobs._core import (
     MinMaxState,
     QParams,
@@ -215,8 +222,10 @@ def moving_average_update(
 # -- HistogramObserver ----------------------------------------------------------------
 def histogram_init(bins: int = 2048, *, xp: ModuleType, device: Any = None) -> HistogramState:
     """A never-observed ``HistogramObserver`` state: ``histogram`` float32
-    zeros of shape ``(bins,)``, ``min_val`` +inf and ``max_val`` -inf (0-d float32)."""
-    return hist.init_histogram(hist.checked_bins(bins), xp=xp, device=device)
+    zeros of shape ``(bins,)``, ``min_val`` +inf and ``max_val`` -inf (0-d float32).
+    ``xp`` is a library (``numpy``, ``dask.array``) or an Array API namespace."""
+    namespace = resolve_namespace(xp)
+    return hist.init_histogram(hist.checked_bins(bins), xp=namespace, device=device)
 
 
 _HISTOGRAM_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -283,8 +292,29 @@ def histogram_qparams(
     never-observed state gives scale 1.0 and zero point 0 (the class also
     warns and uses int64 there, as torch); a NaN state (see
     :func:`histogram_update`) raises ValueError.
+
+    Raises
+    ------
+    TypeError
+        For a ``config`` that is not a :class:`QuantConfig` (make one with
+        :func:`quant_config`) or a ``state`` that is not a histogram state.
+    ValueError
+        For a per-channel ``config`` (HistogramObserver is per tensor, as torch's).
     """
-    xp = array_namespace(state.min_val) if xp is None else xp
+    if not isinstance(config, QuantConfig):
+        msg = f"config must be a QuantConfig (from quant_config(...)), got {type(config).__name__}"
+        raise TypeError(msg)
+    if config.qscheme not in PER_TENSOR_QSCHEMES:
+        msg = (
+            f"config has qscheme {config.qscheme!r}; the histogram takes {PER_TENSOR_QSCHEMES} "
+            "(torch's HistogramObserver is per tensor)"
+        )
+        raise ValueError(msg)
+    if not (isinstance(state, tuple) and len(state) == 3 and all(is_array(v) for v in state)):
+        msg = f"state must be a HistogramState of three arrays, got {type(state).__name__}"
+        raise TypeError(msg)
+    state = HistogramState(*state)
+    xp = array_namespace(state.min_val) if xp is None else resolve_namespace(xp)
     backend = _backends.shared(xp)
     device = device_of(state.histogram)
     return QParams(*_backends.searched_qparams(state, config, backend, device))
@@ -374,13 +404,16 @@ def fake_quantize_per_channel_affine(
     ``quant_max``'s); the dequantized value is a double product. A float zero
     point (``per_channel_affine_float_qparams``) is added before rounding,
     fused as AVX2/AVX-512 CPUs fuse it for float32 (see the docs'
-    exactness page). Integer zero points are not range-checked: torch's check reads
-    them back from the device.
+    exactness page). Integer zero points are range-checked, as torch checks them,
+    where that reads nothing back from a device (NumPy, array-api-strict, CPU
+    torch outside torch.compile); zero channels are refused, as torch.
     """
     backend, xp, _ = _float_input(x, fast)
     qmin, qmax = fakequant.check_range(quant_min, quant_max)
     ax = fakequant.channel_axis_checked(axis, x.ndim)
     s, z = fakequant.channel_qparams(x, scale, zero_point, ax, xp)
+    if on_host(z):
+        fakequant.check_channel_zero_points(z, qmin, qmax, xp)
     return backend.fake_quantize(x, s, z, qmin, qmax, ax)
 
 
@@ -405,8 +438,7 @@ def _tensor_inverse(scale: Any, xp: ModuleType, device: Any) -> Any:
     to float32 by the multiplication (an array scale is read as its value)."""
     if isinstance(scale, numbers.Real) and not isinstance(scale, bool):
         inv = 1.0 / float(scale)  # ZeroDivisionError for 0, as torch's Python code
-        with np.errstate(over="ignore"):
-            return xp.asarray(float(np.float32(inv)), dtype=xp.float32, device=device)
+        return xp.asarray(fakequant.float32_value(inv), dtype=xp.float32, device=device)
     fakequant.tensor_scale(scale, xp, device)  # checks only
     return fakequant.decomposed_inverse(xp.reshape(scale, ()), xp, device)
 

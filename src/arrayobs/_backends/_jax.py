@@ -341,7 +341,10 @@ class JaxBackend(Backend):
         quant_max: int,
         axis: int | None = None,
     ) -> Any:
-        return fake_quantize(x, scale, zero_point, quant_min, quant_max, axis)
+        # The clamp and the integer arithmetic after it are exact in float64: enabled
+        # locally, as the histogram's core, so JAX's default (no x64) is exact too.
+        with self.float64_scope():
+            return fake_quantize(x, scale, zero_point, quant_min, quant_max, axis)
 
     # jnp.asarray(..., device=) goes through a sharding constraint (about 0.3 ms a
     # call here); device_get and device_put move a tuple in one call each.

@@ -514,8 +514,8 @@ def histc(x: np.ndarray, bins: int, lo: float, hi: float) -> np.ndarray | None:
         return None
     t = x.dtype.type
     left, right, factor = t(lo), t(hi), t(bins)
-    span = right - left
     with np.errstate(over="ignore"):
+        span = right - left
         if not (span > 0 and np.isfinite(span * factor)):
             return None  # the generic arithmetic's NaN and overflow rules
     flat = np.ravel(x, order="K")

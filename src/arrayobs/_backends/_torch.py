@@ -226,8 +226,10 @@ class TorchBackend(Backend):
         quant_max: int,
         axis: int | None = None,
     ) -> Any:
-        if self.fast:
-            # torch's own kernels: the reference itself, on the CPU and on CUDA.
+        # torch's own kernels: the reference itself, on the CPU and on CUDA; except
+        # for a Python zero point beyond int32 (held as int64), which torch's
+        # int overload takes but its tensor overload refuses.
+        if self.fast and zero_point.dtype != torch.int64:
             if axis is None:
                 return torch.fake_quantize_per_tensor_affine(
                     x, scale, zero_point, quant_min, quant_max

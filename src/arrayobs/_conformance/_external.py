@@ -72,7 +72,7 @@ def load_factory(spec: str) -> Callable[..., Any]:
         sys.path.insert(0, str(Path.cwd()))
     try:
         factory = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
+    except Exception as exc:  # any error importing user code (SyntaxError, RuntimeError...)
         msg = f"--target {spec!r}: {type(exc).__name__}: {exc}"
         raise ValueError(msg) from exc
     if not callable(factory):

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from arrayobs._core._fakequant import _to_int, dtype_name
 
 __all__ = [
@@ -589,12 +591,59 @@ def finish(
     return scale, zp
 
 
+@quiet
+def moving_average(state: Any, batch: Any, c: float, *, xp: ModuleType) -> tuple[Any, Any]:
+    """torchao pt2e's ``AffineQuantizedMovingAverageMinMaxObserver`` step: ``m + c *
+    (cur - m)`` per block in the dtype of ``m`` promoted with ``cur``'s (float16 and
+    bfloat16 computed in float32 and rounded after every operation, ``c`` taken in
+    float32 op math, float64 in double), copied back into the state's dtype."""
+    (m_lo, m_hi), (b_lo, b_hi) = state, batch
+    keep = m_lo.dtype
+    a = Arith(promote(dtype_name(keep), dtype_name(b_lo.dtype)), xp)
+    cw = float(c) if a.name == "float64" else float(np.float32(c))
+
+    def move(m: Any, cur: Any) -> Any:
+        m, cur = a.load(m), a.load(cur)
+        step = a.round(xp.full_like(m, cw) * a.round(cur - m))
+        return xp.astype(a.round(m + step), keep)
+
+    return move(m_lo, b_lo), move(m_hi, b_hi)
+
+
 def blocks(v: Any, shape: tuple[int, ...], what: str, xp: ModuleType) -> Any:
     """``v`` (one value per block) viewed as ``shape``; ValueError if the sizes differ."""
     if math.prod(v.shape) != math.prod(shape):
         msg = f"{what} of shape {tuple(v.shape)} does not fit the blocks (shape {shape})"
         raise ValueError(msg)
     return xp.reshape(v, shape)
+
+
+_FLOAT_MAX = {
+    "float16": 65504.0,
+    "bfloat16": 3.3895313892515355e38,
+    "float32": 3.4028234663852886e38,
+    "float64": 1.7976931348623157e308,
+}
+
+
+def check_bound(value: float, dtype: str, what: str) -> None:
+    """ValueError where torch's ``clamp`` refuses a Python bound for a ``dtype``
+    tensor: finite and beyond its largest value (c10's checked conversion;
+    torch raises RuntimeError)."""
+    if math.isfinite(value) and abs(value) > _FLOAT_MAX[dtype]:
+        msg = (
+            f"{what} ({value}) cannot be converted to {dtype} without overflow "
+            f"(torchao clamps in {dtype}; torch raises RuntimeError)"
+        )
+        raise ValueError(msg)
+
+
+def quantize_dtype(x_dtype: Any, scale_dtype: Any, zero_point_dtype: Any) -> str:
+    """The float dtype :func:`quantize` clamps in: ``x`` promoted with ``scale``,
+    then with a float zero point."""
+    name = promote(dtype_name(x_dtype), float_name(scale_dtype, "scale"))
+    zname = dtype_name(zero_point_dtype)
+    return promote(name, zname) if zname in FLOAT_NAMES else name
 
 
 @quiet

@@ -251,8 +251,9 @@ def dequantize(
 ) -> Any:
     """The ``quantized_decomposed`` dequantize. Per tensor ``(q.to(out_dtype) -
     zero_point) * scale`` with ``scale`` in ``out_dtype``; per channel ``(q -
-    zero_point) * scales`` in the integers, then the scales' dtype, then
-    ``out_dtype``. ``zero_point`` may be None per channel."""
+    zero_point) * scales`` with torch's promotion at each step (an integer
+    difference takes the scales' dtype, a float one promotes against them),
+    then ``out_dtype``. ``zero_point`` may be None per channel."""
     if axis is None:
         # torch's op math: float32 (float64 for a float64 output), each step
         # rounded to the output dtype.
@@ -269,7 +270,18 @@ def dequantize(
     if zero_point is not None:
         zero_point = along(zero_point, axis, q.ndim, xp)
         q = _int_difference(q, zero_point, xp)
-    return xp.astype(xp.astype(q, scale.dtype) * scale, out_dtype)
+    # torch's promotion: an integer difference takes the scales' dtype; a float one
+    # (a float zero point) the wider of the two, float16 with bfloat16 float32. The
+    # operands are cast to it first, then one correctly rounded product.
+    kind = scale.dtype if xp.isdtype(q.dtype, "integral") else _promoted(q.dtype, scale.dtype, xp)
+    return xp.astype(xp.astype(q, kind) * xp.astype(scale, kind), out_dtype)
+
+
+def _promoted(a: Any, b: Any, xp: ModuleType) -> Any:
+    names = {dtype_name(a), dtype_name(b)}
+    if len(names) == 1:
+        return a
+    return xp.float64 if "float64" in names else xp.float32
 
 
 def _int_difference(q: Any, zero_point: Any, xp: ModuleType) -> Any:
@@ -301,13 +313,18 @@ def _one_element(value: Any, what: str) -> None:
         raise ValueError(msg)
 
 
+@quiet  # beyond float32's range: inf, as ATen's float conversion, silently
+def float32_value(value: float) -> float:
+    """A Python float rounded to float32 (``quiet`` leaves out ``np.errstate``
+    while torch.compile traces, which Dynamo cannot trace)."""
+    return float(np.float32(value))
+
+
 def tensor_scale(scale: Any, xp: ModuleType, device: Any) -> Any:
     """A per-tensor scale as a 0-d float32 array: a Python number rounded to
     float32 (ATen's kernels take a float), or a one-element float array."""
     if isinstance(scale, numbers.Real) and not isinstance(scale, bool):
-        with np.errstate(over="ignore"):
-            value = float(np.float32(float(scale)))
-        return xp.asarray(value, dtype=xp.float32, device=device)
+        return xp.asarray(float32_value(float(scale)), dtype=xp.float32, device=device)
     _same_namespace(scale, xp, "scale")
     _one_element(scale, "scale")
     if not xp.isdtype(scale.dtype, "real floating"):
@@ -325,10 +342,19 @@ def tensor_zero_point(
     if isinstance(zero_point, numbers.Integral) and not isinstance(zero_point, bool):
         zp = int(zero_point)
         check_zero_point(zp, quant_min, quant_max)
-        if not -(2**31) <= zp < 2**31:
-            msg = f"zero_point ({zp}) does not fit int32 (torch cannot convert it either)"
+        if -(2**31) <= zp < 2**31:
+            return xp.asarray(zp, dtype=xp.int32, device=device)
+        # torch's kernels take an int64 zero point (converted to float in their arithmetic).
+        if not -(2**63) <= zp < 2**63:
+            msg = f"zero_point ({zp}) does not fit int64 (torch cannot convert it either)"
             raise ValueError(msg)
-        return xp.asarray(zp, dtype=xp.int32, device=device)
+        if not has_dtype(xp, device, "int64"):
+            msg = (
+                f"zero_point ({zp}) needs int64, which this backend lacks here "
+                "(JAX: enable jax_enable_x64)"
+            )
+            raise ValueError(msg)
+        return xp.asarray(zp, dtype=xp.int64, device=device)
     if isinstance(zero_point, numbers.Number):
         msg = f"zero_point must be an int or an array, got {zero_point!r}"
         raise TypeError(msg)
@@ -372,7 +398,28 @@ def channel_qparams(
             f"the input's length along axis {axis} ({x.shape[axis]})"
         )
         raise ValueError(msg)
+    if x.shape[axis] == 0:
+        # torch's range check of the zero points reduces them: an empty one raises.
+        msg = f"the input has no channels along axis {axis} (torch raises for zero channels)"
+        raise ValueError(msg)
     return scale, zero_point
+
+
+def check_channel_zero_points(
+    zero_point: Any, quant_min: int, quant_max: int, xp: ModuleType
+) -> None:
+    """ValueError if an integer per-channel zero point lies outside ``[quant_min,
+    quant_max]``, as torch checks it (for host arrays only: elsewhere the check
+    would read the zero points back from the device)."""
+    if xp.isdtype(zero_point.dtype, "real floating"):
+        return  # torch checks only integer zero points
+    lo, hi = int(xp.min(zero_point)), int(xp.max(zero_point))
+    if lo < quant_min or hi > quant_max:
+        msg = (
+            f"zero_point must be between quant_min ({quant_min}) and quant_max ({quant_max}), "
+            f"got values in [{lo}, {hi}]"
+        )
+        raise ValueError(msg)
 
 
 def int_dtype(dtype: Any, xp: ModuleType) -> tuple[str, Any]:

@@ -33,6 +33,7 @@ import numpy as np
 from arrayobs._core._fakequant import wide_float
 from arrayobs._core._keys import INT32_MIN
 from arrayobs._core._minmax import quiet
+from arrayobs._core._qparams import _divisor
 
 SMALL_SCALE = np.float32(6.1e-5)
 
@@ -92,15 +93,17 @@ def qparams(
         sqmin = -(_c_div(span, 2) + 1)
         sqmax = _c_div(span, 2)
         both = (lo < 0) & (hi > 0)
-        with np.errstate(all="ignore"):
-            a = xp.abs(lo / xp.asarray(np.float32(sqmin), dtype=f32, device=device))
-            b = xp.abs(hi / xp.asarray(np.float32(sqmax), dtype=f32, device=device))
+        # Divisions by data-shaped divisors: XLA turns a division by a broadcast
+        # constant into a multiplication by its reciprocal (see _qparams._divisor).
+        a = xp.abs(lo / _divisor(float(sqmin), lo, xp))
+        b = xp.abs(hi / _divisor(float(sqmax), hi, xp))
         max_scale = xp.astype(_std_max(a, b, xp), w)
         lo = xp.where(both, xp.astype(max_scale * sqmin, f32), lo)
         hi = xp.where(both, xp.astype(max_scale * sqmax, f32), hi)
     lo = _std_min(lo, zero, xp)
     hi = _std_max(hi, zero, xp)
-    scale = xp.astype((xp.astype(hi, w) - xp.astype(lo, w)) / float(span), f32)
+    width = xp.astype(hi, w) - xp.astype(lo, w)
+    scale = xp.astype(width / _divisor(float(span), width, xp), f32)
     one = xp.asarray(1.0, dtype=f32, device=device)
     bad = (scale == 0) | xp.isinf(one / scale)
     scale = xp.where(bad, xp.asarray(np.float32(0.1), dtype=f32, device=device), scale)

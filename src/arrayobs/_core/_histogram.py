@@ -157,11 +157,15 @@ def histc(x: Any, bins: int, lo: Any, hi: Any, *, xp: ModuleType, device: Any = 
     device = device_of(x) if device is None else device
     left = _as_dtype(lo, x.dtype, xp, device)
     right = _as_dtype(hi, x.dtype, xp, device)
-    inside = (x >= left) & (x <= right)
+    span = right - left
+    # ATen's outer edges come from linspace in x's dtype: where hi - lo overflows
+    # there, its step is inf and both edges NaN (start + 0 * inf), so histc counts
+    # nothing (a float16 batch spanning more than 65504, float32 spanning 2e38).
+    inside = (x >= left) & (x <= right) & xp.isfinite(span)
     scaled = (xp.where(inside, x, left) - left) * xp.asarray(
         float(bins), dtype=x.dtype, device=device
     )
-    position = _divide(scaled, right - left, xp)
+    position = _divide(scaled, span, xp)
     index = xp.astype(position, xp.int32)  # truncation; position >= 0
     # An overflowed (inf) position: x86's conversion gives INT32_MIN, so bin 0
     # after the clip, in torch and NumPy; XLA saturates instead, hence the where.
@@ -194,6 +198,7 @@ def _fused(base: Any, product: Any, xp: ModuleType) -> Any:
     return xp.where(tie & (error * away > 0), other, rounded)
 
 
+@quiet  # a range wider than float32's largest: torch's inf step and NaN edges, silently
 def linspace(start: Any, end: Any, steps: int, *, xp: ModuleType, device: Any) -> Any:
     """``torch.linspace(start, end, steps)`` (float32) on the CPU, bit for bit.
 
@@ -216,6 +221,7 @@ def linspace(start: Any, end: Any, steps: int, *, xp: ModuleType, device: Any) -
     return xp.concat([first, second])
 
 
+@quiet  # as linspace
 def bucket_assignments(
     orig: tuple[Any, Any], new: tuple[Any, Any], bins: int, *, xp: ModuleType, device: Any
 ) -> Any:

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 from arrayobs._core._histogram import f32
+from arrayobs._core._minmax import quiet
 from arrayobs._core._sum import torch_sum
 
 STEPSIZE = 1e-5  # the search's quantile granularity
@@ -65,6 +66,9 @@ def search_walk(csum: Sequence[float], total: float) -> Iterator[tuple[int, int]
     its ``sum().item()``. Lazy: a search that stops early pays for the
     candidates it saw; torch's no-change steps are skipped in one bisection each.
     """
+    if any(later < earlier for earlier, later in itertools.pairwise(csum)):
+        yield from _literal_walk(csum, total)
+        return
     alphas, betas = _quantiles()
     bins = len(csum)
     a = b = 0
@@ -87,6 +91,35 @@ def search_walk(csum: Sequence[float], total: float) -> Iterator[tuple[int, int]
         else:
             # Nothing moves until beta's threshold drops below csum[end]: skip there.
             b = _next_drop(betas, b + 1, total, csum[end], alphas[a])
+
+
+def _literal_walk(csum: Sequence[float], total: float) -> Iterator[tuple[int, int]]:
+    """:func:`search_walk` for a cumulative sum that decreases somewhere (a loaded
+    histogram with negative counts): torch's scans from the current bins, step
+    by step, which bisection and the skipped no-change steps would not follow."""
+    alphas, betas = _quantiles()
+    c = np.asarray(csum, dtype=np.float32)
+    a = b = 0
+    start, end = 0, len(c) - 1
+    while alphas[a] < betas[b]:
+        lo_thr = f32(alphas[a + 1] * total)
+        hi_thr = f32(betas[b + 1] * total)
+        # torch: l from start while csum[l] < lo_thr (up to end); r from end while
+        # csum[r] > hi_thr (down to start).
+        below = c[start:end] < lo_thr
+        left = end if below.all() else start + int(np.argmin(below))
+        above = c[start + 1 : end + 1] > hi_thr
+        right = start if above.all() else end - int(np.argmin(above[::-1]))
+        if left - start > end - right:
+            a += 1
+            moved = left != start
+            start = left
+        else:
+            b += 1
+            moved = right != end
+            end = right
+        if moved:
+            yield start, end
 
 
 def _next_drop(betas: Sequence[float], b: int, total: float, level: float, alpha: float) -> int:
@@ -204,6 +237,7 @@ def search(
     return chosen
 
 
+@quiet  # an infinite bin width (a range past float32's largest) searches as torch: inf, NaN
 def search_range(
     histogram: np.ndarray, min_val: float, max_val: float, nbins: int
 ) -> tuple[float, float]:

@@ -27,6 +27,7 @@ from arrayobs._compat import (
     is_array,
     resolve_namespace,
     to_host,
+    without_graph,
 )
 from arrayobs._core import _affine as core
 from arrayobs._core._minmax import (
@@ -178,6 +179,7 @@ class AffineQuantizedMinMaxObserver:
             raise ValueError(msg)
 
     def _batch(self, x: Any, xp: ModuleType) -> MinMaxState:
+        x = without_graph(x)  # torchao's observers detach: state never keeps a graph
         block = core.get_block_size(x.shape, self.granularity)
         nan_safe = _backends.shared(xp).reductions_drop_nan
         return MinMaxState(*core.block_minmax(x, block, self.keepdim, xp=xp, nan_safe=nan_safe))
@@ -252,7 +254,7 @@ class AffineQuantizedMinMaxObserver:
             state.min_val, state.max_val, self.mapping_type, self._target, self.eps, xp=xp
         )
         scale, zp = core.finish(
-            scale, zp, name, self.mapping_type, self.scale_dtype, self.zero_point_dtype, xp=xp
+            scale, zp, name, self.mapping_type, self.scale_dtype, self._zp_dtype(name), xp=xp
         )
         if self.zero_point_domain is core.ZeroPointDomain.NONE:
             zp = None
@@ -308,6 +310,9 @@ class AffineQuantizedMinMaxObserver:
 
     def _state_dtype(self, name: str) -> str:
         return name
+
+    def _zp_dtype(self, state_name: str) -> str | None:
+        return self.zero_point_dtype
 
     # -- copy and pickle ------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -368,18 +373,23 @@ def _moved(v: Any, xp: ModuleType, device: Any) -> Any:
 
 
 class AffineQuantizedMovingAverageMinMaxObserver(AffineQuantizedMinMaxObserver):
-    """:class:`AffineQuantizedMinMaxObserver` with torch.ao's moving average per block.
+    """:class:`AffineQuantizedMinMaxObserver` with a moving average per block, as
+    torchao's pt2e ``AffineQuantizedMovingAverageMinMaxObserver``
+    (``torchao.quantization.pt2e._affine_quantization``, torchao 0.18.0).
 
-    torchao has no moving-average affine observer (pytorch/ao#650 lists it as
-    future work); this one is defined as torch.ao's
-    ``MovingAverageMinMaxObserver`` applied to every block: the state is
-    float32 (each batch's block min and max rounded to float32, as torch.ao
-    casts its input), the first non-empty batch is taken as it is, and every
-    later one moves the state by ``m + c * (cur - m)``, three float32
-    operations with ``c = averaging_constant`` rounded to float32. qparams are
-    torchao's of that float32 state, so the scale is float32 unless
-    ``scale_dtype`` says otherwise. ``averaging_constant`` is keyword-only;
-    the positional parameters are the min-max observer's.
+    By default (``running_dtype="input"``, torchao's) the state keeps the first
+    batch's dtype: bfloat16 input keeps a bfloat16 running min and max. Every
+    later batch moves it by ``m + c * (cur - m)`` in that dtype (float16 and
+    bfloat16 rounded after each operation, ``c`` in float32 op math), and a
+    ``zero_point_dtype`` of None gives the zero point the state's dtype, as
+    torchao's pt2e qparams do. ``running_dtype="float32"`` is torch.ao's
+    ``MovingAverageMinMaxObserver`` applied to every block instead: a float32
+    state (each batch's block min and max rounded to float32), three float32
+    operations per step, and an int32 zero point for ASYMMETRIC by default.
+    On float32 input their states agree. ``averaging_constant`` (default 0.01) and
+    ``running_dtype`` are keyword-only; the positional parameters are the
+    min-max observer's (torchao's pt2e class takes ``averaging_constant``
+    fourth).
     """
 
     def __init__(
@@ -397,6 +407,7 @@ class AffineQuantizedMovingAverageMinMaxObserver(AffineQuantizedMinMaxObserver):
         keepdim: bool = False,
         *,
         averaging_constant: float = 0.01,
+        running_dtype: str = "input",
         xp: Any = None,
         device: Any = None,
     ) -> None:
@@ -405,6 +416,10 @@ class AffineQuantizedMovingAverageMinMaxObserver(AffineQuantizedMinMaxObserver):
             msg = "averaging_constant must be a real number, got None"
             raise ValueError(msg)
         self.averaging_constant = c
+        if running_dtype not in ("input", "float32"):
+            msg = f"running_dtype must be 'input' (torchao's) or 'float32', got {running_dtype!r}"
+            raise ValueError(msg)
+        self.running_dtype = running_dtype
         super().__init__(
             mapping_type,
             target_dtype,
@@ -423,12 +438,18 @@ class AffineQuantizedMovingAverageMinMaxObserver(AffineQuantizedMinMaxObserver):
 
     def _batch(self, x: Any, xp: ModuleType) -> MinMaxState:
         mn, mx = super()._batch(x, xp)
+        if self.running_dtype == "input":
+            return MinMaxState(mn, mx)
         return MinMaxState(xp.astype(mn, xp.float32), xp.astype(mx, xp.float32))
 
     def _fold(self, state: MinMaxState, batch: MinMaxState, xp: ModuleType) -> MinMaxState:
+        if self.running_dtype == "input":
+            return MinMaxState(*core.moving_average(state, batch, self.averaging_constant, xp=xp))
         return moving_average_combine(
             state, batch.min_val, batch.max_val, self.averaging_constant, xp=xp, fresh=False
         )
 
-    def _state_dtype(self, name: str) -> str:
-        return "float32"
+    def _zp_dtype(self, state_name: str) -> str | None:
+        if self.zero_point_dtype is None and self.running_dtype == "input":
+            return state_name  # torchao pt2e: the zero point takes min_val's dtype
+        return self.zero_point_dtype

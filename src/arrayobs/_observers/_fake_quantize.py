@@ -27,6 +27,7 @@ from arrayobs._compat import (
     is_array,
     resolve_namespace,
     to_host,
+    xp_argument,
 )
 from arrayobs._config import boolean
 from arrayobs._core import _fakequant as fakequant
@@ -294,7 +295,8 @@ class FakeQuantize(FakeQuantizeBase):
             if xp is not bound:
                 msg = (
                     f"{type(self).__name__} is bound to {describe(bound, own)}; "
-                    f"got an array of {describe(xp, device)}"
+                    f"got an array of {describe(xp, device)} (construct it, or call its "
+                    f"factory, with xp={xp_argument(xp)})"
                 )
                 raise TypeError(msg)
         backend = _backends.shared(xp, self._fast)
@@ -625,11 +627,11 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
                     m = xp.full((n,), xp.inf, dtype=xp.float32, device=device)
                     big_m = xp.full((n,), -xp.inf, dtype=xp.float32, device=device)
                     apo._adopt(xp, device, X, core.MinMaxState(m, big_m), observed=False)
-                scale, zp = backend.materialize(
-                    *fused.qparams(
+                with backend.float64_scope():  # FBGEMM's double steps (JAX without x64)
+                    pair = fused.qparams(
                         m, big_m, qmin, qmax, self.is_symmetric_quant, xp=xp, device=device
                     )
-                )
+                scale, zp = backend.materialize(*pair)
             except BaseException:
                 apo._restore(saved)
                 raise

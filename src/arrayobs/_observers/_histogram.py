@@ -77,6 +77,9 @@ class HistogramObserver(Observer):
     (0.015625, 64)
     """
 
+    # torch raises the symmetric quint8 reduce_range refusal only in its MinMax observers.
+    _scope: Mapping[str, bool] = {"histogram": True}
+
     def __init__(
         self,
         bins: int = 2048,

@@ -12,7 +12,7 @@ import numpy as np
 
 from arrayobs import _backends
 from arrayobs import _core as core
-from arrayobs._compat import to_host
+from arrayobs._compat import state_text, to_host
 from arrayobs._config import FLOAT32_EPS, boolean, real_number
 from arrayobs._observers import _state_dict
 from arrayobs._observers._base import Observer, unless_all_empty
@@ -248,7 +248,7 @@ class PerChannelMinMaxObserver(Observer):
     # -- repr ----------------------------------------------------------------
     def extra_repr(self) -> str:
         # Summarised past 8 channels, as torch's tensor repr summarises.
-        lo, hi = (np.array2string(to_host(v), separator=", ", threshold=8) for v in self._state)
+        lo, hi = (state_text(v) for v in self._state)
         return f"min_val={lo}, max_val={hi}"
 
 
