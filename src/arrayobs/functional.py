@@ -685,18 +685,20 @@ def fused_moving_avg_obs_fake_quant(
         return (xp.asarray(input, copy=True), *state)
     backend, device = _backends.shared(xp), _device(input)
     batch = backend.aminmax(input, 0 if per_row_fake_quant else None)
-    new = core_fused.step(
-        *state,
-        batch,
-        observe,
-        fake_quant,
-        averaging_const,
-        qmin,
-        qmax,
-        bool(symmetric_quant),
-        xp=xp,
-        device=device,
-    )
+    # FBGEMM's double steps: a local jax.enable_x64 on JAX, nothing elsewhere.
+    with backend.float64_scope():
+        new = core_fused.step(
+            *state,
+            batch,
+            observe,
+            fake_quant,
+            averaging_const,
+            qmin,
+            qmax,
+            bool(symmetric_quant),
+            xp=xp,
+            device=device,
+        )
     new_scale, new_zp = new[2], new[3]
     if per_row_fake_quant:
         quantized = backend.fake_quantize(input, new_scale, new_zp, qmin, qmax, 0)
