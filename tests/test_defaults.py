@@ -86,8 +86,9 @@ def test_default_factory_qparams_match_torch(backend: Any, torch_ref: Any, name:
         batch = torch_ref.randn(4, 16, generator=gen) * 3 + 0.5
         ours(backend.from_torch(batch))
         ref(batch)
-    for got, want in zip(ours.calculate_qparams(), ref.calculate_qparams(), strict=True):
+    for got, torch_value in zip(ours.calculate_qparams(), ref.calculate_qparams(), strict=True):
         host = np.asarray(to_host(got))
+        want = torch_value
         if _name(want.dtype) == "int64" and not backend.has("int64"):
             # JAX without x64 has no int64: the zero point is int32 (documented).
             want = want.to(torch_ref.int32)

@@ -358,8 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--version",
         action="version",
         version=(
-            f"arrayobs {__version__} "
-            f"(reference: torch {TORCH_VERSION}, torchao {TORCHAO_VERSION})"
+            f"arrayobs {__version__} (reference: torch {TORCH_VERSION}, torchao {TORCHAO_VERSION})"
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True)

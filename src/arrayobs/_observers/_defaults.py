@@ -15,9 +15,7 @@ from arrayobs._observers._per_tensor import MinMaxObserver
 # torch restricts activations to (0, 127) here: the reduced range of its old
 # x86 kernels, kept for debugging.
 default_observer = MinMaxObserver.with_args(quant_min=0, quant_max=127)
-default_weight_observer = MinMaxObserver.with_args(
-    dtype="qint8", qscheme="per_tensor_symmetric"
-)
+default_weight_observer = MinMaxObserver.with_args(dtype="qint8", qscheme="per_tensor_symmetric")
 weight_observer_range_neg_127_to_127 = MinMaxObserver.with_args(
     dtype="qint8", qscheme="per_tensor_symmetric", quant_min=-127, quant_max=127, eps=2**-12
 )
