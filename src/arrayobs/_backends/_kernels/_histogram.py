@@ -21,45 +21,46 @@ from typing import Any
 import numba
 import numpy as np
 
-_JIT: dict[str, Any] = {"cache": True, "nogil": True}
+# error_model="numpy": a float division by zero gives inf or NaN, as in NumPy and torch.
+_JIT: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
 COPIES = 4
+BLOCK = 2048  # values per block: 8 KiB of positions, in L1
 _INT32_LIMIT = 2147483648.0
 
 
-@numba.njit(inline="always", **_JIT)
-def _bin(v, left, right, factor, span, bins, top):  # type: ignore[no-untyped-def]
-    """The bin of ``v``, or -1 where it is outside ``[left, right]`` or NaN."""
-    if not (v >= left and v <= right):
-        return -1
-    pos = ((v - left) * factor) / span
-    if not np.isfinite(pos) or pos < 1.0 or pos >= _INT32_LIMIT:
-        return 0
-    if pos >= top:
-        return bins - 1
-    return int(pos)
+@numba.njit(**_JIT)
+def _positions(block, left, right, factor, span, bins, out):  # type: ignore[no-untyped-def]
+    """Each value's bin into ``out`` (``bins`` where it is skipped): no branches, so
+    the compiler vectorizes it; the conversion only sees values in ``[0, bins)``."""
+    t = block.dtype.type
+    zero, top, last = t(0.0), t(bins), t(bins - 1)
+    for i in range(block.size):
+        v = block[i]
+        pos = ((v - left) * factor) / span
+        q = pos if (pos >= 1.0 and pos < top) else zero
+        q = last if (pos >= top and pos < _INT32_LIMIT) else q  # NaN, inf: 0 (above)
+        k = np.int32(q)
+        out[i] = k if (v >= left and v <= right) else np.int32(bins)
 
 
 @numba.njit(**_JIT)
-def _count(x, start, stop, left, right, factor, span, bins, counts):  # type: ignore[no-untyped-def]
-    """Count ``x[start:stop]`` into ``counts`` (COPIES, bins); the number skipped."""
-    top = float(bins)
-    skipped = 0
-    i = start
-    while i + COPIES <= stop:
-        for j in range(COPIES):
-            k = _bin(x[i + j], left, right, factor, span, bins, top)
-            if k >= 0:
-                counts[j, k] += 1
-            else:
-                skipped += 1
-        i += COPIES
-    for tail in range(i, stop):
-        k = _bin(x[tail], left, right, factor, span, bins, top)
-        if k >= 0:
-            counts[0, k] += 1
-        else:
-            skipped += 1
-    return skipped
+def _count(x, left, right, factor, span, bins, counts):  # type: ignore[no-untyped-def]
+    """Count ``x`` into ``counts`` (COPIES, bins + 1; the last column: skipped),
+    block by block: the positions of a block (vectorized), then its counts
+    (element i into copy i % COPIES, so that runs of one bin do not wait on
+    one counter)."""
+    index = np.empty(BLOCK, np.int32)
+    for start in range(0, x.size, BLOCK):
+        block = x[start : start + BLOCK]
+        n = block.size
+        _positions(block, left, right, factor, span, bins, index)
+        i = 0
+        while i + COPIES <= n:
+            for j in range(COPIES):
+                counts[j, index[i + j]] += 1
+            i += COPIES
+        for tail in range(i, n):
+            counts[0, index[tail]] += 1
 
 
 @numba.njit(**_JIT)
@@ -72,21 +73,9 @@ def _total(counts):  # type: ignore[no-untyped-def]
     return out
 
 
-@numba.njit(parallel=True, **_JIT)
-def histc_parallel(x, left, right, factor, span, bins, parts):  # type: ignore[no-untyped-def]
-    """(int64 counts, number skipped) of the 1-d ``x``, one contiguous part per thread."""
-    n = x.size
-    counts = np.zeros((parts, COPIES, bins), np.int64)
-    skipped = np.zeros(parts, np.int64)
-    for p in numba.prange(parts):
-        skipped[p] = _count(
-            x, n * p // parts, n * (p + 1) // parts, left, right, factor, span, bins, counts[p]
-        )
-    return _total(counts), skipped.sum()
-
-
 @numba.njit(**_JIT)
-def histc_serial(x, left, right, factor, span, bins):  # type: ignore[no-untyped-def]
-    counts = np.zeros((1, COPIES, bins), np.int64)
-    skipped = _count(x, 0, x.size, left, right, factor, span, bins, counts[0])
-    return _total(counts), skipped
+def histc(x, left, right, factor, span, bins, start, stop):  # type: ignore[no-untyped-def]
+    """int64 counts (``bins``) of ``x[start:stop]`` (one thread's part)."""
+    counts = np.zeros((1, COPIES, bins + 1), np.int64)
+    _count(x[start:stop], left, right, factor, span, bins, counts[0])
+    return _total(counts)[:bins]

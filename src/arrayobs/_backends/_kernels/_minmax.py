@@ -18,7 +18,8 @@ from typing import Any
 import numba
 import numpy as np
 
-_JIT: dict[str, Any] = {"cache": True, "nogil": True}
+# error_model="numpy": a float division by zero gives inf or NaN, as in NumPy and torch.
+_JIT: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
 @numba.njit(**_JIT)
@@ -28,56 +29,37 @@ def _span(bits, start, stop):  # type: ignore[no-untyped-def]
     shift = t(bits.itemsize * 8 - 1)
     mask = t((1 << (bits.itemsize * 8 - 1)) - 1)
     lo, hi = mask, t(~mask)
-    for i in range(start, stop):
-        b = bits[i]
+    part = bits[start:stop]  # indices from 0: no negative-index wrap to test, so it vectorizes
+    for i in range(part.size):
+        b = part[i]
         k = t(b ^ ((b >> shift) & mask))
         lo = min(lo, k)
         hi = max(hi, k)
     return lo, hi
 
 
-@numba.njit(parallel=True, **_JIT)
-def keys_parallel(bits, parts):  # type: ignore[no-untyped-def]
-    """(min, max) key of the 1-d ``bits``, in ``parts`` contiguous pieces, one per thread."""
-    n = bits.size
-    los = np.empty(parts, bits.dtype)
-    his = np.empty(parts, bits.dtype)
-    for p in numba.prange(parts):
-        los[p], his[p] = _span(bits, n * p // parts, n * (p + 1) // parts)
-    return los.min(), his.max()
+@numba.njit(**_JIT)
+def keys(bits, start, stop):  # type: ignore[no-untyped-def]
+    """(min, max) key of ``bits[start:stop]`` as a (2,) array (one thread's part)."""
+    out = np.empty(2, bits.dtype)
+    out[0], out[1] = _span(bits, start, stop)
+    return out
 
 
 @numba.njit(**_JIT)
-def keys_serial(bits):  # type: ignore[no-untyped-def]
-    return _span(bits, 0, bits.size)
-
-
-@numba.njit(parallel=True, **_JIT)
-def keys_axis(bits, parts):  # type: ignore[no-untyped-def]
-    """Per-channel (min, max) keys of an (A, C, B) C-contiguous ``bits``, shape (C,).
-
-    The A * C rows of B contiguous values are split into ``parts`` runs, one
-    per thread, each into its own (C,) accumulators; then the threads' results
-    are combined in thread order (min and max of integers: any order gives
-    the same keys).
-    """
-    a, c, b = bits.shape
+def keys_axis(bits, first, last):  # type: ignore[no-untyped-def]
+    """Per-channel (min, max) keys, (2, C), of rows ``first`` to ``last`` of the
+    (A, C, B) C-contiguous ``bits`` (row r: channel r % C, B contiguous values)."""
+    c, b = bits.shape[1], bits.shape[2]
     t = bits.dtype.type
     mask = t((1 << (bits.itemsize * 8 - 1)) - 1)
-    los = np.full((parts, c), mask, bits.dtype)
-    his = np.full((parts, c), t(~mask), bits.dtype)
-    rows = a * c
-    flat = bits.reshape(rows * b)
-    for p in numba.prange(parts):
-        for r in range(rows * p // parts, rows * (p + 1) // parts):
-            ch = r % c
-            lo, hi = _span(flat, r * b, (r + 1) * b)
-            los[p, ch] = min(los[p, ch], lo)
-            his[p, ch] = max(his[p, ch], hi)
-    lo_out = los[0].copy()
-    hi_out = his[0].copy()
-    for p in range(1, parts):
-        for ch in range(c):
-            lo_out[ch] = min(lo_out[ch], los[p, ch])
-            hi_out[ch] = max(hi_out[ch], his[p, ch])
-    return lo_out, hi_out
+    out = np.empty((2, c), bits.dtype)
+    out[0] = mask
+    out[1] = t(~mask)
+    flat = bits.reshape(bits.size)
+    for r in range(first, last):
+        ch = r % c
+        lo, hi = _span(flat, r * b, (r + 1) * b)
+        out[0, ch] = min(out[0, ch], lo)
+        out[1, ch] = max(out[1, ch], hi)
+    return out

@@ -18,7 +18,8 @@ import numpy as np
 
 from arrayobs._backends._kernels._sum import cascade_sum
 
-_JIT: dict[str, Any] = {"cache": True, "nogil": True}
+# error_model="numpy": a float division by zero gives inf or NaN, as in NumPy and torch.
+_JIT: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
 @numba.njit(inline="always", **_JIT)

@@ -13,7 +13,8 @@ from typing import Any
 import numba
 import numpy as np
 
-_JIT: dict[str, Any] = {"cache": True, "nogil": True}
+# error_model="numpy": a float division by zero gives inf or NaN, as in NumPy and torch.
+_JIT: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
 LANES = 8
 
 
