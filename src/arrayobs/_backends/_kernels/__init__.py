@@ -218,11 +218,12 @@ def search_range(
     if not enabled() or histogram.dtype != np.float32 or not 0 < histogram.size <= 32768:
         return None
     from arrayobs._backends._kernels import _search, _sum
-    from arrayobs._core._search import chosen_range, cumulative_float32
+    from arrayobs._core._search import chosen_range
 
     h = np.ascontiguousarray(histogram)
     total = float(_sum.cascade_sum(h))
-    csum = np.asarray(cumulative_float32(h))
+    # torch's cumsum (float64 running sum, each rounded to float32), as cumulative_float32.
+    csum = np.cumsum(h, dtype=np.float64).astype(np.float32).astype(np.float64)
     bins = h.size
     chosen = _search.search(h, csum, total, (max_val - min_val) / bins, nbins, *_quantiles())
     return chosen_range(min_val, max_val, bins, (int(chosen[0]), int(chosen[1])))
