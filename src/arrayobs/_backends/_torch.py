@@ -174,7 +174,9 @@ class TorchBackend(Backend):
             # The generic math, on the tensor torch.ao reduces (no graph, no dtype
             # without a kernel).
             return super().aminmax(prepare(x), ch_axis)
-        found = _kernels.aminmax(x) if ch_axis is None else _kernels.aminmax_axis(x, ch_axis)
+        found = None
+        if not torch.compiler.is_compiling():  # a traced tensor has no memory to view
+            found = _kernels.aminmax(x) if ch_axis is None else _kernels.aminmax_axis(x, ch_axis)
         if found is not None:  # compiled single pass on the CPU memory (numba installed)
             return _from_host(*found)
         return aminmax(x) if ch_axis is None else aminmax_axis(x, ch_axis)
@@ -245,14 +247,14 @@ class TorchBackend(Backend):
     def value_range(self, x: Any) -> tuple[float, float]:
         if not self.fast:
             return super().value_range(x)
-        found = _kernels.value_range(x)
+        found = None if torch.compiler.is_compiling() else _kernels.value_range(x)
         if found is not None:
             return found
         # One kernel, one read of both values (a float64 input keeps its values).
         return tuple(torch.stack(torch.aminmax(prepare(x))).tolist())  # type: ignore[return-value]
 
     def histc(self, x: Any, bins: int, lo: float, hi: float, *, finite: bool = False) -> Any:
-        if self.fast and x.device.type == "cpu" and x.dtype in _HISTC_DTYPES:
+        if self.fast and not torch.compiler.is_compiling() and x.device.type == "cpu":
             out = _kernels.histc(x, bins, lo, hi)
             if out is not None:
                 return torch.from_numpy(out)
