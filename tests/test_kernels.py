@@ -36,6 +36,12 @@ FLOATS = ("float16", "bfloat16", "float32", "float64")
 SIZES = (1, 17, 1000, 300_003)
 
 
+@pytest.fixture(autouse=True)
+def _kernels_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test switches the kernels itself (the suite may run with ARRAYOBS_NUMBA=0)."""
+    monkeypatch.delenv("ARRAYOBS_NUMBA", raising=False)
+
+
 @pytest.fixture
 def host(backend: Any) -> Any:
     """The backend, where the kernels serve it (NumPy, torch on the CPU)."""
