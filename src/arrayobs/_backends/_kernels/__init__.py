@@ -11,10 +11,9 @@ cached on disk (``cache=True``), so a later process loads them.
 
 The kernels are serial and release the GIL; a large input is cut into one
 contiguous part per core, run on a thread pool of this package, and the
-parts' results combined in part order. (numba's own ``parallel=True`` with
-OpenMP's spinning barrier ran 4x slower than one thread on the shared
-2-core machine under load: a thread that waits for a busy core stalls
-every part.)
+parts' results combined in part order. (Not numba's ``parallel=True``: its
+OpenMP threads spin at a barrier, so on a shared machine one busy core
+stalls every part; bench/results/kernels.md.)
 """
 
 from __future__ import annotations
