@@ -299,7 +299,6 @@ def main(argv: list[str] | None = None) -> int:
     rows += forward_rows(10**6 if args.quick else 10**7)
     rows += qparams_rows(10**5 if args.quick else 10**6)
     rows += minmax_rows(big, "float32", "numpy")
-    rows += minmax_rows(10**7, "float64", "torch")
     for dtype in ("float16", "bfloat16", "float32", "float64"):
         rows += minmax_rows(10**7, dtype, "torch")
     rows += minmax_rows(10**7, "float32", "numpy", per_channel=True)
