@@ -20,6 +20,7 @@ import nox
 ROOT = Path(__file__).resolve().parent
 _CPU = ("numpy", "strict", "torch", "jax", "dask")
 nox.options.sessions = [f"{s}-{b}" for s in ("tests", "conformance") for b in _CPU] + [
+    "tests-numba",
     "lint",
     "docs",
     "front-door",
@@ -85,6 +86,22 @@ def _define(suite: str, name: str, extra: str, backends: str, gpu: bool) -> None
 for _suite in SUITES:
     for _name, (_extra, _backends, _gpu) in SESSIONS.items():
         _define(_suite, _name, _extra, _backends, _gpu)
+
+
+@nox.session(name="tests-numba")
+def tests_numba(session: nox.Session) -> None:
+    """The compiled CPU kernels (``arrayobs[numba]``): their own tests (each kernel against
+    the library path, bit for bit) and conformance on NumPy and torch with the kernels on.
+    The other sessions install no numba, so they test the library path."""
+    session.install(*CONSTRAINTS, *TEST_DEPS, "-e", ".[numba]")
+    session.run(
+        "pytest",
+        "tests/test_kernels.py",
+        "tests/test_histogram.py",
+        "conformance",
+        *session.posargs,
+        env={"ARRAYOBS_BACKENDS": "numpy,torch"},
+    )
 
 
 @nox.session

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from arrayobs import _core as core
+from arrayobs._backends import _kernels
 from arrayobs._backends._generic import Backend
 from arrayobs._compat import backend_name, resolve_namespace
 from arrayobs._config import QuantConfig
@@ -115,7 +116,8 @@ def searched_qparams(
     if math.isnan(mn) or math.isnan(mx):
         msg = "the histogram state's range is NaN: a batch held NaN (torch's histc raises)"
         raise ValueError(msg)
-    lo, hi = search_range(counts, float(mn), float(mx), dst_nbins(config.dtype))
+    args = (np.asarray(counts, np.float32), float(mn), float(mx), dst_nbins(config.dtype))
+    lo, hi = _kernels.search_range(*args) or search_range(*args)
     # The two-value qparams run on the host too: a few small device ops would
     # cost more than the search.
     host = core.MinMaxState(*(np.asarray(v, dtype=np.float32) for v in (lo, hi)))

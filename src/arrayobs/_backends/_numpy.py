@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from arrayobs import _core as core
-from arrayobs._backends import _numpy_affine
+from arrayobs._backends import _kernels, _numpy_affine
 from arrayobs._backends._generic import Backend
 from arrayobs._config import QuantConfig
 from arrayobs._core import _affine as affine
@@ -554,6 +554,9 @@ class NumpyBackend(Backend):
     def aminmax(self, x: Any, ch_axis: int | None = None) -> tuple[Any, Any]:
         if not self.fast:
             return super().aminmax(x, ch_axis)
+        found = _kernels.aminmax(x) if ch_axis is None else _kernels.aminmax_axis(x, ch_axis)
+        if found is not None:  # compiled single pass (numba installed)
+            return tuple(np.asarray(v) for v in found)  # type: ignore[return-value]
         return aminmax(x) if ch_axis is None else aminmax_axis(x, ch_axis)
 
     def check_input(self, x: Any) -> None:
@@ -569,7 +572,7 @@ class NumpyBackend(Backend):
     def reduce(self, x: Any, ch_axis: int | None = None) -> Any:
         if not self.fast or ch_axis is not None:
             return super().reduce(x, ch_axis)
-        return minmax_scalars(x)
+        return _kernels.aminmax(x) or minmax_scalars(x)
 
     def fold(
         self,
@@ -614,12 +617,17 @@ class NumpyBackend(Backend):
         return super().fake_quantize(x, scale, zero_point, quant_min, quant_max, axis)
 
     def value_range(self, x: Any) -> tuple[float, float]:
+        found = _kernels.value_range(x) if self.fast else None
+        if found is not None:
+            return found
         if self.fast and type(x) is np.ndarray and x.dtype == _F32:
             return tuple(float(v) for v in minmax_scalars(x))  # type: ignore[return-value]
         return super().value_range(x)
 
     def histc(self, x: Any, bins: int, lo: float, hi: float, *, finite: bool = False) -> Any:
-        out = histc(x, bins, lo, hi) if self.fast and finite and type(x) is np.ndarray else None
+        out = _kernels.histc(x, bins, lo, hi) if self.fast else None
+        if out is None and self.fast and finite and type(x) is np.ndarray:
+            out = histc(x, bins, lo, hi)
         return super().histc(x, bins, lo, hi) if out is None else out
 
     def choose_qparams_affine(

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from arrayobs import _core as core
-from arrayobs._backends import _numpy, _torch_affine
+from arrayobs._backends import _kernels, _numpy, _torch_affine
 from arrayobs._backends._generic import Backend
 from arrayobs._compat import resolve_namespace
 from arrayobs._config import QuantConfig
@@ -174,6 +174,11 @@ class TorchBackend(Backend):
             # The generic math, on the tensor torch.ao reduces (no graph, no dtype
             # without a kernel).
             return super().aminmax(prepare(x), ch_axis)
+        found = None
+        if not torch.compiler.is_compiling():  # a traced tensor has no memory to view
+            found = _kernels.aminmax(x) if ch_axis is None else _kernels.aminmax_axis(x, ch_axis)
+        if found is not None:  # compiled single pass on the CPU memory (numba installed)
+            return _from_host(*found)
         return aminmax(x) if ch_axis is None else aminmax_axis(x, ch_axis)
 
     def fold(
@@ -244,10 +249,17 @@ class TorchBackend(Backend):
     def value_range(self, x: Any) -> tuple[float, float]:
         if not self.fast:
             return super().value_range(x)
+        found = None if torch.compiler.is_compiling() else _kernels.value_range(x)
+        if found is not None:
+            return found
         # One kernel, one read of both values (a float64 input keeps its values).
         return tuple(torch.stack(torch.aminmax(prepare(x))).tolist())  # type: ignore[return-value]
 
     def histc(self, x: Any, bins: int, lo: float, hi: float, *, finite: bool = False) -> Any:
+        if self.fast and not torch.compiler.is_compiling() and x.device.type == "cpu":
+            out = _kernels.histc(x, bins, lo, hi)
+            if out is not None:
+                return torch.from_numpy(out)
         if self.fast and finite and x.device.type == "cpu" and x.dtype in _HISTC_DTYPES:
             out = histc_cpu(prepare(x), bins, lo, hi)
             if out is not None:

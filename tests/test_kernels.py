@@ -1,0 +1,276 @@
+"""The compiled kernels (numba) against the library path, bit for bit, and torch.ao.
+
+Every case runs twice in one process: with the kernels (``ARRAYOBS_NUMBA``
+unset) and with the library path (``ARRAYOBS_NUMBA=0``), on the same inputs.
+The kernels serve NumPy arrays and CPU torch tensors; the other backends'
+cases are skipped. Of two zeros of different sign in one batch a reduction
+may return either (the library's own reductions pick by position, see
+tests/test_fastpaths.py); only there are two zeros compared as values.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from arrayobs import HistogramObserver, _backends
+from arrayobs._backends import _kernels
+from arrayobs._compat import to_host
+from arrayobs._core import _histogram as hist
+from arrayobs._core import _search
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("numba") is None,
+    reason="numba is not installed (the kernels are the optional extra arrayobs[numba])",
+)
+
+FLOATS = ("float16", "bfloat16", "float32", "float64")
+# 1 and 17: the serial kernels and their tails; 300_003: the threaded ones (above 256 KiB).
+SIZES = (1, 17, 1000, 300_003)
+
+
+@pytest.fixture(autouse=True)
+def _kernels_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test switches the kernels itself (the suite may run with ARRAYOBS_NUMBA=0)."""
+    monkeypatch.delenv("ARRAYOBS_NUMBA", raising=False)
+
+
+@pytest.fixture
+def host(backend: Any) -> Any:
+    """The backend, where the kernels serve it (NumPy, torch on the CPU)."""
+    if backend.library not in ("numpy", "torch") or str(backend.device) not in ("cpu", "None"):
+        pytest.skip(f"the kernels serve NumPy and CPU torch, not {backend.name}")
+    return backend
+
+
+def both(monkeypatch: pytest.MonkeyPatch, fn: Callable[[], Any]) -> tuple[Any, Any]:
+    """``fn()`` with the kernels, then on the library path."""
+    monkeypatch.delenv("ARRAYOBS_NUMBA", raising=False)
+    assert _kernels.enabled()
+    fast = fn()
+    monkeypatch.setenv("ARRAYOBS_NUMBA", "0")
+    slow = fn()
+    monkeypatch.delenv("ARRAYOBS_NUMBA")
+    return fast, slow
+
+
+def _bits(v: Any) -> bytes:
+    a = np.asarray(to_host(v), dtype=np.float32)
+    return b"nan" if np.isnan(a).all() else a.tobytes()
+
+
+def _same(fast: Any, slow: Any, values: np.ndarray) -> None:
+    zeros = values[values == 0]
+    mixed = zeros.size and np.signbit(zeros).any() and not np.signbit(zeros).all()
+    f, s = (np.asarray(to_host(v), dtype=np.float64).reshape(-1) for v in (fast, slow))
+    if mixed:
+        zero = (f == 0) & (s == 0)
+        f, s = np.where(zero, 0.0, f), np.where(zero, 0.0, s)
+    nan = np.isnan(f)
+    assert np.array_equal(nan, np.isnan(s)), (fast, slow)
+    assert f[~nan].tobytes() == s[~nan].tobytes(), (fast, slow)
+
+
+def _cases(n: int) -> list[tuple[str, np.ndarray]]:
+    rng = np.random.default_rng(n)
+    base = rng.standard_normal(n) * 100
+    out = [("random", base), ("negative", -np.abs(base) - 1)]
+    for label, value in (("nan", np.nan), ("-nan", -np.nan), ("+inf", np.inf), ("-inf", -np.inf)):
+        for where in sorted({0, n // 2, n - 1}):
+            a = base.copy()
+            a[where] = value
+            out.append((f"{label}@{where}", a))
+    zeros = np.zeros(n)
+    out += [("+0", zeros), ("-0", -zeros), ("mixed zeros", np.where(base > 0, 0.0, -0.0))]
+    out.append(("huge", np.resize([3e38, -3e38, 1e300, -1e300], n)))
+    return out
+
+
+def _array(host: Any, values: np.ndarray, dtype: str) -> Any:
+    torch = pytest.importorskip("torch")
+    with np.errstate(over="ignore"):
+        t = torch.from_numpy(values).to(getattr(torch, dtype))
+    return host.from_torch(t)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("n", SIZES)
+def test_minmax_per_tensor(dtype: str, n: int, host: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not host.has(dtype):
+        pytest.skip(f"{host.name} has no {dtype}")
+    backend = _backends.new(host.xp)
+    for label, values in _cases(n):
+        x = _array(host, values, dtype)
+        assert _kernels.aminmax(x) is not None, label
+        fast, slow = both(monkeypatch, lambda x=x: backend.aminmax(x))
+        for f, s in zip(fast, slow, strict=True):
+            assert type(f) is type(s) and f.dtype == s.dtype and f.shape == s.shape
+            _same(f, s, values)
+        fast, slow = both(monkeypatch, lambda x=x: backend.value_range(x))
+        assert all(type(v) is float for v in fast), label
+        _same(np.asarray(fast), np.asarray(slow), values)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize(
+    ("shape", "ch_axis"),
+    [((5, 3), 0), ((5, 3), 1), ((4, 6, 7), 1), ((4, 6, 7), 2), ((2, 300, 600), 1), ((1, 1, 9), 1)],
+)
+def test_minmax_per_channel(
+    dtype: str, shape: tuple[int, ...], ch_axis: int, host: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not host.has(dtype):
+        pytest.skip(f"{host.name} has no {dtype}")
+    backend = _backends.new(host.xp)
+    n = int(np.prod(shape))
+    for label, values in _cases(n):
+        x = _array(host, values.reshape(shape), dtype)
+        assert _kernels.aminmax_axis(x, ch_axis) is not None, label
+        fast, slow = both(monkeypatch, lambda x=x: backend.aminmax(x, ch_axis))
+        for f, s in zip(fast, slow, strict=True):
+            assert type(f) is type(s) and f.dtype == s.dtype and f.shape == s.shape, label
+            lanes = np.moveaxis(values.reshape(shape), ch_axis, 0).reshape(shape[ch_axis], -1)
+            for c in range(shape[ch_axis]):
+                _same(to_host(f)[c], to_host(s)[c], lanes[c])
+
+
+def test_unsupported_inputs_fall_back(host: Any) -> None:
+    torch = pytest.importorskip("torch")
+    ints = host.from_torch(torch.arange(10, dtype=torch.int32))
+    strided = host.from_torch(torch.arange(40, dtype=torch.float32).reshape(5, 8))[:, ::2]
+    assert _kernels.aminmax(ints) is None
+    assert _kernels.aminmax(strided) is None
+    assert _kernels.aminmax_axis(strided, 0) is None
+    assert _kernels.histc(host.from_torch(torch.ones(4, dtype=torch.float16)), 4, 0, 1) is None
+    assert _kernels.aminmax(host.from_torch(torch.ones(0))) is None
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", (0, *SIZES))
+def test_histc(dtype: str, n: int, host: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = _backends.new(host.xp)
+    generic = _backends.new(host.xp, fast=False)
+    rng = np.random.default_rng(n)
+    values = rng.standard_normal(n) * 2
+    if n > 2:
+        values[:3] = [np.nan, np.inf, -np.inf]  # skipped, as torch's histc skips them
+    x = _array(host, values, dtype)
+    finite = values[np.isfinite(values)]
+    ranges = [(-1.0, 1.0), (-3e38, 3e38), (1e8 - 1, 1e8 + 1), (0.0, 1e-40), (-1e-300, 1e-300)]
+    if finite.size:
+        ranges.append(hist.histc_range(float(finite.min()), float(finite.max())))
+    for bins in (1, 3, 2048):
+        for lo, hi in ranges:
+            assert _kernels.histc(x, bins, lo, hi) is not None
+            fast, slow = both(monkeypatch, lambda b=bins, lo=lo, hi=hi: backend.histc(x, b, lo, hi))
+            reference = generic.histc(x, bins, lo, hi)
+            assert type(fast) is type(slow) and fast.dtype == slow.dtype
+            assert _bits(fast) == _bits(slow) == _bits(reference), (bins, lo, hi)
+
+
+def test_histc_threads_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = np.random.default_rng(3).standard_normal(10**6).astype(np.float32)
+    threaded = _kernels.histc(x, 2048, -4.0, 4.0)
+    monkeypatch.setattr(_kernels, "PARALLEL_MIN_BYTES", 2**62)  # one part, one thread
+    one = _kernels.histc(x, 2048, -4.0, 4.0)
+    assert threaded is not None and one is not None
+    assert threaded.tobytes() == one.tobytes()
+
+
+def _histograms() -> list[tuple[str, np.ndarray, float, float]]:
+    rng = np.random.default_rng(5)
+    normal = rng.standard_normal(10**5)
+    out = []
+    data = {
+        "normal": normal,
+        "relu": np.maximum(normal, 0.0),
+        "uniform": rng.uniform(-1.0, 3.0, 10**5),
+        "lognormal": rng.lognormal(size=10**5),
+        "constant": np.full(50, 2.0),
+        "two values": np.resize([0.0, 1.0], 100),
+        "tiny range": 1e-30 * rng.standard_normal(1000),
+    }
+    for name, v in data.items():
+        v32 = v.astype(np.float32)
+        lo, hi = float(v32.min()), float(v32.max())
+        for bins in (1, 7, 2048):
+            h = np.asarray(hist.histc(v32, bins, *hist.histc_range(lo, hi), xp=np))
+            out.append((f"{name}/{bins}", h, lo, hi))
+    counts = np.random.default_rng(6).integers(0, 50, 2048).astype(np.float32)
+    out.append(("random counts", counts, -3.0, 5.0))
+    return out
+
+
+@pytest.mark.parametrize("nbins", [256, 65536, 2**32])
+def test_search(nbins: int) -> None:
+    for label, h, lo, hi in _histograms():
+        assert _kernels.search_range(h, lo, hi, nbins) == _search.search_range(h, lo, hi, nbins), (
+            label
+        )
+
+
+def _feed(obs: Any, batches: list[Any]) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's and our inf warnings
+        for b in batches:
+            obs(b)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_histogram_observer_against_torch(
+    dtype: str, host: Any, torch_ref: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(7)
+    raw = [rng.standard_normal(300_003), rng.standard_normal(1000) * 0.5, rng.uniform(-9, 9, 5000)]
+    raw.append(np.concatenate([rng.standard_normal(100), [np.inf, -np.inf]]))
+    raw.append(np.maximum(rng.standard_normal(300_003), 0.0))
+    tensors = [torch_ref.from_numpy(r).to(getattr(torch_ref, dtype)) for r in raw]
+    ref = torch_ref.ao.quantization.HistogramObserver(bins=2048)
+    ours = HistogramObserver(bins=2048)
+    library = HistogramObserver(bins=2048)
+    for t in tensors:
+        _feed(ref, [t])
+        monkeypatch.delenv("ARRAYOBS_NUMBA", raising=False)
+        _feed(ours, [host.from_torch(t)])
+        monkeypatch.setenv("ARRAYOBS_NUMBA", "0")
+        _feed(library, [host.from_torch(t)])
+        monkeypatch.delenv("ARRAYOBS_NUMBA")
+        assert _bits(ours.histogram) == _bits(ref.histogram) == _bits(library.histogram)
+        assert _bits(ours.min_val) == _bits(ref.min_val)
+        assert _bits(ours.max_val) == _bits(ref.max_val)
+        scale, zero_point = ours.calculate_qparams()
+        ref_scale, ref_zero_point = ref.calculate_qparams()
+        assert _bits(scale) == _bits(ref_scale)
+        assert int(to_host(zero_point)[0]) == int(ref_zero_point[0])
+
+
+_IMPORTS = """
+import sys
+import numpy as np
+import arrayobs
+obs = arrayobs.HistogramObserver()
+print("numba" in sys.modules)
+obs(np.linspace(-1, 1, 10, dtype=np.float32))
+obs.calculate_qparams()
+print("numba" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(("switch", "after_use"), [(None, "True"), ("0", "False")])
+def test_numba_imported_at_first_kernel_use(switch: str | None, after_use: str) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "ARRAYOBS_NUMBA"}
+    if switch is not None:
+        env["ARRAYOBS_NUMBA"] = switch
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORTS], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.split() == ["False", after_use]
