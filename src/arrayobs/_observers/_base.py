@@ -8,11 +8,8 @@ hands it every batch together with the observer's rule
 
 from __future__ import annotations
 
-import copy
-import functools
 import importlib
 import math
-import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -35,20 +32,14 @@ from arrayobs._compat import (
 from arrayobs._config import FLOAT32_EPS, QuantConfig, boolean, quant_config
 from arrayobs._observers import _state_dict
 from arrayobs._observers._arguments import (
-    Factory,
     check_process_group,
     checked_device,
     factory_device,
 )
+from arrayobs._observers._shell import Shell, describe
 from arrayobs._observers._state_dict import IncompatibleKeys
 
 NUMPY = resolve_namespace(np)
-# Attributes that are not data: rebuilt on unpickling and copying.
-_UNPICKLED = ("_backend", "_lock", "_seen_type")
-
-
-def describe(xp: ModuleType, device: Any) -> str:
-    return f"{backend_name(xp)} on device {device!r}"
 
 
 def unless_all_empty(
@@ -62,7 +53,7 @@ def unless_all_empty(
     )
 
 
-class Observer:
+class Observer(Shell):
     """The base of every observer class. Subclasses set the rule (``_rule``),
     the state's layout (``_fresh_state``, ``_observe``, ``_group_update``) and
     torch's per-class API."""
@@ -70,6 +61,8 @@ class Observer:
     # Per-tensor: quant_config refuses per-channel schemes.
     _scope: Mapping[str, bool] = {}
     _rule: core.Rule = core.RunningMinMax()
+    # The state's NamedTuple: every field a float32 array.
+    _state_type: Any = core.MinMaxState
 
     def __init__(
         self,
@@ -115,13 +108,8 @@ class Observer:
             default_device(namespace) if device is None else checked_device(namespace, device)
         )
         self._seen_type: type | None = None
-        self._lock = threading.Lock()
+        self._new_lock()
         self._set_state(self._fresh_state(namespace, self._device), observed=False)
-
-    with_args = classmethod(lambda cls, **kwargs: Factory(functools.partial(cls, **kwargs)))
-    with_callable_args = classmethod(
-        lambda cls, **kwargs: Factory(cls).with_callable_args(**kwargs)
-    )
 
     # -- configuration, as torch's attributes --------------------------------
     @property
@@ -550,54 +538,38 @@ class Observer:
         return given
 
     # -- copy and pickle -------------------------------------------------------
-    def __getstate__(self) -> dict[str, Any]:
-        """What pickles: the arrays as host copies, the namespace and device by name."""
+    # A copy shares the namespace, device and process group (they are not data)
+    # and gets a backend of its own.
+    _SHARED = ("_backend", "_seen_type", "_xp", "_device", "_group")
+
+    def _pickled(self, out: dict[str, Any]) -> None:
+        """The arrays as host copies, the namespace and device by name."""
         if self._group is not None:
             msg = (
                 f"{type(self).__name__} with a process_group cannot be pickled (a process "
                 "group is a live connection): pickle its state_dict, or one without the group"
             )
             raise TypeError(msg)
-        with self._lock:
-            out = {k: v for k, v in self.__dict__.items() if k not in _UNPICKLED}
-            backend, state = self._backend, self._state
+        backend = out.pop("_backend")
+        del out["_seen_type"]
         out["_namespace"] = backend.xp.__name__
         out["_device"] = backend.portable_device(self._device)
         out["_xp"] = self._xp is not None
-        out["_state"] = tuple(np.array(to_host(v), dtype=np.float32) for v in state)
-        return out
+        out["_state"] = tuple(np.array(to_host(v), dtype=np.float32) for v in self._state)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
+    def _unpickled(self, state: dict[str, Any]) -> None:
         xp = resolve_namespace(importlib.import_module(state.pop("_namespace")))
         backend = _backends.new(xp, state["_fast"])
         device = backend.restore_device(state["_device"])
-        host = state.pop("_state")
-        self.__dict__.update(state)
-        self._xp = xp if state["_xp"] else None
-        self._backend, self._device, self._seen_type = backend, device, None
-        self._lock = threading.Lock()
-        self._state = core.MinMaxState(
-            *(xp.asarray(v, dtype=xp.float32, device=device) for v in host)
+        state["_xp"] = xp if state["_xp"] else None
+        state.update(_backend=backend, _device=device, _seen_type=None)
+        state["_state"] = self._state_type(
+            *(xp.asarray(v, dtype=xp.float32, device=device) for v in state["_state"])
         )
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> Observer:
-        """A copy that observes later batches exactly as this one would; the
-        namespace, device and process group are shared (they are not data)."""
-        new = type(self).__new__(type(self))
-        memo[id(self)] = new
-        with self._lock:
-            items = dict(self.__dict__)
-        shared = {k: items.pop(k) for k in (*_UNPICKLED, "_xp", "_device", "_group")}
-        new.__dict__.update(copy.deepcopy(items, memo))
-        new.__dict__.update(shared)
-        new._backend = _backends.new(self._backend.xp, self._fast)
-        new._lock = threading.Lock()
-        return new
+    def _copied(self, original: Any) -> None:
+        self._backend = _backends.new(original._backend.xp, self._fast)
 
     # -- repr ----------------------------------------------------------------
     def extra_repr(self) -> str:
         return f"min_val={float(to_host(self.min_val))}, max_val={float(to_host(self.max_val))}"
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.extra_repr()})"

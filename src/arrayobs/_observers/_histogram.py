@@ -115,6 +115,8 @@ class HistogramObserver(Observer):
         self.dst_nbins = hist.dst_nbins(self.dtype)
         self.upsample_rate = hist.UPSAMPLE
 
+    _state_type = hist.HistogramState
+
     def _fresh_state(self, xp: ModuleType, device: Any) -> Any:
         return hist.init_histogram(self.bins, xp=xp, device=device)
 
@@ -316,14 +318,6 @@ class HistogramObserver(Observer):
             self._config = self._config.with_eps(eps)
             self._observed, self._maybe_observed = not fresh, False
         return keys
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        host = state["_state"]
-        super().__setstate__({**state, "_state": host[1:]})
-        xp = self._backend.xp
-        self._state = hist.HistogramState(  # type: ignore[assignment]
-            xp.asarray(host[0], dtype=xp.float32, device=self._device), *self._state
-        )
 
     def extra_repr(self) -> str:
         return f"bins={self.bins}, {super().extra_repr()}"
