@@ -36,7 +36,7 @@ from arrayobs._observers._arguments import (
     checked_device,
     factory_device,
 )
-from arrayobs._observers._shell import Shell, describe
+from arrayobs._observers._shell import Bound, describe
 from arrayobs._observers._state_dict import IncompatibleKeys
 
 NUMPY = resolve_namespace(np)
@@ -53,7 +53,21 @@ def unless_all_empty(
     )
 
 
-class Observer(Shell):
+def unobserved_qparams(xp: ModuleType, device: Any) -> tuple[Any, Any]:
+    """What ``calculate_qparams`` returns before any observation, with torch's
+    warning: scale [1.0] and an int64 zero point [0]."""
+    warnings.warn(
+        "must run observer before calling calculate_qparams. Returning default values.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return (
+        xp.asarray([1.0], dtype=xp.float32, device=device),
+        xp.asarray([0], dtype=core.widest_int(xp, device), device=device),
+    )
+
+
+class Observer(Bound):
     """The base of every observer class. Subclasses set the rule (``_rule``),
     the state's layout (``_fresh_state``, ``_observe``, ``_group_update``) and
     torch's per-class API."""
@@ -140,15 +154,6 @@ class Observer(Shell):
     @property
     def has_customized_qrange(self) -> bool:
         return self._config.has_customized_qrange
-
-    @property
-    def xp(self) -> ModuleType | None:
-        """The bound namespace, or ``None`` before the first observation when unbound."""
-        return self._xp
-
-    @property
-    def device(self) -> Any:
-        return self._device
 
     # -- state ---------------------------------------------------------------
     @property
@@ -393,15 +398,7 @@ class Observer(Shell):
             state, observed = self._state, self._observed
         xp = backend.xp
         if not observed:
-            warnings.warn(
-                "must run observer before calling calculate_qparams. Returning default values.",
-                UserWarning,
-                stacklevel=2,
-            )
-            return (
-                xp.asarray([1.0], dtype=xp.float32, device=device),
-                xp.asarray([0], dtype=core.widest_int(xp, device), device=device),
-            )
+            return unobserved_qparams(xp, device)
         if not config.zero_point_fits_int32:
             config.check_zero_point(int64=core.widest_int(xp, device) == xp.int64)
         pair = backend.qparams(state, config, check and self._rule.can_cross)

@@ -18,7 +18,7 @@ from arrayobs._compat import is_dask, to_host
 from arrayobs._config import FLOAT32_EPS, boolean
 from arrayobs._core import _histogram as hist
 from arrayobs._observers import _state_dict
-from arrayobs._observers._base import NUMPY, Observer
+from arrayobs._observers._base import NUMPY, Observer, unobserved_qparams
 from arrayobs._observers._state_dict import IncompatibleKeys
 
 _FLOATS = ("float16", "bfloat16", "float32", "float64")
@@ -223,15 +223,7 @@ class HistogramObserver(Observer):
             state, observed = self._hstate, self._observed
         xp = backend.xp
         if not observed:
-            warnings.warn(
-                "must run observer before calling calculate_qparams. Returning default values.",
-                UserWarning,
-                stacklevel=2,
-            )
-            return (
-                xp.asarray([1.0], dtype=xp.float32, device=device),
-                xp.asarray([0], dtype=core.widest_int(xp, device), device=device),
-            )
+            return unobserved_qparams(xp, device)
         return _backends.searched_qparams(state, config, backend, device)
 
     def merge(self, other: Observer) -> None:

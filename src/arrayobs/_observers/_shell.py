@@ -12,7 +12,7 @@ shell holds the rest, once:
 - pickling (:meth:`_pickled` turns arrays into host copies and namespaces
   into names, :meth:`_unpickled` undoes it; both run on the attribute dict,
   so a pickle written before this shell existed loads as it did);
-- the binding check (:func:`check_binding`) and torch's state_dict key
+- the binding (:class:`Bound`: ``xp``, ``device``, :func:`check_binding`) and torch's state_dict key
   check (:func:`arrayobs._observers._state_dict.check_keys`, with torch's
   ``IncompatibleKeys``);
 - ``repr`` from ``extra_repr``, as torch's modules print.
@@ -107,3 +107,23 @@ class Shell:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+class Bound(Shell):
+    """A shell whose arrays live in one namespace on one device: ``xp`` and
+    ``device``, and the check that an input belongs there."""
+
+    _xp: ModuleType | None
+    _device: Any
+
+    @property
+    def xp(self) -> ModuleType | None:
+        """The bound namespace, or ``None`` before the first observation when unbound."""
+        return self._xp
+
+    @property
+    def device(self) -> Any:
+        return self._device
+
+    def _check_binding(self, xp: ModuleType, device: Any) -> None:
+        check_binding(type(self).__name__, self._xp, self._device, xp, device)

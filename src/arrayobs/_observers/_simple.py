@@ -31,7 +31,7 @@ from arrayobs._config import (
     to_float32,
 )
 from arrayobs._observers._arguments import checked_device
-from arrayobs._observers._shell import Shell
+from arrayobs._observers._shell import Bound, Shell
 from arrayobs._observers._state_dict import IncompatibleKeys, check_keys
 
 __all__ = [
@@ -121,7 +121,7 @@ class SimpleObserver(Shell):
         return keys
 
 
-class FixedQParamsObserver(SimpleObserver):
+class FixedQParamsObserver(SimpleObserver, Bound):
     """Constant qparams: ``calculate_qparams`` returns ``(scale, zero_point)``
     whatever was seen, as ``torch.ao.quantization.FixedQParamsObserver``.
 
@@ -195,15 +195,6 @@ class FixedQParamsObserver(SimpleObserver):
         # One tuple, replaced whole: a reader in another thread sees the old
         # pair or the new one, never half of each.
         self._qparams = (old[0] if new[0] is None else new[0], old[1] if new[1] is None else new[1])
-
-    @property
-    def xp(self) -> ModuleType:
-        """The namespace of ``scale`` and ``zero_point``."""
-        return self._xp
-
-    @property
-    def device(self) -> Any:
-        return self._device
 
     @property
     def scale(self) -> Any:
