@@ -8,9 +8,9 @@ The combine steps below are the reference's own tensor operations in its own
 argument order (``torch.min(cur, state)``, ``m + c * (cur - m)`` with ``c`` a
 Python float), so on eager torch they are bit-exact by construction, on any
 device, and cost a third of the generic path's ``where`` chains. On the CPU a
-0-d state is host memory: the moving average's six eager calls cost more than
-the NumPy views and scalar operations of the host rules, so it takes those
-(a running min-max's two calls cost less, so it does not), and so do qparams.
+0-d state is host memory, and eager calls on it cost more than host scalar
+operations: the per-tensor rules and qparams run on host scalars there
+(bench/results has the figures).
 """
 
 from __future__ import annotations
@@ -149,8 +149,8 @@ def histc_cpu(x: Any, bins: int, lo: float, hi: float) -> Any:
 
 
 def _host(*tensors: Any) -> list[Any]:
-    """float32 scalars viewing CPU tensors' memory (no copy, no device read)."""
-    return [t.numpy()[()] for t in tensors]
+    """float32 scalars of 0-d float32 CPU tensors (exact: float32 -> double -> float32)."""
+    return [np.float32(t.item()) for t in tensors]
 
 
 def _from_host(*arrays: Any) -> tuple[Any, ...]:
@@ -169,6 +169,11 @@ class TorchBackend(Backend):
     def size(self, x: Any) -> int:
         return int(x.numel())
 
+    def reduce(self, x: Any, ch_axis: int | None = None) -> Any:
+        if self.fast and ch_axis is None:
+            return aminmax(x)
+        return self.aminmax(x, ch_axis)
+
     def aminmax(self, x: Any, ch_axis: int | None = None) -> tuple[Any, Any]:
         if not self.fast:
             # The generic math, on the tensor torch.ao reduces (no graph, no dtype
@@ -184,10 +189,20 @@ class TorchBackend(Backend):
         ch_axis: int | None = None,
         fresh: bool | None = None,
     ) -> core.MinMaxState:
-        if isinstance(rule, core.MovingAverage) and self._host_state(state):
+        if not self._host_state(state):
+            return super().fold(state, batch, rule, ch_axis, fresh)
+        if isinstance(rule, core.MovingAverage):
             new = _numpy.combine(rule, *_host(*state, *batch))
             return core.MinMaxState(*_from_host(*new))
-        return super().fold(state, batch, rule, ch_axis, fresh)
+        # A running min-max keeps, per side, one of two float32 tensors that are
+        # never written into: which one is a comparison of host scalars, with
+        # the first-operand rule of torch.min(cur, state) (NaN wins, ties keep cur).
+        (m, big_m), (lo, hi) = state, batch
+        a, b, c, d = m.item(), big_m.item(), lo.item(), hi.item()
+        return core.MinMaxState(
+            m if (a != a or a < c) else lo,  # noqa: PLR0124 - a != a: a is NaN
+            big_m if (b != b or b > d) else hi,  # noqa: PLR0124
+        )
 
     def combine(
         self, state: core.MinMaxState, lo: Any, hi: Any, rule: core.Rule, fresh: bool | None = None
@@ -206,7 +221,8 @@ class TorchBackend(Backend):
 
     def _host_state(self, state: core.MinMaxState) -> bool:
         """Whether the fast path reads ``state`` in place: 0-d, in CPU memory."""
-        return self.fast and state.min_val.ndim == 0 and state.min_val.device.type == "cpu"
+        m = state.min_val
+        return self.fast and m.ndim == 0 and m.is_cpu
 
     def qparams(
         self, state: core.MinMaxState, config: QuantConfig, check: bool = False

@@ -317,6 +317,30 @@ class Observer(Bound):
         batch's reduction runs outside the observer's lock), so the state is
         that of some serial order of the calls.
         """
+        backend = self._backend
+        if (
+            type(x_orig) is self._seen_type
+            and self._group is None
+            and backend.device_of(x_orig) == self._device
+        ):
+            # Bound, and an array of the type and device already seen: the
+            # binding is settled, so the per-call work is the batch's.
+            backend.check_input(x_orig)
+            if not core.require_size(backend.size(x_orig)):
+                return x_orig  # as torch: an empty batch changes nothing and is not checked
+            ch = self._axis(x_orig)
+            batch = backend.reduce(x_orig, ch)
+            with self._lock:
+                if backend is self._backend:  # else a restore or merge rebound it meanwhile
+                    state = self._state
+                    self._check_batch(state, x_orig, ch)
+                    new = backend.fold(state, batch, self._rule, ch, self._fresh())
+                    self._state, self._observed, self._maybe_observed = new, True, False
+                    return x_orig
+        return self._forward_binding(x_orig)
+
+    def _forward_binding(self, x_orig: Any) -> Any:
+        """:meth:`forward`, binding on the way and checking what the input is."""
         if self._xp is None:
             with self._lock:
                 if self._xp is None:

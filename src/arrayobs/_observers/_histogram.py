@@ -130,6 +130,16 @@ class HistogramObserver(Observer):
         return self._hstate.histogram
 
     # -- observing -------------------------------------------------------------
+    def forward(self, x_orig: Any) -> Any:
+        """Update the histogram with ``x_orig`` and return it; see the class's notes.
+
+        An empty batch changes nothing; on error the observer is unchanged;
+        each call's update is atomic, as :meth:`MinMaxObserver.forward`.
+        """
+        return self._forward_binding(x_orig)
+
+    __call__ = forward
+
     def _step(self, x: Any, *, locked: bool) -> None:
         backend, device = self._bind_input(x)
         if self._group is None and not core.require_size(backend.size(x)):
@@ -205,7 +215,7 @@ class HistogramObserver(Observer):
         if -raw_lo > raw_hi:
             return None  # every shard empty: as torch, nothing changes
         if -raw_lo == -inf or raw_hi == inf:
-            warnings.warn("torch.inf detected in input tensor, ignoring input", stacklevel=5)
+            warnings.warn("torch.inf detected in input tensor, ignoring input", stacklevel=6)
         if -fin_lo > fin_hi:
             return None
         return -fin_lo, fin_hi, finite
@@ -326,7 +336,7 @@ def _batch_range(
         hist.histc_range(lo, hi)  # raises, as torch's histc does
     if -math.inf < lo and hi < math.inf:
         return lo, hi, True
-    warnings.warn("torch.inf detected in input tensor, ignoring input", stacklevel=5)
+    warnings.warn("torch.inf detected in input tensor, ignoring input", stacklevel=6)
     found = _finite_range(xp, x)
     return None if found[0] > found[1] else (*found, False)
 
