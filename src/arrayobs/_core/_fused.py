@@ -32,7 +32,7 @@ import numpy as np
 
 from arrayobs._core._fakequant import wide_float
 from arrayobs._core._keys import INT32_MIN
-from arrayobs._core._minmax import quiet
+from arrayobs._core._minmax import MinMaxState, quiet
 
 SMALL_SCALE = np.float32(6.1e-5)
 
@@ -126,3 +126,29 @@ def qparams(
     as_int = xp.astype(xp.where(ok, nudged, xp.zeros_like(nudged)), xp.int32)
     zero_point = xp.where(ok, as_int, xp.full_like(as_int, INT32_MIN))
     return scale, zero_point
+
+
+def with_channels(state: MinMaxState, n: int, *, xp: ModuleType, device: Any) -> MinMaxState:
+    """A per-channel state for a batch of ``n`` channels: the never-observed
+    (0,) one becomes ``n`` times (+inf, -inf); another count raises."""
+    have = state.min_val.shape[0]
+    if have == 0:
+        return MinMaxState(
+            xp.full((n,), xp.inf, dtype=xp.float32, device=device),
+            xp.full((n,), -xp.inf, dtype=xp.float32, device=device),
+        )
+    if have != n:
+        msg = f"the input has {n} channels; the state has {have}"
+        raise ValueError(msg)
+    return state
+
+
+def observe(
+    state: MinMaxState, lo: Any, hi: Any, c: float, *, xp: ModuleType, device: Any = None
+) -> MinMaxState:
+    """The fused op's update of a state by a batch's (min, max): each side
+    moves by :func:`moving_average` (or takes the batch's value where infinite)."""
+    return MinMaxState(
+        moving_average(state.min_val, lo, c, xp=xp, device=device),
+        moving_average(state.max_val, hi, c, xp=xp, device=device),
+    )

@@ -204,26 +204,32 @@ class Observer(Bound):
             for k, v in zip(self._SNAPSHOT, saved, strict=True):
                 setattr(self, k, v)
 
-    def _adopt(
-        self, xp: ModuleType, device: Any, x: Any, state: core.MinMaxState, *, observed: bool = True
-    ) -> None:
-        """Take ``state``, computed elsewhere in ``xp`` on ``device`` (the fused
-        fake-quantize module's update), binding to ``x``'s library if unbound."""
-        with self._lock:
-            if self._xp is None:
-                self._backend = _backends.new(xp, self._fast)
-            self._xp, self._device, self._seen_type = xp, device, type(x)
-            self._set_state(state, observed=observed)
+    def _state_for(self, xp: ModuleType, device: Any) -> Any:
+        """The state as arrays of ``xp`` on ``device``: moved from the host while
+        unbound (the lock is held)."""
+        state = self._state
+        if self._xp is None:
+            state = self._state_type(
+                *(xp.asarray(np.asarray(v), dtype=xp.float32, device=device) for v in state)
+            )
+        return state
 
-    def _state_in(self, xp: ModuleType, device: Any) -> core.MinMaxState:
-        """The state as arrays of ``xp`` on ``device`` (moved from the host if unbound)."""
+    def update_state(self, x: Any, step: Any, *, observed: bool = True) -> None:
+        """Replace the state by ``step(state)``, atomically, for an input ``x``.
+
+        For modules built on an observer (the fused fake-quantize module): ``x``
+        is checked and bound to as :meth:`forward` does, ``step`` gets the state
+        as arrays of ``x``'s library and device and returns the new one (None:
+        nothing changes, nothing binds). If ``step`` raises, nothing changes.
+        """
         with self._lock:
-            state = self._state
-            if self._xp is None:
-                state = core.MinMaxState(
-                    *(xp.asarray(np.asarray(v), dtype=xp.float32, device=device) for v in state)
-                )
-            return state
+            backend, device = self._bind_input(x)
+            new = step(self._state_for(backend.xp, device))
+            if new is None:
+                return
+            self._xp, self._device, self._seen_type = backend.xp, device, type(x)
+            self._backend = backend
+            self._set_state(new, observed=observed)
 
     def _fresh_state(self, xp: ModuleType, device: Any) -> core.MinMaxState:
         """The never-observed state: (+inf, -inf), 0-d."""
@@ -365,13 +371,7 @@ class Observer(Bound):
 
     def _commit(self, backend: _backends.Backend, device: Any, x: Any, n: int, batch: Any) -> None:
         """Fold ``batch`` into the state and bind (the lock is held)."""
-        state = self._state
-        if self._xp is None:
-            # First array of an unbound observer: move the (host) state over.
-            xp = backend.xp
-            state = core.MinMaxState(
-                *(xp.asarray(np.asarray(v), dtype=xp.float32, device=device) for v in state)
-            )
+        state = self._state_for(backend.xp, device)
         new = self._fold(backend, state, x, n, batch)
         observed = self._observed or n != 0
         maybe = self._maybe_observed or (self._group is not None and not observed)

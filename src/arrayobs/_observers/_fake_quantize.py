@@ -569,46 +569,36 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
                 raise ValueError(msg)
             if backend.size(X) == 0:
                 return X
-            saved = apo._snapshot()
             qmin, qmax = self.quant_min_max
-            try:
-                if self._observer_on != 0:
-                    apo._bind_input(X)
-                    m, big_m = apo._state_in(xp, device)
-                    if self.is_per_channel:
-                        n = X.shape[0]
-                        if m.shape[0] == 0:
-                            m = xp.full((n,), xp.inf, dtype=xp.float32, device=device)
-                            big_m = xp.full((n,), -xp.inf, dtype=xp.float32, device=device)
-                        elif m.shape[0] != n:
-                            msg = f"the input has {n} channels; the state has {m.shape[0]}"
-                            raise ValueError(msg)
-                    lo, hi = backend.aminmax(X, 0 if self.is_per_channel else None)
-                    c = apo.averaging_constant
+            per_channel, observing = self.is_per_channel, self._observer_on != 0
+            found: list[Any] = []
+
+            def step(state: core.MinMaxState) -> core.MinMaxState | None:
+                new = None
+                if per_channel and (observing or state.min_val.shape[0] == 0):
+                    state = new = fused.with_channels(state, X.shape[0], xp=xp, device=device)
+                if observing:
+                    lo, hi = backend.aminmax(X, 0 if per_channel else None)
                     # Computed now on Dask, as the observers compute their state.
-                    new = core.MinMaxState(
-                        *backend.materialize(
-                            fused.moving_average(m, lo, c, xp=xp, device=device),
-                            fused.moving_average(big_m, hi, c, xp=xp, device=device),
+                    moved = fused.observe(
+                        state, lo, hi, apo.averaging_constant, xp=xp, device=device
+                    )
+                    state = new = core.MinMaxState(*backend.materialize(*moved))
+                if self._fake_quant_on != 0:
+                    m, big_m = state
+                    found.extend(
+                        backend.materialize(
+                            *fused.qparams(
+                                m, big_m, qmin, qmax, self.is_symmetric_quant, xp=xp, device=device
+                            )
                         )
                     )
-                    apo._adopt(xp, device, X, new)
-                if self._fake_quant_on == 0:
-                    return X
-                m, big_m = apo._state_in(xp, device)
-                if self.is_per_channel and m.shape[0] == 0:
-                    n = X.shape[0]
-                    m = xp.full((n,), xp.inf, dtype=xp.float32, device=device)
-                    big_m = xp.full((n,), -xp.inf, dtype=xp.float32, device=device)
-                    apo._adopt(xp, device, X, core.MinMaxState(m, big_m), observed=False)
-                scale, zp = backend.materialize(
-                    *fused.qparams(
-                        m, big_m, qmin, qmax, self.is_symmetric_quant, xp=xp, device=device
-                    )
-                )
-            except BaseException:
-                apo._restore(saved)
-                raise
+                return new
+
+            apo.update_state(X, step, observed=observing)
+            if not found:
+                return X
+            scale, zp = found
             if self.is_per_channel:
                 self._scale, self._zero_point = scale, zp
                 return backend.fake_quantize(X, scale, zp, qmin, qmax, 0)

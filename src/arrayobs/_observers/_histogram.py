@@ -160,11 +160,7 @@ class HistogramObserver(Observer):
                 f"got {x.dtype} (torch's histc raises NotImplementedError)"
             )
             raise TypeError(msg)
-        state = self._hstate
-        if self._xp is None:
-            state = hist.HistogramState(
-                *(xp.asarray(np.asarray(v), dtype=xp.float32, device=device) for v in state)
-            )
+        state = self._state_for(xp, device)
         work, state = _on_host_if_lazy(xp, state)
         if self._group is None:
             found = _batch_range(backend, xp, x)
