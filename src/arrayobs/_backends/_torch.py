@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from arrayobs import _core as core
-from arrayobs._backends import _numpy, _torch_affine
+from arrayobs._backends import _host as host
+from arrayobs._backends import _torch_affine
 from arrayobs._backends._generic import Backend
 from arrayobs._compat import resolve_namespace
 from arrayobs._config import QuantConfig
@@ -137,10 +138,10 @@ def histc_cpu(x: Any, bins: int, lo: float, hi: float) -> Any:
     if not (bool(span > 0) and bool(torch.isfinite(span * factor))):
         return None
     flat = x.reshape(-1)
-    workers = _numpy._workers() if flat.numel() >= 2 * HISTC_BLOCK else 1
+    workers = host.workers() if flat.numel() >= 2 * HISTC_BLOCK else 1
     parts = torch.chunk(flat, workers)
     if len(parts) > 1:
-        pool = _numpy._pool()
+        pool = host.pool()
         counts = sum(pool.map(lambda p: _histc_part(p, bins, left, factor, span), parts))
     else:
         counts = _histc_part(flat, bins, left, factor, span)
@@ -192,7 +193,7 @@ class TorchBackend(Backend):
         if not self._host_state(state):
             return super().fold(state, batch, rule, ch_axis, fresh)
         if isinstance(rule, core.MovingAverage):
-            new = _numpy.combine(rule, *_host(*state, *batch))
+            new = host.combine(rule, *_host(*state, *batch))
             return core.MinMaxState(*_from_host(*new))
         # A running min-max keeps, per side, one of two float32 tensors that are
         # never written into: which one is a comparison of host scalars, with
@@ -230,7 +231,7 @@ class TorchBackend(Backend):
         if not self._host_state(state):
             return super().qparams(state, config, check)
         m, big_m = _host(*state)
-        pair = _numpy.host_qparams(m, big_m, config, check)
+        pair = host.host_qparams(m, big_m, config, check)
         return None if pair is None else _from_host(*pair)  # type: ignore[return-value]
 
     def fake_quantize(
