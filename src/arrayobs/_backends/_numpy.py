@@ -32,8 +32,8 @@ from arrayobs._core import _affine as affine
 
 _MIN = np.minimum.reduce
 _MAX = np.maximum.reduce
-# Bytes per block: 1 MiB, half of a 2 MiB L2. At 1e8 float32 on 2 cores, 256 KiB, 512 KiB,
-# 1 MiB and 2 MiB blocks took 21.9, 19.9, 20.3 and 21.4 ms (at 1e7: 2.3, 1.6, 1.35, 1.5).
+# Bytes per block: 1 MiB, half of a 2 MiB L2, so the second reduction reads the cache
+# (figures: bench/results/tuning.md).
 BLOCK_BYTES = 1 << 20
 # Below this many bytes one thread and two whole-array reductions are faster
 # than starting work on the pool (measured: bench/, "numpy" rows).
@@ -231,9 +231,8 @@ def aminmax_axis(
 
 # -- fake quantization ---------------------------------------------------------
 # Elements per block of the fake quantization (512 KiB of float32: the output block and the
-# two bound blocks fill the 2 MiB L2). At 1e8 float32 on 2 cores, blocks of 2**15, 2**16,
-# 2**17 and 2**18 took 205, 158, 151 and 143 ms in one loaded run, 68, 60 and 59 ms (2**16
-# to 2**18) in a quiet one: smaller blocks pay more in per-call overhead than L2 saves.
+# two bound blocks fill the 2 MiB L2); smaller blocks pay more in per-call overhead than L2
+# saves (figures: bench/results/tuning.md).
 FQ_BLOCK = 1 << 17
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 _FQ_DTYPES = frozenset({np.dtype(np.float16), _F32, _F64})
@@ -370,8 +369,8 @@ def quantize_affine(
 
 
 # -- histc (HistogramObserver) ----------------------------------------------------
-# Elements per block: 2 MiB of float32 indices as intp (measured at 1e7 float32:
-# 2**15 to 2**18 elements took 37, 33, 28 and 26 ms on the shared 2-core machine).
+# Elements per block: 2 MiB of float32 indices as intp, the fastest of the sizes tried
+# (bench/results/tuning.md).
 HISTC_BLOCK = 1 << 18
 _HISTC_DTYPES = frozenset({_F32, _F64})
 
@@ -383,7 +382,7 @@ def _bin_positions(block: np.ndarray, left: Any, factor: Any, span: Any) -> np.n
     scaled *= factor
     scaled /= span
     # Through int32 (the positions are at most bins, below 2**31): float32 -> int32 ->
-    # intp took 0.26 ns an element here, float32 -> intp 0.53.
+    # intp is the cheaper conversion (bench/results/tuning.md).
     return scaled.astype(np.int32).astype(np.intp)  # type: ignore[no-any-return]
 
 
@@ -393,12 +392,10 @@ def histc(x: np.ndarray, bins: int, lo: float, hi: float) -> np.ndarray | None:
     for bit, or None where it does not apply (other dtypes, a range whose
     arithmetic could overflow).
 
-    The generic one makes a full-size array of every step (186 ms at 1e7
-    float32). Here blocks of :data:`HISTC_BLOCK` go through the arithmetic
-    and ``bincount``. bincount holds the GIL and the arithmetic does not, so
-    a pool thread computes the next block's positions while this one counts;
-    on the 2-core development machine the two barely overlap (21.6 ms at
-    1e7 float32, against 8.4 + 10.9 ms for the two parts one after the other).
+    The generic one makes a full-size array of every step. Here blocks of
+    :data:`HISTC_BLOCK` go through the arithmetic and ``bincount``. bincount
+    holds the GIL and the arithmetic does not, so a pool thread computes the
+    next block's positions while this one counts.
     """
     if x.dtype not in _HISTC_DTYPES or bins >= 2**31 - 2:
         return None

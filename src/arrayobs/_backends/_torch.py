@@ -76,8 +76,8 @@ def aminmax_axis(x: Any, ch_axis: int) -> tuple[Any, Any]:
     torch.ao permutes, flattens (a copy unless ``ch_axis`` is 0) and casts to
     float32 (a copy unless float32) before ``aminmax(dim=1)``. Here a
     contiguous input is viewed as (A, C, B), with no copy. On the CPU,
-    ``aminmax`` with a ``dim`` ran 8x slower than ``amin`` + ``amax`` (4096 x
-    4096 float32: 22 vs 2.7 ms), so the CPU takes those; on other devices one
+    ``aminmax`` with a ``dim`` is several times slower than ``amin`` + ``amax``
+    (bench/results/tuning.md), so the CPU takes those; on other devices one
     ``aminmax`` pass where A or B is 1 (weights with ch_axis 0, channels-last
     activations).
     """
@@ -97,8 +97,8 @@ def aminmax_axis(x: Any, ch_axis: int) -> tuple[Any, Any]:
     return _float32(torch.amin(v, dim=dim), torch.amax(v, dim=dim))
 
 
-# Elements per block of the CPU histc: 1 MiB of float32 (2**16 to 2**20 took 49, 35 and 33 ms
-# at 1e7 float32 on two threads, torch.histc 104 ms, on the shared 2-core machine).
+# Elements per block of the CPU histc: 1 MiB of float32, the fastest of the sizes tried
+# (bench/results/tuning.md).
 HISTC_BLOCK = 1 << 18
 
 
@@ -119,7 +119,7 @@ def _histc_part(x: Any, bins: int, left: Any, factor: Any, span: Any) -> Any:
         torch.sub(block, left, out=scaled[:k])
         scaled[:k].mul_(factor).div_(span)
         # Truncation toward zero (every position is in [0, bins]), through int32:
-        # 0.15 ns an element here against 0.59 for float32 -> int64 directly.
+        # the cheaper conversion (bench/results/tuning.md).
         narrow[:k].copy_(scaled[:k])
         index[:k].copy_(narrow[:k])
         counts.scatter_add_(0, index[:k], ones[:k])
