@@ -272,6 +272,13 @@ class Backend:
             nan_safe=self.reductions_drop_nan,
         )
 
+    def block_minmax(self, x: Any, block_size: tuple[int, ...], keepdim: bool) -> Any:
+        """torchao's per-block ``amin``/``amax`` in ``x``'s dtype
+        (:func:`arrayobs._core._affine.block_minmax`), for the affine observers."""
+        return affine.block_minmax(
+            x, block_size, keepdim, xp=self.xp, nan_safe=self.reductions_drop_nan
+        )
+
     def quantize_affine(
         self, x: Any, block_size: tuple[int, ...], scale: Any, zero_point: Any, tgt: affine.Target
     ) -> Any:

@@ -509,6 +509,13 @@ class NumpyBackend(Backend):
         out = histc(x, bins, lo, hi) if self.fast and finite and type(x) is np.ndarray else None
         return super().histc(x, bins, lo, hi) if out is None else out
 
+    def block_minmax(self, x: Any, block_size: tuple[int, ...], keepdim: bool) -> Any:
+        # The threaded per-channel reduction where the blocks are runs of the last axis.
+        found = (
+            _numpy_affine.block_minmax(x, block_size, keepdim, aminmax_axis) if self.fast else None
+        )
+        return super().block_minmax(x, block_size, keepdim) if found is None else found
+
     def choose_qparams_affine(
         self,
         x: Any,

@@ -25,10 +25,9 @@ from arrayobs._compat import (
     to_host,
 )
 from arrayobs._core import _affine as core
+from arrayobs._core import _affine_fold as affine_fold
 from arrayobs._core._minmax import (
     MinMaxState,
-    first_max,
-    first_min,
     moving_average_combine,
     quiet,
     require_size,
@@ -146,22 +145,12 @@ class AffineQuantizedMinMaxObserver(Bound):
         return self._observed_state().max_val
 
     # -- observing ---------------------------------------------------------------
-    def _batch(self, x: Any, xp: ModuleType) -> MinMaxState:
+    def _batch(self, backend: _backends.Backend, x: Any) -> MinMaxState:
         block = core.get_block_size(x.shape, self.granularity)
-        nan_safe = _backends.shared(xp).reductions_drop_nan
-        return MinMaxState(*core.block_minmax(x, block, self.keepdim, xp=xp, nan_safe=nan_safe))
+        return MinMaxState(*backend.block_minmax(x, block, self.keepdim))
 
     def _fold(self, state: MinMaxState, batch: MinMaxState, xp: ModuleType) -> MinMaxState:
-        """torch.min/torch.max of the state and the batch, copied into the state's dtype."""
-        have, new = core.dtype_name(state.min_val.dtype), core.dtype_name(batch.min_val.dtype)
-        kind = core.backend_dtype(core.promote(have, new), xp)
-        keep = state.min_val.dtype
-        a, b = (xp.astype(v, kind) for v in state), (xp.astype(v, kind) for v in batch)
-        (a_min, a_max), (b_min, b_max) = a, b
-        return MinMaxState(
-            xp.astype(first_min(a_min, b_min, xp), keep),
-            xp.astype(first_max(a_max, b_max, xp), keep),
-        )
+        return affine_fold.fold(state, batch, xp=xp)
 
     def forward(self, input: Any) -> Any:
         """Fold ``input``'s per-block min and max into the state; return ``input``.
@@ -182,7 +171,7 @@ class AffineQuantizedMinMaxObserver(Bound):
         core.float_name(input.dtype, "observed input")
         # The reduction, outside the lock; computed now on Dask, as the torch.ao
         # classes compute each Dask batch (the state is one value per block).
-        batch = MinMaxState(*backend.materialize(*self._batch(input, xp)))
+        batch = MinMaxState(*backend.materialize(*self._batch(backend, input)))
         with self._lock:
             self._check_binding(xp, device)
             state = self._state
@@ -366,8 +355,9 @@ class AffineQuantizedMovingAverageMinMaxObserver(AffineQuantizedMinMaxObserver):
             device=device,
         )
 
-    def _batch(self, x: Any, xp: ModuleType) -> MinMaxState:
-        mn, mx = super()._batch(x, xp)
+    def _batch(self, backend: _backends.Backend, x: Any) -> MinMaxState:
+        mn, mx = super()._batch(backend, x)
+        xp = backend.xp
         return MinMaxState(xp.astype(mn, xp.float32), xp.astype(mx, xp.float32))
 
     def _fold(self, state: MinMaxState, batch: MinMaxState, xp: ModuleType) -> MinMaxState:
