@@ -134,6 +134,16 @@ class DaskBackend(Backend):
         # A 0-d state this backend made, and its values as float32 scalars.
         self._known: tuple[core.MinMaxState, tuple[Any, Any]] | None = None
 
+    # A small state's update (the histogram's) runs on the host, in NumPy: this
+    # backend's histc counts the lazy batch chunk by chunk and returns host counts.
+    work_xp = _NUMPY
+
+    def to_work(self, state: Any) -> Any:
+        return type(state)(*(np.asarray(v) for v in compute(tuple(state))))
+
+    def from_work(self, state: Any) -> Any:
+        return type(state)(*(self.xp.asarray(np.asarray(v)) for v in state))
+
     def _host_of(self, state: core.MinMaxState) -> tuple[Any, Any]:
         """A 0-d state's values as float32 scalars: remembered from the update
         that made it, else computed (a compute costs about a millisecond)."""
