@@ -35,6 +35,7 @@ from arrayobs import _backends, affine
 from arrayobs._compat import to_host
 from arrayobs._core import _affine as core
 from bench.cases import Loaded, Record, Unavailable, to_backend
+from bench.tables import Table, _ratio
 from bench.timing import interleaved
 
 KINDS = ("numpy", "torch", "jax")
@@ -204,8 +205,6 @@ def affine_markdown(
     meta: dict[str, Any], records: list[AffineRecord], extra: dict[str, Any]
 ) -> str:
     """The affine block of ``results.md``, between the ``AF_BEGIN``/``AF_END`` markers."""
-    from bench.report import Table, _ratio
-
     table = Table(records, key=lambda r: (r.case, r.backend, r.variant))
     settings = extra["settings"]
     out = [

@@ -13,7 +13,7 @@ import platform
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,9 @@ from bench.cases import (
     Loaded,
     Record,
 )
-from bench.gpu import GPU_FLOORS, gpu_theoretical_gbs
-from bench.timing import CPU_FLOORS, _affinity
+from bench.gpu import gpu_theoretical_gbs
+from bench.tables import Table, _fmt, _ratio
+from bench.timing import _affinity
 
 ROOT = Path(__file__).resolve().parents[1]
 PC_BEGIN, PC_END = "<!-- per-channel: begin -->", "<!-- per-channel: end -->"
@@ -149,51 +150,6 @@ def json_data(
         **extra,
         "measurements": [{**dataclasses.asdict(r), "nbytes": r.nbytes} for r in records],
     }
-
-
-def _fmt(seconds: float | None, scale: float) -> str:
-    if seconds is None:
-        return "-"
-    value = seconds * scale
-    return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
-
-
-def _ratio(num: float | None, den: float | None, percent: bool = False) -> str:
-    if num is None or den is None or den == 0:
-        return "-"
-    return f"{100 * num / den:.0f}%" if percent else f"{num / den:.2f}x"
-
-
-class Table:
-    """Records indexed by (backend, dtype, n, variant), with footnotes for the missing."""
-
-    def __init__(
-        self, records: Sequence[Record], key: Callable[[Any], tuple[Any, ...]] | None = None
-    ) -> None:
-        key = key or (lambda r: (r.backend, r.dtype, r.n, r.variant))
-        self.by_key = {key(r): r for r in records}
-        self.notes: dict[str, int] = {}
-
-    def seconds(self, key: tuple[Any, ...]) -> float | None:
-        r = self.by_key.get(key)
-        return r.median_s if r is not None and r.status == "ok" else None
-
-    def cell(self, key: tuple[Any, ...], scale: float) -> str:
-        r = self.by_key.get(key)
-        if r is None:
-            return "-"
-        if r.status == "ok":
-            flag = "" if r.agrees_with_torch_ao in (None, True) else " (≠torch.ao!)"
-            return _fmt(r.median_s, scale) + flag
-        text = f"{r.status}: {r.note}"
-        number = self.notes.setdefault(text, len(self.notes) + 1)
-        return f"{r.status} [{number}]"
-
-    def floor(self, device: str, dtype: str, n: int) -> float | None:
-        """The faster read floor of ``device`` on the bytes of case (dtype, n)."""
-        names = GPU_FLOORS if device == "gpu" else CPU_FLOORS
-        found = [self.seconds((device, dtype, n, v)) for v in names]
-        return min((s for s in found if s is not None), default=None)
 
 
 def backend_table(table: Table, backend: str, gpu: bool, rows: list[tuple[str, int]]) -> str:

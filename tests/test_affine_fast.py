@@ -262,3 +262,20 @@ def test_layouts_and_autograd(lib: str) -> None:
             _same(g, w, f"{lib} choose")
         q = fast.quantize_affine(v, (1, 16), *want, tgt)
         _same(q, generic.quantize_affine(v, (1, 16), *want, tgt), f"{lib} quantize")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_block_minmax_fast_equals_generic(dtype: str, keepdim: bool) -> None:
+    """The affine observers' per-block reduction: the NumPy backend's threaded one
+    against the generic one, bit for bit, NaN and both zeros included."""
+    x = np.random.default_rng(5).standard_normal((6, 32)).astype(dtype)
+    x[0, 3], x[1, :4], x[2, 5], x[3, :] = np.nan, [-0.0, 0.0, -0.0, 0.0], np.inf, -0.0
+    xp = namespace_of(x)
+    fast, generic = _backends.new(xp), _backends.Backend(xp, True)
+    for block in ((1, 8), (1, 32), (6, 32)):
+        found = fast.block_minmax(x, block, keepdim)
+        want = generic.block_minmax(x, block, keepdim)
+        for a, b in zip(found, want, strict=True):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            assert a.tobytes() == b.tobytes(), block

@@ -1,4 +1,5 @@
-"""The package's layers: every import points down, and no module imports one that imports it back.
+"""The package's layers: every import points down, and no module imports one that imports it
+back; bench/ (over the package) has no import circle either.
 
 From the bottom: ``_compat`` and ``_config``; the generic math ``_core``; the
 backends ``_backends``; the public functional API and the observer classes,
@@ -39,9 +40,12 @@ def _unit(module: str) -> str:
     return ".".join(module.split(".")[:2]) if unit == "arrayobs" else unit
 
 
-def _imports(path: pathlib.Path, module: str) -> set[str]:
-    """Every arrayobs module that ``path`` imports, at any depth of its code (the
-    imports inside functions too: those are the lazy ones)."""
+def _imports(
+    path: pathlib.Path, module: str, modules: dict[str, pathlib.Path] | None = None
+) -> set[str]:
+    """Every module of ``modules`` (default: arrayobs's) that ``path`` imports, at any
+    depth of its code (the imports inside functions too: those are the lazy ones)."""
+    modules = MODULES if modules is None else modules
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -55,8 +59,8 @@ def _imports(path: pathlib.Path, module: str) -> set[str]:
             # ``from package import submodule`` depends on the submodule alone.
             for alias in node.names:
                 name = f"{base}.{alias.name}"
-                found.add(name if name in MODULES else base)
-    return {m for m in found if m.split(".")[0] == "arrayobs" and m in MODULES}
+                found.add(name if name in modules else base)
+    return {m for m in found if m in modules}
 
 
 MODULES = {_module(p): p for p in ROOT.rglob("*.py")}
@@ -80,12 +84,20 @@ def _layer_key(unit: str) -> str:
     return unit if unit in LAYERS else "arrayobs"
 
 
-def test_no_import_cycles() -> None:
+BENCH_ROOT = ROOT.parent.parent / "bench"
+BENCH_MODULES = {
+    ".".join(p.relative_to(BENCH_ROOT.parent).with_suffix("").parts).removesuffix(".__init__"): p
+    for p in BENCH_ROOT.rglob("*.py")
+}
+BENCH_GRAPH = {m: _imports(p, m, BENCH_MODULES) - {m} for m, p in BENCH_MODULES.items()}
+
+
+def _assert_acyclic(graph: dict[str, set[str]]) -> None:
     state: dict[str, int] = {}
 
     def visit(module: str, path: list[str]) -> None:
         state[module] = 1
-        for other in sorted(GRAPH[module]):
+        for other in sorted(graph[module]):
             if state.get(other) == 1:
                 cycle = [*path[path.index(other) :], other] if other in path else [module, other]
                 raise AssertionError(" -> ".join(cycle))
@@ -93,9 +105,17 @@ def test_no_import_cycles() -> None:
                 visit(other, [*path, other])
         state[module] = 2
 
-    for module in sorted(GRAPH):
+    for module in sorted(graph):
         if module not in state:
             visit(module, [module])
+
+
+def test_no_import_cycles() -> None:
+    _assert_acyclic(GRAPH)
+
+
+def test_no_import_cycles_in_bench() -> None:
+    _assert_acyclic(BENCH_GRAPH)
 
 
 def test_the_graph_is_read() -> None:
@@ -103,3 +123,5 @@ def test_the_graph_is_read() -> None:
     assert "arrayobs._core" in GRAPH["arrayobs._backends._numpy"]
     assert "arrayobs._backends" in GRAPH["arrayobs.functional"]
     assert "arrayobs._backends._numpy" in GRAPH["arrayobs._backends"]
+    assert "bench.tables" in BENCH_GRAPH["bench.report"]
+    assert "bench.cases" in BENCH_GRAPH["bench.affine"]

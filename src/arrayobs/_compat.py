@@ -23,12 +23,8 @@ __all__ = [
     "device_of",
     "has_dtype",
     "is_array",
-    "is_cupy",
     "is_dask",
-    "is_jax",
-    "is_numpy",
     "is_observable_dtype",
-    "is_torch",
     "namespace_of",
     "resolve_namespace",
     "size",
@@ -93,21 +89,6 @@ def xp_argument(xp: ModuleType) -> str:
     name = backend_name(xp)
     return {"dask": "dask.array", "jax": "jax.numpy"}.get(name, name)
 
-
-def is_numpy(xp: ModuleType) -> bool:
-    return bool(_aac.is_numpy_namespace(xp))
-
-
-def is_cupy(xp: ModuleType) -> bool:
-    return bool(_aac.is_cupy_namespace(xp))
-
-
-def is_torch(xp: ModuleType) -> bool:
-    return bool(_aac.is_torch_namespace(xp))
-
-
-def is_jax(xp: ModuleType) -> bool:
-    return bool(_aac.is_jax_namespace(xp))
 
 
 def is_dask(xp: ModuleType) -> bool:

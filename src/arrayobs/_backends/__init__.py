@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from arrayobs import _core as core
-from arrayobs._backends import _kernels
+from arrayobs._backends import _host, _kernels
 from arrayobs._backends._generic import Backend
-from arrayobs._compat import backend_name, resolve_namespace
+from arrayobs._compat import backend_name
 from arrayobs._config import QuantConfig
 from arrayobs._core._histogram import HistogramState, dst_nbins
 from arrayobs._core._search import search_range
@@ -118,12 +118,9 @@ def searched_qparams(
         raise ValueError(msg)
     args = (np.asarray(counts, np.float32), float(mn), float(mx), dst_nbins(config.dtype))
     lo, hi = _kernels.search_range(*args) or search_range(*args)
-    # The two-value qparams run on the host too: a few small device ops would
-    # cost more than the search.
-    host = core.MinMaxState(*(np.asarray(v, dtype=np.float32) for v in (lo, hi)))
-    # NumPy's host-scalar qparams (tested bit for bit against the generic ones):
-    # 9 us, where the generic arithmetic on 0-d arrays takes 40 to 75.
-    pair = shared(resolve_namespace(np)).qparams(host, config)
+    # The two-value qparams run on the host too, on host scalars (tested bit for
+    # bit against the generic ones): a few small device ops would cost more.
+    pair = _host.host_qparams(np.float32(lo), np.float32(hi), config)
     assert pair is not None  # only a check refuses, and none is asked for
     scale, zero_point = pair
     if not config.zero_point_fits_int32:

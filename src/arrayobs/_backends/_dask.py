@@ -20,6 +20,7 @@ import dask
 import numpy as np
 
 from arrayobs import _core as core
+from arrayobs._backends import _host as host
 from arrayobs._backends import _numpy
 from arrayobs._backends._generic import Backend
 from arrayobs._compat import resolve_namespace
@@ -133,6 +134,16 @@ class DaskBackend(Backend):
         # A 0-d state this backend made, and its values as float32 scalars.
         self._known: tuple[core.MinMaxState, tuple[Any, Any]] | None = None
 
+    # A small state's update (the histogram's) runs on the host, in NumPy: this
+    # backend's histc counts the lazy batch chunk by chunk and returns host counts.
+    work_xp = _NUMPY
+
+    def to_work(self, state: Any) -> Any:
+        return type(state)(*(np.asarray(v) for v in compute(tuple(state))))
+
+    def from_work(self, state: Any) -> Any:
+        return type(state)(*(self.xp.asarray(np.asarray(v)) for v in state))
+
     def _host_of(self, state: core.MinMaxState) -> tuple[Any, Any]:
         """A 0-d state's values as float32 scalars: remembered from the update
         that made it, else computed (a compute costs about a millisecond)."""
@@ -195,7 +206,7 @@ class DaskBackend(Backend):
     ) -> core.MinMaxState:
         xp = self.xp
         if isinstance(batch[0], np.floating):
-            new = _numpy.combine(rule, *self._host_of(state), *batch)
+            new = host.combine(rule, *self._host_of(state), *batch)
             new_state = core.MinMaxState(*(xp.asarray(np.asarray(v)) for v in new))
             self._known = (new_state, new)
             return new_state
@@ -208,12 +219,12 @@ class DaskBackend(Backend):
         self, state: core.MinMaxState, config: QuantConfig, check: bool = False
     ) -> tuple[Any, Any] | None:
         if self.fast and state.min_val.ndim == 0:
-            pair = _numpy.host_qparams(*self._host_of(state), config, check)
+            pair = host.host_qparams(*self._host_of(state), config, check)
         else:
             # One compute: the check and the qparams on the state's host values.
-            host = core.MinMaxState(*compute(tuple(state)))
-            crossed = check and bool(core.crossed(host, xp=_NUMPY))
-            pair = None if crossed else core.calculate_qparams(host, config, xp=_NUMPY)
+            values = core.MinMaxState(*compute(tuple(state)))
+            crossed = check and bool(core.crossed(values, xp=_NUMPY))
+            pair = None if crossed else core.calculate_qparams(values, config, xp=_NUMPY)
         if pair is None:
             return None
         return tuple(self.xp.asarray(v) for v in pair)  # type: ignore[return-value]

@@ -152,6 +152,21 @@ class Backend:
         keeps a growing task graph: as they are, except on lazy libraries (Dask)."""
         return values
 
+    # -- where a small state's update runs ------------------------------------------
+    @property
+    def work_xp(self) -> Any:
+        """The namespace a small state's stateful update runs in (the histogram's):
+        this one, except where :meth:`to_work` moves the state elsewhere."""
+        return self.xp
+
+    def to_work(self, state: Any) -> Any:
+        """``state`` (a NamedTuple of arrays) as :attr:`work_xp` arrays."""
+        return state
+
+    def from_work(self, state: Any) -> Any:
+        """Undo :meth:`to_work` on an updated state."""
+        return state
+
     # -- host transfers ------------------------------------------------------------
     def read_float32(self, *arrays: Any) -> list[Any]:
         """float32 ``arrays`` as NumPy arrays of their shapes, in one transfer from a
@@ -270,6 +285,13 @@ class Backend:
             keepdim,
             xp=self.xp,
             nan_safe=self.reductions_drop_nan,
+        )
+
+    def block_minmax(self, x: Any, block_size: tuple[int, ...], keepdim: bool) -> Any:
+        """torchao's per-block ``amin``/``amax`` in ``x``'s dtype
+        (:func:`arrayobs._core._affine.block_minmax`), for the affine observers."""
+        return affine.block_minmax(
+            x, block_size, keepdim, xp=self.xp, nan_safe=self.reductions_drop_nan
         )
 
     def quantize_affine(

@@ -11,23 +11,20 @@ which NumPy cannot reduce at all) are reduced as order-preserving int16 keys:
 flipping the magnitude bits of negative values makes integer order equal
 float order, and a NaN lands beyond the keys of the infinities.
 
-Also the host-side rules: on NumPy the state is host memory, so the few
-scalar operations after the reduction (the update, qparams, torch's check)
-run on NumPy scalars instead of 0-d arrays, bit for bit as the generic rules
-of :mod:`arrayobs._core`. torch on the CPU and Dask use them too.
+The state is host memory here, so the per-tensor update and qparams run on
+NumPy scalars (:mod:`arrayobs._backends._host`).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import math
-import os
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from arrayobs import _core as core
+from arrayobs._backends import _host as host
 from arrayobs._backends import _kernels, _numpy_affine
 from arrayobs._backends._generic import Backend
 from arrayobs._config import QuantConfig
@@ -35,29 +32,13 @@ from arrayobs._core import _affine as affine
 
 _MIN = np.minimum.reduce
 _MAX = np.maximum.reduce
-# Bytes per block: 1 MiB, half of a 2 MiB L2. At 1e8 float32 on 2 cores, 256 KiB, 512 KiB,
-# 1 MiB and 2 MiB blocks took 21.9, 19.9, 20.3 and 21.4 ms (at 1e7: 2.3, 1.6, 1.35, 1.5).
+# Bytes per block: 1 MiB, half of a 2 MiB L2, so the second reduction reads the cache
+# (figures: bench/results/tuning.md).
 BLOCK_BYTES = 1 << 20
 # Below this many bytes one thread and two whole-array reductions are faster
 # than starting work on the pool (measured: bench/, "numpy" rows).
 THREAD_MIN_BYTES = 1 << 22
 _HALF_FLOATS = frozenset({"float16", "bfloat16"})
-_POOL: concurrent.futures.ThreadPoolExecutor | None = None
-
-
-@functools.cache
-def _workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _pool() -> concurrent.futures.ThreadPoolExecutor:
-    global _POOL  # noqa: PLW0603 - one lazily created pool per process
-    if _POOL is None:
-        _POOL = concurrent.futures.ThreadPoolExecutor(_workers(), "arrayobs-minmax")
-    return _POOL
 
 
 def _keys(bits: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -125,8 +106,10 @@ def minmax_scalars(x: np.ndarray) -> tuple[np.float32, np.float32]:
         flat = np.ravel(x, order="K")  # a view when x is contiguous in any order
         if half:
             flat = flat.view(np.int16)
-        if flat.nbytes >= THREAD_MIN_BYTES and _workers() > 1:
-            done = list(_pool().map(lambda p: _part(p, half), np.array_split(flat, _workers())))
+        if flat.nbytes >= THREAD_MIN_BYTES and host.workers() > 1:
+            done = list(
+                host.pool().map(lambda p: _part(p, half), np.array_split(flat, host.workers()))
+            )
         else:
             done = [_part(flat, half)]
         lo = _MIN(np.asarray([d[0] for d in done]))
@@ -216,10 +199,10 @@ def aminmax_axis(
             v = x.reshape(math.prod(x.shape[:ch_axis]), c, -1)
             blocks = _slabs(*v.shape, v.itemsize)
             work = [v[a0:a1, c0:c1] for a0, a1, c0, c1 in blocks]
-            if threads and x.nbytes >= THREAD_MIN_BYTES and _workers() > 1 and len(work) > 1:
+            if threads and x.nbytes >= THREAD_MIN_BYTES and host.workers() > 1 and len(work) > 1:
                 # One run of consecutive blocks per thread (a task per block costs more).
-                runs = np.array_split(np.arange(len(work)), min(_workers(), len(work)))
-                parts = _pool().map(lambda r: [_slab(work[i], half) for i in r], runs)
+                runs = np.array_split(np.arange(len(work)), min(host.workers(), len(work)))
+                parts = host.pool().map(lambda r: [_slab(work[i], half) for i in r], runs)
                 done = [d for part in parts for d in part]
             else:
                 done = [_slab(w, half) for w in work]
@@ -246,106 +229,10 @@ def aminmax_axis(
         return lo.astype(np.float32), hi.astype(np.float32)
 
 
-# -- the observers' host-side combine ------------------------------------------
-def _first_min(a: np.float32, b: np.float32) -> np.float32:
-    return b if (b != b or b < a) else a  # noqa: PLR0124 - b != b: b is NaN
-
-
-def _first_max(a: np.float32, b: np.float32) -> np.float32:
-    return b if (b != b or b > a) else a  # noqa: PLR0124
-
-
-def minmax_combine(m: Any, big_m: Any, lo: Any, hi: Any) -> tuple[np.float32, np.float32]:
-    """As :func:`arrayobs._core.minmax_combine` on float32 scalars."""
-    return _first_min(lo, m), _first_max(hi, big_m)
-
-
-_SAFE = 1e37  # |values| below this: m + c * (cur - m) cannot overflow for 0 <= c <= 1
-
-
-def moving_average_combine(
-    m: Any, big_m: Any, lo: Any, hi: Any, c: np.float32
-) -> tuple[np.float32, np.float32]:
-    """As :func:`arrayobs._core.moving_average_combine` on float32 scalars.
-
-    A fresh (+inf, -inf) state takes the batch's values; otherwise each side
-    moves by three separately rounded float32 operations.
-    """
-    if m == math.inf and big_m == -math.inf:
-        return lo, hi
-    if 0 <= c <= 1 and max(abs(m), abs(big_m), abs(lo), abs(hi)) < _SAFE:
-        return m + c * (lo - m), big_m + c * (hi - big_m)
-    # Infinities, NaN or a constant outside [0, 1]: inf - inf and overflow are
-    # silent in the reference.
-    with np.errstate(all="ignore"):
-        return m + c * (lo - m), big_m + c * (hi - big_m)
-
-
-# -- qparams on host scalars ---------------------------------------------------
-def _wrap_int32(v: int) -> int:
-    return (v - core.INT32_MIN) % 2**32 + core.INT32_MIN
-
-
-def _qparams_f32(m: Any, big_m: Any, config: QuantConfig) -> tuple[np.float32, int]:
-    zero = np.float32(0.0)
-    eps = np.float32(config.eps)
-    min_neg = _first_min(m, zero)
-    max_pos = _first_max(big_m, zero)
-    qrange = float(config.quant_max - config.quant_min)
-    if config.symmetric:
-        max_pos = _first_max(-min_neg, max_pos)
-        return _first_max(max_pos / np.float32(qrange / 2), eps), config.symmetric_zero_point()
-    scale = _first_max((max_pos - min_neg) / np.float32(qrange), eps)
-    r = np.round(min_neg / scale)
-    # C's float->int32 cast as on x86: NaN and out-of-range values become -2**31.
-    as_int = int(r) if -(2.0**31) <= r < 2.0**31 else core.INT32_MIN
-    zero_point = _wrap_int32(config.quant_min - as_int)
-    return scale, min(max(zero_point, config.quant_min), config.quant_max)
-
-
-def qparams(m: Any, big_m: Any, config: QuantConfig) -> tuple[np.float32, int]:
-    """As :func:`arrayobs._core.calculate_qparams` on float32 scalars:
-    ``(scale, zero_point)`` as a float32 scalar and a Python int."""
-    if m == math.inf and big_m == -math.inf:
-        return np.float32(1.0), 0
-    if max(abs(m), abs(big_m)) < _SAFE and config.eps > 0:
-        return _qparams_f32(m, big_m, config)
-    # NaN, infinities, overflow or division by a zero scale: silent in the reference.
-    with np.errstate(all="ignore"):
-        return _qparams_f32(m, big_m, config)
-
-
-def combine(rule: core.Rule, m: Any, big_m: Any, lo: Any, hi: Any) -> tuple[Any, Any]:
-    """``rule`` on float32 scalars (the per-tensor rule: fresh by value)."""
-    if isinstance(rule, core.MovingAverage):
-        return moving_average_combine(m, big_m, lo, hi, rule.c32)
-    return minmax_combine(m, big_m, lo, hi)
-
-
-def host_qparams(
-    m: Any, big_m: Any, config: QuantConfig, check: bool = False
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """:func:`qparams` as the (1,) arrays the observers return: float32, and
-    int64 (symmetric) or int32; with ``check``, None where :func:`crossed`."""
-    if check and crossed(m, big_m):
-        return None
-    scale, zero_point = qparams(m, big_m, config)
-    return (
-        np.asarray([scale], np.float32),
-        np.asarray([zero_point], np.int64 if config.symmetric else np.int32),
-    )
-
-
-def crossed(m: Any, big_m: Any) -> bool:
-    """:func:`arrayobs._core.crossed` of a 0-d state, on float32 scalars."""
-    return bool(m > big_m and not (m == math.inf and big_m == -math.inf))
-
-
 # -- fake quantization ---------------------------------------------------------
 # Elements per block of the fake quantization (512 KiB of float32: the output block and the
-# two bound blocks fill the 2 MiB L2). At 1e8 float32 on 2 cores, blocks of 2**15, 2**16,
-# 2**17 and 2**18 took 205, 158, 151 and 143 ms in one loaded run, 68, 60 and 59 ms (2**16
-# to 2**18) in a quiet one: smaller blocks pay more in per-call overhead than L2 saves.
+# two bound blocks fill the 2 MiB L2); smaller blocks pay more in per-call overhead than L2
+# saves (figures: bench/results/tuning.md).
 FQ_BLOCK = 1 << 17
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 _FQ_DTYPES = frozenset({np.dtype(np.float16), _F32, _F64})
@@ -448,11 +335,13 @@ def fake_quantize_tensor(
     src = x.T if flip else np.asarray(x, order="C")  # asarray keeps a 0-d array 0-d
     out = np.empty(src.shape, x.dtype)
     flat_in, flat_out = src.reshape(-1), out.reshape(-1)
-    if src.nbytes >= THREAD_MIN_BYTES and _workers() > 1:
+    if src.nbytes >= THREAD_MIN_BYTES and host.workers() > 1:
         parts = zip(
-            np.array_split(flat_in, _workers()), np.array_split(flat_out, _workers()), strict=True
+            np.array_split(flat_in, host.workers()),
+            np.array_split(flat_out, host.workers()),
+            strict=True,
         )
-        list(_pool().map(lambda p: _fq_part(p[0], p[1], k), parts))
+        list(host.pool().map(lambda p: _fq_part(p[0], p[1], k), parts))
     elif src.size:
         _fq_part(flat_in, flat_out, k)
     result = out.T if flip else out
@@ -467,21 +356,21 @@ def quantize_affine(
 ) -> np.ndarray | None:
     """:func:`arrayobs._backends._numpy_affine.quantize` on this module's threads
     (torch on the CPU takes it too); None where it does not apply."""
-    threads = getattr(x, "nbytes", 0) >= THREAD_MIN_BYTES and _workers() > 1
+    threads = getattr(x, "nbytes", 0) >= THREAD_MIN_BYTES and host.workers() > 1
     return _numpy_affine.quantize(  # type: ignore[no-any-return]
         x,
         block_size,
         scale,
         zero_point,
         tgt,
-        _workers() if threads else 1,
-        _pool().map if threads else map,
+        host.workers() if threads else 1,
+        host.pool().map if threads else map,
     )
 
 
 # -- histc (HistogramObserver) ----------------------------------------------------
-# Elements per block: 2 MiB of float32 indices as intp (measured at 1e7 float32:
-# 2**15 to 2**18 elements took 37, 33, 28 and 26 ms on the shared 2-core machine).
+# Elements per block: 2 MiB of float32 indices as intp, the fastest of the sizes tried
+# (bench/results/tuning.md).
 HISTC_BLOCK = 1 << 18
 _HISTC_DTYPES = frozenset({_F32, _F64})
 
@@ -493,7 +382,7 @@ def _bin_positions(block: np.ndarray, left: Any, factor: Any, span: Any) -> np.n
     scaled *= factor
     scaled /= span
     # Through int32 (the positions are at most bins, below 2**31): float32 -> int32 ->
-    # intp took 0.26 ns an element here, float32 -> intp 0.53.
+    # intp is the cheaper conversion (bench/results/tuning.md).
     return scaled.astype(np.int32).astype(np.intp)  # type: ignore[no-any-return]
 
 
@@ -503,12 +392,10 @@ def histc(x: np.ndarray, bins: int, lo: float, hi: float) -> np.ndarray | None:
     for bit, or None where it does not apply (other dtypes, a range whose
     arithmetic could overflow).
 
-    The generic one makes a full-size array of every step (186 ms at 1e7
-    float32). Here blocks of :data:`HISTC_BLOCK` go through the arithmetic
-    and ``bincount``. bincount holds the GIL and the arithmetic does not, so
-    a pool thread computes the next block's positions while this one counts;
-    on the 2-core development machine the two barely overlap (21.6 ms at
-    1e7 float32, against 8.4 + 10.9 ms for the two parts one after the other).
+    The generic one makes a full-size array of every step. Here blocks of
+    :data:`HISTC_BLOCK` go through the arithmetic and ``bincount``. bincount
+    holds the GIL and the arithmetic does not, so a pool thread computes the
+    next block's positions while this one counts.
     """
     if x.dtype not in _HISTC_DTYPES or bins >= 2**31 - 2:
         return None
@@ -525,12 +412,12 @@ def histc(x: np.ndarray, bins: int, lo: float, hi: float) -> np.ndarray | None:
     def positions(start: int) -> np.ndarray:
         return _bin_positions(flat[start : start + HISTC_BLOCK], left, factor, span)
 
-    if len(starts) > 1 and _workers() > 1:
-        pending = _pool().submit(positions, starts[0])
+    if len(starts) > 1 and host.workers() > 1:
+        pending = host.pool().submit(positions, starts[0])
         for following in (*starts[1:], None):
             ready = pending.result()
             if following is not None:
-                pending = _pool().submit(positions, following)
+                pending = host.pool().submit(positions, following)
             counts[: bins + 2] += np.bincount(ready, minlength=bins + 2)[: bins + 2]
     else:
         for start in starts:
@@ -584,7 +471,7 @@ class NumpyBackend(Backend):
     ) -> core.MinMaxState:
         if not self.fast or ch_axis is not None:
             return super().fold(state, batch, rule, ch_axis, fresh)
-        new = combine(rule, state.min_val[()], state.max_val[()], *batch)
+        new = host.combine(rule, state.min_val[()], state.max_val[()], *batch)
         return core.MinMaxState(np.asarray(new[0]), np.asarray(new[1]))
 
     def qparams(
@@ -592,7 +479,7 @@ class NumpyBackend(Backend):
     ) -> tuple[Any, Any] | None:
         if not self.fast or state.min_val.ndim:
             return super().qparams(state, config, check)
-        return host_qparams(state.min_val[()], state.max_val[()], config, check)
+        return host.host_qparams(state.min_val[()], state.max_val[()], config, check)
 
     def fake_quantize(
         self,
@@ -629,6 +516,13 @@ class NumpyBackend(Backend):
         if out is None and self.fast and finite and type(x) is np.ndarray:
             out = histc(x, bins, lo, hi)
         return super().histc(x, bins, lo, hi) if out is None else out
+
+    def block_minmax(self, x: Any, block_size: tuple[int, ...], keepdim: bool) -> Any:
+        # The threaded per-channel reduction where the blocks are runs of the last axis.
+        found = (
+            _numpy_affine.block_minmax(x, block_size, keepdim, aminmax_axis) if self.fast else None
+        )
+        return super().block_minmax(x, block_size, keepdim) if found is None else found
 
     def choose_qparams_affine(
         self,

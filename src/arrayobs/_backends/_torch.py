@@ -10,7 +10,7 @@ Python float), so on eager torch they are bit-exact by construction, on any
 device, and cost a third of the generic path's ``where`` chains. On the CPU a
 0-d state is host memory: the moving average's six eager calls cost more than
 the NumPy views and scalar operations of the host rules, so it takes those
-(a running min-max's two calls cost less, so it does not), and so do qparams.
+(a running min-max's two eager calls cost less, so it does not), and so do qparams.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from arrayobs import _core as core
-from arrayobs._backends import _kernels, _numpy, _torch_affine
+from arrayobs._backends import _host as host
+from arrayobs._backends import _kernels, _torch_affine
 from arrayobs._backends._generic import Backend
 from arrayobs._compat import resolve_namespace
 from arrayobs._config import QuantConfig
@@ -75,8 +76,8 @@ def aminmax_axis(x: Any, ch_axis: int) -> tuple[Any, Any]:
     torch.ao permutes, flattens (a copy unless ``ch_axis`` is 0) and casts to
     float32 (a copy unless float32) before ``aminmax(dim=1)``. Here a
     contiguous input is viewed as (A, C, B), with no copy. On the CPU,
-    ``aminmax`` with a ``dim`` ran 8x slower than ``amin`` + ``amax`` (4096 x
-    4096 float32: 22 vs 2.7 ms), so the CPU takes those; on other devices one
+    ``aminmax`` with a ``dim`` is several times slower than ``amin`` + ``amax``
+    (bench/results/tuning.md), so the CPU takes those; on other devices one
     ``aminmax`` pass where A or B is 1 (weights with ch_axis 0, channels-last
     activations).
     """
@@ -96,8 +97,8 @@ def aminmax_axis(x: Any, ch_axis: int) -> tuple[Any, Any]:
     return _float32(torch.amin(v, dim=dim), torch.amax(v, dim=dim))
 
 
-# Elements per block of the CPU histc: 1 MiB of float32 (2**16 to 2**20 took 49, 35 and 33 ms
-# at 1e7 float32 on two threads, torch.histc 104 ms, on the shared 2-core machine).
+# Elements per block of the CPU histc: 1 MiB of float32, the fastest of the sizes tried
+# (bench/results/tuning.md).
 HISTC_BLOCK = 1 << 18
 
 
@@ -118,7 +119,7 @@ def _histc_part(x: Any, bins: int, left: Any, factor: Any, span: Any) -> Any:
         torch.sub(block, left, out=scaled[:k])
         scaled[:k].mul_(factor).div_(span)
         # Truncation toward zero (every position is in [0, bins]), through int32:
-        # 0.15 ns an element here against 0.59 for float32 -> int64 directly.
+        # the cheaper conversion (bench/results/tuning.md).
         narrow[:k].copy_(scaled[:k])
         index[:k].copy_(narrow[:k])
         counts.scatter_add_(0, index[:k], ones[:k])
@@ -137,10 +138,10 @@ def histc_cpu(x: Any, bins: int, lo: float, hi: float) -> Any:
     if not (bool(span > 0) and bool(torch.isfinite(span * factor))):
         return None
     flat = x.reshape(-1)
-    workers = _numpy._workers() if flat.numel() >= 2 * HISTC_BLOCK else 1
+    workers = host.workers() if flat.numel() >= 2 * HISTC_BLOCK else 1
     parts = torch.chunk(flat, workers)
     if len(parts) > 1:
-        pool = _numpy._pool()
+        pool = host.pool()
         counts = sum(pool.map(lambda p: _histc_part(p, bins, left, factor, span), parts))
     else:
         counts = _histc_part(flat, bins, left, factor, span)
@@ -149,7 +150,8 @@ def histc_cpu(x: Any, bins: int, lo: float, hi: float) -> Any:
 
 
 def _host(*tensors: Any) -> list[Any]:
-    """float32 scalars viewing CPU tensors' memory (no copy, no device read)."""
+    """float32 scalars viewing CPU tensors' memory (no copy, no read through ATen:
+    ``item()`` would count as a device read)."""
     return [t.numpy()[()] for t in tensors]
 
 
@@ -168,6 +170,11 @@ class TorchBackend(Backend):
 
     def size(self, x: Any) -> int:
         return int(x.numel())
+
+    def reduce(self, x: Any, ch_axis: int | None = None) -> Any:
+        if self.fast and ch_axis is None:
+            return aminmax(x)
+        return self.aminmax(x, ch_axis)
 
     def aminmax(self, x: Any, ch_axis: int | None = None) -> tuple[Any, Any]:
         if not self.fast:
@@ -190,7 +197,7 @@ class TorchBackend(Backend):
         fresh: bool | None = None,
     ) -> core.MinMaxState:
         if isinstance(rule, core.MovingAverage) and self._host_state(state):
-            new = _numpy.combine(rule, *_host(*state, *batch))
+            new = host.combine(rule, *_host(*state, *batch))
             return core.MinMaxState(*_from_host(*new))
         return super().fold(state, batch, rule, ch_axis, fresh)
 
@@ -211,7 +218,8 @@ class TorchBackend(Backend):
 
     def _host_state(self, state: core.MinMaxState) -> bool:
         """Whether the fast path reads ``state`` in place: 0-d, in CPU memory."""
-        return self.fast and state.min_val.ndim == 0 and state.min_val.device.type == "cpu"
+        m = state.min_val
+        return self.fast and m.ndim == 0 and m.is_cpu
 
     def qparams(
         self, state: core.MinMaxState, config: QuantConfig, check: bool = False
@@ -219,7 +227,7 @@ class TorchBackend(Backend):
         if not self._host_state(state):
             return super().qparams(state, config, check)
         m, big_m = _host(*state)
-        pair = _numpy.host_qparams(m, big_m, config, check)
+        pair = host.host_qparams(m, big_m, config, check)
         return None if pair is None else _from_host(*pair)  # type: ignore[return-value]
 
     def fake_quantize(

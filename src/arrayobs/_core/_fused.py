@@ -32,7 +32,7 @@ import numpy as np
 
 from arrayobs._core._fakequant import wide_float
 from arrayobs._core._keys import INT32_MIN
-from arrayobs._core._minmax import quiet
+from arrayobs._core._minmax import MinMaxState, quiet
 from arrayobs._core._qparams import _divisor
 
 SMALL_SCALE = np.float32(6.1e-5)
@@ -135,6 +135,32 @@ def qparams(
     return scale, zero_point
 
 
+def with_channels(state: MinMaxState, n: int, *, xp: ModuleType, device: Any) -> MinMaxState:
+    """A per-channel state for a batch of ``n`` channels: the never-observed
+    (0,) one becomes ``n`` times (+inf, -inf); another count raises."""
+    have = state.min_val.shape[0]
+    if have == 0:
+        return MinMaxState(
+            xp.full((n,), xp.inf, dtype=xp.float32, device=device),
+            xp.full((n,), -xp.inf, dtype=xp.float32, device=device),
+        )
+    if have != n:
+        msg = f"the input has {n} channels; the state has {have}"
+        raise ValueError(msg)
+    return state
+
+
+def observe(
+    state: MinMaxState, lo: Any, hi: Any, c: float, *, xp: ModuleType, device: Any = None
+) -> MinMaxState:
+    """The fused op's update of a state by a batch's (min, max): each side
+    moves by :func:`moving_average` (or takes the batch's value where infinite)."""
+    return MinMaxState(
+        moving_average(state.min_val, lo, c, xp=xp, device=device),
+        moving_average(state.max_val, hi, c, xp=xp, device=device),
+    )
+
+
 def _select(flag: Any, new: Any, old: Any, xp: ModuleType) -> Any:
     """``new`` where the switch is on: a Python bool decides now; an array stays a
     ``where``, so nothing is read back from a device."""
@@ -149,7 +175,7 @@ def step(
     scale: Any,
     zero_point: Any,
     batch: tuple[Any, Any],
-    observe: Any,
+    observing: Any,
     fake_quant: Any,
     averaging_const: float,
     quant_min: int,
@@ -160,15 +186,15 @@ def step(
     device: Any = None,
 ) -> tuple[Any, Any, Any, Any]:
     """One state step of ``torch.fused_moving_avg_obs_fake_quant``: the running
-    (min, max) moved towards the batch's where ``observe`` is on, then the
+    (min, max) moved towards the batch's where ``observing`` is on, then the
     qparams of the running values where ``fake_quant`` is on (``scale`` and
     ``zero_point`` keep their shapes and dtypes; both switches are Python bools
     or boolean arrays)."""
-    lo, hi = batch
-    moved_min = moving_average(running_min, lo, averaging_const, xp=xp, device=device)
-    moved_max = moving_average(running_max, hi, averaging_const, xp=xp, device=device)
-    running_min = _select(observe, moved_min, running_min, xp)
-    running_max = _select(observe, moved_max, running_max, xp)
+    moved = observe(
+        MinMaxState(running_min, running_max), *batch, averaging_const, xp=xp, device=device
+    )
+    running_min = _select(observing, moved.min_val, running_min, xp)
+    running_max = _select(observing, moved.max_val, running_max, xp)
     s, z = qparams(running_min, running_max, quant_min, quant_max, symmetric, xp=xp, device=device)
     s = xp.reshape(s, scale.shape)
     z = xp.reshape(xp.astype(z, zero_point.dtype), zero_point.shape)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 # ATen's float32 sum on x86 runs its AVX2 kernel (sum_stub has no AVX512 one):
-# 8 lanes; measured against torch.sum on this machine (AVX512).
+# 8 lanes, also on an AVX512 machine (the tests compare with torch.sum).
 SUM_LANES = 8
 
 

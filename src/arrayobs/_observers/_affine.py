@@ -7,10 +7,7 @@ moving average: float32, as torch.ao's); ``calculate_qparams`` is torchao's
 
 from __future__ import annotations
 
-import copy
-import functools
 import importlib
-import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -22,7 +19,6 @@ import numpy as np
 from arrayobs import _backends
 from arrayobs._compat import (
     array_namespace,
-    backend_name,
     default_device,
     is_array,
     resolve_namespace,
@@ -30,27 +26,22 @@ from arrayobs._compat import (
     without_graph,
 )
 from arrayobs._core import _affine as core
+from arrayobs._core import _affine_fold as affine_fold
 from arrayobs._core._minmax import (
     MinMaxState,
-    first_max,
-    first_min,
     moving_average_combine,
     quiet,
     require_size,
 )
-from arrayobs._observers._arguments import Factory, checked_device
-from arrayobs._observers._state_dict import IncompatibleKeys
+from arrayobs._observers._arguments import checked_device
+from arrayobs._observers._shell import Bound
+from arrayobs._observers._state_dict import IncompatibleKeys, check_keys
 
 NUMPY = resolve_namespace(np)
 _KEYS = ("min_val", "max_val")
-_UNSHARED = ("_lock", "_backend", "_xp", "_device")
 
 
-def _describe(xp: ModuleType, device: Any) -> str:
-    return f"{backend_name(xp)} on device {device!r}"
-
-
-class AffineQuantizedMinMaxObserver:
+class AffineQuantizedMinMaxObserver(Bound):
     """torchao's ``AffineQuantizedMinMaxObserver``: the running min and max of
     each block, and torchao's affine qparams of them.
 
@@ -72,7 +63,9 @@ class AffineQuantizedMinMaxObserver:
     ((1, 2), dtype('float32'))
     """
 
-    with_args = classmethod(lambda cls, **kwargs: Factory(functools.partial(cls, **kwargs)))
+    # A copy shares the namespace, device and backend, and the state's arrays
+    # (never written into, only replaced).
+    _SHARED = ("_backend", "_xp", "_device", "_state")
 
     def __init__(
         self,
@@ -118,7 +111,7 @@ class AffineQuantizedMinMaxObserver:
             default_device(namespace) if device is None else checked_device(namespace, device)
         )
         self._state: MinMaxState | None = None
-        self._lock = threading.Lock()
+        self._new_lock()
         if not self.preserve_zero:
             warnings.warn(
                 "preserve_zero=False is deprecated in torchao; only preserve_zero=True is "
@@ -135,15 +128,6 @@ class AffineQuantizedMinMaxObserver:
             )
 
     # -- state -----------------------------------------------------------------
-    @property
-    def xp(self) -> ModuleType | None:
-        """The bound namespace, or None before the first observation when unbound."""
-        return self._xp
-
-    @property
-    def device(self) -> Any:
-        return self._device
-
     def _observed_state(self) -> MinMaxState:
         state = self._state
         if state is None:
@@ -162,39 +146,13 @@ class AffineQuantizedMinMaxObserver:
         return self._observed_state().max_val
 
     # -- observing ---------------------------------------------------------------
-    def _check_binding(self, xp: ModuleType, device: Any) -> None:
-        if self._xp is None:
-            return
-        if xp is not self._xp:
-            msg = (
-                f"{type(self).__name__} is bound to {_describe(self._xp, self._device)}; "
-                f"got an array of {_describe(xp, device)}"
-            )
-            raise TypeError(msg)
-        if device != self._device:
-            msg = (
-                f"{type(self).__name__} is bound to {_describe(self._xp, self._device)}; "
-                f"got an array on device {device!r}"
-            )
-            raise ValueError(msg)
-
-    def _batch(self, x: Any, xp: ModuleType) -> MinMaxState:
+    def _batch(self, backend: _backends.Backend, x: Any) -> MinMaxState:
         x = without_graph(x)  # torchao's observers detach: state never keeps a graph
         block = core.get_block_size(x.shape, self.granularity)
-        nan_safe = _backends.shared(xp).reductions_drop_nan
-        return MinMaxState(*core.block_minmax(x, block, self.keepdim, xp=xp, nan_safe=nan_safe))
+        return MinMaxState(*backend.block_minmax(x, block, self.keepdim))
 
     def _fold(self, state: MinMaxState, batch: MinMaxState, xp: ModuleType) -> MinMaxState:
-        """torch.min/torch.max of the state and the batch, copied into the state's dtype."""
-        have, new = core.dtype_name(state.min_val.dtype), core.dtype_name(batch.min_val.dtype)
-        kind = core.backend_dtype(core.promote(have, new), xp)
-        keep = state.min_val.dtype
-        a, b = (xp.astype(v, kind) for v in state), (xp.astype(v, kind) for v in batch)
-        (a_min, a_max), (b_min, b_max) = a, b
-        return MinMaxState(
-            xp.astype(first_min(a_min, b_min, xp), keep),
-            xp.astype(first_max(a_max, b_max, xp), keep),
-        )
+        return affine_fold.fold(state, batch, xp=xp)
 
     def forward(self, input: Any) -> Any:
         """Fold ``input``'s per-block min and max into the state; return ``input``.
@@ -215,7 +173,7 @@ class AffineQuantizedMinMaxObserver:
         core.float_name(input.dtype, "observed input")
         # The reduction, outside the lock; computed now on Dask, as the torch.ao
         # classes compute each Dask batch (the state is one value per block).
-        batch = MinMaxState(*backend.materialize(*self._batch(input, xp)))
+        batch = MinMaxState(*backend.materialize(*self._batch(backend, input)))
         with self._lock:
             self._check_binding(xp, device)
             state = self._state
@@ -276,18 +234,17 @@ class AffineQuantizedMinMaxObserver:
         """Load ``min_val`` and ``max_val`` (arrays of any supported library, one
         float dtype and shape), or nothing: an empty dict makes the observer
         unobserved. Checked before anything changes."""
-        unexpected = sorted(k for k in state_dict if k not in _KEYS)
+        state_dict, found = check_keys(
+            state_dict, _KEYS, strict, type(self).__name__, required=False
+        )
         given = [k for k in _KEYS if k in state_dict]
-        if strict and unexpected:
-            msg = f"unexpected keys in state_dict: {unexpected}"
-            raise KeyError(msg)
         if len(given) == 1:
             msg = f"state_dict has {given[0]} without {({*_KEYS} - {given[0]}).pop()}"
             raise KeyError(msg)
         if not given:
             with self._lock:
                 self._state = None
-            return IncompatibleKeys([], unexpected)
+            return found
         hosts, names = [], []
         for key in _KEYS:
             value = state_dict[key]
@@ -306,7 +263,7 @@ class AffineQuantizedMinMaxObserver:
             self._state = MinMaxState(
                 *(xp.astype(xp.asarray(h, device=self._device), kind) for h in hosts)
             )
-        return IncompatibleKeys([], unexpected)
+        return found
 
     def _state_dtype(self, name: str) -> str:
         return name
@@ -315,48 +272,25 @@ class AffineQuantizedMinMaxObserver:
         return self.zero_point_dtype
 
     # -- copy and pickle ------------------------------------------------------------
-    def __getstate__(self) -> dict[str, Any]:
-        with self._lock:
-            out = {k: v for k, v in self.__dict__.items() if k not in _UNSHARED}
-            backend, state = self._backend, self._state
+    def _pickled(self, out: dict[str, Any]) -> None:
+        backend, state = out.pop("_backend"), out["_state"]
         out["_namespace"] = backend.xp.__name__
-        out["_bound"] = self._xp is not None
+        out["_bound"] = out.pop("_xp") is not None
         out["_device"] = backend.portable_device(self._device)
         if state is not None:
-            name = core.dtype_name(state.min_val.dtype)
-            out["_state"] = (name, *(_host(v) for v in state))
-        return out
+            out["_state"] = (core.dtype_name(state.min_val.dtype), *(_host(v) for v in state))
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
+    def _unpickled(self, state: dict[str, Any]) -> None:
         xp = resolve_namespace(importlib.import_module(state.pop("_namespace")))
         backend = _backends.new(xp)
-        device = backend.restore_device(state.pop("_device"))
-        bound = state.pop("_bound")
-        saved = state.pop("_state")
-        self.__dict__.update(state)
-        self._xp = xp if bound else None
-        self._backend, self._device, self._lock = backend, device, threading.Lock()
+        device = backend.restore_device(state["_device"])
+        saved = state["_state"]
         if saved is not None:
             kind = core.backend_dtype(saved[0], xp)
             saved = MinMaxState(*(xp.astype(xp.asarray(h, device=device), kind) for h in saved[1:]))
-        self._state = saved
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> AffineQuantizedMinMaxObserver:
-        """A copy that observes later batches as this one would (namespace and
-        device shared; the state's arrays are never written into, only replaced)."""
-        new = type(self).__new__(type(self))
-        memo[id(self)] = new
-        with self._lock:
-            items = dict(self.__dict__)
-        shared = {k: items.pop(k) for k in (*_UNSHARED, "_state")}
-        new.__dict__.update(copy.deepcopy(items, memo))
-        new.__dict__.update(shared)
-        new._lock = threading.Lock()
-        return new
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        state.update(
+            _xp=xp if state.pop("_bound") else None, _backend=backend, _device=device, _state=saved
+        )
 
 
 def _host(v: Any) -> np.ndarray:
@@ -436,10 +370,11 @@ class AffineQuantizedMovingAverageMinMaxObserver(AffineQuantizedMinMaxObserver):
             device=device,
         )
 
-    def _batch(self, x: Any, xp: ModuleType) -> MinMaxState:
-        mn, mx = super()._batch(x, xp)
+    def _batch(self, backend: _backends.Backend, x: Any) -> MinMaxState:
+        mn, mx = super()._batch(backend, x)
         if self.running_dtype == "input":
             return MinMaxState(mn, mx)
+        xp = backend.xp
         return MinMaxState(xp.astype(mn, xp.float32), xp.astype(mx, xp.float32))
 
     def _fold(self, state: MinMaxState, batch: MinMaxState, xp: ModuleType) -> MinMaxState:

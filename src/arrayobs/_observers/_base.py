@@ -8,11 +8,8 @@ hands it every batch together with the observer's rule
 
 from __future__ import annotations
 
-import copy
-import functools
 import importlib
 import math
-import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -35,20 +32,14 @@ from arrayobs._compat import (
 from arrayobs._config import FLOAT32_EPS, QuantConfig, boolean, quant_config
 from arrayobs._observers import _state_dict
 from arrayobs._observers._arguments import (
-    Factory,
     check_process_group,
     checked_device,
     factory_device,
 )
+from arrayobs._observers._shell import Bound, describe
 from arrayobs._observers._state_dict import IncompatibleKeys
 
 NUMPY = resolve_namespace(np)
-# Attributes that are not data: rebuilt on unpickling and copying.
-_UNPICKLED = ("_backend", "_lock", "_seen_type")
-
-
-def describe(xp: ModuleType, device: Any) -> str:
-    return f"{backend_name(xp)} on device {device!r}"
 
 
 def unless_all_empty(
@@ -62,7 +53,21 @@ def unless_all_empty(
     )
 
 
-class Observer:
+def unobserved_qparams(xp: ModuleType, device: Any) -> tuple[Any, Any]:
+    """What ``calculate_qparams`` returns before any observation, with torch's
+    warning: scale [1.0] and an int64 zero point [0]."""
+    warnings.warn(
+        "must run observer before calling calculate_qparams. Returning default values.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return (
+        xp.asarray([1.0], dtype=xp.float32, device=device),
+        xp.asarray([0], dtype=core.widest_int(xp, device), device=device),
+    )
+
+
+class Observer(Bound):
     """The base of every observer class. Subclasses set the rule (``_rule``),
     the state's layout (``_fresh_state``, ``_observe``, ``_group_update``) and
     torch's per-class API."""
@@ -70,6 +75,8 @@ class Observer:
     # Per-tensor: quant_config refuses per-channel schemes.
     _scope: Mapping[str, bool] = {}
     _rule: core.Rule = core.RunningMinMax()
+    # The state's NamedTuple: every field a float32 array.
+    _state_type: Any = core.MinMaxState
 
     def __init__(
         self,
@@ -115,13 +122,8 @@ class Observer:
             default_device(namespace) if device is None else checked_device(namespace, device)
         )
         self._seen_type: type | None = None
-        self._lock = threading.Lock()
+        self._new_lock()
         self._set_state(self._fresh_state(namespace, self._device), observed=False)
-
-    with_args = classmethod(lambda cls, **kwargs: Factory(functools.partial(cls, **kwargs)))
-    with_callable_args = classmethod(
-        lambda cls, **kwargs: Factory(cls).with_callable_args(**kwargs)
-    )
 
     # -- configuration, as torch's attributes --------------------------------
     @property
@@ -152,15 +154,6 @@ class Observer:
     @property
     def has_customized_qrange(self) -> bool:
         return self._config.has_customized_qrange
-
-    @property
-    def xp(self) -> ModuleType | None:
-        """The bound namespace, or ``None`` before the first observation when unbound."""
-        return self._xp
-
-    @property
-    def device(self) -> Any:
-        return self._device
 
     # -- state ---------------------------------------------------------------
     @property
@@ -211,26 +204,32 @@ class Observer:
             for k, v in zip(self._SNAPSHOT, saved, strict=True):
                 setattr(self, k, v)
 
-    def _adopt(
-        self, xp: ModuleType, device: Any, x: Any, state: core.MinMaxState, *, observed: bool = True
-    ) -> None:
-        """Take ``state``, computed elsewhere in ``xp`` on ``device`` (the fused
-        fake-quantize module's update), binding to ``x``'s library if unbound."""
-        with self._lock:
-            if self._xp is None:
-                self._backend = _backends.new(xp, self._fast)
-            self._xp, self._device, self._seen_type = xp, device, type(x)
-            self._set_state(state, observed=observed)
+    def _state_for(self, xp: ModuleType, device: Any) -> Any:
+        """The state as arrays of ``xp`` on ``device``: moved from the host while
+        unbound (the lock is held)."""
+        state = self._state
+        if self._xp is None:
+            state = self._state_type(
+                *(xp.asarray(np.asarray(v), dtype=xp.float32, device=device) for v in state)
+            )
+        return state
 
-    def _state_in(self, xp: ModuleType, device: Any) -> core.MinMaxState:
-        """The state as arrays of ``xp`` on ``device`` (moved from the host if unbound)."""
+    def update_state(self, x: Any, step: Any, *, observed: bool = True) -> None:
+        """Replace the state by ``step(state)``, atomically, for an input ``x``.
+
+        For modules built on an observer (the fused fake-quantize module): ``x``
+        is checked and bound to as :meth:`forward` does, ``step`` gets the state
+        as arrays of ``x``'s library and device and returns the new one (None:
+        nothing changes, nothing binds). If ``step`` raises, nothing changes.
+        """
         with self._lock:
-            state = self._state
-            if self._xp is None:
-                state = core.MinMaxState(
-                    *(xp.asarray(np.asarray(v), dtype=xp.float32, device=device) for v in state)
-                )
-            return state
+            backend, device = self._bind_input(x)
+            new = step(self._state_for(backend.xp, device))
+            if new is None:
+                return
+            self._xp, self._device, self._seen_type = backend.xp, device, type(x)
+            self._backend = backend
+            self._set_state(new, observed=observed)
 
     def _fresh_state(self, xp: ModuleType, device: Any) -> core.MinMaxState:
         """The never-observed state: (+inf, -inf), 0-d."""
@@ -324,6 +323,30 @@ class Observer:
         batch's reduction runs outside the observer's lock), so the state is
         that of some serial order of the calls.
         """
+        backend = self._backend
+        if (
+            type(x_orig) is self._seen_type
+            and self._group is None
+            and backend.device_of(x_orig) == self._device
+        ):
+            # Bound, and an array of the type and device already seen: the
+            # binding is settled, so the per-call work is the batch's.
+            backend.check_input(x_orig)
+            if not core.require_size(backend.size(x_orig)):
+                return x_orig  # as torch: an empty batch changes nothing and is not checked
+            ch = self._axis(x_orig)
+            batch = backend.reduce(x_orig, ch)
+            with self._lock:
+                if backend is self._backend:  # else a restore or merge rebound it meanwhile
+                    state = self._state
+                    self._check_batch(state, x_orig, ch)
+                    new = backend.fold(state, batch, self._rule, ch, self._fresh())
+                    self._state, self._observed, self._maybe_observed = new, True, False
+                    return x_orig
+        return self._forward_binding(x_orig)
+
+    def _forward_binding(self, x_orig: Any) -> Any:
+        """:meth:`forward`, binding on the way and checking what the input is."""
         if self._xp is None:
             with self._lock:
                 if self._xp is None:
@@ -348,13 +371,7 @@ class Observer:
 
     def _commit(self, backend: _backends.Backend, device: Any, x: Any, n: int, batch: Any) -> None:
         """Fold ``batch`` into the state and bind (the lock is held)."""
-        state = self._state
-        if self._xp is None:
-            # First array of an unbound observer: move the (host) state over.
-            xp = backend.xp
-            state = core.MinMaxState(
-                *(xp.asarray(np.asarray(v), dtype=xp.float32, device=device) for v in state)
-            )
+        state = self._state_for(backend.xp, device)
         new = self._fold(backend, state, x, n, batch)
         observed = self._observed or n != 0
         maybe = self._maybe_observed or (self._group is not None and not observed)
@@ -405,15 +422,7 @@ class Observer:
             state, observed = self._state, self._observed
         xp = backend.xp
         if not observed:
-            warnings.warn(
-                "must run observer before calling calculate_qparams. Returning default values.",
-                UserWarning,
-                stacklevel=2,
-            )
-            return (
-                xp.asarray([1.0], dtype=xp.float32, device=device),
-                xp.asarray([0], dtype=core.widest_int(xp, device), device=device),
-            )
+            return unobserved_qparams(xp, device)
         if not config.zero_point_fits_int32:
             config.check_zero_point(int64=core.widest_int(xp, device) == xp.int64)
         pair = backend.qparams(state, config, check and self._rule.can_cross)
@@ -550,54 +559,38 @@ class Observer:
         return given
 
     # -- copy and pickle -------------------------------------------------------
-    def __getstate__(self) -> dict[str, Any]:
-        """What pickles: the arrays as host copies, the namespace and device by name."""
+    # A copy shares the namespace, device and process group (they are not data)
+    # and gets a backend of its own.
+    _SHARED = ("_backend", "_seen_type", "_xp", "_device", "_group")
+
+    def _pickled(self, out: dict[str, Any]) -> None:
+        """The arrays as host copies, the namespace and device by name."""
         if self._group is not None:
             msg = (
                 f"{type(self).__name__} with a process_group cannot be pickled (a process "
                 "group is a live connection): pickle its state_dict, or one without the group"
             )
             raise TypeError(msg)
-        with self._lock:
-            out = {k: v for k, v in self.__dict__.items() if k not in _UNPICKLED}
-            backend, state = self._backend, self._state
+        backend = out.pop("_backend")
+        del out["_seen_type"]
         out["_namespace"] = backend.xp.__name__
         out["_device"] = backend.portable_device(self._device)
         out["_xp"] = self._xp is not None
-        out["_state"] = tuple(np.array(to_host(v), dtype=np.float32) for v in state)
-        return out
+        out["_state"] = tuple(np.array(to_host(v), dtype=np.float32) for v in self._state)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
+    def _unpickled(self, state: dict[str, Any]) -> None:
         xp = resolve_namespace(importlib.import_module(state.pop("_namespace")))
         backend = _backends.new(xp, state["_fast"])
         device = backend.restore_device(state["_device"])
-        host = state.pop("_state")
-        self.__dict__.update(state)
-        self._xp = xp if state["_xp"] else None
-        self._backend, self._device, self._seen_type = backend, device, None
-        self._lock = threading.Lock()
-        self._state = core.MinMaxState(
-            *(xp.asarray(v, dtype=xp.float32, device=device) for v in host)
+        state["_xp"] = xp if state["_xp"] else None
+        state.update(_backend=backend, _device=device, _seen_type=None)
+        state["_state"] = self._state_type(
+            *(xp.asarray(v, dtype=xp.float32, device=device) for v in state["_state"])
         )
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> Observer:
-        """A copy that observes later batches exactly as this one would; the
-        namespace, device and process group are shared (they are not data)."""
-        new = type(self).__new__(type(self))
-        memo[id(self)] = new
-        with self._lock:
-            items = dict(self.__dict__)
-        shared = {k: items.pop(k) for k in (*_UNPICKLED, "_xp", "_device", "_group")}
-        new.__dict__.update(copy.deepcopy(items, memo))
-        new.__dict__.update(shared)
-        new._backend = _backends.new(self._backend.xp, self._fast)
-        new._lock = threading.Lock()
-        return new
+    def _copied(self, original: Any) -> None:
+        self._backend = _backends.new(original._backend.xp, self._fast)
 
     # -- repr ----------------------------------------------------------------
     def extra_repr(self) -> str:
         return f"min_val={float(to_host(self.min_val))}, max_val={float(to_host(self.max_val))}"
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.extra_repr()})"

@@ -8,7 +8,6 @@ these classes hold the flags and qparams and mirror torch's module API.
 
 from __future__ import annotations
 
-import copy
 import functools
 import importlib
 import threading
@@ -33,10 +32,10 @@ from arrayobs._config import boolean
 from arrayobs._core import _fakequant as fakequant
 from arrayobs._core import _fused as fused
 from arrayobs._observers import _state_dict
-from arrayobs._observers._arguments import Factory
-from arrayobs._observers._base import NUMPY, Observer, describe
+from arrayobs._observers._base import NUMPY, Observer
 from arrayobs._observers._per_channel import MovingAveragePerChannelMinMaxObserver
 from arrayobs._observers._per_tensor import MovingAverageMinMaxObserver
+from arrayobs._observers._shell import Shell, describe
 from arrayobs._observers._simple import (
     FixedQParamsObserver,
     default_fixed_qparams_range_0to1_observer,
@@ -82,8 +81,6 @@ _IINFO = {
     "qint32": (-(2**31), 2**31 - 1),
     "int32": (-(2**31), 2**31 - 1),
 }
-# Attributes that are not data: rebuilt on unpickling and copying.
-_UNPICKLED = ("_lock",)
 
 
 def _bound_keywords(factory: Any) -> dict[str, Any]:
@@ -101,7 +98,7 @@ def _dtype_name(dtype: Any) -> str:
     return text[len("torch.") :] if text.startswith("torch.") else text
 
 
-class FakeQuantizeBase:
+class FakeQuantizeBase(Shell):
     """The flags and their switches, shared by every fake-quantize module.
 
     ``fake_quant_enabled`` and ``observer_enabled`` are torch's buffers: a
@@ -114,13 +111,13 @@ class FakeQuantizeBase:
     """
 
     _flag_dtype = "uint8"
+    # forward holds the lock while its observer's methods run.
+    _lock_type = threading.RLock
 
     def __init__(self) -> None:
         self._fake_quant_on = 1
         self._observer_on = 1
-        self._lock = threading.RLock()
-
-    with_args = classmethod(lambda cls, **kwargs: Factory(functools.partial(cls, **kwargs)))
+        self._new_lock()
 
     def enable_fake_quant(self, enabled: bool = True) -> None:
         with self._lock:
@@ -385,21 +382,14 @@ class FakeQuantize(FakeQuantizeBase):
         array, a zero point of another length, and the observer's own checks.
         ``scale`` and ``zero_point`` take the given length, as torch resizes.
         """
-        if not isinstance(state_dict, Mapping):
-            msg = f"state_dict must be a mapping, got {type(state_dict).__name__}"
-            raise TypeError(msg)
+        state_dict = _state_dict.as_mapping(state_dict)
         with self._lock:
             apo = self.activation_post_process
             own = ("fake_quant_enabled", "observer_enabled", "scale", "zero_point")
             expected = [*own, *(_PREFIX + k for k in apo.state_dict())]
-            missing = [k for k in expected if k not in state_dict]
-            unexpected = sorted(k for k in state_dict if k not in expected)
-            if strict and (missing or unexpected):
-                msg = (
-                    f"malformed state_dict for {type(self).__name__}: missing keys "
-                    f"{missing}, unexpected keys {unexpected}"
-                )
-                raise KeyError(msg)
+            _, found = _state_dict.check_keys(
+                state_dict, expected, strict, type(self).__name__, say_expected=False
+            )
             flags = {k: _state_dict.host_flag(state_dict, k) for k in own[:2] if k in state_dict}
             scale = (
                 _state_dict.host_vector(state_dict, "scale", "f") if "scale" in state_dict else None
@@ -429,37 +419,22 @@ class FakeQuantize(FakeQuantizeBase):
                 self._fake_quant_on = flags["fake_quant_enabled"]
             if "observer_enabled" in flags:
                 self._observer_on = flags["observer_enabled"]
-        return IncompatibleKeys(missing, unexpected)
+        return found
 
     # -- copy and pickle -------------------------------------------------------------
-    def __getstate__(self) -> dict[str, Any]:
-        with self._lock:
-            out = {k: v for k, v in self.__dict__.items() if k not in _UNPICKLED}
-            xp, device = self._namespace()
-            backend = _backends.new(xp, self._fast)
-            out["_namespace"] = xp.__name__
-            out["_qdevice"] = backend.portable_device(device)
-            out["_scale"] = np.array(to_host(self._scale))
-            out["_zero_point"] = np.array(to_host(self._zero_point))
-        return out
+    def _pickled(self, out: dict[str, Any]) -> None:
+        """The qparams as host copies, their namespace and device by name."""
+        xp, device = self._namespace()
+        out["_namespace"] = xp.__name__
+        out["_qdevice"] = _backends.new(xp, self._fast).portable_device(device)
+        out["_scale"] = np.array(to_host(self._scale))
+        out["_zero_point"] = np.array(to_host(self._zero_point))
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
+    def _unpickled(self, state: dict[str, Any]) -> None:
         xp = resolve_namespace(importlib.import_module(state.pop("_namespace")))
         device = _backends.new(xp, state["_fast"]).restore_device(state.pop("_qdevice"))
-        self.__dict__.update(state)
-        self._scale = xp.asarray(state["_scale"], device=device)
-        self._zero_point = xp.asarray(state["_zero_point"], device=device)
-        self._lock = threading.RLock()
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> FakeQuantize:
-        new = type(self).__new__(type(self))
-        memo[id(self)] = new
-        with self._lock:
-            items = {k: v for k, v in self.__dict__.items() if k not in _UNPICKLED}
-        new.__dict__.update(copy.deepcopy(items, memo))
-        new._lock = threading.RLock()
-        return new
+        state["_scale"] = xp.asarray(state["_scale"], device=device)
+        state["_zero_point"] = xp.asarray(state["_zero_point"], device=device)
 
     # -- repr ------------------------------------------------------------------------
     def extra_repr(self) -> str:
@@ -472,6 +447,7 @@ class FakeQuantize(FakeQuantizeBase):
         )
 
     def __repr__(self) -> str:
+        # torch's module repr: the child on a line of its own.
         return (
             f"{type(self).__name__}(\n  {self.extra_repr()}\n"
             f"  (activation_post_process): {self.activation_post_process!r}\n)"
@@ -595,46 +571,34 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
                 raise ValueError(msg)
             if backend.size(X) == 0:
                 return X
-            saved = apo._snapshot()
             qmin, qmax = self.quant_min_max
-            try:
-                if self._observer_on != 0:
-                    apo._bind_input(X)
-                    m, big_m = apo._state_in(xp, device)
-                    if self.is_per_channel:
-                        n = X.shape[0]
-                        if m.shape[0] == 0:
-                            m = xp.full((n,), xp.inf, dtype=xp.float32, device=device)
-                            big_m = xp.full((n,), -xp.inf, dtype=xp.float32, device=device)
-                        elif m.shape[0] != n:
-                            msg = f"the input has {n} channels; the state has {m.shape[0]}"
-                            raise ValueError(msg)
-                    lo, hi = backend.aminmax(X, 0 if self.is_per_channel else None)
-                    c = apo.averaging_constant
+            per_channel, observing = self.is_per_channel, self._observer_on != 0
+            found: list[Any] = []
+
+            def step(state: core.MinMaxState) -> core.MinMaxState | None:
+                new = None
+                if per_channel and (observing or state.min_val.shape[0] == 0):
+                    state = new = fused.with_channels(state, X.shape[0], xp=xp, device=device)
+                if observing:
+                    lo, hi = backend.aminmax(X, 0 if per_channel else None)
                     # Computed now on Dask, as the observers compute their state.
-                    new = core.MinMaxState(
-                        *backend.materialize(
-                            fused.moving_average(m, lo, c, xp=xp, device=device),
-                            fused.moving_average(big_m, hi, c, xp=xp, device=device),
+                    moved = fused.observe(
+                        state, lo, hi, apo.averaging_constant, xp=xp, device=device
+                    )
+                    state = new = core.MinMaxState(*backend.materialize(*moved))
+                if self._fake_quant_on != 0:
+                    m, big_m = state
+                    with backend.float64_scope():  # FBGEMM's double steps (JAX without x64)
+                        pair = fused.qparams(
+                            m, big_m, qmin, qmax, self.is_symmetric_quant, xp=xp, device=device
                         )
-                    )
-                    apo._adopt(xp, device, X, new)
-                if self._fake_quant_on == 0:
-                    return X
-                m, big_m = apo._state_in(xp, device)
-                if self.is_per_channel and m.shape[0] == 0:
-                    n = X.shape[0]
-                    m = xp.full((n,), xp.inf, dtype=xp.float32, device=device)
-                    big_m = xp.full((n,), -xp.inf, dtype=xp.float32, device=device)
-                    apo._adopt(xp, device, X, core.MinMaxState(m, big_m), observed=False)
-                with backend.float64_scope():  # FBGEMM's double steps (JAX without x64)
-                    pair = fused.qparams(
-                        m, big_m, qmin, qmax, self.is_symmetric_quant, xp=xp, device=device
-                    )
-                scale, zp = backend.materialize(*pair)
-            except BaseException:
-                apo._restore(saved)
-                raise
+                    found.extend(backend.materialize(*pair))
+                return new
+
+            apo.update_state(X, step, observed=observing)
+            if not found:
+                return X
+            scale, zp = found
             if self.is_per_channel:
                 self._scale, self._zero_point = scale, zp
                 return backend.fake_quantize(X, scale, zp, qmin, qmax, 0)

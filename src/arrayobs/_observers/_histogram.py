@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 from types import ModuleType
@@ -14,11 +13,12 @@ import numpy as np
 
 from arrayobs import _backends
 from arrayobs import _core as core
-from arrayobs._compat import is_dask, to_host
+from arrayobs._compat import to_host
 from arrayobs._config import FLOAT32_EPS, boolean
+from arrayobs._core import _hist_range as hist_range
 from arrayobs._core import _histogram as hist
 from arrayobs._observers import _state_dict
-from arrayobs._observers._base import NUMPY, Observer
+from arrayobs._observers._base import Observer, unobserved_qparams
 from arrayobs._observers._state_dict import IncompatibleKeys
 
 _FLOATS = ("float16", "bfloat16", "float32", "float64")
@@ -118,6 +118,8 @@ class HistogramObserver(Observer):
         self.dst_nbins = hist.dst_nbins(self.dtype)
         self.upsample_rate = hist.UPSAMPLE
 
+    _state_type = hist.HistogramState
+
     def _fresh_state(self, xp: ModuleType, device: Any) -> Any:
         return hist.init_histogram(self.bins, xp=xp, device=device)
 
@@ -131,6 +133,16 @@ class HistogramObserver(Observer):
         return self._hstate.histogram
 
     # -- observing -------------------------------------------------------------
+    def forward(self, x_orig: Any) -> Any:
+        """Update the histogram with ``x_orig`` and return it; see the class's notes.
+
+        An empty batch changes nothing; on error the observer is unchanged;
+        each call's update is atomic, as :meth:`MinMaxObserver.forward`.
+        """
+        return self._forward_binding(x_orig)
+
+    __call__ = forward
+
     def _step(self, x: Any, *, locked: bool) -> None:
         backend, device = self._bind_input(x)
         if self._group is None and not core.require_size(backend.size(x)):
@@ -151,16 +163,8 @@ class HistogramObserver(Observer):
                 f"got {x.dtype} (torch's histc raises NotImplementedError)"
             )
             raise TypeError(msg)
-        state = self._hstate
-        if self._xp is None:
-            state = hist.HistogramState(
-                *(xp.asarray(np.asarray(v), dtype=xp.float32, device=device) for v in state)
-            )
-        work, state = _on_host_if_lazy(xp, state)
-        if self._group is None:
-            found = _batch_range(backend, xp, x)
-        else:
-            found = self._group_range(backend, x, device)
+        state = backend.to_work(self._state_for(xp, device))
+        found = self._range(backend, x, device)
         if found is None:
             return
         lo, hi, finite = found
@@ -168,48 +172,30 @@ class HistogramObserver(Observer):
         if self._group is not None:
             count = functools.partial(_summed, count, backend, self._group)
         new = hist.update(
-            state,
-            x,
-            lo,
-            hi,
-            observed=self._observed,
-            xp=work,
-            count=count,
+            state, x, lo, hi, observed=self._observed, xp=backend.work_xp, count=count
         )
-        if work is not xp:
-            new = hist.HistogramState(*(xp.asarray(np.asarray(v)) for v in new))
         self._xp, self._device, self._seen_type = xp, device, type(x)
         self._backend = backend
-        self._set_state(cast(Any, new), observed=True)
+        self._set_state(cast(Any, backend.from_work(new)), observed=True)
 
-    def _group_range(
+    def _range(
         self, backend: _backends.Backend, x: Any, device: Any
     ) -> tuple[float, float, bool] | None:
-        """:func:`_batch_range` of the whole group's batch, every rank's shard
-        (maybe empty) reduced in one collective: exact (float64 maxima of the
-        values and their negations), so each rank then bins its shard over the
-        same range and one more collective sums the counts."""
-        inf = math.inf
-        raw = fin = (inf, -inf)
-        nan, finite = False, True
-        if backend.size(x):
-            raw = backend.value_range(x)
-            nan = math.isnan(raw[0]) or math.isnan(raw[1])
-            finite = not nan and -inf < raw[0] and raw[1] < inf
-            if nan:
-                raw = (inf, -inf)
-            fin = raw if finite or nan else _finite_range(backend.xp, x)
-        values = [float(nan), -raw[0], raw[1], -fin[0], fin[1]]
-        any_nan, raw_lo, raw_hi, fin_lo, fin_hi = backend.allreduce_max(values, device, self._group)
-        if any_nan:
-            hist.histc_range(math.nan, math.nan)  # raises on every rank, as torch's histc does
-        if -raw_lo > raw_hi:
-            return None  # every shard empty: as torch, nothing changes
-        if -raw_lo == -inf or raw_hi == inf:
-            warnings.warn("torch.inf detected in input tensor, ignoring input", stacklevel=5)
-        if -fin_lo > fin_hi:
-            return None
-        return -fin_lo, fin_hi, finite
+        """torch's range of the batch before its histc (:mod:`arrayobs._core._hist_range`),
+        and whether this shard's values are all finite. With a process group, the
+        whole group's batch, every rank's shard (maybe empty) summarised in one
+        collective (float64 maxima, exact), so each rank then bins its shard over
+        the same range and one more collective sums the counts."""
+        raw = backend.value_range(x) if backend.size(x) else None
+        summary, finite = hist_range.shard_summary(
+            raw,
+            lambda: hist_range.finite_range(x, xp=backend.xp),
+            raise_nan=self._group is None,
+        )
+        if self._group is not None:
+            summary = backend.allreduce_max(summary, device, self._group)
+        found = hist_range.batch_range(summary, stacklevel=7)
+        return None if found is None else (*found, finite)
 
     # -- qparams ---------------------------------------------------------------
     def calculate_qparams(self, *, check: bool = True) -> tuple[Any, Any]:
@@ -224,15 +210,7 @@ class HistogramObserver(Observer):
             state, observed = self._hstate, self._observed
         xp = backend.xp
         if not observed:
-            warnings.warn(
-                "must run observer before calling calculate_qparams. Returning default values.",
-                UserWarning,
-                stacklevel=2,
-            )
-            return (
-                xp.asarray([1.0], dtype=xp.float32, device=device),
-                xp.asarray([0], dtype=core.widest_int(xp, device), device=device),
-            )
+            return unobserved_qparams(xp, device)
         return _backends.searched_qparams(state, config, backend, device)
 
     def merge(self, other: Observer) -> None:
@@ -257,12 +235,9 @@ class HistogramObserver(Observer):
     def _merged(self, other: Any, xp: ModuleType) -> Any:
         if not self._observed:
             return other
-        work, mine = _on_host_if_lazy(xp, self._hstate)
-        _, theirs = _on_host_if_lazy(xp, other)
-        new = hist.merge(mine, theirs, xp=work)
-        if work is not xp:
-            new = hist.HistogramState(*(xp.asarray(np.asarray(v)) for v in new))
-        return new
+        backend = self._backend
+        mine, theirs = backend.to_work(self._hstate), backend.to_work(other)
+        return backend.from_work(hist.merge(mine, theirs, xp=backend.work_xp))
 
     # -- state_dict --------------------------------------------------------------
     def state_dict(self) -> OrderedDict[str, Any]:
@@ -320,53 +295,10 @@ class HistogramObserver(Observer):
             self._observed, self._maybe_observed = not fresh, False
         return keys
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        host = state["_state"]
-        super().__setstate__({**state, "_state": host[1:]})
-        xp = self._backend.xp
-        self._state = hist.HistogramState(  # type: ignore[assignment]
-            xp.asarray(host[0], dtype=xp.float32, device=self._device), *self._state
-        )
-
     def extra_repr(self) -> str:
         return f"bins={self.bins}, {super().extra_repr()}"
-
-
-def _batch_range(
-    backend: _backends.Backend, xp: ModuleType, x: Any
-) -> tuple[float, float, bool] | None:
-    """torch's (min, max) of a batch before its histc, as Python floats, and
-    whether every value is finite: NaN raises (torch's histc does), infinite
-    values are dropped with torch's warning; None where nothing is left."""
-    lo, hi = backend.value_range(x)
-    if math.isnan(lo) or math.isnan(hi):
-        hist.histc_range(lo, hi)  # raises, as torch's histc does
-    if -math.inf < lo and hi < math.inf:
-        return lo, hi, True
-    warnings.warn("torch.inf detected in input tensor, ignoring input", stacklevel=5)
-    found = _finite_range(xp, x)
-    return None if found[0] > found[1] else (*found, False)
 
 
 def _summed(count: Any, backend: _backends.Backend, group: Any, x: Any, *args: Any) -> Any:
     """``count(x, *args)`` (a shard's histc) summed over the process group."""
     return backend.allreduce_counts(count(x, *args), group)
-
-
-def _finite_range(xp: ModuleType, x: Any) -> tuple[float, float]:
-    """(min, max) of the finite values of ``x``; (inf, -inf) if there are none."""
-    keep = xp.isfinite(x)
-    lo = float(xp.min(xp.where(keep, x, xp.full_like(x, math.inf))))
-    hi = float(xp.max(xp.where(keep, x, xp.full_like(x, -math.inf))))
-    return lo, hi
-
-
-def _on_host_if_lazy(
-    xp: ModuleType, state: hist.HistogramState
-) -> tuple[ModuleType, hist.HistogramState]:
-    """Where the update runs: a Dask observer's small state on the host (NumPy;
-    its backend's histc counts the lazy batch chunk by chunk and returns host
-    counts); other libraries' where the data is."""
-    if not is_dask(xp):
-        return xp, state
-    return NUMPY, hist.HistogramState(*(np.asarray(to_host(v)) for v in state))

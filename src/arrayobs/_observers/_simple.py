@@ -8,7 +8,6 @@ As ``FixedQParamsObserver``, ``PlaceholderObserver``, ``RecordingObserver``,
 
 from __future__ import annotations
 
-import functools
 import importlib
 import numbers
 import warnings
@@ -31,8 +30,9 @@ from arrayobs._config import (
     real_number,
     to_float32,
 )
-from arrayobs._observers._arguments import Factory, checked_device
-from arrayobs._observers._state_dict import IncompatibleKeys
+from arrayobs._observers._arguments import checked_device
+from arrayobs._observers._shell import Bound, Shell
+from arrayobs._observers._state_dict import IncompatibleKeys, check_keys
 
 __all__ = [
     "FixedQParamsObserver",
@@ -79,46 +79,22 @@ def _zero_point(value: object, what: str) -> int:
     return int(value)
 
 
-def _keys(
-    state_dict: object, keys: tuple[str, ...], strict: bool, owner: str
-) -> tuple[dict[str, Any], IncompatibleKeys]:
-    """``state_dict`` as a dict and the keys that did not match; raises for a
-    non-mapping, and for missing or unexpected keys when ``strict``."""
-    if not isinstance(state_dict, Mapping):
-        msg = f"state_dict must be a mapping, got {type(state_dict).__name__}"
-        raise TypeError(msg)
-    given = dict(state_dict)
-    missing = [k for k in keys if k not in given]
-    unexpected = [k for k in given if k not in keys]  # in the mapping's order, as torch
-    if strict and (missing or unexpected):
-        msg = (
-            f"malformed state_dict for {owner}: missing keys {missing}, "
-            f"unexpected keys {unexpected}; expected exactly {list(keys)}"
-        )
-        raise KeyError(msg)
-    return given, IncompatibleKeys(missing, unexpected)
-
-
 def _versioned(entries: OrderedDict[str, Any]) -> OrderedDict[str, Any]:
     entries._metadata = {"": {"version": VERSION}}  # type: ignore[attr-defined]
     return entries
 
 
-class ObserverBase:
+class SimpleObserver(Shell):
     """What the observers below share with torch's ``ObserverBase``: ``dtype``,
-    ``is_dynamic``, ``with_args``, a ``forward`` that returns its input, and a
-    state_dict with no entries."""
+    ``is_dynamic``, a ``forward`` that returns its input, and a state_dict with
+    no entries."""
 
     _state_keys: tuple[str, ...] = ()
 
     def __init__(self, dtype: str, is_dynamic: bool = False) -> None:
         self.dtype = dtype
         self.is_dynamic = is_dynamic
-
-    with_args = classmethod(lambda cls, **kwargs: Factory(functools.partial(cls, **kwargs)))
-    with_callable_args = classmethod(
-        lambda cls, **kwargs: Factory(cls).with_callable_args(**kwargs)
-    )
+        self._new_lock()
 
     def forward(self, x: Any) -> Any:
         """Return ``x``, the same object, observing nothing."""
@@ -141,17 +117,11 @@ class ObserverBase:
     ) -> IncompatibleKeys:
         """Take an empty mapping; any key is unexpected (``KeyError`` with
         ``strict=True``; torch raises ``RuntimeError``)."""
-        _, keys = _keys(state_dict, self._state_keys, strict, type(self).__name__)
+        _, keys = check_keys(state_dict, self._state_keys, strict, type(self).__name__, sort=False)
         return keys
 
-    def extra_repr(self) -> str:
-        return ""
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.extra_repr()})"
-
-
-class FixedQParamsObserver(ObserverBase):
+class FixedQParamsObserver(SimpleObserver, Bound):
     """Constant qparams: ``calculate_qparams`` returns ``(scale, zero_point)``
     whatever was seen, as ``torch.ao.quantization.FixedQParamsObserver``.
 
@@ -185,6 +155,7 @@ class FixedQParamsObserver(ObserverBase):
     """
 
     _state_keys = ("scale", "zero_point")
+    _SHARED = ("_xp", "_device")
 
     def __init__(
         self,
@@ -219,25 +190,11 @@ class FixedQParamsObserver(ObserverBase):
 
     def _set(self, scale: float | None, zero_point: int | None) -> None:
         """New qparams from Python numbers (None: keep that one)."""
-        xp, device = self._xp, self._device
         old = getattr(self, "_qparams", (None, None))
+        new = _qparams(self._xp, self._device, scale, zero_point)
         # One tuple, replaced whole: a reader in another thread sees the old
         # pair or the new one, never half of each.
-        self._qparams = (
-            old[0] if scale is None else xp.asarray([scale], dtype=xp.float32, device=device),
-            old[1]
-            if zero_point is None
-            else xp.asarray([zero_point], dtype=xp.int32, device=device),
-        )
-
-    @property
-    def xp(self) -> ModuleType:
-        """The namespace of ``scale`` and ``zero_point``."""
-        return self._xp
-
-    @property
-    def device(self) -> Any:
-        return self._device
+        self._qparams = (old[0] if new[0] is None else new[0], old[1] if new[1] is None else new[1])
 
     @property
     def scale(self) -> Any:
@@ -274,7 +231,9 @@ class FixedQParamsObserver(ObserverBase):
         IncompatibleKeys
             ``(missing_keys, unexpected_keys)``, as torch's ``_IncompatibleKeys``.
         """
-        given, keys = _keys(state_dict, self._state_keys, strict, type(self).__name__)
+        given, keys = check_keys(
+            state_dict, self._state_keys, strict, type(self).__name__, sort=False
+        )
         scale = zero_point = None
         if "scale" in given:
             scale = to_float32(float(_host(given, "scale", "fiu")[0]))
@@ -284,24 +243,28 @@ class FixedQParamsObserver(ObserverBase):
         self._set(scale, zero_point)
         return keys
 
-    def __getstate__(self) -> dict[str, Any]:
-        """What pickles: the qparams as Python numbers, the namespace and device by name."""
-        out = dict(self.__dict__)
+    def _pickled(self, out: dict[str, Any]) -> None:
+        """The qparams as Python numbers, the namespace and device by name."""
         scale, zero_point = out.pop("_qparams")
         xp = out.pop("_xp")
         out["_namespace"] = xp.__name__
         out["_device"] = _backends.shared(xp).portable_device(self._device)
         out["_host"] = (float(to_host(scale)[0]), int(to_host(zero_point)[0]))
-        return out
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
+    def _unpickled(self, state: dict[str, Any]) -> None:
         xp = resolve_namespace(importlib.import_module(state.pop("_namespace")))
         host = state.pop("_host")
-        self.__dict__.update(state)
-        self._xp = xp
-        self._device = _backends.shared(xp).restore_device(state["_device"])
-        self._set(*host)
+        state["_xp"] = xp
+        state["_device"] = device = _backends.shared(xp).restore_device(state["_device"])
+        state["_qparams"] = _qparams(xp, device, *host)
+
+
+def _qparams(xp: ModuleType, device: Any, scale: float | None, zero_point: int | None) -> Any:
+    """torch's buffers of Python qparams: float32 and int32, shape (1,) (None stays None)."""
+    return (
+        None if scale is None else xp.asarray([scale], dtype=xp.float32, device=device),
+        None if zero_point is None else xp.asarray([zero_point], dtype=xp.int32, device=device),
+    )
 
 
 def _host(state_dict: Mapping[str, Any], key: str, kinds: str) -> np.ndarray:
@@ -321,7 +284,7 @@ def _host(state_dict: Mapping[str, Any], key: str, kinds: str) -> np.ndarray:
     return host
 
 
-class PlaceholderObserver(ObserverBase):
+class PlaceholderObserver(SimpleObserver):
     """Observes nothing; holds the configuration a converted module reads, as
     ``torch.ao.quantization.PlaceholderObserver`` (for float16, or dynamic
     quantization).
@@ -386,7 +349,7 @@ def _custom_op(value: object) -> str:
     return value
 
 
-class RecordingObserver(ObserverBase):
+class RecordingObserver(SimpleObserver):
     """Records a copy of every array observed, in ``tensor_val``, as
     ``torch.ao.quantization.RecordingObserver`` (for debugging).
 
@@ -427,7 +390,7 @@ class RecordingObserver(ObserverBase):
         return self.tensor_val
 
 
-class NoopObserver(ObserverBase):
+class NoopObserver(SimpleObserver):
     """Observes nothing, as ``torch.ao.quantization.NoopObserver`` (float16 by
     default); ``custom_op_name`` is kept as ``custom_op``."""
 
@@ -438,7 +401,7 @@ class NoopObserver(ObserverBase):
         self.custom_op = custom_op
 
 
-class ReuseInputObserver(ObserverBase):
+class ReuseInputObserver(SimpleObserver):
     """Observes nothing; marks an output (of a reshape, say) that reuses its
     input's observer, as ``torch.ao.quantization.ReuseInputObserver``."""
 

@@ -23,6 +23,50 @@ class IncompatibleKeys(NamedTuple):
     unexpected_keys: list[str]
 
 
+def as_mapping(state_dict: object) -> Mapping[str, Any]:
+    """``state_dict``, or TypeError if it is not a mapping."""
+    if not isinstance(state_dict, Mapping):
+        msg = f"state_dict must be a mapping, got {type(state_dict).__name__}"
+        raise TypeError(msg)
+    return state_dict
+
+
+def check_keys(
+    state_dict: object,
+    keys: tuple[str, ...] | list[str],
+    strict: bool,
+    owner: str,
+    *,
+    sort: bool = True,
+    required: bool = True,
+    say_expected: bool = True,
+) -> tuple[dict[str, Any], IncompatibleKeys]:
+    """``state_dict`` as a dict and torch's ``IncompatibleKeys`` against ``keys``.
+
+    Raises TypeError for a non-mapping and, when ``strict``, KeyError for
+    missing (if ``required``) or unexpected keys, as torch's ``load_state_dict``
+    raises RuntimeError. ``sort``: unexpected keys sorted, else in the
+    mapping's order (torch's order for modules without buffers).
+    """
+    given = dict(as_mapping(state_dict))
+    missing = [k for k in keys if k not in given] if required else []
+    unexpected = [k for k in given if k not in keys]
+    if sort:
+        unexpected.sort()
+    if strict and (missing or unexpected):
+        if not required:
+            msg = f"unexpected keys in state_dict: {unexpected}"
+        else:
+            msg = (
+                f"malformed state_dict for {owner}: "
+                f"missing keys {missing}, unexpected keys {unexpected}"
+            )
+            if say_expected:
+                msg += f"; expected exactly {list(keys)}"
+        raise KeyError(msg)
+    return given, IncompatibleKeys(missing, unexpected)
+
+
 def host_array(state_dict: Mapping[str, Any], key: str) -> np.ndarray:
     """``state_dict[key]`` checked for a real dtype, as a float32 host array
     (rounded as torch's ``copy_`` rounds; float64 overflow becomes inf)."""
@@ -68,28 +112,17 @@ def entries(
     NaN or malformed eps. A version-1 dict (no eps) gets the default eps, as
     in torch. ``renamed(entries, version)``: the layout's old names.
     """
-    if not isinstance(state_dict, Mapping):
-        msg = f"state_dict must be a mapping, got {type(state_dict).__name__}"
-        raise TypeError(msg)
-    metadata = getattr(state_dict, "_metadata", None) or {}
+    metadata = getattr(as_mapping(state_dict), "_metadata", None) or {}
     version = metadata.get("", {}).get("version")
     given = renamed(dict(state_dict), version)
     if "eps" not in given and version == 1:
         given["eps"] = [FLOAT32_EPS]
-    missing = [k for k in keys if k not in given]
-    unexpected = sorted(set(given) - set(keys))
-    if strict and (missing or unexpected):
-        msg = (
-            f"malformed state_dict for {owner}: "
-            f"missing keys {missing}, unexpected keys {unexpected}; "
-            f"expected exactly {list(keys)}"
-        )
-        raise KeyError(msg)
+    given, keys_found = check_keys(given, keys, strict, owner)
     eps = host_float32(given, "eps", (1,)) if "eps" in given else current_eps
     if math.isnan(eps):
         msg = "state_dict['eps'] is NaN"
         raise ValueError(msg)
-    return given, eps, IncompatibleKeys(missing, unexpected)
+    return given, eps, keys_found
 
 
 def host_flag(state_dict: Mapping[str, Any], key: str) -> int:
