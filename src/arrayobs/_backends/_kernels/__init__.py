@@ -194,6 +194,9 @@ def histc(x: Any, bins: int, lo: float, hi: float) -> np.ndarray | None:
     left, right, factor = t(lo), t(hi), t(bins)
     with np.errstate(over="ignore", invalid="ignore"):
         span = right - left
+    if not np.isfinite(span):
+        # ATen's linspace edges are NaN where hi - lo overflows x's dtype: nothing counts.
+        return np.zeros(bins, dtype=np.float32)
     parts = _parts(_histogram.histc, flat.size, flat.nbytes, flat, left, right, factor, span, bins)
     counts = parts[0]
     for more in parts[1:]:  # integers: exact in any order, and this one is fixed
