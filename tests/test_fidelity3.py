@@ -259,7 +259,8 @@ def test_histogram_range_overflow_functional(
     if backend.library == "dask":
         import dask
 
-        # A lazy result computed outside arrayobs may warn of the overflow (README: Dask).
+        # A lazy result computed outside arrayobs may warn of the overflow
+        # (docs/exactness.md: Dask).
         with np.errstate(over="ignore", invalid="ignore"):
             computed = dask.compute(*[tuple(s) for s in states])
         states = [F.HistogramState(*v) for v in computed]
@@ -327,7 +328,7 @@ def test_torch_compile_python_float_scale(torch_ref: Any, scale: float) -> None:
 # -- item 8: accept and refuse what torch and torchao accept and refuse ----------------
 def _outcome(fn: Any) -> Any:
     """("ok", result) or ("refused", None): torch's RuntimeError/AssertionError are
-    arrayobs's ValueError/TypeError (README, errors)."""
+    arrayobs's ValueError/TypeError (docs/exactness.md, errors)."""
     try:
         return "ok", fn()
     except (RuntimeError, AssertionError, ValueError, TypeError):
@@ -378,7 +379,7 @@ def test_quantize_affine_bounds_beyond_the_clamp_dtype(
     )
     assert got[0] == want[0]
     if want[0] == "ok":
-        with np.errstate(over="ignore", invalid="ignore"):  # Dask computes here (README)
+        with np.errstate(over="ignore", invalid="ignore"):  # Dask computes here (docs/exactness.md)
             _same(got[1], want[1])
 
 
@@ -434,7 +435,7 @@ def test_fake_quantize_per_channel_zero_channels(
 def test_fake_quantize_per_channel_zero_point_range(backend: Any, torch_ref: Any, zp: Any) -> None:
     """torch refuses an integer zero point outside the range; so does arrayobs wherever
     the check reads nothing from a device (NumPy, array-api-strict, CPU torch); on JAX
-    and Dask it is not checked (README)."""
+    and Dask it is not checked (docs/exactness.md)."""
     x = torch.linspace(-3, 3, 6).reshape(2, 3)
     s = torch.tensor([0.1, 0.2])
     z = torch.tensor(zp, dtype=torch.float32 if isinstance(zp[0], float) else torch.int32)

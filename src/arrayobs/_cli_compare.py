@@ -236,12 +236,12 @@ def run(args: argparse.Namespace) -> int:
         if args.target and args.cases == "all":
             print(
                 "histogram section: not run on --target unless --cases histogram (the protocol "
-                "adds a histogram attribute; README: Checking your own implementation)"
+                "adds a histogram attribute; docs/conformance.md: Checking your own implementation)"
             )
         if any(r.deviations for r in rows + affine_rows + hist_rows):
             print(
                 "deviations: documented differences (JAX on CPU flushes subnormals to zero; "
-                "the sign of a zero min/max, and of a zero scale with eps <= 0; README)"
+                "the sign of a zero min/max, and of a zero scale with eps <= 0; docs/exactness.md)"
             )
     return 1 if failed else 0
 
@@ -271,7 +271,7 @@ def add_parser(sub: Any) -> None:
             "run the observer cases on FACTORY(observer, **torch_arguments) from MODULE "
             "instead of the backends; with --cases histogram, the histogram cases on "
             "FACTORY('HistogramObserver', ...) (not in --cases all: the protocol adds a "
-            "histogram attribute; bfloat16 cases skipped) (README: Checking your own "
+            "histogram attribute; bfloat16 cases skipped) (docs/conformance.md: Checking your own "
             "implementation)"
         ),
     )

@@ -90,7 +90,6 @@ def xp_argument(xp: ModuleType) -> str:
     return {"dask": "dask.array", "jax": "jax.numpy"}.get(name, name)
 
 
-
 def is_dask(xp: ModuleType) -> bool:
     return bool(_aac.is_dask_namespace(xp))
 

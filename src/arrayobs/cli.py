@@ -297,7 +297,7 @@ def _demo(args: argparse.Namespace) -> int:
         print("  torch.ao: not installed; `pip install torch==2.13.0` to compare")
         return 0
     _print_result("torch.ao", ref)
-    # NaN matches NaN: torch's NaN bits depend on the CPU it runs on (README).
+    # NaN matches NaN: torch's NaN bits depend on the CPU it runs on (docs/exactness.md).
     same = all(_same_value(ours[f], ref[f]) for f in ("min_val", "max_val", "zero_point"))
     same = same and _same_value(np.float32(ours["scale"]), np.float32(ref["scale"]), bits=True)
     verdict = "identical" if same else "DIFFERENT"

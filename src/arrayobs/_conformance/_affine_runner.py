@@ -280,7 +280,7 @@ def _has_subnormal_input(case: AffineCase) -> bool:
 
 
 def _zero_signs(case: AffineCase, row: int, got: np.ndarray, want: np.ndarray, kind: str) -> bool:
-    """Only zeros' signs differ, where the README's "Signed zeros" allows it: a
+    """Only zeros' signs differ, where docs/exactness.md's "Signed zeros" allows it: a
     block's min or max (which zero a reduction or torch's vectorised ``max``
     returns is the backend's choice), and with ``eps <= 0`` the zero scale that
     follows it and the dequantized zeros."""

@@ -1,7 +1,7 @@
 """``arrayobs compare --target MODULE:FACTORY``: the observer cases (and the histogram
 cases) on any implementation.
 
-The protocol (README, "Checking your own implementation"): ``FACTORY(observer,
+The protocol (docs/conformance.md, "Checking your own implementation"): ``FACTORY(observer,
 **arguments)`` builds an observer from torch.ao's class name and the case's
 constructor arguments in torch's names (``dtype`` and ``qscheme`` as names);
 ``forward(x)`` takes each batch as a NumPy array (bfloat16 batches as float32

@@ -223,7 +223,7 @@ def _jitted(
 
 # -- comparison ----------------------------------------------------------------------
 def _same(got: np.ndarray, want: np.ndarray, dtype: str) -> np.ndarray:
-    """Equal encoded values; NaN matches NaN (README: NaN bits)."""
+    """Equal encoded values; NaN matches NaN (docs/exactness.md: NaN bits)."""
     same = got == want
     if dtype in ("float32", "float16", "bfloat16"):
         g, w = (a.astype(np.uint32).view(np.float32) for a in (got, want))

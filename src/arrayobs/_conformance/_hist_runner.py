@@ -168,7 +168,7 @@ def compare_hist_case(
 
     Bit for bit: every histogram value, min_val, max_val and scale; the zero
     point and its dtype (int32 where the device has no int64); both warnings.
-    Only the sign of a zero min_val or max_val may differ (README, "Signed zeros":
+    Only the sign of a zero min_val or max_val may differ (docs/exactness.md, "Signed zeros":
     which zero a reduction returns is the backend's choice), counted as a deviation."""
     rows = len(want["hist_status"])
     if len(got["hist_status"]) != rows:

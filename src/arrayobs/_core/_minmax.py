@@ -179,8 +179,7 @@ def merge_minmax(
     shards observed independently combine exactly, in any grouping: merging is
     associative and a fresh state is its identity. A moving average has no such
     merge: its state depends on the order of every batch, not only on the two
-    final states; synchronise each batch's (min, max) instead (see the README's
-    "Scaling out").
+    final states; synchronise each batch's (min, max) instead (see docs/guide/scale-out.md).
     """
     return minmax_combine(first, second.min_val, second.max_val, xp=xp)
 

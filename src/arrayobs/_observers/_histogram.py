@@ -30,7 +30,7 @@ class HistogramObserver(Observer):
 
     The same arguments, state (``histogram``, ``min_val``, ``max_val``),
     qparams and state_dict as ``torch.ao.quantization.HistogramObserver`` in
-    torch 2.13.0, bit for bit on the CPU (README, "Documented deviations"):
+    torch 2.13.0, bit for bit on the CPU (docs/exactness.md):
     each batch is binned by torch's ``histc`` over the union of the ranges, the
     old histogram re-binned into it as torch re-bins it, and
     :meth:`calculate_qparams` runs torch's search, its walk over candidate

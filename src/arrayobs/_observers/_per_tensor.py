@@ -144,7 +144,7 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
         it left, so two shards' final averages do not determine the average of
         the interleaved stream. Reduce each batch's (min, max) across workers
         before the update instead: ``process_group=`` (torch.distributed), a
-        sharded JAX array, or a Dask array (README, "Scaling out").
+        sharded JAX array, or a Dask array (docs/guide/scale-out.md).
         """
         msg = (
             "moving averages cannot be merged after the fact: each update depends on the "
