@@ -18,7 +18,6 @@ stalls every part; bench/results/kernels.md.)
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import importlib.util
 import os
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from arrayobs._backends import _host as host_helpers
 from arrayobs._core._keys import order_keys
 
 # Below this many bytes one thread runs the kernel (starting the pool costs more).
@@ -34,7 +34,6 @@ PARALLEL_MIN_BYTES = 1 << 18
 _FLOATS = {"float16": np.int16, "bfloat16": np.int16, "float32": np.int32, "float64": np.int64}
 # Keys of +inf: beyond them (or below -1 - them) lies a NaN.
 _INF_KEY = {"float16": 0x7C00, "bfloat16": 0x7F80, "float32": 0x7F800000, "float64": 0x7FF << 52}
-_POOL: concurrent.futures.ThreadPoolExecutor | None = None
 
 
 @functools.cache
@@ -47,25 +46,14 @@ def enabled() -> bool:
     return os.environ.get("ARRAYOBS_NUMBA") != "0" and _importable()
 
 
-@functools.cache
-def _threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _parts(kernel: Callable[..., Any], n: int, nbytes: int, *args: Any) -> list[Any]:
     """``kernel(*args, start, stop)`` over ``[0, n)``: one part, or one contiguous part
-    per core on the pool (large inputs); the results in part order."""
-    global _POOL  # noqa: PLW0603 - one lazily created pool per process
-    parts = 1 if nbytes < PARALLEL_MIN_BYTES else min(_threads(), n)
+    per core on the backends' shared pool (large inputs); the results in part order."""
+    parts = 1 if nbytes < PARALLEL_MIN_BYTES else min(host_helpers.workers(), n)
     if parts <= 1:
         return [kernel(*args, 0, n)]
-    if _POOL is None:
-        _POOL = concurrent.futures.ThreadPoolExecutor(_threads(), "arrayobs-kernels")
     bounds = [(n * p // parts, n * (p + 1) // parts) for p in range(parts)]
-    return list(_POOL.map(lambda b: kernel(*args, *b), bounds))
+    return list(host_helpers.pool().map(lambda b: kernel(*args, *b), bounds))
 
 
 def _host(x: Any) -> tuple[np.ndarray, str] | None:
