@@ -274,3 +274,10 @@ def test_numba_imported_at_first_kernel_use(switch: str | None, after_use: str) 
         [sys.executable, "-c", _IMPORTS], capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.split() == ["False", after_use]
+
+
+def test_search_leaves_negative_counts_to_the_library() -> None:
+    # A loaded histogram with negative counts: torch scans literally, the kernel bisects.
+    counts = np.random.default_rng(7).integers(-5, 20, 128).astype(np.float32)
+    assert _kernels.search_range(counts, -1.5, 2.5, 256) is None
+    assert _kernels.search_range(np.abs(counts), -1.5, 2.5, 256) is not None

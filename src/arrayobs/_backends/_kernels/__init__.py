@@ -214,6 +214,8 @@ def search_range(
     total = float(_sum.cascade_sum(h))
     # torch's cumsum (float64 running sum, each rounded to float32), as cumulative_float32.
     csum = np.cumsum(h, dtype=np.float64).astype(np.float32).astype(np.float64)
+    if np.any(np.diff(csum) < 0):
+        return None  # a loaded histogram with negative counts: torch's literal scan
     bins = h.size
     chosen = _search.search(h, csum, total, (max_val - min_val) / bins, nbins, *_quantiles())
     return chosen_range(min_val, max_val, bins, (int(chosen[0]), int(chosen[1])))
