@@ -287,7 +287,8 @@ MAGNITUDES = [1.0, 2.0, 1e-6, 3.0, 1e3, 1e-9, 0.5]
 @pytest.mark.parametrize("name", FACTORIES)
 def test_fake_quantize_module_matches_torch(backend, torch_ref, name):
     torch = torch_ref
-    if "fused" in name and not backend.has("float64"):
+    # JAX without x64 runs the double steps under a local jax.enable_x64 (exact).
+    if "fused" in name and not backend.has("float64") and backend.library != "jax":
         pytest.skip("the fused qparams take double steps: float32 only is documented inexact")
     ref = _torch_fq(torch, name)
     ours = getattr(arrayobs, name)(xp=backend.xp, device=backend.device)
