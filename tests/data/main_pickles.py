@@ -7,6 +7,7 @@ Regenerate only from that commit's code: ``PYTHONPATH=src python tests/data/main
 
 from __future__ import annotations
 
+import inspect
 import pickle
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,15 @@ PATH = Path(__file__).with_suffix(".pkl")
 def batches() -> list[np.ndarray]:
     rng = np.random.default_rng(23)
     return [rng.standard_normal((4, 8)).astype(np.float32) * s for s in (1.0, 3.0)]
+
+
+# 0f30e5b's moving-average affine observer was torch.ao's float32 average per block, which
+# is running_dtype="float32" since the default became torchao's pt2e observer.
+_FLOAT32_AVERAGE = (
+    {"running_dtype": "float32"}
+    if "running_dtype" in inspect.signature(AffineQuantizedMovingAverageMinMaxObserver).parameters
+    else {}
+)
 
 
 def objects() -> dict[str, Any]:
@@ -50,7 +60,7 @@ def objects() -> dict[str, Any]:
         "fused_per_channel": ao.default_fused_per_channel_wt_fake_quant(),
         "affine": AffineQuantizedMinMaxObserver(MappingType.ASYMMETRIC, "uint8", PerGroup(4)),
         "affine_moving": AffineQuantizedMovingAverageMinMaxObserver(
-            MappingType.SYMMETRIC, "int8", PerGroup(4), averaging_constant=0.5
+            MappingType.SYMMETRIC, "int8", PerGroup(4), averaging_constant=0.5, **_FLOAT32_AVERAGE
         ),
     }
     made["fake_quantize"].disable_observer()

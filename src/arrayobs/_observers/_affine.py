@@ -370,6 +370,11 @@ class AffineQuantizedMovingAverageMinMaxObserver(AffineQuantizedMinMaxObserver):
             device=device,
         )
 
+    def _unpickled(self, state: dict[str, Any]) -> None:
+        # Pickles from before running_dtype (0.1.0) held torch.ao's float32 average.
+        state.setdefault("running_dtype", "float32")
+        super()._unpickled(state)
+
     def _batch(self, backend: _backends.Backend, x: Any) -> MinMaxState:
         mn, mx = super()._batch(backend, x)
         if self.running_dtype == "input":
