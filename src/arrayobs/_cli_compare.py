@@ -224,7 +224,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--quick", type=int, default=0, metavar="N", help="run every N-th case only")
     p.add_argument(
         "--cases",
-        choices=("all", "per-tensor", "per-channel", "fake-quant", "affine", "histogram"),
+        choices=("all", *(c for s in SECTIONS for c in s.choices if c != "all")),
         default="all",
         help=(
             "the whole corpus (default), or only its per-tensor or per-channel observer cases, "
