@@ -113,8 +113,8 @@ def test_stored_fake_quant_reference_is_what_live_torch_computes(
 ) -> None:
     stored = C.load_fake_quant()
     live = C.generate_fake_quant_reference()
-    for field in C._records.FQ_FIELDS:
-        got, want = getattr(live, field), getattr(stored, field)
+    for field, want in stored.fields().items():
+        got = live.fields()[field]
         assert np.array_equal(got, want), f"{field} differs from live torch {torch_ref.__version__}"
 
 
@@ -127,7 +127,7 @@ def test_fake_quant_section_covers_what_it_promises(reference: Any) -> None:
         {**c.describe(), "quant_range": list(c.quant_range), "plan": [list(p) for p in c.plan]}
         for c in cases
     ]
-    assert len(C.load_fake_quant().fq_case_offsets) == len(cases) + 1
+    assert len(C.load_fake_quant().case_offsets) == len(cases) + 1
     ops = [c for c in cases if c.op != "module"]
     assert {c.op for c in ops} == set(Q.OPS)
     assert {c.family for c in ops} == set(Q.FAMILIES)
@@ -208,7 +208,7 @@ def test_affine_section_covers_what_it_promises() -> None:
     cases = C.affine_cases()
     assert meta["corpus_version"] == A.CORPUS_VERSION
     assert meta["cases"] == [json.loads(json.dumps(c.describe())) for c in cases]
-    assert len(stored.affine_case_offsets) == len(cases) + 1
+    assert len(stored.case_offsets) == len(cases) + 1
     choose = [c for c in cases if c.op == "choose"]
     assert {(c.mapping, c.granularity, c.target) for c in choose} == set(
         itertools.product(A.MAPPINGS, A.GRANULARITIES, A.TARGETS)
@@ -241,7 +241,7 @@ def test_affine_section_covers_what_it_promises() -> None:
         ((A.arguments(c)["x"] / A._unit(c)) % 1 == 0.5).sum() >= 100 for c in ties
     ), "ties"
     # Every row dtype: scale bits in their dtype, zero points, integers, float8 and floats.
-    dtypes = {C._records.AFFINE_DTYPES[d] for d in stored.affine_dtype}
+    dtypes = {C._records.AFFINE_DTYPES[d] for d in stored.dtype}
     assert dtypes >= {"float32", "float16", "bfloat16", "float64", "int32", "int8", "uint8"}
     assert dtypes >= {"int16", "float8_e4m3fn", "float8_e5m2", "none"}
 

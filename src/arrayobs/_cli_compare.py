@@ -15,8 +15,8 @@ import time
 from typing import Any
 
 from arrayobs import _conformance as C
-from arrayobs._conformance._external import load_factory, run_external, run_external_hist
-from arrayobs._conformance._hist_runner import unsupported as hist_unsupported
+from arrayobs._conformance._external import load_factory
+from arrayobs._conformance._sections import SECTIONS, Section
 from arrayobs.testing import BACKENDS, BackendUnavailable
 
 # Modes run besides the eager classes, per library.
@@ -99,9 +99,94 @@ def _table(rows: list[C.Summary], per: str = "us/update") -> str:
     return "\n".join(lines)
 
 
+def _selected(section: Section, cases: list[Any], args: argparse.Namespace) -> list[Any]:
+    """The section's cases that ``--cases``, ``--target`` and ``--quick`` leave."""
+    if args.cases not in section.choices:
+        return []
+    if args.target and (
+        section.external is None or (args.cases == "all" and section.external_not_in_all)
+    ):
+        return []
+    cases = section.select(cases, args.cases)
+    return cases[:: args.quick] if args.quick else cases
+
+
+@dataclasses.dataclass
+class _Ran:
+    """A section's run: the cases chosen, its stored records and header, its rows (a target
+    each, then the --target factory) and its notes on targets it skipped."""
+
+    section: Section
+    cases: list[Any]
+    records: Any
+    meta: dict[str, Any]
+    rows: list[C.Summary] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)
+
+    def run(self, targets: list[C.Target], factory: Any, label: str) -> None:
+        section, cases = self.section, self.cases
+        if not cases:
+            return
+        for t in targets:
+            reason = section.skips(t)
+            if reason is None:
+                progress = _Progress(f"{t.label}{section.progress}")
+                self.rows.append(section.run(t, cases, self.records, progress))
+            elif section.notes_skips:
+                self.skipped.append(f"{section.name} section on {t.label}: {reason}")
+        if factory is not None and section.external is not None:
+            progress = _Progress(label)
+            self.rows.append(section.external(factory, label, cases, self.records, progress))
+
+
+def _json(ran: list[_Ran], notes: list[str], elapsed: float, failed: bool) -> str:
+    out: dict[str, Any] = {}
+    for r in ran:
+        p = r.section.json_prefix
+        if r.section.json_reference:
+            out[f"{p}reference"] = {k: r.meta[k] for k in r.section.json_reference if k in r.meta}
+        out[f"{p}cases_in_corpus"] = r.records.n_cases
+        out[f"{p}cases_run"] = len(r.cases)
+        out[f"{p}results"] = [dataclasses.asdict(row) for row in r.rows]
+        if r.section.notes_skips:
+            out[f"{p}skipped_targets"] = r.skipped
+    out.update(seconds=round(elapsed, 3), skipped_backends=notes, ok=not failed)
+    return json.dumps(out, indent=2)
+
+
+def _text(ran: list[_Ran], notes: list[str], elapsed: float, args: argparse.Namespace) -> str:
+    # Cases counted per reference library, its version from the first section's header.
+    versus: dict[str, tuple[Any, list[str]]] = {}
+    for r in ran:
+        _, counted = versus.setdefault(r.section.versus, (r.meta.get(r.section.versus), []))
+        counted.append(f"{len(r.cases)} {r.section.counted}")
+    counts = ", ".join(f"{', '.join(n)} vs {lib} {v}" for lib, (v, n) in versus.items())
+    lines = [f"arrayobs compare: {counts} ({elapsed:.1f} s)"]
+    for r in ran:
+        if r.rows:
+            lines += [f"\n{r.section.heading}"] if r.section.heading else []
+            lines.append(_table(r.rows, r.section.per))
+    lines += [f"MISMATCH {row.label}: {f}" for r in ran for row in r.rows for f in row.failures[:5]]
+    lines += [f"skipped: {note}" for note in notes + [n for r in ran for n in r.skipped]]
+    if args.target and args.cases == "all":
+        lines += [
+            f"{r.section.name} section: {why}"
+            for r in ran
+            if (why := r.section.external_not_in_all)
+        ]
+    if any(row.deviations for r in ran if r.section.deviations_note for row in r.rows):
+        lines.append(
+            "deviations: documented differences (JAX on CPU flushes subnormals to zero; "
+            "the sign of a zero min/max, and of a zero scale with eps <= 0; docs/exactness.md)"
+        )
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        if args.target and (args.backend or args.cases in ("fake-quant", "affine")):
+        # The --cases choices (but "all") of sections without a runner for a factory.
+        no_external = [c for s in SECTIONS if s.external is None for c in s.choices if c != "all"]
+        if args.target and (args.backend or args.cases in no_external):
             msg = (
                 "--target runs the observer cases (or, with --cases histogram, the histogram "
                 "cases): without --backend or --cases fake-quant/affine"
@@ -109,140 +194,24 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(msg)
         factory = load_factory(args.target) if args.target else None
         targets, notes = ([], []) if args.target else _targets(args.backend)
-        reference, meta = C.load()
+        stored = [section.load() for section in SECTIONS]
     except (ValueError, OSError) as exc:
         print(f"arrayobs: {exc}", file=sys.stderr)
         return 2
-    cases = C.cases()
-    fq_cases = C.fake_quant_cases()
-    fq_reference = C.load_fake_quant()
-    affine_cases = C.affine_cases()
-    affine_reference, affine_meta = C.load_affine()
-    hist_cases = C.histogram_cases()
-    hist_reference, hist_meta = C.load_histogram()
-    if (
-        len(cases) != len(reference.case_offsets) - 1
-        or len(fq_cases) != len(fq_reference.fq_case_offsets) - 1
-        or len(affine_cases) != len(affine_reference.affine_case_offsets) - 1
-        or len(hist_cases) != len(hist_reference.hist_case_offsets) - 1
-    ):
+    corpora = [section.cases() for section in SECTIONS]
+    if any(len(c) != records.n_cases for c, (records, _) in zip(corpora, stored, strict=True)):
         print("arrayobs: the stored reference does not match this corpus", file=sys.stderr)
         return 2
-    if args.cases in ("fake-quant", "affine", "histogram"):
-        cases = []
-    elif args.cases != "all":
-        cases = [c for c in cases if c.per_channel == (args.cases == "per-channel")]
-    if args.cases not in ("all", "fake-quant"):
-        fq_cases = []
-    if args.cases not in ("all", "affine") or args.target:
-        affine_cases = []
-    # With --target, only when asked for: the protocol's histogram needs one more attribute.
-    if args.cases not in ("all", "histogram") or (args.target and args.cases == "all"):
-        hist_cases = []
-    if args.target:
-        fq_cases = []  # the protocol covers the observers
-    if args.quick:
-        cases, fq_cases = cases[:: args.quick], fq_cases[:: args.quick]
-        affine_cases = affine_cases[:: args.quick]
-        hist_cases = hist_cases[:: args.quick]
+    ran = [
+        _Ran(s, _selected(s, c, args), records, meta)
+        for s, c, (records, meta) in zip(SECTIONS, corpora, stored, strict=True)
+    ]
     start = time.perf_counter()
-    rows = [C.run_target(t, cases, reference, _Progress(t.label)) for t in targets if cases]
-    if factory is not None and cases:
-        rows.append(run_external(factory, args.target, cases, reference, _Progress(args.target)))
-    # The fake-quantize section: the ops (JAX also under jit) and the modules, eagerly.
-    fq_rows = [
-        C.run_fq_target(t, fq_cases, fq_reference, _Progress(f"{t.label} fq"))
-        for t in targets
-        if fq_cases and t.mode != "lazy"
-    ]
-    # The affine section against torchao 0.18.0 (JAX also under jit), eagerly.
-    affine_rows = [
-        C.run_affine_target(t, affine_cases, affine_reference, _Progress(f"{t.label} affine"))
-        for t in targets
-        if affine_cases and t.mode != "lazy"
-    ]
-    # The histogram section against torch 2.13.0's HistogramObserver (the functional
-    # core in the jit and lazy modes).
-    hist_rows = [
-        C.run_hist_target(t, hist_cases, hist_reference, _Progress(f"{t.label} histogram"))
-        for t in targets
-        if hist_cases and hist_unsupported(t) is None
-    ]
-    hist_notes = [
-        f"histogram section on {t.label}: {hist_unsupported(t)}"
-        for t in targets
-        if hist_cases and hist_unsupported(t) is not None
-    ]
-    if factory is not None and hist_cases:
-        label = args.target
-        hist_rows.append(
-            run_external_hist(factory, label, hist_cases, hist_reference, _Progress(label))
-        )
+    for r in ran:
+        r.run(targets, factory, args.target or "")
     elapsed = time.perf_counter() - start
-    all_rows = rows + fq_rows + affine_rows + hist_rows
-    failed = any(r.mismatches for r in all_rows)
-    if args.json:
-        out: dict[str, Any] = {
-            "reference": {k: meta[k] for k in ("torch", "corpus_version", "created") if k in meta},
-            "cases_in_corpus": len(reference.case_offsets) - 1,
-            "cases_run": len(cases),
-            "fake_quant_cases_in_corpus": len(fq_reference.fq_case_offsets) - 1,
-            "fake_quant_cases_run": len(fq_cases),
-            "seconds": round(elapsed, 3),
-            "results": [dataclasses.asdict(r) for r in rows],
-            "fake_quant_results": [dataclasses.asdict(r) for r in fq_rows],
-            "affine_reference": {
-                k: affine_meta[k] for k in ("torchao", "torch", "corpus_version", "created")
-            },
-            "affine_cases_in_corpus": len(affine_reference.affine_case_offsets) - 1,
-            "affine_cases_run": len(affine_cases),
-            "affine_results": [dataclasses.asdict(r) for r in affine_rows],
-            "histogram_reference": {
-                k: hist_meta[k] for k in ("torch", "corpus_version", "created") if k in hist_meta
-            },
-            "histogram_cases_in_corpus": len(hist_reference.hist_case_offsets) - 1,
-            "histogram_cases_run": len(hist_cases),
-            "histogram_results": [dataclasses.asdict(r) for r in hist_rows],
-            "histogram_skipped_targets": hist_notes,
-            "skipped_backends": notes,
-            "ok": not failed,
-        }
-        print(json.dumps(out, indent=2))
-    else:
-        print(
-            f"arrayobs compare: {len(cases)} observer cases, {len(fq_cases)} fake-quantize "
-            f"cases, {len(hist_cases)} histogram cases vs torch {meta.get('torch')}, "
-            f"{len(affine_cases)} affine cases vs torchao {affine_meta.get('torchao')} "
-            f"({elapsed:.1f} s)"
-        )
-        if rows:
-            print(_table(rows))
-        if fq_rows:
-            print("\nfake quantize (rows: outputs of an op call or a module batch):")
-            print(_table(fq_rows, "us/call"))
-        if affine_rows:
-            print("\naffine, torchao (rows: outputs of a call chain or an observer batch):")
-            print(_table(affine_rows, "us/call"))
-        if hist_rows:
-            print(
-                "\nhistogram (rows: batches of HistogramObserver; jit, lazy: its functional core):"
-            )
-            print(_table(hist_rows))
-        for r in all_rows:
-            for line in r.failures[:5]:
-                print(f"MISMATCH {r.label}: {line}")
-        for note in notes + hist_notes:
-            print(f"skipped: {note}")
-        if args.target and args.cases == "all":
-            print(
-                "histogram section: not run on --target unless --cases histogram (the protocol "
-                "adds a histogram attribute; docs/conformance.md: Checking your own implementation)"
-            )
-        if any(r.deviations for r in rows + affine_rows + hist_rows):
-            print(
-                "deviations: documented differences (JAX on CPU flushes subnormals to zero; "
-                "the sign of a zero min/max, and of a zero scale with eps <= 0; docs/exactness.md)"
-            )
+    failed = any(row.mismatches for r in ran for row in r.rows)
+    print(_json(ran, notes, elapsed, failed) if args.json else _text(ran, notes, elapsed, args))
     return 1 if failed else 0
 
 
@@ -255,7 +224,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--quick", type=int, default=0, metavar="N", help="run every N-th case only")
     p.add_argument(
         "--cases",
-        choices=("all", "per-tensor", "per-channel", "fake-quant", "affine", "histogram"),
+        choices=("all", *(c for s in SECTIONS for c in s.choices if c != "all")),
         default="all",
         help=(
             "the whole corpus (default), or only its per-tensor or per-channel observer cases, "

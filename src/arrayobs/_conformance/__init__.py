@@ -12,9 +12,8 @@ from arrayobs._conformance._hist_corpus import HistCase
 from arrayobs._conformance._hist_corpus import cases as histogram_cases
 from arrayobs._conformance._hist_runner import run_hist_target, torch_hist_steps
 from arrayobs._conformance._records import (
-    AffineRecords,
-    FQRecords,
     HistRecords,
+    OutputRecords,
     Records,
     affine_reference_path,
     histogram_reference_path,
@@ -33,12 +32,11 @@ __all__ = [
     "CORPUS_VERSION",
     "MODES",
     "AffineCase",
-    "AffineRecords",
     "Case",
     "FQCase",
-    "FQRecords",
     "HistCase",
     "HistRecords",
+    "OutputRecords",
     "Records",
     "Summary",
     "Target",
@@ -77,14 +75,14 @@ def generate_reference() -> Records:
     return Records.from_steps(torch_steps(case) for case in cases())
 
 
-def generate_fake_quant_reference() -> FQRecords:
+def generate_fake_quant_reference() -> OutputRecords:
     """Run the fake-quantize section on torch 2.13.0 and return its records."""
-    return FQRecords.from_outputs(torch_outputs(case) for case in fake_quant_cases())
+    return OutputRecords.from_outputs("fq", (torch_outputs(case) for case in fake_quant_cases()))
 
 
-def generate_affine_reference() -> AffineRecords:
+def generate_affine_reference() -> OutputRecords:
     """Run the affine section on torchao 0.18.0 and return its records."""
-    return AffineRecords.from_outputs(torchao_outputs(case) for case in affine_cases())
+    return OutputRecords.from_outputs("affine", (torchao_outputs(case) for case in affine_cases()))
 
 
 def generate_histogram_reference() -> HistRecords:

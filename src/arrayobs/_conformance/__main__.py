@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
     print(
         f"wrote {path} ({path.stat().st_size} bytes, {len(header['cases'])} cases, "
         f"{len(records.status)} rows: batches x channels; {len(header['fake_quant_cases'])} "
-        f"fake-quantize cases, {len(fake_quant.fq_dtype)} outputs)"
+        f"fake-quantize cases, {len(fake_quant.dtype)} outputs)"
     )
     return histogram(torch) or affine(torch)
 
@@ -108,7 +108,7 @@ def affine(torch: object) -> int:
     save_affine(records, path, header)
     print(
         f"wrote {path} ({path.stat().st_size} bytes, {len(header['cases'])} affine cases, "
-        f"{len(records.affine_dtype)} outputs)"
+        f"{len(records.dtype)} outputs)"
     )
     return 0
 

@@ -33,7 +33,7 @@ from arrayobs._conformance._affine_corpus import (
     observer_batches,
 )
 from arrayobs._conformance._fq_runner import _same, _subnormal
-from arrayobs._conformance._records import AffineRecords, encode
+from arrayobs._conformance._records import OutputRecords, encode
 from arrayobs._conformance._runner import Compared, Summary, Tally, Target, _ulps
 from arrayobs._core._fakequant import dtype_name
 
@@ -337,7 +337,7 @@ def compare_affine_case(
 def run_affine_target(
     target: Target,
     cases: Sequence[AffineCase],
-    reference: AffineRecords,
+    reference: OutputRecords,
     progress: Callable[[int, int], None] | None = None,
 ) -> Summary:
     """Run the affine ``cases`` on ``target`` and compare each with ``reference``."""
@@ -357,6 +357,5 @@ def run_affine_target(
             return (len(want), len(want), 0, 0, detail), calls
         return compare_affine_case(target, case, got, want), calls
 
-    tally = Tally()
-    tally.run(cases, attempt, progress)
+    tally = Tally().run(cases, attempt, progress)
     return tally.summary(target.label, str(target.device))

@@ -289,10 +289,7 @@ def export(
     records, meta = load(reference)
     fq_records = load_fake_quant(reference)
     corpus, fq_corpus = cases(), fq_cases()
-    if (
-        len(corpus) != len(records.case_offsets) - 1
-        or len(fq_corpus) != len(fq_records.fq_case_offsets) - 1
-    ):
+    if len(corpus) != records.n_cases or len(fq_corpus) != fq_records.n_cases:
         msg = "the stored reference does not match this corpus"
         raise ValueError(msg)
     if not str(meta["torch"]).startswith(TORCH_VERSION):
@@ -348,7 +345,7 @@ def _affine_cases(w: _Writer) -> list[dict[str, Any]]:
 
     records, _ = load_affine()
     corpus = A.cases()
-    if len(corpus) != len(records.affine_case_offsets) - 1:
+    if len(corpus) != records.n_cases:
         msg = "the stored torchao reference does not match this corpus"
         raise ValueError(msg)
     out = []
@@ -428,7 +425,7 @@ def hist_case(w: _Writer, case: HistCase, want: dict[str, Any]) -> dict[str, Any
 def _histogram_reference(path: Path | None) -> tuple[HistRecords, dict[str, Any]]:
     """The stored histogram reference, checked against this corpus, and its versions."""
     records, meta = load_histogram(path)
-    if len(hist_cases()) != len(records.hist_case_offsets) - 1:
+    if len(hist_cases()) != records.n_cases:
         msg = "the stored histogram reference does not match this corpus"
         raise ValueError(msg)
     if not str(meta["torch"]).startswith(TORCH_VERSION):

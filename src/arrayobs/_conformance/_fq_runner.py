@@ -23,7 +23,7 @@ import arrayobs
 from arrayobs import functional as F
 from arrayobs._compat import has_dtype, to_host
 from arrayobs._conformance._fq_corpus import MODULES, FQCase, arguments, module_batches
-from arrayobs._conformance._records import FQRecords, Output
+from arrayobs._conformance._records import Output, OutputRecords
 from arrayobs._conformance._runner import Compared, Summary, Tally, Target, _ulps
 from arrayobs._core._fakequant import dtype_name
 from arrayobs.testing import supports_dtype
@@ -290,7 +290,7 @@ def _has_subnormal_input(case: FQCase) -> bool:
 def run_fq_target(
     target: Target,
     cases: Sequence[FQCase],
-    reference: FQRecords,
+    reference: OutputRecords,
     progress: Callable[[int, int], None] | None = None,
 ) -> Summary:
     """Run the fake-quantize ``cases`` on ``target`` and compare each with ``reference``."""
@@ -308,6 +308,5 @@ def run_fq_target(
         got = [(o.dtype, o.encoded()) for o in outputs]
         return compare_fq_case(target, case, got, want), calls
 
-    tally = Tally()
-    tally.run(cases, attempt, progress)
+    tally = Tally().run(cases, attempt, progress)
     return tally.summary(target.label, str(target.device))

@@ -255,6 +255,5 @@ def run_hist_target(
         compared = compare_hist_case(target, case, got, want)
         return compared, compared[0]
 
-    tally = Tally()
-    tally.run(cases, attempt, progress)
+    tally = Tally().run(cases, attempt, progress)
     return tally.summary(target.label, str(target.device))

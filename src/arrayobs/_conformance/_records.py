@@ -39,7 +39,7 @@ import dataclasses
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -123,6 +123,10 @@ class Records:
     zp_float: np.ndarray
     status: np.ndarray
 
+    @property
+    def n_cases(self) -> int:
+        return len(self.case_offsets) - 1
+
     @classmethod
     def from_steps(cls, per_case: Iterable[list[Step]]) -> Records:
         offsets, rows = [0], []
@@ -147,57 +151,89 @@ class Records:
         )
 
 
-@dataclasses.dataclass
-class Output:
+class Output(NamedTuple):
     """One output, host side: its dtype's name and its values (flattened)."""
 
     dtype: str
     values: np.ndarray
 
     def encoded(self) -> np.ndarray:
-        """The values as ``fq_values`` stores them."""
-        v = self.values
-        if self.dtype == "float64":
-            return np.asarray(v, dtype=np.float64).view(np.uint64)
-        if self.dtype in ("float32", "float16", "bfloat16"):
-            return np.asarray(v, dtype=np.float32).view(np.uint32).astype(np.uint64)
-        return np.asarray(v).astype(np.int64).view(np.uint64)
+        """The values as ``fq_values`` and ``affine_values`` store them."""
+        return encode(self.dtype, self.values)
 
 
 @dataclasses.dataclass
-class FQRecords:
-    """Rows (outputs) of the fake-quantize cases, as in the file."""
+class OutputRecords:
+    """Rows (outputs) of a section's cases, as in the file: the fake-quantize section's
+    ``fq_*`` fields (``prefix`` "fq", dtypes ``FQ_DTYPES``) or the affine section's
+    ``affine_*`` (``prefix`` "affine", dtypes ``AFFINE_DTYPES``)."""
 
-    fq_case_offsets: np.ndarray
-    fq_value_offsets: np.ndarray
-    fq_dtype: np.ndarray
-    fq_values: np.ndarray
+    prefix: str
+    case_offsets: np.ndarray
+    value_offsets: np.ndarray
+    dtype: np.ndarray
+    values: np.ndarray
+
+    @property
+    def dtypes(self) -> tuple[str, ...]:
+        return _dtypes(self.prefix)
+
+    @property
+    def n_cases(self) -> int:
+        return len(self.case_offsets) - 1
 
     @classmethod
-    def from_outputs(cls, per_case: Iterable[list[Output]]) -> FQRecords:
-        cases, offsets, dtypes, values = [0], [0], [], []
+    def from_outputs(
+        cls, prefix: str, per_case: Iterable[Iterable[tuple[str, np.ndarray]]]
+    ) -> OutputRecords:
+        """From each case's outputs as (dtype name, host values)."""
+        dtypes = _dtypes(prefix)
+        cases, offsets, codes, values = [0], [0], [], []
         for outputs in per_case:
-            for out in outputs:
-                values.append(out.encoded())
+            for dtype, host in outputs:
+                values.append(encode(dtype, host))
                 offsets.append(offsets[-1] + values[-1].size)
-                dtypes.append(FQ_DTYPES.index(out.dtype))
-            cases.append(len(dtypes))
+                codes.append(dtypes.index(dtype))
+            cases.append(len(codes))
         return cls(
+            prefix,
             np.asarray(cases, dtype=np.int64),
             np.asarray(offsets, dtype=np.int64),
-            np.asarray(dtypes, dtype=np.int8),
+            np.asarray(codes, dtype=np.int8),
             np.concatenate(values) if values else np.zeros(0, np.uint64),
         )
 
+    @classmethod
+    def from_fields(cls, prefix: str, fields: dict[str, np.ndarray]) -> OutputRecords:
+        """From the file's fields (``<prefix>_case_offsets``, ...)."""
+        return cls(prefix, *(fields[f"{prefix}_{name}"] for name in _OUTPUT_COLUMNS))
+
+    def fields(self) -> dict[str, np.ndarray]:
+        """The file's fields."""
+        return {f"{self.prefix}_{name}": getattr(self, name) for name in _OUTPUT_COLUMNS}
+
     def case(self, i: int) -> list[tuple[str, np.ndarray]]:
         """Case ``i``'s rows: (dtype name, encoded values)."""
-        rows = range(self.fq_case_offsets[i], self.fq_case_offsets[i + 1])
-        off = self.fq_value_offsets
-        return [(FQ_DTYPES[self.fq_dtype[r]], self.fq_values[off[r] : off[r + 1]]) for r in rows]
+        rows = range(self.case_offsets[i], self.case_offsets[i + 1])
+        off = self.value_offsets
+        return [(self.dtypes[self.dtype[r]], self.values[off[r] : off[r + 1]]) for r in rows]
+
+    def equal(self, other: OutputRecords) -> bool:
+        return self.prefix == other.prefix and all(
+            np.array_equal(getattr(self, f), getattr(other, f)) for f in _OUTPUT_COLUMNS
+        )
+
+
+_OUTPUT_COLUMNS = ("case_offsets", "value_offsets", "dtype", "values")
+
+
+def _dtypes(prefix: str) -> tuple[str, ...]:
+    """The dtype names a section's ``<prefix>_dtype`` indexes."""
+    return FQ_DTYPES if prefix == "fq" else AFFINE_DTYPES
 
 
 def save(
-    records: Records, path: Path, header: dict[str, Any], fake_quant: FQRecords | None = None
+    records: Records, path: Path, header: dict[str, Any], fake_quant: OutputRecords | None = None
 ) -> None:
     meta = {
         "format": FORMAT,
@@ -226,7 +262,7 @@ def save(
                 "fq_values": "float64 bits; float32 bits of float32/16, bfloat16; int64 of ints",
             }
         )
-        arrays.update({f: getattr(fake_quant, f) for f in FQ_FIELDS})
+        arrays.update(fake_quant.fields())
     with path.open("wb") as fh:
         np.savez_compressed(fh, header=blob, **arrays)
 
@@ -243,12 +279,12 @@ def load(path: Path | None = None) -> tuple[Records, dict[str, Any]]:
     return Records(**fields), meta
 
 
-def load_fake_quant(path: Path | None = None) -> FQRecords:
+def load_fake_quant(path: Path | None = None) -> OutputRecords:
     """The stored fake-quantize section."""
     path = reference_path() if path is None else path
     load(path)  # checks the format
     with np.load(path) as data:
-        return FQRecords(**{f: np.asarray(data[f]) for f in FQ_FIELDS})
+        return OutputRecords.from_fields("fq", {f: np.asarray(data[f]) for f in FQ_FIELDS})
 
 
 # -- the affine section (torchao) ----------------------------------------------------------
@@ -272,51 +308,14 @@ def encode(dtype: str, values: np.ndarray) -> np.ndarray:
     narrower floats (exactly widened); integers as int64 (two's complement)."""
     if dtype == "none":
         return np.zeros(0, np.uint64)
+    if dtype == "float64":
+        return np.asarray(values, dtype=np.float64).reshape(-1).view(np.uint64)
     if dtype in _FLOAT32_ENCODED:
         return np.asarray(values, dtype=np.float32).reshape(-1).view(np.uint32).astype(np.uint64)
-    return Output(dtype, np.asarray(values).reshape(-1)).encoded()
+    return np.asarray(values).reshape(-1).astype(np.int64).view(np.uint64)
 
 
-@dataclasses.dataclass
-class AffineRecords:
-    """Rows (outputs) of the affine cases, as in the file."""
-
-    affine_case_offsets: np.ndarray
-    affine_value_offsets: np.ndarray
-    affine_dtype: np.ndarray
-    affine_values: np.ndarray
-
-    @classmethod
-    def from_outputs(cls, per_case: Iterable[list[tuple[str, np.ndarray]]]) -> AffineRecords:
-        """From each case's outputs as (dtype name, host values)."""
-        cases, offsets, dtypes, values = [0], [0], [], []
-        for outputs in per_case:
-            for dtype, host in outputs:
-                values.append(encode(dtype, host))
-                offsets.append(offsets[-1] + values[-1].size)
-                dtypes.append(AFFINE_DTYPES.index(dtype))
-            cases.append(len(dtypes))
-        return cls(
-            np.asarray(cases, dtype=np.int64),
-            np.asarray(offsets, dtype=np.int64),
-            np.asarray(dtypes, dtype=np.int8),
-            np.concatenate(values) if values else np.zeros(0, np.uint64),
-        )
-
-    def case(self, i: int) -> list[tuple[str, np.ndarray]]:
-        """Case ``i``'s rows: (dtype name, encoded values)."""
-        rows = range(self.affine_case_offsets[i], self.affine_case_offsets[i + 1])
-        off = self.affine_value_offsets
-        return [
-            (AFFINE_DTYPES[self.affine_dtype[r]], self.affine_values[off[r] : off[r + 1]])
-            for r in rows
-        ]
-
-    def equal(self, other: AffineRecords) -> bool:
-        return all(np.array_equal(getattr(self, f), getattr(other, f)) for f in AFFINE_FIELDS)
-
-
-def save_affine(records: AffineRecords, path: Path, header: dict[str, Any]) -> None:
+def save_affine(records: OutputRecords, path: Path, header: dict[str, Any]) -> None:
     meanings = {
         "affine_case_offsets": "rows (outputs) of case i",
         "affine_value_offsets": "values of row r: affine_value_offsets[r]:[r+1]",
@@ -327,14 +326,14 @@ def save_affine(records: AffineRecords, path: Path, header: dict[str, Any]) -> N
         ),
     }
     fmt = (AFFINE_FORMAT, AFFINE_FORMAT_VERSION)
-    _save_section(path, fmt, meanings, header, {f: getattr(records, f) for f in AFFINE_FIELDS})
+    _save_section(path, fmt, meanings, header, records.fields())
 
 
-def load_affine(path: Path | None = None) -> tuple[AffineRecords, dict[str, Any]]:
+def load_affine(path: Path | None = None) -> tuple[OutputRecords, dict[str, Any]]:
     """The stored affine section and its header; a clear error if of another format."""
     path = affine_reference_path() if path is None else path
     fields, meta = _load_section(path, (AFFINE_FORMAT, AFFINE_FORMAT_VERSION), AFFINE_FIELDS)
-    return AffineRecords(**fields), meta
+    return OutputRecords.from_fields("affine", fields), meta
 
 
 def _save_section(
@@ -429,6 +428,10 @@ class HistRecords:
     hist_zp_int64: np.ndarray
     hist_status: np.ndarray
     hist_inf_dropped: np.ndarray
+
+    @property
+    def n_cases(self) -> int:
+        return len(self.hist_case_offsets) - 1
 
     @classmethod
     def from_steps(cls, per_case: Iterable[list[HistStep]]) -> HistRecords:

@@ -392,9 +392,10 @@ class Tally:
         cases: Sequence[Any],
         attempt: Callable[[Any], tuple[Compared, int] | None],
         progress: Callable[[int, int], None] | None = None,
-    ) -> None:
+    ) -> Tally:
         """Every case through ``attempt`` (timed): its comparison and how many calls
-        that took, or None where the case does not run (counted as skipped)."""
+        that took, or None where the case does not run (counted as skipped). Every
+        section's runner is this loop with its own ``attempt``."""
         for n, case in enumerate(cases):
             if progress is not None:
                 progress(n, len(cases))
@@ -407,6 +408,7 @@ class Tally:
                 self.add(*outcome)
         if progress is not None:
             progress(len(cases), len(cases))
+        return self
 
     def add(self, compared: Compared, calls: int) -> None:
         """One case's (rows, mismatches, deviations, worst ulps, failure detail), and
@@ -443,30 +445,14 @@ def run_target(
     progress: Callable[[int, int], None] | None = None,
 ) -> Summary:
     """Run ``cases`` on ``target`` and compare each with ``reference``."""
-    results, skipped, updates, elapsed = [], 0, 0, 0.0
-    for n, case in enumerate(cases):
-        if progress is not None:
-            progress(n, len(cases))
+
+    def attempt(case: Case) -> tuple[Compared, int] | None:
         if not target.supports(case):
-            skipped += 1
-            continue
-        start = time.perf_counter()
+            return None
         steps = run_case(target, case)
-        elapsed += time.perf_counter() - start
-        updates += len(steps)
         got = Records.from_steps([steps]).case(0)
-        results.append(compare_case(target, case, got, reference.case(case.id)))
-    if progress is not None:
-        progress(len(cases), len(cases))
-    return Summary(
-        label=target.label,
-        device=str(target.device),
-        cases=len(results),
-        skipped=skipped,
-        batches=sum(r.steps for r in results),
-        mismatches=sum(r.mismatches for r in results),
-        deviations=sum(r.deviations for r in results),
-        worst_ulps=max((r.worst_ulps for r in results), default=0),
-        seconds_per_update=elapsed / updates if updates else 0.0,
-        failures=[r.detail for r in results if r.mismatches][:20],
-    )
+        r = compare_case(target, case, got, reference.case(case.id))
+        return (r.steps, r.mismatches, r.deviations, r.worst_ulps, r.detail), len(steps)
+
+    tally = Tally(keep=20).run(cases, attempt, progress)
+    return tally.summary(target.label, str(target.device))
