@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from arrayobs import _arguments as arguments
 from arrayobs import _backends
 from arrayobs import _core as core
 from arrayobs._compat import (
@@ -29,8 +30,8 @@ from arrayobs._compat import (
     xp_argument,
 )
 from arrayobs._config import boolean
-from arrayobs._core import _fakequant as fakequant
 from arrayobs._core import _fused as fused
+from arrayobs._core._dtypes import INT_RANGES
 from arrayobs._observers import _state_dict
 from arrayobs._observers._base import NUMPY, Observer
 from arrayobs._observers._per_channel import MovingAveragePerChannelMinMaxObserver
@@ -71,15 +72,12 @@ _PER_CHANNEL = ("per_channel_affine", "per_channel_symmetric", "per_channel_affi
 # torch.iinfo of each dtype FakeQuantize checks a customized range against
 # (torch.iinfo(torch.quint4x2) is (0, 255); float8 has none: torch raises TypeError).
 _IINFO = {
-    "quint8": (0, 255),
-    "uint8": (0, 255),
-    "quint4x2": (0, 255),
-    "qint8": (-128, 127),
-    "int8": (-128, 127),
-    "int16": (-(2**15), 2**15 - 1),
+    **INT_RANGES,
+    "quint8": INT_RANGES["uint8"],
+    "quint4x2": INT_RANGES["uint8"],
+    "qint8": INT_RANGES["int8"],
     "uint16": (0, 2**16 - 1),
-    "qint32": (-(2**31), 2**31 - 1),
-    "int32": (-(2**31), 2**31 - 1),
+    "qint32": INT_RANGES["int32"],
 }
 
 
@@ -297,7 +295,7 @@ class FakeQuantize(FakeQuantizeBase):
                 )
                 raise TypeError(msg)
         backend = _backends.shared(xp, self._fast)
-        fakequant.require_fake_quantizable(xp, x.dtype)
+        arguments.require_fake_quantizable(xp, x.dtype)
         return backend, xp, device
 
     def _stored(self, pair: tuple[Any, Any], xp: ModuleType, device: Any) -> tuple[Any, Any]:
