@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from arrayobs import _arguments as arguments
 from arrayobs import _backends, affine
 from arrayobs._compat import to_host
-from arrayobs._core import _affine as core
 from bench.cases import Loaded, Record, Unavailable, to_backend
 from bench.tables import Table, _ratio
 from bench.timing import interleaved
@@ -106,8 +106,8 @@ def _ours(be: Loaded, case: tuple[Any, ...], x: Any, fast: bool) -> Callable[[],
 
         return run
     generic = _backends.new(be.xp, fast=False)
-    tgt = core.target(target)
-    kind = core.mapping_type(mapping)
+    tgt = arguments.target(target)
+    kind = arguments.mapping_type(mapping)
 
     def run_generic() -> Any:
         s, z = generic.choose_qparams_affine(x, kind, block, tgt, None, None, "int32", False)

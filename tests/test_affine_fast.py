@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from arrayobs import _arguments as arguments
 from arrayobs import _backends, affine
 from arrayobs._backends import _numpy, _numpy_affine
 from arrayobs._compat import namespace_of
-from arrayobs._core import _affine as core
 
 pytest.importorskip("torchao")
 torch = pytest.importorskip("torch")
@@ -133,7 +133,7 @@ def _same(got: Any, want: Any, what: str) -> None:
 
 
 def _choose(backend: Any, x: Any, mapping: Any, block: Any, target: str, kw: dict[str, Any]) -> Any:
-    tgt = core.target(*_torchao_range(target))
+    tgt = arguments.target(*_torchao_range(target))
     return backend.choose_qparams_affine(
         x,
         mapping,
@@ -173,7 +173,7 @@ def test_fast_equals_generic(slabs: str, lib: str, gran: Any, dtype: str) -> Non
             got_s, got_z = _choose(fast, x, mapping, block, target, kw)
         _same(got_s, want_s, f"{where} scale")
         _same(got_z, want_z, f"{where} zero_point")
-        tgt = core.target(*_torchao_range(target))
+        tgt = arguments.target(*_torchao_range(target))
         want_q = generic.quantize_affine(x, block, want_s, want_z, tgt)
         _same(fast.quantize_affine(x, block, want_s, want_z, tgt), want_q, f"{where} quantized")
 
@@ -193,7 +193,7 @@ def test_degenerate_qparams(slabs: str, lib: str, target: str) -> None:
         if zname == "float32":
             z = z + np.float32(0.5)
         args = [torch.from_numpy(a) if lib == "torch" else a for a in (s, z)]
-        tgt = core.target(*_torchao_range(target))
+        tgt = arguments.target(*_torchao_range(target))
         want = generic.quantize_affine(x, (1, 8), *args, tgt)
         _same(fast.quantize_affine(x, (1, 8), *args, tgt), want, f"{lib} {target} {zname}")
 
@@ -241,7 +241,7 @@ def test_the_fast_paths_are_taken() -> None:
     block = (1, 128)
     assert _numpy_affine.block_minmax(x, block, False, _numpy.aminmax_axis) is not None
     s, z = affine.choose_qparams_affine(x, A.ASYMMETRIC, block, "uint4")
-    assert _numpy_affine.quantize(x, block, s, z, core.target("uint4")) is not None
+    assert _numpy_affine.quantize(x, block, s, z, arguments.target("uint4")) is not None
     t, ts, tz = (torch.from_numpy(a) for a in (x, s, z))
     assert _torch_affine.applies(t, ts, tz)
     assert not _torch_affine.applies(t.requires_grad_(), ts, tz)
@@ -254,7 +254,7 @@ def test_layouts_and_autograd(lib: str) -> None:
     x = _array(lib, values, "float32").T
     fast, generic = _pair(x)
     inputs = [x] + ([x.detach().clone().requires_grad_()] if lib == "torch" else [])
-    tgt = core.target("uint4")
+    tgt = arguments.target("uint4")
     for v in inputs:
         want = _choose(generic, v, A.ASYMMETRIC, (1, 16), "uint4", {})
         got = _choose(fast, v, A.ASYMMETRIC, (1, 16), "uint4", {})

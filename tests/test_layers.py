@@ -2,7 +2,8 @@
 back; bench/ (over the package) has no import circle either.
 
 From the bottom: ``_compat`` and ``_config``; the generic math ``_core``; the
-backends ``_backends``; the public functional API and the observer classes,
+backends ``_backends`` and, beside them, the argument checks of the boundary
+``_arguments``; the public functional API and the observer classes,
 side by side; the command line, the conformance corpus and ``testing`` on top.
 A module below the top may import from lower layers and from its own
 package, never from above or from a neighbour of its layer.
@@ -21,6 +22,7 @@ LAYERS = {
     "arrayobs._config": 0,
     "arrayobs._core": 1,
     "arrayobs._backends": 2,
+    "arrayobs._arguments": 2,  # the boundary's checks: over the math, beside the backends
     "arrayobs.functional": 3,
     "arrayobs._observers": 3,
     "arrayobs": 4,  # __init__, __main__, cli, _cli_compare, _conformance, testing

@@ -23,7 +23,6 @@ __all__ = [
     "device_of",
     "has_dtype",
     "is_array",
-    "is_dask",
     "is_observable_dtype",
     "namespace_of",
     "resolve_namespace",
@@ -88,10 +87,6 @@ def xp_argument(xp: ModuleType) -> str:
     """How a user names ``xp``'s library in an ``xp=`` argument (for error hints)."""
     name = backend_name(xp)
     return {"dask": "dask.array", "jax": "jax.numpy"}.get(name, name)
-
-
-def is_dask(xp: ModuleType) -> bool:
-    return bool(_aac.is_dask_namespace(xp))
 
 
 def is_observable_dtype(xp: ModuleType, dtype: Any) -> bool:

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
+from arrayobs import _arguments as arguments
 from arrayobs import _backends
 from arrayobs._compat import backend_name, is_array, namespace_of, without_graph
 from arrayobs._core import _affine as core
@@ -138,19 +139,19 @@ def choose_qparams_affine(
     """
     xp = _namespace(x, "x")
     _float_input(x, core.FLOAT_NAMES)
-    mapping = core.mapping_type(mapping_type)
+    mapping = arguments.mapping_type(mapping_type)
     block = _block(block_size, x.ndim)
-    tgt = core.target(target_dtype, quant_min, quant_max)
+    tgt = arguments.target(target_dtype, quant_min, quant_max)
     return _backends.shared(xp).choose_qparams_affine(
         # torchao's op is a custom op: its outputs never carry the input's graph.
         without_graph(x),
         mapping,
         block,
         tgt,
-        core.eps_value(eps),
-        core.scale_dtype_name(scale_dtype),
-        core.zero_point_dtype_name(zero_point_dtype),
-        core.boolean(keepdim, "keepdim"),
+        arguments.eps_value(eps),
+        arguments.scale_dtype_name(scale_dtype),
+        arguments.zero_point_dtype_name(zero_point_dtype),
+        arguments.boolean(keepdim, "keepdim"),
     )
 
 
@@ -183,18 +184,18 @@ def choose_qparams_affine_with_min_max(
             f"({max_val.dtype}, {tuple(max_val.shape)}) must have one dtype and shape"
         )
         raise ValueError(msg)
-    mapping = core.mapping_type(mapping_type)
-    tgt = core.target(target_dtype, quant_min, quant_max)
+    mapping = arguments.mapping_type(mapping_type)
+    tgt = arguments.target(target_dtype, quant_min, quant_max)
     scale, zp, name = core.qparams_from_minmax(
-        min_val, max_val, mapping, tgt, core.eps_value(eps), xp=xp
+        min_val, max_val, mapping, tgt, arguments.eps_value(eps), xp=xp
     )
     return core.finish(
         scale,
         zp,
         name,
         mapping,
-        core.scale_dtype_name(scale_dtype),
-        core.zero_point_dtype_name(zero_point_dtype),
+        arguments.scale_dtype_name(scale_dtype),
+        arguments.zero_point_dtype_name(zero_point_dtype),
         xp=xp,
     )
 
@@ -227,10 +228,10 @@ def quantize_affine(
         raise TypeError(msg)
     _namespace(zero_point, "zero_point", xp)
     block = _block(block_size, x.ndim)
-    tgt = core.target(output_dtype, quant_min, quant_max)
+    tgt = arguments.target(output_dtype, quant_min, quant_max)
     clamp = core.quantize_dtype(x.dtype, scale.dtype, zero_point.dtype)
     for bound, what in ((tgt.quant_min, "quant_min"), (tgt.quant_max, "quant_max")):
-        core.check_bound(bound, clamp, what)
+        arguments.check_bound(bound, clamp, what)
     return _backends.shared(xp).quantize_affine(x, block, scale, zero_point, tgt)
 
 
@@ -253,7 +254,7 @@ def dequantize_affine(
     _namespace(scale, "scale", xp)
     if zero_point is not None:
         _namespace(zero_point, "zero_point", xp)
-    tgt = core.target(input_dtype, quant_min, quant_max)
+    tgt = arguments.target(input_dtype, quant_min, quant_max)
     have = core.dtype_name(q.dtype)
     if have != tgt.storage and tgt.name not in _SUB_BYTE_UINTS:
         msg = f"q has dtype {q.dtype}; input_dtype {tgt.name} is held in {tgt.storage}"
@@ -298,10 +299,10 @@ def choose_scale_float8(
     if sname not in ("float32", "float8_e8m0fnu"):
         msg = f"scale_dtype must be float32 or float8_e8m0fnu, got {scale_dtype!r}"
         raise ValueError(msg)
-    bounds = [core.eps_value(v) for v in (hp_value_lb, hp_value_ub)]
+    bounds = [arguments.eps_value(v) for v in (hp_value_lb, hp_value_ub)]
     for bound, what in zip(bounds, ("hp_value_lb", "hp_value_ub"), strict=True):
         if bound is not None:
-            core.check_bound(bound, core.dtype_name(x.dtype), what)
+            arguments.check_bound(bound, core.dtype_name(x.dtype), what)
     nan_safe = _backends.shared(xp).reductions_drop_nan
     return core.choose_scale_float8(
         x, block, name, sname != "float32", bounds[0], bounds[1], xp=xp, nan_safe=nan_safe

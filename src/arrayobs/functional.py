@@ -45,6 +45,7 @@ import numbers
 from types import ModuleType
 from typing import Any
 
+from arrayobs import _arguments as arguments
 from arrayobs import _backends
 from arrayobs import _core as core
 from arrayobs._compat import (
@@ -75,6 +76,7 @@ from arrayobs._core import (
 from arrayobs._core import _fakequant as fakequant
 from arrayobs._core import _fused as core_fused
 from arrayobs._core import _histogram as hist
+from arrayobs._core._dtypes import FLOAT_NAMES, dtype_name
 from arrayobs._core._histogram import HistogramState
 
 __all__ = [
@@ -228,9 +230,6 @@ def histogram_init(bins: int = 2048, *, xp: ModuleType, device: Any = None) -> H
     return hist.init_histogram(hist.checked_bins(bins), xp=namespace, device=device)
 
 
-_HISTOGRAM_DTYPES = ("float16", "bfloat16", "float32", "float64")
-
-
 def histogram_update(
     state: HistogramState, x: Any, *, xp: ModuleType | None = None
 ) -> HistogramState:
@@ -270,7 +269,7 @@ def histogram_update(
     backend = _backends.shared(xp)
     backend.check_input(x)  # e.g. NumPy's masked arrays
     name = str(x.dtype).rsplit(".", 1)[-1]
-    if name not in _HISTOGRAM_DTYPES:
+    if name not in FLOAT_NAMES:
         msg = (
             f"histogram_update observes float16, bfloat16, float32 or float64 arrays, got {x.dtype}"
         )
@@ -332,7 +331,7 @@ def _namespace_of(x: Any, what: str) -> ModuleType:
 def _float_input(x: Any, fast: bool) -> tuple[Any, Any, ModuleType]:
     """The backend and namespace of a float16/bfloat16/float32/float64 array."""
     xp = _namespace_of(x, "x")
-    fakequant.require_fake_quantizable(xp, x.dtype)
+    arguments.require_fake_quantizable(xp, x.dtype)
     return _backends.shared(xp, fast), xp, _device(x)
 
 
@@ -377,9 +376,9 @@ def fake_quantize_per_tensor_affine(
         range (torch raises RuntimeError).
     """
     backend, xp, device = _float_input(x, fast)
-    qmin, qmax = fakequant.check_range(quant_min, quant_max)
-    s = fakequant.tensor_scale(scale, xp, device)
-    z = fakequant.tensor_zero_point(zero_point, qmin, qmax, xp, device)
+    qmin, qmax = arguments.check_range(quant_min, quant_max)
+    s = arguments.tensor_scale(scale, xp, device)
+    z = arguments.tensor_zero_point(zero_point, qmin, qmax, xp, device)
     return backend.fake_quantize(x, s, z, qmin, qmax)
 
 
@@ -409,27 +408,27 @@ def fake_quantize_per_channel_affine(
     torch outside torch.compile); zero channels are refused, as torch.
     """
     backend, xp, _ = _float_input(x, fast)
-    qmin, qmax = fakequant.check_range(quant_min, quant_max)
-    ax = fakequant.channel_axis_checked(axis, x.ndim)
-    s, z = fakequant.channel_qparams(x, scale, zero_point, ax, xp)
+    qmin, qmax = arguments.check_range(quant_min, quant_max)
+    ax = arguments.channel_axis_checked(axis, x.ndim)
+    s, z = arguments.channel_qparams(x, scale, zero_point, ax, xp)
     if on_host(z):
-        fakequant.check_channel_zero_points(z, qmin, qmax, xp)
+        arguments.check_channel_zero_points(z, qmin, qmax, xp)
     return backend.fake_quantize(x, s, z, qmin, qmax, ax)
 
 
 def _decomposed_input(x: Any) -> tuple[Any, ModuleType, Any]:
     xp = _namespace_of(x, "x")
-    if fakequant.dtype_name(x.dtype) not in ("float16", "bfloat16", "float32"):
+    if dtype_name(x.dtype) not in ("float16", "bfloat16", "float32"):
         msg = f"Expecting input to have dtype float32 (or float16, bfloat16), but got {x.dtype}"
         raise TypeError(msg)
     return _backends.shared(xp, True), xp, _device(x)
 
 
 def _range(quant_min: int, quant_max: int, dtype: Any, xp: ModuleType) -> tuple[int, int, str]:
-    qmin = fakequant.integer(quant_min, "quant_min")
-    qmax = fakequant.integer(quant_max, "quant_max")
-    name, _ = fakequant.int_dtype(dtype, xp)
-    fakequant.check_bounds(qmin, qmax, name)
+    qmin = arguments.integer(quant_min, "quant_min")
+    qmax = arguments.integer(quant_max, "quant_max")
+    name, _ = arguments.int_dtype(dtype, xp)
+    arguments.check_bounds(qmin, qmax, name)
     return qmin, qmax, name
 
 
@@ -439,14 +438,14 @@ def _tensor_inverse(scale: Any, xp: ModuleType, device: Any) -> Any:
     if isinstance(scale, numbers.Real) and not isinstance(scale, bool):
         inv = 1.0 / float(scale)  # ZeroDivisionError for 0, as torch's Python code
         return xp.asarray(fakequant.float32_value(inv), dtype=xp.float32, device=device)
-    fakequant.tensor_scale(scale, xp, device)  # checks only
+    arguments.tensor_scale(scale, xp, device)  # checks only
     return fakequant.decomposed_inverse(xp.reshape(scale, ()), xp, device)
 
 
 def _tensor_zero_point(zero_point: Any, xp: ModuleType, device: Any) -> Any:
     if isinstance(zero_point, numbers.Integral) and not isinstance(zero_point, bool):
         return xp.asarray(int(zero_point), dtype=core.widest_int(xp, device), device=device)
-    return fakequant.tensor_zero_point(zero_point, -(2**31), 2**31 - 1, xp, device)
+    return arguments.tensor_zero_point(zero_point, -(2**31), 2**31 - 1, xp, device)
 
 
 def quantize_per_tensor(
@@ -489,12 +488,12 @@ def dequantize_per_tensor(
     if q.dtype != getattr(xp, name):
         msg = f"Expecting input to have dtype: {name}, but got {q.dtype}"
         raise TypeError(msg)
-    out = fakequant.float_dtype("float32" if out_dtype is None else out_dtype, xp)
+    out = arguments.float_dtype("float32" if out_dtype is None else out_dtype, xp)
     compute = xp.float64 if out == getattr(xp, "float64", None) else xp.float32
     if isinstance(scale, numbers.Real) and not isinstance(scale, bool):
         s = xp.asarray(float(scale), dtype=compute, device=device)
     else:
-        fakequant.tensor_scale(scale, xp, device)  # checks only
+        arguments.tensor_scale(scale, xp, device)  # checks only
         s = xp.astype(xp.reshape(scale, ()), compute)
     z = _tensor_zero_point(zero_point, xp, device)
     return _backends.shared(xp, True).dequantize(q, s, z, out)
@@ -515,7 +514,7 @@ def quantize_per_channel(
     scales' dtype, cast to ``dtype`` as :func:`quantize_per_tensor`."""
     backend, xp, _ = _decomposed_input(x)
     qmin, qmax, name = _range(quant_min, quant_max, dtype, xp)
-    ax = channel_axis(fakequant.integer(axis, "axis"), x.ndim)
+    ax = channel_axis(arguments.integer(axis, "axis"), x.ndim)
     scales, zero_points = _channel_pair(x, scales, zero_points, ax, xp)
     return backend.quantize(x, 1.0 / scales, zero_points, qmin, qmax, name, ax)
 
@@ -539,8 +538,8 @@ def dequantize_per_channel(
     if q.dtype != getattr(xp, name):
         msg = f"Expecting input to have dtype: {name}, but got dtype: {q.dtype}"
         raise TypeError(msg)
-    out = fakequant.float_dtype("float32" if out_dtype is None else out_dtype, xp)
-    ax = channel_axis(fakequant.integer(axis, "axis"), q.ndim)
+    out = arguments.float_dtype("float32" if out_dtype is None else out_dtype, xp)
+    ax = channel_axis(arguments.integer(axis, "axis"), q.ndim)
     scales, zero_points = _channel_pair(q, scales, zero_points, ax, xp)
     return _backends.shared(xp, True).dequantize(q, scales, zero_points, out, ax)
 
@@ -586,7 +585,7 @@ def _fused_state(x: Any, state: tuple[Any, Any, Any, Any], channels: int, xp: Mo
             msg = f"{name} must be an array of the input's library ({xp.__name__})"
             raise TypeError(msg)
         allowed = ("int32", "float32") if name == "zero_point" else ("float32",)
-        if fakequant.dtype_name(a.dtype) not in allowed:
+        if dtype_name(a.dtype) not in allowed:
             msg = f"{name} must be {' or '.join(allowed)}, got {a.dtype}"
             raise TypeError(msg)
         if size(a) != channels:
@@ -666,11 +665,11 @@ def fused_moving_avg_obs_fake_quant(
     ([-1.0, 3.0, 0.01568627543747425], 64)
     """
     xp = _namespace_of(input, "input")
-    if fakequant.dtype_name(input.dtype) != "float32":
+    if dtype_name(input.dtype) != "float32":
         msg = f"input must be float32 (as torch's op), got {input.dtype}"
         raise TypeError(msg)
-    qmin, qmax = fakequant.check_range(quant_min, quant_max)
-    axis = fakequant.integer(ch_axis, "ch_axis")
+    qmin, qmax = arguments.check_range(quant_min, quant_max)
+    axis = arguments.integer(ch_axis, "ch_axis")
     if per_row_fake_quant and axis != 0:
         msg = f"per-row fused fake quantization is only supported on axis 0 (as torch), got {axis}"
         raise ValueError(msg)

@@ -23,70 +23,17 @@ Nothing here reads a value back to the host, so the functions run under
 
 from __future__ import annotations
 
-import math
-import numbers
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from arrayobs._compat import has_dtype
+from arrayobs._core._dtypes import dtype_name as dtype_name  # noqa: PLC0414 (re-exported)
 from arrayobs._core._keys import INT32_MIN
 from arrayobs._core._minmax import quiet
 
-FLOAT_NAMES = ("float16", "bfloat16", "float32", "float64")
-INT_DTYPES = {
-    "uint8": (0, 255),
-    "int8": (-128, 127),
-    "int16": (-(2**15), 2**15 - 1),
-    "int32": (-(2**31), 2**31 - 1),
-}
 _TWO63 = 2.0**63
-
-
-def dtype_name(dtype: Any) -> str:
-    """``"float32"`` for any library's float32 dtype (``torch.float32``,
-    ``array_api_strict.float32``, ``dtype('float32')``, ...)."""
-    text = str(dtype)
-    if "'" in text:
-        text = text.split("'")[1]
-    return text.rsplit(".", 1)[-1]
-
-
-def require_fake_quantizable(xp: ModuleType, dtype: Any) -> None:
-    """TypeError unless ``dtype`` is float16, bfloat16, float32 or float64."""
-    if dtype_name(dtype) not in FLOAT_NAMES:
-        msg = f"fake quantization takes float16, bfloat16, float32 or float64 arrays, got {dtype}"
-        raise TypeError(msg)
-
-
-def integer(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        msg = f"{what} must be an int, got {value!r}"
-        raise TypeError(msg)
-    return int(value)
-
-
-def check_range(quant_min: Any, quant_max: Any) -> tuple[int, int]:
-    """``(quant_min, quant_max)`` as ints; ValueError unless ``quant_min <= quant_max``
-    (torch raises RuntimeError)."""
-    qmin, qmax = integer(quant_min, "quant_min"), integer(quant_max, "quant_max")
-    if qmin > qmax:
-        msg = f"quant_min ({qmin}) should be less than or equal to quant_max ({qmax})"
-        raise ValueError(msg)
-    return qmin, qmax
-
-
-def check_zero_point(zero_point: int, quant_min: int, quant_max: int) -> None:
-    """ValueError for a Python-number zero point outside the range (torch's
-    RuntimeError; torch does not check a tensor zero point, nor does arrayobs
-    check an array one: that would read it back from the device)."""
-    if not quant_min <= zero_point <= quant_max:
-        msg = (
-            f"zero_point ({zero_point}) must be between quant_min ({quant_min}) "
-            f"and quant_max ({quant_max})"
-        )
-        raise ValueError(msg)
 
 
 def wide_float(xp: ModuleType, device: Any) -> Any:
@@ -292,165 +239,8 @@ def _int_difference(q: Any, zero_point: Any, xp: ModuleType) -> Any:
     return xp.astype(q, kind) - xp.astype(zero_point, kind)
 
 
-# -- arguments, checked as torch checks them (nothing read back from a device) --
-def _same_namespace(value: Any, xp: ModuleType, what: str) -> None:
-    from arrayobs._compat import backend_name, namespace_of
-
-    try:
-        other = namespace_of(value)
-    except TypeError:
-        msg = f"{what} must be a number or an array, got {type(value).__name__}"
-        raise TypeError(msg) from None
-    if other is not xp:
-        msg = f"{what} is an array of {backend_name(other)}; the input is {backend_name(xp)}"
-        raise TypeError(msg)
-
-
-def _one_element(value: Any, what: str) -> None:
-    n = math.prod(value.shape)
-    if n != 1:
-        msg = f"{what} must have one element, got shape {tuple(value.shape)}"
-        raise ValueError(msg)
-
-
 @quiet  # beyond float32's range: inf, as ATen's float conversion, silently
 def float32_value(value: float) -> float:
     """A Python float rounded to float32 (``quiet`` leaves out ``np.errstate``
     while torch.compile traces, which Dynamo cannot trace)."""
     return float(np.float32(value))
-
-
-def tensor_scale(scale: Any, xp: ModuleType, device: Any) -> Any:
-    """A per-tensor scale as a 0-d float32 array: a Python number rounded to
-    float32 (ATen's kernels take a float), or a one-element float array."""
-    if isinstance(scale, numbers.Real) and not isinstance(scale, bool):
-        return xp.asarray(float32_value(float(scale)), dtype=xp.float32, device=device)
-    _same_namespace(scale, xp, "scale")
-    _one_element(scale, "scale")
-    if not xp.isdtype(scale.dtype, "real floating"):
-        msg = f"scale must be a float array, got {scale.dtype}"
-        raise TypeError(msg)
-    return xp.reshape(xp.astype(scale, xp.float32), ())
-
-
-def tensor_zero_point(
-    zero_point: Any, quant_min: int, quant_max: int, xp: ModuleType, device: Any
-) -> Any:
-    """A per-tensor zero point as a 0-d int32 array. A Python int must lie in
-    ``[quant_min, quant_max]``; an array (one element) is not checked, as torch
-    does not check a tensor, and a float one is truncated (torch's ``toInt``)."""
-    if isinstance(zero_point, numbers.Integral) and not isinstance(zero_point, bool):
-        zp = int(zero_point)
-        check_zero_point(zp, quant_min, quant_max)
-        if -(2**31) <= zp < 2**31:
-            return xp.asarray(zp, dtype=xp.int32, device=device)
-        # torch's kernels take an int64 zero point (converted to float in their arithmetic).
-        if not -(2**63) <= zp < 2**63:
-            msg = f"zero_point ({zp}) does not fit int64 (torch cannot convert it either)"
-            raise ValueError(msg)
-        if not has_dtype(xp, device, "int64"):
-            msg = (
-                f"zero_point ({zp}) needs int64, which this backend lacks here "
-                "(JAX: enable jax_enable_x64)"
-            )
-            raise ValueError(msg)
-        return xp.asarray(zp, dtype=xp.int64, device=device)
-    if isinstance(zero_point, numbers.Number):
-        msg = f"zero_point must be an int or an array, got {zero_point!r}"
-        raise TypeError(msg)
-    _same_namespace(zero_point, xp, "zero_point")
-    _one_element(zero_point, "zero_point")
-    if not xp.isdtype(zero_point.dtype, ("integral", "real floating")):
-        msg = f"zero_point must be an integer or float array, got {zero_point.dtype}"
-        raise TypeError(msg)
-    return xp.reshape(xp.astype(zero_point, xp.int32), ())
-
-
-def channel_axis_checked(axis: Any, ndim: int) -> int:
-    """``axis`` as torch's fake-quantize per channel takes it: 0 <= axis < ndim."""
-    value = integer(axis, "axis")
-    if not 0 <= value < ndim:
-        msg = f"axis ({value}) must be in [0, {ndim}): torch takes no negative axis here"
-        raise ValueError(msg)
-    return value
-
-
-def channel_qparams(
-    x: Any, scale: Any, zero_point: Any, axis: int, xp: ModuleType
-) -> tuple[Any, Any]:
-    """Per-channel qparams checked as ``torch.fake_quantize_per_channel_affine``
-    checks them: a 1-d float32 scale, a 1-d int32, float32 or float16 zero point
-    of the same length, as long as the input's ``axis``."""
-    _same_namespace(scale, xp, "scale")
-    _same_namespace(zero_point, xp, "zero_point")
-    if scale.dtype != xp.float32:
-        msg = f"scale must be float32, found {scale.dtype} (torch refuses it too)"
-        raise TypeError(msg)
-    if dtype_name(zero_point.dtype) not in ("int32", "float32", "float16"):
-        msg = f"zero_point must be int32, float32 or float16, found {zero_point.dtype} (as torch)"
-        raise TypeError(msg)
-    if scale.ndim != 1 or zero_point.ndim != 1:
-        msg = "scale and zero_point must be 1-d arrays"
-        raise ValueError(msg)
-    if scale.shape != zero_point.shape or scale.shape[0] != x.shape[axis]:
-        msg = (
-            f"scale {tuple(scale.shape)} and zero_point {tuple(zero_point.shape)} must both have "
-            f"the input's length along axis {axis} ({x.shape[axis]})"
-        )
-        raise ValueError(msg)
-    if x.shape[axis] == 0:
-        # torch's range check of the zero points reduces them: an empty one raises.
-        msg = f"the input has no channels along axis {axis} (torch raises for zero channels)"
-        raise ValueError(msg)
-    return scale, zero_point
-
-
-def check_channel_zero_points(
-    zero_point: Any, quant_min: int, quant_max: int, xp: ModuleType
-) -> None:
-    """ValueError if an integer per-channel zero point lies outside ``[quant_min,
-    quant_max]``, as torch checks it (for host arrays only: elsewhere the check
-    would read the zero points back from the device)."""
-    if xp.isdtype(zero_point.dtype, "real floating"):
-        return  # torch checks only integer zero points
-    lo, hi = int(xp.min(zero_point)), int(xp.max(zero_point))
-    if lo < quant_min or hi > quant_max:
-        msg = (
-            f"zero_point must be between quant_min ({quant_min}) and quant_max ({quant_max}), "
-            f"got values in [{lo}, {hi}]"
-        )
-        raise ValueError(msg)
-
-
-def int_dtype(dtype: Any, xp: ModuleType) -> tuple[str, Any]:
-    """The ``(name, backend dtype)`` of uint8, int8, int16 or int32, from a name
-    or any library's dtype."""
-    name = dtype if isinstance(dtype, str) else dtype_name(dtype)
-    if name not in INT_DTYPES:
-        msg = f"dtype must be one of {tuple(INT_DTYPES)}, got {dtype!r}"
-        raise ValueError(msg)
-    return name, getattr(xp, name)
-
-
-def check_bounds(quant_min: int, quant_max: int, name: str) -> None:
-    """torch's ``_quant_min_max_bounds_check``: the range within the dtype's."""
-    lo, hi = INT_DTYPES[name]
-    if quant_min < lo:
-        msg = (
-            f"quant_min out of bounds for dtype, quant_min_lower_bound: {lo} quant_min: {quant_min}"
-        )
-        raise ValueError(msg)
-    if quant_max > hi:
-        msg = (
-            f"quant_max out of bounds for dtype, quant_max_upper_bound: {hi} quant_max: {quant_max}"
-        )
-        raise ValueError(msg)
-
-
-def float_dtype(dtype: Any, xp: ModuleType) -> Any:
-    """An output float dtype from a name or a backend dtype."""
-    name = dtype if isinstance(dtype, str) else dtype_name(dtype)
-    if name not in FLOAT_NAMES or not hasattr(xp, name):
-        msg = f"out_dtype must be a float dtype this backend has, got {dtype!r}"
-        raise TypeError(msg)
-    return getattr(xp, name)

@@ -21,6 +21,8 @@ from arrayobs._observers._fake_quantize import (
     FakeQuantizeBase,
     FixedQParamsFakeQuantize,
     FusedMovingAvgObsFakeQuantize,
+)
+from arrayobs._observers._fake_quantize_defaults import (
     default_affine_fixed_qparams_fake_quant,
     default_fake_quant,
     default_fixed_qparams_range_0to1_fake_quant,

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from arrayobs import _arguments as arguments
 from arrayobs import _backends
 from arrayobs._compat import (
     array_namespace,
@@ -87,17 +88,17 @@ class AffineQuantizedMinMaxObserver(Bound):
         if granularity is None:
             msg = "granularity is None: pass PerTensor(), PerAxis(axis), PerGroup(n), ..."
             raise ValueError(msg)
-        self.mapping_type = core.mapping_type(mapping_type)
-        self._target = core.target(target_dtype, quant_min, quant_max)
+        self.mapping_type = arguments.mapping_type(mapping_type)
+        self._target = arguments.target(target_dtype, quant_min, quant_max)
         self.target_dtype = self._target.name
         self.granularity = core.granularity(granularity)
         self.quant_min, self.quant_max = quant_min, quant_max
-        self.eps = core.eps_value(eps)
-        self.scale_dtype = core.scale_dtype_name(scale_dtype)
-        self.zero_point_dtype = core.zero_point_dtype_name(zero_point_dtype)
-        self.preserve_zero = core.boolean(preserve_zero, "preserve_zero")
-        self.zero_point_domain = core.zero_point_domain(zero_point_domain)
-        self.keepdim = core.boolean(keepdim, "keepdim")
+        self.eps = arguments.eps_value(eps)
+        self.scale_dtype = arguments.scale_dtype_name(scale_dtype)
+        self.zero_point_dtype = arguments.zero_point_dtype_name(zero_point_dtype)
+        self.preserve_zero = arguments.boolean(preserve_zero, "preserve_zero")
+        self.zero_point_domain = arguments.zero_point_domain(zero_point_domain)
+        self.keepdim = arguments.boolean(keepdim, "keepdim")
         if xp is None:
             if device is not None:
                 msg = "device needs xp: pass the array library too, or neither"
@@ -345,7 +346,7 @@ class AffineQuantizedMovingAverageMinMaxObserver(AffineQuantizedMinMaxObserver):
         xp: Any = None,
         device: Any = None,
     ) -> None:
-        c = core.eps_value(averaging_constant)
+        c = arguments.eps_value(averaging_constant)
         if c is None:
             msg = "averaging_constant must be a real number, got None"
             raise ValueError(msg)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from arrayobs import _arguments as arguments
 from arrayobs import _backends
 from arrayobs import _core as core
 from arrayobs._compat import (
@@ -29,18 +30,14 @@ from arrayobs._compat import (
     xp_argument,
 )
 from arrayobs._config import boolean
-from arrayobs._core import _fakequant as fakequant
 from arrayobs._core import _fused as fused
+from arrayobs._core._dtypes import INT_RANGES
 from arrayobs._observers import _state_dict
 from arrayobs._observers._base import NUMPY, Observer
 from arrayobs._observers._per_channel import MovingAveragePerChannelMinMaxObserver
 from arrayobs._observers._per_tensor import MovingAverageMinMaxObserver
 from arrayobs._observers._shell import Shell, describe
-from arrayobs._observers._simple import (
-    FixedQParamsObserver,
-    default_fixed_qparams_range_0to1_observer,
-    default_fixed_qparams_range_neg1to1_observer,
-)
+from arrayobs._observers._simple import FixedQParamsObserver
 from arrayobs._observers._state_dict import IncompatibleKeys
 
 __all__ = [
@@ -48,22 +45,6 @@ __all__ = [
     "FakeQuantizeBase",
     "FixedQParamsFakeQuantize",
     "FusedMovingAvgObsFakeQuantize",
-    "default_affine_fixed_qparams_fake_quant",
-    "default_fake_quant",
-    "default_fixed_qparams_range_0to1_fake_quant",
-    "default_fixed_qparams_range_neg1to1_fake_quant",
-    "default_fused_act_fake_quant",
-    "default_fused_per_channel_wt_fake_quant",
-    "default_fused_wt_fake_quant",
-    "default_per_channel_weight_fake_quant",
-    "default_symmetric_fixed_qparams_fake_quant",
-    "default_weight_fake_quant",
-    "disable_fake_quant",
-    "disable_observer",
-    "enable_fake_quant",
-    "enable_observer",
-    "fused_per_channel_wt_fake_quant_range_neg_127_to_127",
-    "fused_wt_fake_quant_range_neg_127_to_127",
 ]
 
 _PREFIX = "activation_post_process."
@@ -71,15 +52,12 @@ _PER_CHANNEL = ("per_channel_affine", "per_channel_symmetric", "per_channel_affi
 # torch.iinfo of each dtype FakeQuantize checks a customized range against
 # (torch.iinfo(torch.quint4x2) is (0, 255); float8 has none: torch raises TypeError).
 _IINFO = {
-    "quint8": (0, 255),
-    "uint8": (0, 255),
-    "quint4x2": (0, 255),
-    "qint8": (-128, 127),
-    "int8": (-128, 127),
-    "int16": (-(2**15), 2**15 - 1),
+    **INT_RANGES,
+    "quint8": INT_RANGES["uint8"],
+    "quint4x2": INT_RANGES["uint8"],
+    "qint8": INT_RANGES["int8"],
     "uint16": (0, 2**16 - 1),
-    "qint32": (-(2**31), 2**31 - 1),
-    "int32": (-(2**31), 2**31 - 1),
+    "qint32": INT_RANGES["int32"],
 }
 
 
@@ -297,7 +275,7 @@ class FakeQuantize(FakeQuantizeBase):
                 )
                 raise TypeError(msg)
         backend = _backends.shared(xp, self._fast)
-        fakequant.require_fake_quantizable(xp, x.dtype)
+        arguments.require_fake_quantizable(xp, x.dtype)
         return backend, xp, device
 
     def _stored(self, pair: tuple[Any, Any], xp: ModuleType, device: Any) -> tuple[Any, Any]:
@@ -622,98 +600,3 @@ def _with_metadata(sub: dict[str, Any], meta: Any) -> Any:
     out: OrderedDict[str, Any] = OrderedDict(sub)
     out._metadata = {"": meta}  # type: ignore[attr-defined]
     return out
-
-
-def _apply(method: str) -> Callable[[Any], None]:
-    def switch(mod: Any) -> None:
-        if isinstance(mod, FakeQuantizeBase):
-            getattr(mod, method)()
-
-    switch.__name__ = method
-    switch.__doc__ = f"``mod.{method}()`` if ``mod`` is a fake-quantize module (for ``apply``)."
-    return switch
-
-
-enable_fake_quant = _apply("enable_fake_quant")
-disable_fake_quant = _apply("disable_fake_quant")
-enable_observer = _apply("enable_observer")
-disable_observer = _apply("disable_observer")
-
-#: torch.ao's ``default_fake_quant``: activations, quint8 (0, 255), reduce_range.
-default_fake_quant = FakeQuantize.with_args(
-    observer=MovingAverageMinMaxObserver,
-    quant_min=0,
-    quant_max=255,
-    dtype="quint8",
-    qscheme="per_tensor_affine",
-    reduce_range=True,
-)
-#: torch.ao's ``default_weight_fake_quant``: qint8 (-128, 127), symmetric.
-default_weight_fake_quant = FakeQuantize.with_args(
-    observer=MovingAverageMinMaxObserver,
-    quant_min=-128,
-    quant_max=127,
-    dtype="qint8",
-    qscheme="per_tensor_symmetric",
-    reduce_range=False,
-)
-#: torch.ao's ``default_per_channel_weight_fake_quant``: qint8, symmetric, ch_axis 0.
-default_per_channel_weight_fake_quant = FakeQuantize.with_args(
-    observer=MovingAveragePerChannelMinMaxObserver,
-    quant_min=-128,
-    quant_max=127,
-    dtype="qint8",
-    qscheme="per_channel_symmetric",
-    reduce_range=False,
-    ch_axis=0,
-)
-
-#: torch.ao's ``default_fused_act_fake_quant``: quint8 (0, 255), per tensor affine.
-default_fused_act_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
-    observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255, dtype="quint8"
-)
-#: torch.ao's ``default_fused_wt_fake_quant``: qint8 (-128, 127), per tensor symmetric.
-default_fused_wt_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
-    observer=MovingAverageMinMaxObserver,
-    quant_min=-128,
-    quant_max=127,
-    dtype="qint8",
-    qscheme="per_tensor_symmetric",
-)
-#: torch.ao's ``default_fused_per_channel_wt_fake_quant``: qint8, per channel symmetric.
-default_fused_per_channel_wt_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
-    observer=MovingAveragePerChannelMinMaxObserver,
-    quant_min=-128,
-    quant_max=127,
-    dtype="qint8",
-    qscheme="per_channel_symmetric",
-)
-#: torch.ao's ``fused_wt_fake_quant_range_neg_127_to_127``.
-fused_wt_fake_quant_range_neg_127_to_127 = FusedMovingAvgObsFakeQuantize.with_args(
-    observer=MovingAverageMinMaxObserver,
-    quant_min=-127,
-    quant_max=127,
-    dtype="qint8",
-    qscheme="per_tensor_symmetric",
-    eps=2**-12,
-)
-#: torch.ao's ``fused_per_channel_wt_fake_quant_range_neg_127_to_127``.
-fused_per_channel_wt_fake_quant_range_neg_127_to_127 = FusedMovingAvgObsFakeQuantize.with_args(
-    observer=MovingAveragePerChannelMinMaxObserver,
-    quant_min=-127,
-    quant_max=127,
-    dtype="qint8",
-    qscheme="per_channel_symmetric",
-    eps=2**-12,
-)
-
-#: torch.ao's ``default_fixed_qparams_range_neg1to1_fake_quant`` (tanh outputs).
-default_fixed_qparams_range_neg1to1_fake_quant = FixedQParamsFakeQuantize.with_args(
-    observer=default_fixed_qparams_range_neg1to1_observer
-)
-#: torch.ao's ``default_fixed_qparams_range_0to1_fake_quant`` (sigmoid outputs).
-default_fixed_qparams_range_0to1_fake_quant = FixedQParamsFakeQuantize.with_args(
-    observer=default_fixed_qparams_range_0to1_observer
-)
-default_symmetric_fixed_qparams_fake_quant = default_fixed_qparams_range_neg1to1_fake_quant
-default_affine_fixed_qparams_fake_quant = default_fixed_qparams_range_0to1_fake_quant

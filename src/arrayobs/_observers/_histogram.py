@@ -17,11 +17,10 @@ from arrayobs._compat import to_host
 from arrayobs._config import FLOAT32_EPS, boolean
 from arrayobs._core import _hist_range as hist_range
 from arrayobs._core import _histogram as hist
+from arrayobs._core._dtypes import FLOAT_NAMES
 from arrayobs._observers import _state_dict
 from arrayobs._observers._base import Observer, unobserved_qparams
 from arrayobs._observers._state_dict import IncompatibleKeys
-
-_FLOATS = ("float16", "bfloat16", "float32", "float64")
 
 
 class HistogramObserver(Observer):
@@ -157,7 +156,7 @@ class HistogramObserver(Observer):
         """torch's forward (the lock is held); raises before changing anything."""
         xp = backend.xp
         name = str(x.dtype).rsplit(".", 1)[-1]
-        if name not in _FLOATS:
+        if name not in FLOAT_NAMES:
             msg = (
                 f"HistogramObserver observes float16, bfloat16, float32 or float64 arrays, "
                 f"got {x.dtype} (torch's histc raises NotImplementedError)"

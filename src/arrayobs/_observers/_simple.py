@@ -30,6 +30,7 @@ from arrayobs._config import (
     real_number,
     to_float32,
 )
+from arrayobs._core._dtypes import FLOAT_NAMES
 from arrayobs._observers._arguments import checked_device
 from arrayobs._observers._shell import Bound, Shell
 from arrayobs._observers._state_dict import IncompatibleKeys, check_keys
@@ -53,7 +54,7 @@ __all__ = [
 # What a placeholder passes on: a quantized dtype, or the float dtype of a
 # dynamic or float16 path (torch takes any object; these are the ones its
 # qconfigs use).
-ANY_DTYPES = (*DTYPES, "float16", "bfloat16", "float32", "float64")
+ANY_DTYPES = (*DTYPES, *FLOAT_NAMES)
 # nn.Module's state_dict version: none of these classes sets its own.
 VERSION = 1
 _INT32 = (-(2**31), 2**31 - 1)
