@@ -14,7 +14,7 @@ import numbers
 from types import ModuleType
 from typing import Any
 
-from arrayobs._compat import backend_name, has_dtype, namespace_of
+from arrayobs._compat import backend_name, has_dtype, namespace_of, size
 from arrayobs._config import boolean
 from arrayobs._core._affine import MappingType, Target, ZeroPointDomain
 from arrayobs._core._blocks import integer
@@ -29,6 +29,7 @@ from arrayobs._core._dtypes import (
 from arrayobs._core._fakequant import float32_value
 
 __all__ = [
+    "array_namespace",
     "boolean",
     "channel_axis_checked",
     "channel_qparams",
@@ -39,11 +40,13 @@ __all__ = [
     "check_zero_point",
     "eps_value",
     "float_dtype",
+    "fused_state",
     "int_dtype",
     "integer",
     "mapping_type",
     "require_fake_quantizable",
     "scale_dtype_name",
+    "switch",
     "target",
     "tensor_scale",
     "tensor_zero_point",
@@ -343,3 +346,43 @@ def eps_value(value: Any) -> float | None:
         msg = f"eps must be a real number (not NaN) or None, got {value!r}"
         raise ValueError(msg)
     return float(value)
+
+
+def array_namespace(x: Any, what: str) -> ModuleType:
+    """``x``'s namespace; TypeError if it is not an array (traceable by torch.compile)."""
+    try:
+        return namespace_of(x)
+    except TypeError:
+        msg = f"{what} must be an array, got {type(x).__name__}"
+        raise TypeError(msg) from None
+
+
+def switch(flag: Any, what: str, xp: ModuleType) -> Any:
+    """A Python bool, or a one-element array of ``xp`` as a 0-d boolean array."""
+    if isinstance(flag, numbers.Integral):
+        return bool(flag)
+    if array_namespace(flag, what) is not xp:
+        msg = f"{what} must be a Python int or bool or an array of the input's library"
+        raise TypeError(msg)
+    if size(flag) != 1:
+        msg = f"{what} must have one element, got shape {tuple(flag.shape)}"
+        raise ValueError(msg)
+    return xp.reshape(flag, ()) != 0
+
+
+def fused_state(x: Any, state: tuple[Any, Any, Any, Any], channels: int, xp: ModuleType) -> None:
+    """TypeError/ValueError unless the four state arrays are ``x``'s library with
+    torch's dtypes (float32, float32, float32, int32 or float32) and ``channels``
+    elements each."""
+    names = ("running_min", "running_max", "scale", "zero_point")
+    for name, a in zip(names, state, strict=True):
+        if array_namespace(a, name) is not xp:
+            msg = f"{name} must be an array of the input's library ({xp.__name__})"
+            raise TypeError(msg)
+        allowed = ("int32", "float32") if name == "zero_point" else ("float32",)
+        if dtype_name(a.dtype) not in allowed:
+            msg = f"{name} must be {' or '.join(allowed)}, got {a.dtype}"
+            raise TypeError(msg)
+        if size(a) != channels:
+            msg = f"{name} has {size(a)} elements; the input needs {channels}"
+            raise ValueError(msg)

@@ -52,7 +52,6 @@ from arrayobs._compat import (
     array_namespace,
     device_of,
     is_array,
-    namespace_of,
     on_host,
     resolve_namespace,
     size,
@@ -262,7 +261,7 @@ def histogram_update(
         masked array included) or not float16, bfloat16, float32 or float64.
     """
     xp = array_namespace(state.min_val) if xp is None else xp
-    given = _namespace_of(x, "x")
+    given = arguments.array_namespace(x, "x")
     if given.__name__ != xp.__name__:
         msg = f"x is a {given.__name__} array; the state's namespace is {xp.__name__}"
         raise TypeError(msg)
@@ -319,18 +318,9 @@ def histogram_qparams(
     return QParams(*_backends.searched_qparams(state, config, backend, device))
 
 
-def _namespace_of(x: Any, what: str) -> ModuleType:
-    """``x``'s namespace; TypeError if it is not an array (traceable by torch.compile)."""
-    try:
-        return namespace_of(x)
-    except TypeError:
-        msg = f"{what} must be an array, got {type(x).__name__}"
-        raise TypeError(msg) from None
-
-
 def _float_input(x: Any, fast: bool) -> tuple[Any, Any, ModuleType]:
     """The backend and namespace of a float16/bfloat16/float32/float64 array."""
-    xp = _namespace_of(x, "x")
+    xp = arguments.array_namespace(x, "x")
     arguments.require_fake_quantizable(xp, x.dtype)
     return _backends.shared(xp, fast), xp, _device(x)
 
@@ -417,7 +407,7 @@ def fake_quantize_per_channel_affine(
 
 
 def _decomposed_input(x: Any) -> tuple[Any, ModuleType, Any]:
-    xp = _namespace_of(x, "x")
+    xp = arguments.array_namespace(x, "x")
     if dtype_name(x.dtype) not in ("float16", "bfloat16", "float32"):
         msg = f"Expecting input to have dtype float32 (or float16, bfloat16), but got {x.dtype}"
         raise TypeError(msg)
@@ -482,7 +472,7 @@ def dequantize_per_tensor(
     """``torch.ops.quantized_decomposed.dequantize_per_tensor``:
     ``(q.to(out_dtype) - zero_point) * scale``, ``out_dtype`` float32 by
     default. ``q`` must have ``dtype``; the range is checked against it."""
-    xp = _namespace_of(q, "q")
+    xp = arguments.array_namespace(q, "q")
     device = _device(q)
     _, _, name = _range(quant_min, quant_max, dtype, xp)
     if q.dtype != getattr(xp, name):
@@ -533,7 +523,7 @@ def dequantize_per_channel(
     """``torch.ops.quantized_decomposed.dequantize_per_channel``:
     ``((q - zero_points) * scales).to(out_dtype)`` along ``axis``, the
     difference in the integers; ``zero_points`` may be None."""
-    xp = _namespace_of(q, "q")
+    xp = arguments.array_namespace(q, "q")
     _, _, name = _range(quant_min, quant_max, dtype, xp)
     if q.dtype != getattr(xp, name):
         msg = f"Expecting input to have dtype: {name}, but got dtype: {q.dtype}"
@@ -550,7 +540,7 @@ def _channel_pair(
     for value, what in ((scales, "scales"), (zero_points, "zero_points")):
         if value is None and what == "zero_points":
             continue
-        if _namespace_of(value, what) is not xp:
+        if arguments.array_namespace(value, what) is not xp:
             msg = f"{what} must be an array of the input's library"
             raise TypeError(msg)
         if value.ndim != 1 or value.shape[0] != x.shape[axis]:
@@ -560,37 +550,6 @@ def _channel_pair(
         msg = f"scales must be a float array, got {scales.dtype}"
         raise TypeError(msg)
     return scales, zero_points
-
-
-def _switch(flag: Any, what: str, xp: ModuleType) -> Any:
-    """A Python bool, or a one-element array of ``xp`` as a 0-d boolean array."""
-    if isinstance(flag, numbers.Integral):
-        return bool(flag)
-    if _namespace_of(flag, what) is not xp:
-        msg = f"{what} must be a Python int or bool or an array of the input's library"
-        raise TypeError(msg)
-    if size(flag) != 1:
-        msg = f"{what} must have one element, got shape {tuple(flag.shape)}"
-        raise ValueError(msg)
-    return xp.reshape(flag, ()) != 0
-
-
-def _fused_state(x: Any, state: tuple[Any, Any, Any, Any], channels: int, xp: ModuleType) -> None:
-    """TypeError/ValueError unless the four state arrays are ``x``'s library with
-    torch's dtypes (float32, float32, float32, int32 or float32) and ``channels``
-    elements each."""
-    names = ("running_min", "running_max", "scale", "zero_point")
-    for name, a in zip(names, state, strict=True):
-        if _namespace_of(a, name) is not xp:
-            msg = f"{name} must be an array of the input's library ({xp.__name__})"
-            raise TypeError(msg)
-        allowed = ("int32", "float32") if name == "zero_point" else ("float32",)
-        if dtype_name(a.dtype) not in allowed:
-            msg = f"{name} must be {' or '.join(allowed)}, got {a.dtype}"
-            raise TypeError(msg)
-        if size(a) != channels:
-            msg = f"{name} has {size(a)} elements; the input needs {channels}"
-            raise ValueError(msg)
 
 
 def fused_moving_avg_obs_fake_quant(
@@ -664,7 +623,7 @@ def fused_moving_avg_obs_fake_quant(
     >>> [float(a[0]) for a in state[:3]], int(state[3][0])
     ([-1.0, 3.0, 0.01568627543747425], 64)
     """
-    xp = _namespace_of(input, "input")
+    xp = arguments.array_namespace(input, "input")
     if dtype_name(input.dtype) != "float32":
         msg = f"input must be float32 (as torch's op), got {input.dtype}"
         raise TypeError(msg)
@@ -677,9 +636,9 @@ def fused_moving_avg_obs_fake_quant(
         msg = "per-row fused fake quantization needs an input with an axis 0"
         raise ValueError(msg)
     state = (running_min, running_max, scale, zero_point)
-    _fused_state(input, state, input.shape[0] if per_row_fake_quant else 1, xp)
-    observe = _switch(observer_on, "observer_on", xp)
-    fake_quant = _switch(fake_quant_on, "fake_quant_on", xp)
+    arguments.fused_state(input, state, input.shape[0] if per_row_fake_quant else 1, xp)
+    observe = arguments.switch(observer_on, "observer_on", xp)
+    fake_quant = arguments.switch(fake_quant_on, "fake_quant_on", xp)
     if size(input) == 0:
         return (xp.asarray(input, copy=True), *state)
     backend, device = _backends.shared(xp), _device(input)
