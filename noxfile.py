@@ -91,13 +91,13 @@ for _suite in SUITES:
 @nox.session(name="tests-numba")
 def tests_numba(session: nox.Session) -> None:
     """The compiled CPU kernels (``arrayobs[numba]``): their own tests (each kernel against
-    the library path, bit for bit) and conformance on NumPy and torch with the kernels on.
-    The other sessions install no numba, so they test the library path."""
+    the library path, bit for bit, and HistogramObserver against live torch.ao) and
+    conformance on NumPy and torch with the kernels on. The other sessions install no
+    numba, so they test the library path."""
     session.install(*CONSTRAINTS, *TEST_DEPS, "-e", ".[numba]")
     session.run(
         "pytest",
         "tests/test_kernels.py",
-        "tests/test_histogram.py",
         "conformance",
         *session.posargs,
         env={"ARRAYOBS_BACKENDS": "numpy,torch"},
