@@ -642,7 +642,11 @@ def fused_moving_avg_obs_fake_quant(
     if size(input) == 0:
         return (xp.asarray(input, copy=True), *state)
     backend, device = _backends.shared(xp), _device(input)
-    batch = backend.aminmax(input, 0 if per_row_fake_quant else None)
+    # A switch that is a Python False skips its work; an array one selects after both.
+    if observe is False:
+        batch = (running_min, running_max)
+    else:
+        batch = backend.aminmax(input, 0 if per_row_fake_quant else None)
     # FBGEMM's double steps: a local jax.enable_x64 on JAX, nothing elsewhere.
     with backend.float64_scope():
         new = core_fused.step(
@@ -657,6 +661,8 @@ def fused_moving_avg_obs_fake_quant(
             xp=xp,
             device=device,
         )
+    if fake_quant is False:
+        return (xp.asarray(input, copy=True), *new)
     new_scale, new_zp = new[2], new[3]
     if per_row_fake_quant:
         quantized = backend.fake_quantize(input, new_scale, new_zp, qmin, qmax, 0)
@@ -664,8 +670,5 @@ def fused_moving_avg_obs_fake_quant(
         s = xp.reshape(new_scale, ())
         z = xp.reshape(xp.astype(new_zp, xp.int32), ())
         quantized = backend.fake_quantize(input, s, z, qmin, qmax)
-    if isinstance(fake_quant, bool):
-        out = quantized if fake_quant else xp.asarray(input, copy=True)
-    else:
-        out = xp.where(fake_quant, quantized, input)
+    out = quantized if fake_quant is True else xp.where(fake_quant, quantized, input)
     return (out, *new)
