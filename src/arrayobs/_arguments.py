@@ -316,26 +316,25 @@ def check_bound(value: float, dtype: str, what: str) -> None:
 ZERO_POINT_NAMES = (*INT_RANGES, *FLOAT_NAMES)
 
 
-def scale_dtype_name(value: Any) -> str | None:
-    """None, or float16/bfloat16/float32/float64 as a name (ValueError otherwise)."""
+def _optional_dtype_name(value: Any, what: str, allowed: tuple[str, ...]) -> str | None:
+    """None, or ``value``'s dtype name if it is one of ``allowed`` (ValueError otherwise)."""
     if value is None:
         return None
-    name = name_of(value, "scale_dtype")
-    if name not in FLOAT_NAMES:
-        msg = f"scale_dtype must be one of {FLOAT_NAMES} or None, got {value!r}"
+    name = name_of(value, what)
+    if name not in allowed:
+        msg = f"{what} must be one of {allowed} or None, got {value!r}"
         raise ValueError(msg)
     return name
+
+
+def scale_dtype_name(value: Any) -> str | None:
+    """None, or float16/bfloat16/float32/float64 as a name (ValueError otherwise)."""
+    return _optional_dtype_name(value, "scale_dtype", FLOAT_NAMES)
 
 
 def zero_point_dtype_name(value: Any) -> str | None:
     """None, or an integer or float dtype name a zero point can have."""
-    if value is None:
-        return None
-    name = name_of(value, "zero_point_dtype")
-    if name not in ZERO_POINT_NAMES:
-        msg = f"zero_point_dtype must be one of {ZERO_POINT_NAMES} or None, got {value!r}"
-        raise ValueError(msg)
-    return name
+    return _optional_dtype_name(value, "zero_point_dtype", ZERO_POINT_NAMES)
 
 
 def eps_value(value: Any) -> float | None:
@@ -370,8 +369,8 @@ def switch(flag: Any, what: str, xp: ModuleType) -> Any:
     return xp.reshape(flag, ()) != 0
 
 
-def fused_state(x: Any, state: tuple[Any, Any, Any, Any], channels: int, xp: ModuleType) -> None:
-    """TypeError/ValueError unless the four state arrays are ``x``'s library with
+def fused_state(state: tuple[Any, Any, Any, Any], channels: int, xp: ModuleType) -> None:
+    """TypeError/ValueError unless the four state arrays are ``xp``'s arrays with
     torch's dtypes (float32, float32, float32, int32 or float32) and ``channels``
     elements each."""
     names = ("running_min", "running_max", "scale", "zero_point")

@@ -636,7 +636,7 @@ def fused_moving_avg_obs_fake_quant(
         msg = "per-row fused fake quantization needs an input with an axis 0"
         raise ValueError(msg)
     state = (running_min, running_max, scale, zero_point)
-    arguments.fused_state(input, state, input.shape[0] if per_row_fake_quant else 1, xp)
+    arguments.fused_state(state, input.shape[0] if per_row_fake_quant else 1, xp)
     observe = arguments.switch(observer_on, "observer_on", xp)
     fake_quant = arguments.switch(fake_quant_on, "fake_quant_on", xp)
     if size(input) == 0:
