@@ -593,3 +593,18 @@ def abs_result(state: AbsState, *, cast_back: bool) -> list[tuple[Any, ...]]:
 def modelopt_result(state: AbsState) -> list[tuple[Any, Any]]:
     """ModelOpt's ``(_calib_hist, _calib_bin_edges)`` per row (see the module)."""
     return [r[:2] for r in abs_result(state, cast_back=False)]
+
+
+def repad(state: Any, capacity: int, *, xp: ModuleType) -> Any:
+    """``state`` (not overflowed) with room for ``capacity`` bins: zero counts
+    and +inf edges appended, an exact copy otherwise (growth only appends)."""
+    c, cap = state.counts.shape
+    device = device_of(state.counts)
+    more = capacity - cap
+    counts = xp.concat([state.counts, xp.zeros((c, more), dtype=xp.int64, device=device)], axis=1)
+    if isinstance(state, ValueState):
+        return state._replace(counts=counts)
+    edges = xp.concat(
+        [state.edges, xp.full((c, more), math.inf, dtype=xp.float64, device=device)], axis=1
+    )
+    return state._replace(counts=counts, edges=edges)
