@@ -141,6 +141,8 @@ class CalibRecords:
     shapes: np.ndarray
     value_offsets: np.ndarray
     values: np.ndarray
+    # The stored refusals by case id (from the header; not a field of the file's arrays).
+    refused: dict[int, Refusal] = dataclasses.field(default_factory=dict)
 
     @property
     def n_cases(self) -> int:
@@ -270,7 +272,7 @@ def load(path: Path | None = None) -> tuple[CalibRecords, dict[str, Any]]:
             msg = f"{path} is not an {FORMAT} file of format version {FORMAT_VERSION}"
             raise ValueError(msg)
         fields = {f.removeprefix("calib_"): np.asarray(data[f]) for f in FIELDS}
-    return CalibRecords(**fields), meta
+    return CalibRecords(**fields, refused=refusals(meta)), meta
 
 
 def refusals(meta: dict[str, Any]) -> dict[int, Refusal]:
