@@ -37,6 +37,7 @@ from arrayobs._conformance._calib_records import (
 )
 from arrayobs._conformance._calib_run import Api, read_result, read_state, run_case
 from arrayobs._conformance._runner import Compared, Summary, Tally, Target
+from arrayobs.testing import supports_dtype
 
 CLASSES = {
     "ort-histogram": "HistogramCollector",
@@ -229,7 +230,9 @@ def run_calib_target(
         modules = found
     api = target_api(target, modules)
 
-    def attempt(case: CalibCase) -> tuple[Compared, int]:
+    def attempt(case: CalibCase) -> tuple[Compared, int] | None:
+        if not supports_dtype(target.xp, target.device, case.dtype):
+            return None  # counted as skipped, as in the other sections
         want = reference.case(case.id)
         outcome = run_case(case, api)
         compared = compare_calib_case(case, outcome, want, reference.refused.get(case.id))
