@@ -316,3 +316,46 @@ def test_generator_reproduces_the_stored_file() -> None:
     assert [None if o.refusal is None else dataclasses.asdict(o.refusal) for o in outcomes] == (
         stored
     )
+
+
+def test_export_writes_the_stored_numbers(tmp_path: Any) -> None:
+    """The section as plain files: every input and expected output reads back as the
+    corpus's inputs and the stored numbers (dtype, shape and bits)."""
+    from arrayobs._conformance._calib_corpus import inputs
+    from arrayobs._conformance._calib_export import calib_cases
+    from arrayobs._conformance._export import _Writer
+
+    w = _Writer(tmp_path)
+    reference, entries = calib_cases(w)
+    assert reference["onnxruntime"] == "1.31.1" and reference["machine"]
+    records, _ = load()
+    json.dumps(entries)  # the manifest's part is JSON as it stands
+
+    def read(entry: dict[str, Any]) -> np.ndarray:
+        a = np.load(tmp_path / entry["file"], allow_pickle=False)
+        assert str(a.dtype) == entry["dtype"] and list(a.shape) == entry["shape"]
+        return a
+
+    for case, entry in zip(cases(), entries, strict=True):
+        assert entry["id"] == case.id and len(entry["ops"]) == len(case.ops)
+        rows = iter(records.case(case.id))
+        for op, host in zip(entry["ops"], inputs(case), strict=True):
+            for batch, want in zip(op.get("batches", []), host, strict=True):
+                assert np.array_equal(read(batch), want, equal_nan=want.dtype.kind == "f")
+                if case.ranks > 1:
+                    parts = [read(p) for p in batch["pieces"]]
+                    assert np.array_equal(np.concatenate(parts), read(batch), equal_nan=True)
+            for expected in op["expected"]:
+                row = next(rows)
+                assert expected["channel"] == row.channel
+                for name, value in row.outputs:
+                    got = expected["outputs"][name]
+                    if value is None:
+                        assert got is None
+                        continue
+                    a, v = read(got), np.asarray(value)
+                    assert a.dtype == v.dtype and a.tobytes() == v.tobytes()
+        assert next(rows, None) is None
+        stored = records.refused.get(case.id)
+        assert (entry["refusal"] is None) == (stored is None)
+    assert len(w.files) > 1000
