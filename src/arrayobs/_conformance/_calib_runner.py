@@ -78,7 +78,7 @@ def tensor_quant_8(xp: ModuleType) -> Callable[[Any, Any], Any]:
     def quant(x: Any, amax: Any) -> Any:
         x32, a = xp.astype(x, xp.float32), xp.astype(amax, xp.float32)
         tiny = a <= 2.0**-24
-        scale = xp.asarray(127.0, dtype=xp.float32) / a
+        scale = 127.0 / a  # a float32 quotient, as torch's 0-d float32 127 over amax
         q = xp.clip(xp.round(x32 * xp.where(tiny, xp.zeros_like(scale), scale)), -127.0, 127.0)
         return xp.astype(q / xp.where(tiny, xp.ones_like(scale), scale), x.dtype)
 
