@@ -371,3 +371,76 @@ def test_arrayobs_calib_matches_the_stored_numbers(backend: Any) -> None:
     summary = run_calib_target(_target(backend), chosen, records)
     assert summary.mismatches == 0, summary.failures[:5]
     assert summary.cases + summary.skipped == len(chosen)
+
+
+def _random_cases(seed: int, count: int) -> list[Any]:
+    """Random streams of the histogram families: random arguments, scales (growth and
+    shrinkage), per-channel axes and ranks, each ending with the families' results."""
+    from arrayobs._conformance._calib_cases import CalibCase
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        ort = bool(rng.integers(2))
+        shape = (int(rng.integers(4, 40)), int(rng.integers(2, 5)))
+        kind = str(rng.choice(["normal", "heavy", "relu", "pos"]))
+        scales = np.exp(rng.normal(0, 1.2, int(rng.integers(1, 5)))).round(3)
+        ops: list[Any] = [("collect", ((kind, shape, float(s)),)) for s in scales]
+        if ort:
+            method = str(rng.choice(["entropy", "percentile", "distribution"]))
+            bins = int(rng.choice([128, 129, 512])) if method != "distribution" else 512
+            arguments = {
+                "method": method,
+                "symmetric": bool(rng.integers(2)),
+                "num_bins": bins,
+                "num_quantized_bins": int(rng.choice([32, 63, 128])),
+                "percentile": float(rng.choice([90.0, 99.9, 100.0])),
+                "scenario": str(rng.choice(["same", "p3"])),
+            }
+            ops.append(("result", None, {}))
+        else:
+            arguments = {
+                "num_bins": int(rng.choice([130, 200])),
+                "torch_hist": bool(rng.integers(2)),
+            }
+            arguments["skip_zeros"] = bool(rng.integers(2))
+            ops += [("result", "percentile", {"percentile": 99.0}), ("result", "mse", {})]
+            ops.append(("result", "entropy", {"stride": int(rng.integers(1, 8))}))
+        out.append(
+            CalibCase(
+                id=i,
+                family="ort-histogram" if ort else "modelopt-histogram",
+                name=f"fuzz {seed}/{i}",
+                arguments=arguments,
+                ops=tuple(ops),
+                channel_axis=None if rng.integers(3) else int(rng.choice([0, 1, -1])),
+                ranks=int(rng.choice([1, 1, 2, 3])),
+                seed=int(rng.integers(2**31)),
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("who", ["stand-in", "arrayobs.calib"])
+def test_fuzz_against_live_references(backend: Any, who: str) -> None:
+    """Random streams: the live references (one per channel slice, fed the ranks'
+    concatenation) against the target API, compared row by row as the section does."""
+    from arrayobs._conformance._calib_run import run_case
+    from arrayobs._conformance._calib_runner import compare_calib_case, target_api
+
+    _, _, reference = _references()
+    if who == "stand-in":
+        modules = stand_in()
+    else:
+        found = calib_modules()
+        if isinstance(found, str):
+            pytest.skip(found)
+        modules = found
+    api, live = target_api(_target(backend), modules), reference.reference_api()
+    count = 40 if FULL else 8 if backend.name == "numpy" else 3
+    for case in _random_cases(seed=26, count=count):
+        want = run_case(case, live)
+        got = run_case(case, api)
+        rows, bad, _, _, detail = compare_calib_case(case, got, want.rows, want.refusal)
+        assert bad == 0, detail
+        assert rows > len(case.ops) - 1
