@@ -4,6 +4,8 @@
   checked against the stored torch 2.13.0 reference numbers.
 - ``arrayobs observe FILE...``: qparams of arrays saved as .npy/.npz
   (per channel with ``--ch-axis N``).
+- ``arrayobs calibrate FILE... --method ...``: ORT's, ModelOpt's and torch.ao's
+  calibration methods side by side on the same activations (``_cli_calibrate``).
 - ``arrayobs demo``: seeded batches on one backend, next to torch.ao's numbers
   when torch is installed.
 - ``arrayobs reference export DIR``: the corpus and torch's numbers as plain
@@ -31,6 +33,7 @@ from arrayobs import (
     MovingAveragePerChannelMinMaxObserver,
     PerChannelMinMaxObserver,
     __version__,
+    _cli_calibrate,
     _cli_compare,
 )
 from arrayobs._compat import to_host
@@ -363,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _cli_compare.add_parser(sub)
+    _cli_calibrate.add_parser(sub, _load_batches)
     observe = sub.add_parser("observe", help="qparams of arrays saved as .npy/.npz (each a batch)")
     observe.add_argument("files", nargs="+", metavar="FILE")
     _add_observer_options(observe)
@@ -404,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command == "observe":
+    if args.command in ("observe", "calibrate"):
         # Files after an option (`observe a.npy --ch-axis 0 b.npy`) are files too.
         files = [a for a in extra if not a.startswith("-")]
         args.files += files

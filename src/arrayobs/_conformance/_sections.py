@@ -12,6 +12,10 @@ from typing import Any
 
 from arrayobs._conformance._affine_corpus import cases as affine_cases
 from arrayobs._conformance._affine_runner import run_affine_target
+from arrayobs._conformance._calib_corpus import cases as calib_cases
+from arrayobs._conformance._calib_records import load as load_calib
+from arrayobs._conformance._calib_runner import run_calib_target
+from arrayobs._conformance._calib_runner import unsupported as calib_unsupported
 from arrayobs._conformance._corpus import cases as observer_cases
 from arrayobs._conformance._external import run_external, run_external_hist
 from arrayobs._conformance._fq_corpus import cases as fake_quant_cases
@@ -58,6 +62,12 @@ def _per_kind(cases: list[Any], choice: str) -> list[Any]:
     if choice == "all":
         return cases
     return [c for c in cases if c.per_channel == (choice == "per-channel")]
+
+
+def _load_calibrators() -> tuple[Any, dict[str, Any]]:
+    records, meta = load_calib()
+    # Its two references, under one key for the first line ("vs ORT / ModelOpt 1.31.1 / 0.47.0").
+    return records, {**meta, "ORT / ModelOpt": f"{meta['onnxruntime']} / {meta['modelopt']}"}
 
 
 def _load_fake_quant() -> tuple[Any, dict[str, Any]]:
@@ -132,5 +142,24 @@ SECTIONS = (
             "not run on --target unless --cases histogram (the protocol adds a histogram "
             "attribute; docs/conformance.md: Checking your own implementation)"
         ),
+    ),
+    # ONNX Runtime 1.31.1's and ModelOpt 0.47.0's calibrators (arrayobs.calib), eagerly;
+    # skipped, with the reason, while arrayobs.calib does not import.
+    Section(
+        name="calibrators",
+        choices=("all", "calibrators"),
+        cases=calib_cases,
+        load=_load_calibrators,
+        run=run_calib_target,
+        counted="calibrator cases",
+        versus="ORT / ModelOpt",
+        json_prefix="calib_",
+        json_reference=("onnxruntime", "modelopt", "torch", "corpus_version", "created", "machine"),
+        heading="calibrators, ORT and ModelOpt (rows: a call's state or result, per channel):",
+        per="us/call",
+        progress=" calib",
+        skips=calib_unsupported,
+        notes_skips=True,
+        deviations_note=False,
     ),
 )
