@@ -172,12 +172,10 @@ def _scope(backend: Any, jit: bool) -> Any:
 def test_ort_after_every_collect(name: str, path: str, jit: bool, backend: Any) -> None:
     if jit and backend.name != "jax":
         pytest.skip("jax.jit is JAX's")
-    if not backend.has("float64"):
+    if not backend.has("float64") and backend.library != "jax":
         pytest.skip("the state holds float64 edges and int64 counts")
     method, symmetric = PATHS[path]
     bins, batches = CASES[name]
-    if path == "abs" and name in ("empty_first", "nan_later"):
-        batches = [b for b in batches if b.size] if name == "empty_first" else batches[:1]
     expected = ort_histograms(method, symmetric, bins, [[b] for b in batches])
     with _scope(backend, jit):
         state = ort.histogram_init(
@@ -192,7 +190,7 @@ def test_ort_after_every_collect(name: str, path: str, jit: bool, backend: Any) 
 @pytest.mark.parametrize("path", list(PATHS))
 def test_ort_per_channel_is_each_slice(path: str, backend: Any) -> None:
     """Per channel: each row equals ORT run on ``np.take(x, i, axis)`` of every batch."""
-    if not backend.has("float64"):
+    if not backend.has("float64") and backend.library != "jax":
         pytest.skip("the state holds float64 edges and int64 counts")
     method, symmetric = PATHS[path]
     rng = np.random.default_rng(11)
@@ -227,7 +225,7 @@ def test_ort_several_arrays_in_one_collect() -> None:
 def test_modelopt_numpy_mode_after_every_collect(skip_zeros: bool, backend: Any) -> None:
     """ModelOpt's torch_hist=False histogram: as ORT's abs path, edges never cast back;
     abs only when min < 0 (not with a NaN), skip_zeros, float64 input cast down."""
-    if not backend.has("float64"):
+    if not backend.has("float64") and backend.library != "jax":
         pytest.skip("the state holds float64 edges and int64 counts")
     streams = {
         "chain": _normal(13, [300] * 5, [0.5, 1.0, 0.7, 4.0, 11.0]),

@@ -188,10 +188,17 @@ def _f32(value: Any, xp: ModuleType) -> Any:
     return xp.astype(value, xp.float32)
 
 
+def _rounded(product: Any, xp: ModuleType) -> Any:
+    """``product`` as it is, rounded: NumPy multiplies and adds in separate
+    ufuncs, but XLA on the CPU contracts ``a * b + c`` into one fused
+    multiply-add; a division by a data-dependent one (no-op, exact) keeps the
+    product's rounding."""
+    return _divide(product, xp.ones_like(product), xp)
+
+
 def _product32(a: Any, b: Any, xp: ModuleType) -> Any:
-    """``f32(a * b)`` of float32 values with one rounding: the float64 product of
-    two float32 values is exact, so no compiler contraction can change it."""
-    return _f32(xp.astype(a, xp.float64) * xp.astype(b, xp.float64), xp)
+    """``f32(a * b)`` of float32 values, rounded before any later addition."""
+    return _rounded(a * b, xp)
 
 
 def _floor_divide32(a: Any, b: Any, xp: ModuleType) -> Any:
@@ -447,7 +454,8 @@ def abs_update(
     j = xp.reshape(xp.arange(cap + 1, dtype=xp.int64, device=device), (1, cap + 1))
     lo2, hi2, n2 = (xp.reshape(v, (c, 1)) for v in (lo, hi, n0))
     # an empty first batch: NumPy's linspace(0, 1) runs in float64, then float32
-    unit = _f32(xp.astype(j, xp.float64) / xp.astype(n2, xp.float64), xp)
+    step = _divide(xp.ones_like(lo2, dtype=xp.float64), xp.astype(n2, xp.float64), xp)
+    unit = _f32(xp.astype(j, xp.float64) * step, xp)
     unit = xp.where(j == n2, xp.ones_like(unit), unit)
     first_edges = xp.where(xp.reshape(some, (c, 1)), _uniform_edge(j, lo2, hi2, n2, xp), unit)
     first_edges = xp.astype(first_edges, xp.float64)
@@ -464,9 +472,12 @@ def abs_update(
         top = amax
         later_bad = xp.asarray(4 if m == 0 else 0, dtype=xp.int64, device=device)
     grow = started & (top > state.last)
+    # before the first call the padding is all +inf: a harmless grid instead (unused)
+    first_edge = xp.where(started, state.edges[:, 0], xp.zeros_like(state.last))
+    second_edge = xp.where(started, state.edges[:, 1], xp.ones_like(state.last))
     length, start, delta = _arange_growth(
-        state.edges[:, 0],
-        state.edges[:, 1],
+        first_edge,
+        second_edge,
         state.last,
         xp.where(grow, top, zero32),
         state.wide,
@@ -478,10 +489,12 @@ def abs_update(
     n = state.bins
     bins_later = n + add
     k = j - xp.reshape(n, (c, 1)) - 1
-    appended = xp.reshape(start, (c, 1)) + xp.astype(k, xp.float64) * xp.reshape(delta, (c, 1))
+    offsets = _rounded(xp.astype(k, xp.float64) * xp.reshape(delta, (c, 1)), xp)
+    appended = xp.reshape(start, (c, 1)) + offsets
     grown_edges = xp.where((k >= 0) & (k < xp.reshape(add, (c, 1))), appended, state.edges)
     # the arange's last value, kept exactly even where it lies past the capacity
-    last_later = xp.where(add > 0, start + xp.astype(add - 1, xp.float64) * delta, state.last)
+    top_offset = _rounded(xp.astype(add - 1, xp.float64) * delta, xp)
+    last_later = xp.where(add > 0, start + top_offset, state.last)
     nl = xp.reshape(bins_later, (c, 1))
     later_inside = keep & (a >= grown_edges[:, :1]) & (a <= xp.reshape(last_later, (c, 1)))
     a64 = xp.astype(a, xp.float64)
