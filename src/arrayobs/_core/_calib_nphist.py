@@ -423,14 +423,15 @@ def abs_update(
     everything = xp.ones(x.shape, dtype=xp.bool, device=device)
     mn, mx = _row_min_max(x, everything, xp)
     if modelopt:
-        x = _f32(x, xp)
+        # ModelOpt tests ``torch.min(x) < 0`` before ``x.float()``: a float64 value that
+        # rounds to -0.0 still takes the abs (the first edge is then +0.0)
         nan = (
             xp.any(xp.isnan(x), axis=1, keepdims=True)
             if m
             else xp.zeros((c, 1), dtype=xp.bool, device=device)
         )
         negative = xp.any(x < 0, axis=1, keepdims=True) if m else nan
-        a = xp.where(negative & ~nan, xp.abs(x), x)
+        a = _f32(xp.where(negative & ~nan, xp.abs(x), x), xp)
         keep = (a != 0) if skip_zeros else everything
     else:
         a = xp.abs(x)

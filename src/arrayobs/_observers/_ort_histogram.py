@@ -97,6 +97,10 @@ def histogram_update(
     A refusal of the reference (a NaN-only or infinite batch, an empty later
     batch on the symmetric path) sets the state's sticky ``error`` and leaves it
     as it was; :func:`histogram_result` raises it.
+
+    Under ``jax.jit``, call the jitted function inside ``jax.enable_x64(True)``
+    (the state holds int64 counts and float64 edges, which a jitted call made
+    without x64 would cut to 32 bits on entry); eagerly JAX needs nothing.
     """
     xp = array_namespace(state.counts) if xp is None else resolve_namespace(xp)
     absolute = isinstance(state, nphist.AbsState)
