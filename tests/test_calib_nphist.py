@@ -82,9 +82,13 @@ def assert_same(mine: tuple[Any, ...], ref: tuple[Any, ...], where: str) -> None
     assert _bits(mine[0]) == _bits(np.asarray(ref[0], dtype=np.int64)), f"counts, {where}"
     assert _bits(mine[1]) == _bits(ref[1]), f"edges, {where}"
     for k in range(2, len(ref)):
-        assert _bits(np.asarray(mine[k], f32)) == _bits(np.asarray(ref[k], f32)), (
-            f"field {k}, {where}"
-        )
+        a, b = np.asarray(mine[k], f32), np.asarray(ref[k], f32)
+        if k in (2, 3) and a == 0 and b == 0:
+            # The sign of a zero min/max: NumPy's own nanmin/nanmax pick it by their SIMD
+            # layout (np.nanmax([0., -0.]) is +0, np.nanmax([-0., 0., -0.]) is -0): a
+            # documented deviation; the histogram itself never depends on it.
+            continue
+        assert _bits(a) == _bits(b), f"field {k}, {where}"
 
 
 # -- cases ----------------------------------------------------------------------------------
