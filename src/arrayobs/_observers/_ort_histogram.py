@@ -302,7 +302,8 @@ class HistogramCollector(Bound):
             new = _step(state, rows, work)
             if bool(to_host(new.overflow)):
                 need = int(to_host(new.need))
-                state = nphist.repad(state, max(2 * state.counts.shape[1], need), xp=work)
+                with backend.float64_scope():
+                    state = nphist.repad(state, max(2 * state.counts.shape[1], need), xp=work)
                 new = _step(state, rows, work)
             nphist.raise_error(new)
             if backend.work_xp is not xp:
@@ -354,9 +355,10 @@ class HistogramCollector(Bound):
         if state is None:
             return OrderedDict()
         xp = array_namespace(state.counts)
-        return OrderedDict(
-            (k, xp.asarray(v, copy=True)) for k, v in zip(state._fields, state, strict=True)
-        )
+        with _backends.shared(xp).float64_scope():
+            return OrderedDict(
+                (k, xp.asarray(v, copy=True)) for k, v in zip(state._fields, state, strict=True)
+            )
 
     def load_state_dict(
         self, state_dict: Mapping[str, Any], strict: bool = True
@@ -385,7 +387,8 @@ class HistogramCollector(Bound):
         with self._lock:
             xp = self._xp if self._xp is not None else resolve_namespace(np)
             cls = nphist.AbsState if self._absolute else nphist.ValueState
-            self._state = cls(*(xp.asarray(host[k], device=self._device) for k in fields))
+            with _backends.shared(xp).float64_scope():
+                self._state = cls(*(xp.asarray(host[k], device=self._device) for k in fields))
             self._xp = xp
         return keys
 
