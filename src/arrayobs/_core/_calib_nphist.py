@@ -40,10 +40,11 @@ lazily on Dask. They need float64 and int64 on the device (JAX: inside
 The ModelOpt entry points (for ``arrayobs.calib.modelopt``)::
 
     modelopt_init(num_bins, *, channels=None, capacity=None, xp, device) -> AbsState
-    modelopt_update(state, x, *, skip_zeros=False, xp) -> AbsState
+    modelopt_update(state, x, *, skip_zeros=False, xp, started=None) -> AbsState
         # x: one collect's input, any float dtype, shape (C, M) per channel
         # (``rows``), or any shape per tensor (flattened); the ``torch.min(x) < 0``
-        # abs and the ``x.float()`` cast are done here, as ModelOpt's collect does.
+        # abs and the ``x.float()`` cast are done here, as ModelOpt's collect does;
+        # started=True/False (an eager class that knows) bins one branch, not both.
     modelopt_result(state) -> list of (hist int64[n], edges float32|float64[n+1])
         # host NumPy, one pair per channel: ``_calib_hist``, ``_calib_bin_edges``;
         # raises what the reference raised (see ``raise_error``) or OverflowError
@@ -408,6 +409,7 @@ def abs_update(
     cast_back: bool,
     modelopt: bool = False,
     skip_zeros: bool = False,
+    started: bool | None = None,
 ) -> AbsState:
     """One collect of ``x`` ((C, M)) into the edges-grown histogram.
 
@@ -415,6 +417,9 @@ def abs_update(
     ``modelopt``: ModelOpt's ``abs`` only where ``min(x) < 0`` (so not with a
     NaN), ``np.max`` (NaN propagates) instead of ``nanmax``, an empty input
     refused; ``skip_zeros``: zeros left out first (ModelOpt's option).
+    ``started``: a caller that knows statically whether the state has seen a
+    collect (an eager class) skips the other branch's binning; None bins both
+    and picks by the state's flag (the functional core).
     """
     c, cap = state.counts.shape
     device = device_of(x)
@@ -461,9 +466,11 @@ def abs_update(
     first_edges = xp.where(xp.reshape(some, (c, 1)), _uniform_edge(j, lo2, hi2, n2, xp), unit)
     first_edges = xp.astype(first_edges, xp.float64)
     first_edges = xp.where(j <= n2, first_edges, _full(math.inf, first_edges, xp))
-    first_inside = keep & (a >= lo2) & (a <= hi2)
-    first_index = _uniform_index(xp.where(first_inside, a, lo2), lo2, hi2, n2, xp)
-    first_counts = _count_rows(first_index, first_inside, cap, xp)
+    first_counts = state.counts
+    if started is not True:
+        first_inside = keep & (a >= lo2) & (a <= hi2)
+        first_index = _uniform_index(xp.where(first_inside, a, lo2), lo2, hi2, n2, xp)
+        first_counts = _count_rows(first_index, first_inside, cap, xp)
     # later calls: grow by np.arange while the maximum passes the last edge
     if modelopt:
         top = xp.max(xp.where(keep, a, _full(-math.inf, a, xp)), axis=1) if m else zero32
@@ -497,11 +504,14 @@ def abs_update(
     top_offset = _rounded(xp.astype(add - 1, xp.float64) * delta, xp)
     last_later = xp.where(add > 0, start + top_offset, state.last)
     nl = xp.reshape(bins_later, (c, 1))
-    later_inside = keep & (a >= grown_edges[:, :1]) & (a <= xp.reshape(last_later, (c, 1)))
-    a64 = xp.astype(a, xp.float64)
-    found = _row_searchsorted(grown_edges, xp.where(later_inside, a64, xp.zeros_like(a64)), xp) - 1
-    later_index = xp.where(found >= nl, nl - 1, found)
-    later_counts = _count_rows(later_index, later_inside, cap, xp) + state.counts
+    later_counts = state.counts
+    if started is not False:
+        later_inside = keep & (a >= grown_edges[:, :1]) & (a <= xp.reshape(last_later, (c, 1)))
+        a64 = xp.astype(a, xp.float64)
+        a64 = xp.where(later_inside, a64, xp.zeros_like(a64))
+        found = _row_searchsorted(grown_edges, a64, xp) - 1
+        later_index = xp.where(found >= nl, nl - 1, found)
+        later_counts = _count_rows(later_index, later_inside, cap, xp) + state.counts
     # ORT keeps float32 edges; ModelOpt's become float64 once grown
     if cast_back:
         grown_edges = xp.where(
@@ -537,16 +547,27 @@ def abs_update(
     return kept._replace(error=error, steps=state.steps + 1)  # type: ignore[no-any-return]
 
 
-def ort_abs_update(state: AbsState, x: Any, *, xp: ModuleType) -> AbsState:
-    """One ORT ``collect`` of float32 ``x`` ((C, M)) into ``collect_absolute_value``'s histogram."""
-    return abs_update(state, x, xp=xp, cast_back=True)
+def ort_abs_update(
+    state: AbsState, x: Any, *, xp: ModuleType, started: bool | None = None
+) -> AbsState:
+    """One ORT ``collect`` of float32 ``x`` ((C, M)) into ``collect_absolute_value``'s
+    histogram (``started``: see :func:`abs_update`)."""
+    return abs_update(state, x, xp=xp, cast_back=True, started=started)
 
 
 def modelopt_update(
-    state: AbsState, x: Any, *, skip_zeros: bool = False, xp: ModuleType
+    state: AbsState,
+    x: Any,
+    *,
+    skip_zeros: bool = False,
+    xp: ModuleType,
+    started: bool | None = None,
 ) -> AbsState:
-    """One ModelOpt ``HistogramCalibrator(torch_hist=False).collect(x)`` (see the module)."""
-    return abs_update(state, x, xp=xp, cast_back=False, modelopt=True, skip_zeros=skip_zeros)
+    """One ModelOpt ``HistogramCalibrator(torch_hist=False).collect(x)`` (see the module;
+    ``started``: see :func:`abs_update`)."""
+    return abs_update(
+        state, x, xp=xp, cast_back=False, modelopt=True, skip_zeros=skip_zeros, started=started
+    )
 
 
 # -- results (host) ----------------------------------------------------------------

@@ -115,10 +115,10 @@ def histogram_update(
     return _step(state, rows, xp)
 
 
-def _step(state: State, rows: Any, xp: ModuleType) -> State:
+def _step(state: State, rows: Any, xp: ModuleType, started: bool | None = None) -> State:
     with _backends.shared(xp).float64_scope():
         if isinstance(state, nphist.AbsState):
-            return nphist.ort_abs_update(state, rows, xp=xp)
+            return nphist.ort_abs_update(state, rows, xp=xp, started=started)
         return nphist.value_update(state, rows, xp=xp)
 
 
@@ -284,6 +284,7 @@ class HistogramCollector(Bound):
         with self._lock:
             work = backend.work_xp
             state = self._state
+            started = state is not None
             if state is None:
                 state = histogram_init(
                     self.method,
@@ -299,12 +300,12 @@ class HistogramCollector(Bound):
             if state.counts.shape[0] != rows.shape[0]:
                 msg = f"this collector has {state.counts.shape[0]} channels, got {rows.shape[0]}"
                 raise ValueError(msg)
-            new = _step(state, rows, work)
+            new = _step(state, rows, work, started)
             if bool(to_host(new.overflow)):
                 need = int(to_host(new.need))
                 with backend.float64_scope():
                     state = nphist.repad(state, max(2 * state.counts.shape[1], need), xp=work)
-                new = _step(state, rows, work)
+                new = _step(state, rows, work, started)
             nphist.raise_error(new)
             if backend.work_xp is not xp:
                 new = type(new)(*(xp.asarray(v) for v in new))
