@@ -253,3 +253,13 @@ def test_collection_result_when_the_searches_are_there(setting: str) -> None:
     else:
         for name in ("avg", "std", "lowest", "highest"):
             assert _bits(getattr(got, name)) == _bits(getattr(expected, name)), name
+
+
+def test_a_device_without_float64_is_refused(backend: Any) -> None:
+    if backend.has("float64") or backend.library == "jax":
+        pytest.skip("this device has float64 (JAX enables it locally)")
+    mine = HistogramCollector("entropy", False, 16, 16, 99.9)
+    with pytest.raises(TypeError, match="float64"):
+        mine.collect(backend.from_numpy(np.ones(3, f32)))
+    with pytest.raises(ValueError, match="not been collected"):
+        _ = mine.histogram

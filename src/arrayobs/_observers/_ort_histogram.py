@@ -11,7 +11,15 @@ from typing import Any
 import numpy as np
 
 from arrayobs import _backends
-from arrayobs._compat import array_namespace, device_of, is_array, resolve_namespace, to_host
+from arrayobs._compat import (
+    array_namespace,
+    backend_name,
+    device_of,
+    has_dtype,
+    is_array,
+    resolve_namespace,
+    to_host,
+)
 from arrayobs._core import _calib_nphist as nphist
 from arrayobs._observers._shell import Bound
 from arrayobs._observers._state_dict import IncompatibleKeys, check_keys
@@ -69,6 +77,12 @@ def histogram_init(
     xp = resolve_namespace(xp)
     init = nphist.abs_init if _absolute(method, symmetric) else nphist.value_init
     with _backends.shared(xp).float64_scope():
+        if not (has_dtype(xp, device, "float64") and has_dtype(xp, device, "int64")):
+            msg = (
+                f"HistogramCollector's state holds float64 edges and int64 counts; "
+                f"{backend_name(xp)} has no float64 or int64 on device {device!r}"
+            )
+            raise TypeError(msg)
         return init(num_bins, channels=channels, capacity=cap, xp=xp, device=device)
 
 
