@@ -82,9 +82,13 @@ def assert_same(mine: tuple[Any, ...], ref: tuple[Any, ...], where: str) -> None
     assert _bits(mine[0]) == _bits(np.asarray(ref[0], dtype=np.int64)), f"counts, {where}"
     assert _bits(mine[1]) == _bits(ref[1]), f"edges, {where}"
     for k in range(2, len(ref)):
-        assert _bits(np.asarray(mine[k], f32)) == _bits(np.asarray(ref[k], f32)), (
-            f"field {k}, {where}"
-        )
+        a, b = np.asarray(mine[k], f32), np.asarray(ref[k], f32)
+        if k in (2, 3) and a == 0 and b == 0:
+            # The sign of a zero min/max: NumPy's own nanmin/nanmax pick it by their SIMD
+            # layout (np.nanmax([0., -0.]) is +0, np.nanmax([-0., 0., -0.]) is -0): a
+            # documented deviation; the histogram itself never depends on it.
+            continue
+        assert _bits(a) == _bits(b), f"field {k}, {where}"
 
 
 # -- cases ----------------------------------------------------------------------------------
@@ -135,6 +139,7 @@ def cases() -> dict[str, tuple[int, list[np.ndarray]]]:
 
 CASES = cases()
 PATHS = {"value": ("entropy", False), "abs": ("percentile", True)}
+JAX_EAGER = ("grow", "empty_first", "near_multiple", "signed_zeros")
 
 
 @functools.cache
@@ -172,12 +177,12 @@ def _scope(backend: Any, jit: bool) -> Any:
 def test_ort_after_every_collect(name: str, path: str, jit: bool, backend: Any) -> None:
     if jit and backend.name != "jax":
         pytest.skip("jax.jit is JAX's")
-    if not backend.has("float64"):
+    if backend.library == "jax" and not jit and name not in JAX_EAGER:
+        pytest.skip("JAX runs every case under jax.jit, a sample eagerly (op by op is slow)")
+    if not backend.has("float64") and backend.library != "jax":
         pytest.skip("the state holds float64 edges and int64 counts")
     method, symmetric = PATHS[path]
     bins, batches = CASES[name]
-    if path == "abs" and name in ("empty_first", "nan_later"):
-        batches = [b for b in batches if b.size] if name == "empty_first" else batches[:1]
     expected = ort_histograms(method, symmetric, bins, [[b] for b in batches])
     with _scope(backend, jit):
         state = ort.histogram_init(
@@ -192,7 +197,7 @@ def test_ort_after_every_collect(name: str, path: str, jit: bool, backend: Any) 
 @pytest.mark.parametrize("path", list(PATHS))
 def test_ort_per_channel_is_each_slice(path: str, backend: Any) -> None:
     """Per channel: each row equals ORT run on ``np.take(x, i, axis)`` of every batch."""
-    if not backend.has("float64"):
+    if not backend.has("float64") and backend.library != "jax":
         pytest.skip("the state holds float64 edges and int64 counts")
     method, symmetric = PATHS[path]
     rng = np.random.default_rng(11)
@@ -227,7 +232,7 @@ def test_ort_several_arrays_in_one_collect() -> None:
 def test_modelopt_numpy_mode_after_every_collect(skip_zeros: bool, backend: Any) -> None:
     """ModelOpt's torch_hist=False histogram: as ORT's abs path, edges never cast back;
     abs only when min < 0 (not with a NaN), skip_zeros, float64 input cast down."""
-    if not backend.has("float64"):
+    if not backend.has("float64") and backend.library != "jax":
         pytest.skip("the state holds float64 edges and int64 counts")
     streams = {
         "chain": _normal(13, [300] * 5, [0.5, 1.0, 0.7, 4.0, 11.0]),
@@ -237,6 +242,8 @@ def test_modelopt_numpy_mode_after_every_collect(skip_zeros: bool, backend: Any)
         "near_multiple": _near_multiple(),
         "float64": [b.astype(np.float64) for b in _normal(17, [100, 100], [1.0, 2.0])],
     }
+    if backend.has("float64"):  # ModelOpt tests min < 0 before its cast to float32
+        streams["tiny_negative"] = [np.array([-1e-50, 0.5, 2.0]), np.array([3.0, -1e-60])]
     for name, batches in streams.items():
         expected = modelopt_histograms(64, skip_zeros, batches)
         xp = backend.xp

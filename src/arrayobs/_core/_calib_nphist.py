@@ -40,10 +40,11 @@ lazily on Dask. They need float64 and int64 on the device (JAX: inside
 The ModelOpt entry points (for ``arrayobs.calib.modelopt``)::
 
     modelopt_init(num_bins, *, channels=None, capacity=None, xp, device) -> AbsState
-    modelopt_update(state, x, *, skip_zeros=False, xp) -> AbsState
+    modelopt_update(state, x, *, skip_zeros=False, xp, started=None) -> AbsState
         # x: one collect's input, any float dtype, shape (C, M) per channel
         # (``rows``), or any shape per tensor (flattened); the ``torch.min(x) < 0``
-        # abs and the ``x.float()`` cast are done here, as ModelOpt's collect does.
+        # abs and the ``x.float()`` cast are done here, as ModelOpt's collect does;
+        # started=True/False (an eager class that knows) bins one branch, not both.
     modelopt_result(state) -> list of (hist int64[n], edges float32|float64[n+1])
         # host NumPy, one pair per channel: ``_calib_hist``, ``_calib_bin_edges``;
         # raises what the reference raised (see ``raise_error``) or OverflowError
@@ -188,10 +189,17 @@ def _f32(value: Any, xp: ModuleType) -> Any:
     return xp.astype(value, xp.float32)
 
 
+def _rounded(product: Any, xp: ModuleType) -> Any:
+    """``product`` as it is, rounded: NumPy multiplies and adds in separate
+    ufuncs, but XLA on the CPU contracts ``a * b + c`` into one fused
+    multiply-add; a division by a data-dependent one (no-op, exact) keeps the
+    product's rounding."""
+    return _divide(product, xp.ones_like(product), xp)
+
+
 def _product32(a: Any, b: Any, xp: ModuleType) -> Any:
-    """``f32(a * b)`` of float32 values with one rounding: the float64 product of
-    two float32 values is exact, so no compiler contraction can change it."""
-    return _f32(xp.astype(a, xp.float64) * xp.astype(b, xp.float64), xp)
+    """``f32(a * b)`` of float32 values, rounded before any later addition."""
+    return _rounded(a * b, xp)
 
 
 def _floor_divide32(a: Any, b: Any, xp: ModuleType) -> Any:
@@ -401,6 +409,7 @@ def abs_update(
     cast_back: bool,
     modelopt: bool = False,
     skip_zeros: bool = False,
+    started: bool | None = None,
 ) -> AbsState:
     """One collect of ``x`` ((C, M)) into the edges-grown histogram.
 
@@ -408,6 +417,9 @@ def abs_update(
     ``modelopt``: ModelOpt's ``abs`` only where ``min(x) < 0`` (so not with a
     NaN), ``np.max`` (NaN propagates) instead of ``nanmax``, an empty input
     refused; ``skip_zeros``: zeros left out first (ModelOpt's option).
+    ``started``: a caller that knows statically whether the state has seen a
+    collect (an eager class) skips the other branch's binning; None bins both
+    and picks by the state's flag (the functional core).
     """
     c, cap = state.counts.shape
     device = device_of(x)
@@ -416,14 +428,15 @@ def abs_update(
     everything = xp.ones(x.shape, dtype=xp.bool, device=device)
     mn, mx = _row_min_max(x, everything, xp)
     if modelopt:
-        x = _f32(x, xp)
+        # ModelOpt tests ``torch.min(x) < 0`` before ``x.float()``: a float64 value that
+        # rounds to -0.0 still takes the abs (the first edge is then +0.0)
         nan = (
             xp.any(xp.isnan(x), axis=1, keepdims=True)
             if m
             else xp.zeros((c, 1), dtype=xp.bool, device=device)
         )
         negative = xp.any(x < 0, axis=1, keepdims=True) if m else nan
-        a = xp.where(negative & ~nan, xp.abs(x), x)
+        a = _f32(xp.where(negative & ~nan, xp.abs(x), x), xp)
         keep = (a != 0) if skip_zeros else everything
     else:
         a = xp.abs(x)
@@ -447,14 +460,17 @@ def abs_update(
     j = xp.reshape(xp.arange(cap + 1, dtype=xp.int64, device=device), (1, cap + 1))
     lo2, hi2, n2 = (xp.reshape(v, (c, 1)) for v in (lo, hi, n0))
     # an empty first batch: NumPy's linspace(0, 1) runs in float64, then float32
-    unit = _f32(xp.astype(j, xp.float64) / xp.astype(n2, xp.float64), xp)
+    step = _divide(xp.ones_like(lo2, dtype=xp.float64), xp.astype(n2, xp.float64), xp)
+    unit = _f32(xp.astype(j, xp.float64) * step, xp)
     unit = xp.where(j == n2, xp.ones_like(unit), unit)
     first_edges = xp.where(xp.reshape(some, (c, 1)), _uniform_edge(j, lo2, hi2, n2, xp), unit)
     first_edges = xp.astype(first_edges, xp.float64)
     first_edges = xp.where(j <= n2, first_edges, _full(math.inf, first_edges, xp))
-    first_inside = keep & (a >= lo2) & (a <= hi2)
-    first_index = _uniform_index(xp.where(first_inside, a, lo2), lo2, hi2, n2, xp)
-    first_counts = _count_rows(first_index, first_inside, cap, xp)
+    first_counts = state.counts
+    if started is not True:
+        first_inside = keep & (a >= lo2) & (a <= hi2)
+        first_index = _uniform_index(xp.where(first_inside, a, lo2), lo2, hi2, n2, xp)
+        first_counts = _count_rows(first_index, first_inside, cap, xp)
     # later calls: grow by np.arange while the maximum passes the last edge
     if modelopt:
         top = xp.max(xp.where(keep, a, _full(-math.inf, a, xp)), axis=1) if m else zero32
@@ -464,9 +480,12 @@ def abs_update(
         top = amax
         later_bad = xp.asarray(4 if m == 0 else 0, dtype=xp.int64, device=device)
     grow = started & (top > state.last)
+    # before the first call the padding is all +inf: a harmless grid instead (unused)
+    first_edge = xp.where(started, state.edges[:, 0], xp.zeros_like(state.last))
+    second_edge = xp.where(started, state.edges[:, 1], xp.ones_like(state.last))
     length, start, delta = _arange_growth(
-        state.edges[:, 0],
-        state.edges[:, 1],
+        first_edge,
+        second_edge,
         state.last,
         xp.where(grow, top, zero32),
         state.wide,
@@ -478,16 +497,21 @@ def abs_update(
     n = state.bins
     bins_later = n + add
     k = j - xp.reshape(n, (c, 1)) - 1
-    appended = xp.reshape(start, (c, 1)) + xp.astype(k, xp.float64) * xp.reshape(delta, (c, 1))
+    offsets = _rounded(xp.astype(k, xp.float64) * xp.reshape(delta, (c, 1)), xp)
+    appended = xp.reshape(start, (c, 1)) + offsets
     grown_edges = xp.where((k >= 0) & (k < xp.reshape(add, (c, 1))), appended, state.edges)
     # the arange's last value, kept exactly even where it lies past the capacity
-    last_later = xp.where(add > 0, start + xp.astype(add - 1, xp.float64) * delta, state.last)
+    top_offset = _rounded(xp.astype(add - 1, xp.float64) * delta, xp)
+    last_later = xp.where(add > 0, start + top_offset, state.last)
     nl = xp.reshape(bins_later, (c, 1))
-    later_inside = keep & (a >= grown_edges[:, :1]) & (a <= xp.reshape(last_later, (c, 1)))
-    a64 = xp.astype(a, xp.float64)
-    found = _row_searchsorted(grown_edges, xp.where(later_inside, a64, xp.zeros_like(a64)), xp) - 1
-    later_index = xp.where(found >= nl, nl - 1, found)
-    later_counts = _count_rows(later_index, later_inside, cap, xp) + state.counts
+    later_counts = state.counts
+    if started is not False:
+        later_inside = keep & (a >= grown_edges[:, :1]) & (a <= xp.reshape(last_later, (c, 1)))
+        a64 = xp.astype(a, xp.float64)
+        a64 = xp.where(later_inside, a64, xp.zeros_like(a64))
+        found = _row_searchsorted(grown_edges, a64, xp) - 1
+        later_index = xp.where(found >= nl, nl - 1, found)
+        later_counts = _count_rows(later_index, later_inside, cap, xp) + state.counts
     # ORT keeps float32 edges; ModelOpt's become float64 once grown
     if cast_back:
         grown_edges = xp.where(
@@ -523,16 +547,27 @@ def abs_update(
     return kept._replace(error=error, steps=state.steps + 1)  # type: ignore[no-any-return]
 
 
-def ort_abs_update(state: AbsState, x: Any, *, xp: ModuleType) -> AbsState:
-    """One ORT ``collect`` of float32 ``x`` ((C, M)) into ``collect_absolute_value``'s histogram."""
-    return abs_update(state, x, xp=xp, cast_back=True)
+def ort_abs_update(
+    state: AbsState, x: Any, *, xp: ModuleType, started: bool | None = None
+) -> AbsState:
+    """One ORT ``collect`` of float32 ``x`` ((C, M)) into ``collect_absolute_value``'s
+    histogram (``started``: see :func:`abs_update`)."""
+    return abs_update(state, x, xp=xp, cast_back=True, started=started)
 
 
 def modelopt_update(
-    state: AbsState, x: Any, *, skip_zeros: bool = False, xp: ModuleType
+    state: AbsState,
+    x: Any,
+    *,
+    skip_zeros: bool = False,
+    xp: ModuleType,
+    started: bool | None = None,
 ) -> AbsState:
-    """One ModelOpt ``HistogramCalibrator(torch_hist=False).collect(x)`` (see the module)."""
-    return abs_update(state, x, xp=xp, cast_back=False, modelopt=True, skip_zeros=skip_zeros)
+    """One ModelOpt ``HistogramCalibrator(torch_hist=False).collect(x)`` (see the module;
+    ``started``: see :func:`abs_update`)."""
+    return abs_update(
+        state, x, xp=xp, cast_back=False, modelopt=True, skip_zeros=skip_zeros, started=started
+    )
 
 
 # -- results (host) ----------------------------------------------------------------

@@ -11,7 +11,15 @@ from typing import Any
 import numpy as np
 
 from arrayobs import _backends
-from arrayobs._compat import array_namespace, device_of, is_array, resolve_namespace, to_host
+from arrayobs._compat import (
+    array_namespace,
+    backend_name,
+    device_of,
+    has_dtype,
+    is_array,
+    resolve_namespace,
+    to_host,
+)
 from arrayobs._core import _calib_nphist as nphist
 from arrayobs._observers._shell import Bound
 from arrayobs._observers._state_dict import IncompatibleKeys, check_keys
@@ -69,6 +77,12 @@ def histogram_init(
     xp = resolve_namespace(xp)
     init = nphist.abs_init if _absolute(method, symmetric) else nphist.value_init
     with _backends.shared(xp).float64_scope():
+        if not (has_dtype(xp, device, "float64") and has_dtype(xp, device, "int64")):
+            msg = (
+                f"HistogramCollector's state holds float64 edges and int64 counts; "
+                f"{backend_name(xp)} has no float64 or int64 on device {device!r}"
+            )
+            raise TypeError(msg)
         return init(num_bins, channels=channels, capacity=cap, xp=xp, device=device)
 
 
@@ -97,6 +111,10 @@ def histogram_update(
     A refusal of the reference (a NaN-only or infinite batch, an empty later
     batch on the symmetric path) sets the state's sticky ``error`` and leaves it
     as it was; :func:`histogram_result` raises it.
+
+    Under ``jax.jit``, call the jitted function inside ``jax.enable_x64(True)``
+    (the state holds int64 counts and float64 edges, which a jitted call made
+    without x64 would cut to 32 bits on entry); eagerly JAX needs nothing.
     """
     xp = array_namespace(state.counts) if xp is None else resolve_namespace(xp)
     absolute = isinstance(state, nphist.AbsState)
@@ -111,10 +129,10 @@ def histogram_update(
     return _step(state, rows, xp)
 
 
-def _step(state: State, rows: Any, xp: ModuleType) -> State:
+def _step(state: State, rows: Any, xp: ModuleType, started: bool | None = None) -> State:
     with _backends.shared(xp).float64_scope():
         if isinstance(state, nphist.AbsState):
-            return nphist.ort_abs_update(state, rows, xp=xp)
+            return nphist.ort_abs_update(state, rows, xp=xp, started=started)
         return nphist.value_update(state, rows, xp=xp)
 
 
@@ -280,6 +298,7 @@ class HistogramCollector(Bound):
         with self._lock:
             work = backend.work_xp
             state = self._state
+            started = state is not None
             if state is None:
                 state = histogram_init(
                     self.method,
@@ -295,11 +314,12 @@ class HistogramCollector(Bound):
             if state.counts.shape[0] != rows.shape[0]:
                 msg = f"this collector has {state.counts.shape[0]} channels, got {rows.shape[0]}"
                 raise ValueError(msg)
-            new = _step(state, rows, work)
+            new = _step(state, rows, work, started)
             if bool(to_host(new.overflow)):
                 need = int(to_host(new.need))
-                state = nphist.repad(state, max(2 * state.counts.shape[1], need), xp=work)
-                new = _step(state, rows, work)
+                with backend.float64_scope():
+                    state = nphist.repad(state, max(2 * state.counts.shape[1], need), xp=work)
+                new = _step(state, rows, work, started)
             nphist.raise_error(new)
             if backend.work_xp is not xp:
                 new = type(new)(*(xp.asarray(v) for v in new))
@@ -350,9 +370,10 @@ class HistogramCollector(Bound):
         if state is None:
             return OrderedDict()
         xp = array_namespace(state.counts)
-        return OrderedDict(
-            (k, xp.asarray(v, copy=True)) for k, v in zip(state._fields, state, strict=True)
-        )
+        with _backends.shared(xp).float64_scope():
+            return OrderedDict(
+                (k, xp.asarray(v, copy=True)) for k, v in zip(state._fields, state, strict=True)
+            )
 
     def load_state_dict(
         self, state_dict: Mapping[str, Any], strict: bool = True
@@ -381,7 +402,8 @@ class HistogramCollector(Bound):
         with self._lock:
             xp = self._xp if self._xp is not None else resolve_namespace(np)
             cls = nphist.AbsState if self._absolute else nphist.ValueState
-            self._state = cls(*(xp.asarray(host[k], device=self._device) for k in fields))
+            with _backends.shared(xp).float64_scope():
+                self._state = cls(*(xp.asarray(host[k], device=self._device) for k in fields))
             self._xp = xp
         return keys
 
