@@ -25,7 +25,7 @@ bin centre) are not repeated: they never change a result.
 from __future__ import annotations
 
 import operator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -40,39 +40,36 @@ def _window_bounds(n: int, half: int, z: int) -> tuple[Any, Any, Any]:
     return start, end, end - start
 
 
-def _smooth(v: Any, valid: Any, length: Any) -> tuple[Any, Any, Any, Any]:
-    """quant_utils.smooth_distribution on each row: (smoothed, none, eps1 >= 1, any <= 0)."""
-    zeros = (v == 0) & valid
-    nonzeros = (v != 0) & valid
-    n_zeros = np.count_nonzero(zeros, axis=1)
+class _Smoothed(NamedTuple):
+    """quant_utils.smooth_distribution's scalars per row (candidate window)."""
+
+    add: Any  # float32: what a non-zero bin gets, f32(-eps1)
+    none: Any  # no non-zero bin: ORT's smoothing returns None (KL = inf)
+    big: Any  # eps1 >= 1: ORT asserts
+    n_zeros: Any
+
+
+def _smoothing(n_zeros: Any, length: Any) -> _Smoothed:
     n_nonzeros = length - n_zeros
     none = n_nonzeros == 0
     eps1 = _EPS * n_zeros.astype(np.float64) / np.where(none, 1, n_nonzeros).astype(np.float64)
-    # ORT adds f32(eps) * is_zeros + f32(-eps1) * is_nonzeros; the masks are 0/1.
-    add = np.where(
-        zeros, np.float32(_EPS), np.where(nonzeros, (-eps1).astype(np.float32)[:, None], 0)
-    )
-    out = v.astype(np.float32) + add.astype(np.float32)
-    big = ~none & (eps1 >= 1.0)
-    nonpositive = ~none & ~big & np.any((out <= 0) & valid, axis=1)
-    return out, none, big, nonpositive
+    # ORT adds f32(eps) * is_zeros + f32(-eps1) * is_nonzeros (0/1 masks) to f32(counts).
+    return _Smoothed((-eps1).astype(np.float32), none, ~none & (eps1 >= 1.0), n_zeros)
 
 
 def _row_sums(a: Any, length: Any) -> Any:
     # NumPy's pairwise grouping depends on the length: sum each row's own prefix.
-    return np.array([np.sum(a[r, :k]) for r, k in enumerate(length.tolist())], dtype=np.float32)
+    add = np.add.reduce
+    return np.array([add(a[r, :k]) for r, k in enumerate(length.tolist())], dtype=np.float32)
 
 
-def _smoothing_error(
-    rows: Any, which: str, big: Any, nonpositive: Any, v: Any, length: Any
-) -> AssertionError:
-    r = int(rows[0])
-    n_zeros = np.float32(np.count_nonzero(v[r, : length[r]] == 0))
-    n_nonzeros = np.float32(int(length[r]) - n_zeros)
-    eps1 = _EPS * float(n_zeros) / float(n_nonzeros)
-    if big[r]:
+def _smoothing_error(which: str, n_zeros: int, length: int, big: bool) -> AssertionError:
+    zeros = np.float32(n_zeros)
+    nonzeros = np.float32(length - zeros)
+    eps1 = _EPS * float(zeros) / float(nonzeros)
+    if big:
         msg = (
-            f"n_zeros={n_zeros}, n_nonzeros={n_nonzeros}, eps1={eps1} (ORT's "
+            f"n_zeros={zeros}, n_nonzeros={nonzeros}, eps1={eps1} (ORT's "
             f"smooth_distribution of {which} asserts eps1 < 1: fewer than 10000 empty "
             "bins per occupied bin in a candidate window)"
         )
@@ -81,58 +78,118 @@ def _smoothing_error(
     return AssertionError(msg)
 
 
-def _kl_block(hist: Any, cum: Any, start: Any, end: Any, length: Any, nq: int, dtype: Any) -> Any:
-    """KL divergence of each candidate window (one row each), as ORT's loop body computes it."""
-    n = hist.size
+class _Hist(NamedTuple):
+    """The histogram and its running sums, shared by every block of candidates."""
+
+    counts: Any  # int64 (n,)
+    padded: Any  # float32 counts, then zeros: a window read past n stays in bounds
+    cum: Any  # int64 (n+1,): sum of counts[:k]
+    nonzero_cum: Any  # int64 (n+1,): number of non-zero counts in counts[:k]
+
+
+def _prepare(hist: Any, pad: int) -> _Hist:
+    zero = np.zeros(1, dtype=np.int64)
+    return _Hist(
+        hist,
+        np.concatenate([hist.astype(np.float32), np.zeros(pad, dtype=np.float32)]),
+        np.concatenate([zero, np.cumsum(hist, dtype=np.int64)]),
+        np.concatenate([zero, np.cumsum(hist != 0, dtype=np.int64)]),
+    )
+
+
+def _windows(h: _Hist, start: Any, width: int) -> Any:
+    """Row r: the float32 counts from start[r] on (start falls by one per row: a strided view)."""
+    step = h.padded.strides[0]
+    base = h.padded[int(start[0]) :]
+    return np.lib.stride_tricks.as_strided(
+        base, (start.size, width), (-step, step), writeable=False
+    )
+
+
+def _kl_block(h: _Hist, start: Any, end: Any, length: Any, nq: int, dtype: Any) -> Any:
+    """KL divergence of each candidate window (one row each), as ORT's loop body computes it.
+
+    p is the window with the outliers added to its end bins; q cuts the window
+    into nq runs of m = len // nq bins, each run's total (without outliers;
+    the remainder joins the last run's total but is not expanded) over its
+    count of non-zero p bins, truncated to int64, filling the run. Counts,
+    totals and zero counts come from the running sums, exactly; only the
+    smoothed float32 rows are built.
+    """
+    n = h.counts.size
     rows = np.arange(start.size)
     width = int(length.max())
-    j = np.arange(width, dtype=np.int64)
-    valid = j < length[:, None]
-    sliced = np.where(valid, hist[np.minimum(start[:, None] + j, n - 1)], 0)
-    p = sliced.copy()
-    p[rows, 0] += cum[start]
-    p[rows, length - 1] += cum[n] - cum[end]
-    nonzeros = (p != 0) & valid
+    last = end - 1
+    one = length == 1
+    first_p = h.counts[start] + h.cum[start] + np.where(one, h.cum[n] - h.cum[end], 0)
+    last_p = np.where(one, first_p, h.counts[last] + h.cum[n] - h.cum[end])
+    inner = (h.nonzero_cum[end] - h.nonzero_cum[start]).astype(np.int64)
+    # non-zero bins of p: the window's, with its two end bins replaced by p's
+    nz_first = (first_p != 0).astype(np.int64) - (h.counts[start] != 0)
+    nz_last = np.where(one, 0, (last_p != 0).astype(np.int64) - (h.counts[last] != 0))
+    p_zeros = length - (inner + nz_first + nz_last)
+    ps_fix = _smoothing(p_zeros, length)
 
-    # q: each window cut into nq runs of m = len // nq bins (the remainder joins
-    # the last run's total but is not expanded); each run's total over its
-    # occupied-bin count, truncated to int64, fills the whole run.
     merged = length // nq
-    run = j // np.maximum(merged, 1)[:, None]
-    in_runs = j < (nq * merged)[:, None]
-    zero_col = np.zeros((start.size, 1), dtype=np.int64)
-    sliced_cum = np.concatenate([zero_col, np.cumsum(sliced, axis=1)], axis=1)
-    nz_cum = np.concatenate([zero_col, np.cumsum(nonzeros, axis=1, dtype=np.int64)], axis=1)
-    lo = np.minimum(run * merged[:, None], width)
-    hi = np.minimum((run + 1) * merged[:, None], width)
-    total_hi = np.where(run == nq - 1, length[:, None], hi)
-    totals = np.take_along_axis(sliced_cum, total_hi, 1) - np.take_along_axis(sliced_cum, lo, 1)
-    norm = np.take_along_axis(nz_cum, hi, 1) - np.take_along_axis(nz_cum, lo, 1)
-    expanded = (totals / np.where(norm == 0, 1, norm)).astype(np.int64)
-    q = np.where(in_runs & (norm != 0), expanded, 0)
+    k = np.arange(nq, dtype=np.int64)
+    lo = start[:, None] + k * merged[:, None]
+    hi = lo + merged[:, None]
+    totals = h.cum[np.where(k == nq - 1, end[:, None], hi)] - h.cum[lo]
+    norm = h.nonzero_cum[hi] - h.nonzero_cum[lo]
+    has_runs = merged > 0
+    norm[:, 0] += np.where(has_runs, nz_first, 0)
+    last_run = np.where(has_runs, (length - 1) // np.maximum(merged, 1), nq)
+    in_run = ~one & (last_run < nq)
+    norm[rows[in_run], last_run[in_run]] += nz_last[in_run]
+    qv = np.where(norm != 0, (totals / np.where(norm == 0, 1, norm)), 0).astype(np.int64)
+    qv[~has_runs] = 0
+    q_zeros = merged * np.count_nonzero(qv == 0, axis=1) + (length - nq * merged)
+    qs_fix = _smoothing(q_zeros, length)
 
-    ps, p_none, p_big, p_nonpos = _smooth(p, valid, length)
-    qs, q_none, q_big, q_nonpos = _smooth(q, valid, length)
-    failed = np.flatnonzero(p_big | p_nonpos | q_big | q_nonpos)
+    # ORT asserts every smoothed bin > 0: a non-zero count c fails only if
+    # f32(c) + f32(-eps1) <= 0, i.e. c == 1 and f32(-eps1) == -1.
+    ps = _windows(h, start, width)
+    ps = ps + np.where(ps == 0, np.float32(_EPS), ps_fix.add[:, None])
+    for col, value in ((0, first_p), (length - 1, last_p)):
+        ps[rows, col] = value.astype(np.float32) + np.where(
+            value == 0, np.float32(_EPS), ps_fix.add
+        )
+    p_nonpos = ~ps_fix.none & ~ps_fix.big & (ps_fix.add <= -1)
+    p_nonpos[p_nonpos] = [bool(np.any(ps[r, : length[r]] <= 0)) for r in np.flatnonzero(p_nonpos)]
+    q_runs = qv.astype(np.float32) + np.where(qv == 0, np.float32(_EPS), qs_fix.add[:, None])
+    q_nonpos = ~qs_fix.none & ~qs_fix.big & np.any(has_runs[:, None] & (q_runs <= 0), axis=1)
+    failed = np.flatnonzero(ps_fix.big | p_nonpos | qs_fix.big | q_nonpos)
     if failed.size:
-        r = failed[:1]
-        if p_big[r[0]] or p_nonpos[r[0]]:
-            raise _smoothing_error(r, "p", p_big, p_nonpos, p, length)
-        raise _smoothing_error(r, "q", q_big, q_nonpos, q, length)
-    skip = p_none | q_none
+        r = int(failed[0])
+        if ps_fix.big[r] or p_nonpos[r]:
+            raise _smoothing_error("p", int(p_zeros[r]), int(length[r]), bool(ps_fix.big[r]))
+        raise _smoothing_error("q", int(q_zeros[r]), int(length[r]), bool(qs_fix.big[r]))
+
+    # q's rows: each run's value m times, the unexpanded remainder (count 0,
+    # smoothed to eps), then padding.
+    values = np.concatenate(
+        [q_runs, np.full((start.size, 1), _EPS, np.float32), np.ones((start.size, 1), np.float32)],
+        axis=1,
+    )
+    counts = np.concatenate(
+        [
+            np.repeat(merged[:, None], nq, axis=1),
+            (length - nq * merged)[:, None],
+            (width - length)[:, None],
+        ],
+        axis=1,
+    )
+    qs = np.repeat(values.ravel(), counts.ravel()).reshape(start.size, width)
 
     with np.errstate(all="ignore"):
-        pk = np.where(valid, ps, np.float32(1))
-        qk = np.where(valid, qs, np.float32(1))
-        pk = pk / _row_sums(pk, length)[:, None]
-        qk = qk / _row_sums(qk, length)[:, None]
-        vec = pk * np.log(pk / qk)
-        # ORT's rel_entr: 0 where pk == 0 and qk >= 0, then inf wherever not (pk > 0 and qk > 0).
-        vec = np.where((pk == 0) & (qk >= 0), np.float32(0), vec)
-        vec = np.where((pk > 0) & (qk > 0), vec, np.float32(np.inf))
-        kl = _row_sums(vec, length)
+        # Past each row's length the values are other bins or padding: never summed.
+        pk = ps / _row_sums(ps, length)[:, None]
+        qk = qs / _row_sums(qs, length)[:, None]
+        # Both smoothed rows are > 0 and their sums finite, so every pk, qk > 0:
+        # ORT's rel_entr fix-ups (0 where pk == 0, inf where not both > 0) never fire.
+        kl = _row_sums(pk * np.log(pk / qk), length)
     out = np.array(kl, dtype=dtype).astype(np.float64)
-    out[skip] = np.array(np.inf, dtype=dtype)
+    out[ps_fix.none | qs_fix.none] = np.array(np.inf, dtype=dtype)
     return out
 
 
@@ -198,7 +255,7 @@ def entropy_threshold(histogram: tuple[Any, ...], num_quantized_bins: int) -> tu
         raise IndexError(msg)
     dtype = edges.dtype
     start, end, length = _window_bounds(n, half, z)
-    cum = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(hist, dtype=np.int64)])
+    h = _prepare(hist.astype(np.int64, copy=False), int(length.max()))
     kl = np.empty(count, dtype=np.float64)
     a = 0
     while a < count:
@@ -206,7 +263,7 @@ def entropy_threshold(histogram: tuple[Any, ...], num_quantized_bins: int) -> tu
         b = a + 1
         while b < count and (b + 1 - a) * int(length[b]) <= _BLOCK_ELEMENTS:
             b += 1
-        kl[a:b] = _kl_block(hist, cum, start[a:b], end[a:b], length[a:b], nq, dtype)
+        kl[a:b] = _kl_block(h, start[a:b], end[a:b], length[a:b], nq, dtype)
         a = b
     best = int(np.argmin(kl))
     low, high = edges[int(start[best])], edges[int(end[best])]
