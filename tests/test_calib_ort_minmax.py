@@ -241,9 +241,12 @@ def test_refused_call_changes_nothing(backend: Any) -> None:
 
 
 # -- the class's shell: copy, pickle, state_dict ----------------------------------------
-def test_copy_pickle_state_dict(backend: Any) -> None:
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_copy_pickle_state_dict(backend: Any, dtype: str) -> None:
+    if not backend.has(dtype):
+        pytest.skip(f"{backend.name} has no {dtype}")
     kw = {"moving_average": True, "symmetric": True}
-    data = [backend.from_numpy(b) for b in batches(17, 4)]
+    data = [backend.from_numpy(b) for b in batches(17, 4, dtype=np.dtype(dtype))]
     cal = aort.MinMaxCalibrater(**kw)
     cal.collect(data[:2])
     clones = [copy.deepcopy(cal)]
@@ -254,9 +257,9 @@ def test_copy_pickle_state_dict(backend: Any) -> None:
     cal.collect(data[2:])
     for other in clones:
         other.collect(data[2:])
-        assert all(
-            same(a, b) for a, b in zip(other.compute_data(), cal.compute_data(), strict=True)
-        )
+        result = other.compute_data()
+        assert all(same(a, b) for a, b in zip(result, cal.compute_data(), strict=True))
+        assert result[0].dtype == np.dtype(dtype)
     with pytest.raises(KeyError, match="missing keys"):
         aort.MinMaxCalibrater().load_state_dict({"lowest": np.zeros(1, np.float32)})
     assert "moving_average=True" in repr(cal)

@@ -213,7 +213,12 @@ def minmax_result(state: OrtMinMaxState) -> tuple[np.ndarray, np.ndarray]:
     if not bool(to_host(state.seen)):
         msg = "No data is collected."
         raise ValueError(msg)
-    return to_host(state.lowest), to_host(state.highest)
+    return host(state.lowest), host(state.highest)
+
+
+def host(value: Any) -> np.ndarray:
+    """A NumPy copy of ``value`` in its own dtype (``to_host`` widens torch's float16)."""
+    return to_host(value).astype(np.dtype(str(value.dtype).rsplit(".", 1)[-1]))
 
 
 def compute_scale_zp(

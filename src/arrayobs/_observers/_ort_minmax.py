@@ -204,7 +204,10 @@ class MinMaxCalibrater(Bound):
         given, result = check_keys(state_dict, _KEYS, strict, type(self).__name__)
         if any(k not in given for k in _KEYS):
             return result
-        host = {k: to_host(given[k]) for k in _KEYS}
+        host = {
+            k: core.host(given[k]) if hasattr(given[k], "dtype") else to_host(given[k])
+            for k in _KEYS
+        }
         lo, hi = host["lowest"], host["highest"]
         if (
             lo.dtype.name not in _DTYPES
@@ -238,7 +241,7 @@ class MinMaxCalibrater(Bound):
         if xp is not None:
             out["_device"] = _backends.new(xp).portable_device(out["_device"])
         if out["_state"] is not None:
-            out["_state"] = tuple(to_host(v) for v in out["_state"])
+            out["_state"] = tuple(core.host(v) for v in out["_state"])
 
     def _unpickled(self, state: dict[str, Any]) -> None:
         name = state.pop("_namespace")
