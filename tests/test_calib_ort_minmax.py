@@ -231,7 +231,7 @@ def test_refused_call_changes_nothing(backend: Any) -> None:
     good = backend.from_numpy(batches(16, 1, shape=(2, 3))[0] * 10)
     for bad in (
         [good, backend.from_numpy(np.ones((2, 4), np.float32))],
-        [good, backend.from_numpy(np.ones((2, 3), np.float32))[0]],
+        [good, backend.from_numpy(np.ones((2, 3), np.float32))[0, ...]],
         [good, backend.from_numpy(np.ones((2, 3), np.int32))],
     ):
         with pytest.raises((ValueError, TypeError)):

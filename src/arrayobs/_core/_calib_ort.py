@@ -133,7 +133,7 @@ def _nanmean(values: Sequence[Any], xp: ModuleType) -> Any:
     zeroed = [xp.where(xp.isnan(v), xp.zeros_like(v), v) for v in values]
     if values[0].shape[0] == 1:
         # NumPy's pairwise loop accumulates float16 in float32, rounding once at the end.
-        acc = xp.float32 if dt == xp.float16 else dt
+        acc = xp.float32 if str(dt).rsplit(".", 1)[-1] == "float16" else dt
         run = _pairwise([xp.astype(v, acc) for v in zeroed], xp)
         total = xp.astype(xp.zeros_like(run) + run, dt)
     else:
@@ -213,7 +213,8 @@ def minmax_result(state: OrtMinMaxState) -> tuple[np.ndarray, np.ndarray]:
     if not bool(to_host(state.seen)):
         msg = "No data is collected."
         raise ValueError(msg)
-    return host(state.lowest), host(state.highest)
+    with np.errstate(all="ignore"):  # a lazy Dask state computes here: an all-NaN call's 0/0
+        return host(state.lowest), host(state.highest)
 
 
 def host(value: Any) -> np.ndarray:

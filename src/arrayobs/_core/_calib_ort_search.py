@@ -9,12 +9,13 @@ it: the same values, dtypes and Python types.
 - :func:`entropy_threshold` is ``HistogramCollector.get_entropy_threshold``.
   ORT walks its candidate windows one at a time and merges bins with Python
   loops. Here the candidates are rows of a 2-D array, built block by block:
-  the integer steps (outlier counts, merged bins, truncated expansion, the
-  smoothing masks) are exact whatever the order; every float32 step is the
-  same NumPy operation on the same values (elementwise, so position in a row
-  does not matter), and each of the three float32 sums runs on a contiguous
-  row of exactly the candidate's length, so NumPy's pairwise grouping is the
-  one ORT gets.
+  the integer steps (outlier counts, run totals, the truncated expansion, the
+  smoothing's zero counts) are exact whatever the order, so they come from
+  running sums of the histogram; only the smoothed float32 rows are built.
+  Every float32 step is the same NumPy operation on the same values
+  (elementwise, so position in a row does not matter), and each of the three
+  float32 sums runs on a contiguous row of exactly the candidate's length, so
+  NumPy's pairwise grouping is the one ORT gets.
 - :func:`percentile_thresholds` is one tensor of ``compute_percentile``.
 - :func:`distribution` is one tensor of ``compute_distribution``.
 
