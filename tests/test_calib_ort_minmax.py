@@ -268,12 +268,12 @@ def test_copy_pickle_state_dict(backend: Any, dtype: str) -> None:
 # -- the functional core: jit and lazy Dask ---------------------------------------------
 def test_functional_core_jit_and_lazy(backend: Any, folder: str) -> None:
     data = batches(18, 3, shape=(4, 5))
-    kw = {"moving_average": True, "symmetric": False}
-    step = functools.partial(aort.minmax_update, **kw)
+    kw: dict[str, Any] = {"moving_average": True, "symmetric": False}
+    step: Any = functools.partial(aort.minmax_update, **kw)
     if backend.library == "jax":
         import jax
 
-        step = jax.jit(step)  # type: ignore[assignment]
+        step = jax.jit(step)
     state = aort.minmax_init(xp=backend.xp, device=backend.device)
     state = step(state, [backend.from_numpy(b) for b in data[:2]])
     state = step(state, [backend.from_numpy(data[2])])
