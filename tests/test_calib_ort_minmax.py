@@ -347,3 +347,27 @@ def test_compute_scale_zp_refusals() -> None:
             aort.compute_scale_zp(*args)
     with pytest.raises(TypeError, match="rmin must be a NumPy float"):
         aort.compute_scale_zp(0.0, np.float32(1), np.int8(-128), np.int8(127))
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_dask_chunks_equal_one_call_on_the_whole(
+    backend: Any, folder: str, per_channel: bool
+) -> None:
+    """Batches chunked over Dask (the data-parallel case): the reference on the whole batches."""
+    if backend.library != "dask":
+        pytest.skip("Dask chunks")
+    import dask.array as da
+
+    data = batches(20, 3, shape=(6, 4, 5))
+    data[1][2, 1, 3] = -0.0
+    data[2][:] = 0.0
+    data[2][4, 2, 1] = -0.0
+    chunked = [da.from_array(b, chunks=(2, 2, 3)) for b in data]  # type: ignore[no-untyped-call]
+    kw: dict[str, Any] = {"per_channel": per_channel, "moving_average": True}
+    cal = aort.MinMaxCalibrater(**kw)
+    cal.collect(chunked[:2])
+    cal.collect(chunked[2:])
+    lo, hi = cal.compute_data()
+    rlo, rhi = reference(folder, [data[:2], data[2:]], **kw)
+    assert same(lo, rlo)
+    assert same(hi, rhi)
