@@ -6,7 +6,7 @@ import importlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -148,6 +148,25 @@ def histogram_result(state: State) -> list[tuple[Any, ...]]:
 
 
 # -- the searches (helper H3's module, imported when first needed) ---------------------
+class TensorData(NamedTuple):
+    """ORT's ``TensorData`` of the distribution method, field for field."""
+
+    avg: Any
+    std: Any
+    hist: Any
+    hist_edges: Any
+    lowest: Any
+    highest: Any
+
+    @property
+    def range_value(self) -> tuple[Any, Any]:
+        return (self.lowest, self.highest)
+
+    @property
+    def avg_std(self) -> tuple[Any, Any]:
+        return (self.avg, self.std)
+
+
 def entropy_threshold(histogram: tuple[Any, ...], num_quantized_bins: int) -> Any:
     return _search().entropy_threshold(histogram, num_quantized_bins)
 
@@ -352,11 +371,12 @@ class HistogramCollector(Bound):
         out = []
         for h in self._rows_result():
             if self.method == "entropy":
-                out.append(entropy_threshold(h, self.num_quantized_bins))
+                # ORT's compute_entropy stores the thresholds followed by the histogram.
+                out.append((*entropy_threshold(h, self.num_quantized_bins), *h[:2]))
             elif self.method == "percentile":
                 out.append(percentile_thresholds(h, self.percentile, self.symmetric))
             else:
-                out.append(distribution(h, self.num_bins, self.scenario))
+                out.append(TensorData(**distribution(h, self.num_bins, self.scenario)))
         return out if self.channel_axis is not None else out[0]
 
     # -- state_dict, copy, pickle --------------------------------------------------------

@@ -22,6 +22,7 @@ from arrayobs._core._calib_ort import (
 )
 from arrayobs._observers._ort_histogram import (
     HistogramCollector,
+    TensorData,
     histogram_init,
     histogram_result,
     histogram_update,
@@ -32,6 +33,7 @@ __all__ = [
     "HistogramCollector",
     "MinMaxCalibrater",
     "OrtMinMaxState",
+    "TensorData",
     "compute_scale_zp",
     "histogram_init",
     "histogram_result",
