@@ -259,13 +259,13 @@ def histogram_update(
     )
 
 
-def histogram_edges(state_row: dict[str, Any], num_bins: int, lanes: int) -> np.ndarray:
+def histogram_edges(row: dict[str, Any], lanes: int) -> np.ndarray:
     """The reference's ``_calib_bin_edges`` (float32, host) of one row, from
     its host scalars (``first_max``, ``width``, ``length``, ``grown``)."""
-    if not state_row["grown"]:
-        first = float(state_row["first_max"])
-        return np.asarray(hist.linspace(0.0, first, num_bins + 1, xp=np, device=None))
-    length = int(state_row["length"])
-    width = np.float32(state_row["width"])
+    length = int(row["length"])
+    if not row["grown"]:
+        first = float(row["first_max"])
+        return np.asarray(hist.linspace(0.0, first, length, xp=np, device=None))
+    width = np.float32(row["width"])
     k = np.arange(length, dtype=np.int64)
     return np.asarray(arange_values(k, width, np.asarray(length), lanes, xp=np), dtype=np.float32)

@@ -1,0 +1,1 @@
+"""Calibrators beyond torch.ao: ONNX Runtime's and ModelOpt's, bit for bit."""
