@@ -441,3 +441,55 @@ def test_threads() -> None:
     for t in threads:
         t.join()
     assert float(ours.calib_hist.sum()) == 81.0
+
+
+# -- MseCalibrator ----------------------------------------------------------------------------
+@pytest.mark.parametrize("axis", [None, 0])
+def test_mse_calibrator(backend: Any, axis: Any) -> None:
+    """Two collects with ModelOpt's ``_tensor_quant`` (8 bits): the summed
+    losses and the chosen amax, as the reference."""
+    tq = pytest.importorskip("modelopt.torch.quantization.tensor_quant")
+    rng = np.random.default_rng(8)
+    batches = [(rng.standard_normal((4, 300)) * [[0.5], [1], [2], [4]]).astype(np.float32)]
+    batches.append((batches[0] * np.float32(1.3)).astype(np.float32))
+    amax = np.abs(batches[0]).max(axis=1, keepdims=axis is not None).astype(np.float32)
+    if axis is None:
+        amax = np.asarray(np.abs(batches[0]).max(), dtype=np.float32)
+    ref = ref_calib.MseCalibrator(
+        torch.from_numpy(amax.copy()),
+        axis=axis,
+        quant_func=lambda x, a: tq._tensor_quant(x, a, 8, False),
+    )
+    xp = backend.xp
+    ours = mo.MseCalibrator(
+        backend.from_numpy(amax),
+        axis=axis,
+        quant_func=lambda x, a: mo.tensor_quant(x, a, 8, False, xp=xp),
+    )
+    for x in batches:
+        ref.collect(torch.from_numpy(x))
+        ours.collect(backend.from_numpy(x))
+        theirs = torch.stack(ref._losses_sum).numpy()
+        assert bits(ours.losses) == bits(theirs)
+    same(to_host(ours.compute_amax()), ref.compute_amax())
+
+
+def _zero_quant(x: Any, amax: Any) -> Any:
+    return x * 0  # a module-level quant_func: pickles by name (a lambda would not)
+
+
+def test_mse_calibrator_refusals() -> None:
+    x = np.ones((2, 3), np.float32)
+    _refused(
+        lambda: ref_calib.MseCalibrator(torch.tensor(1.0)).collect(torch.from_numpy(x)),
+        lambda: mo.MseCalibrator(np.asarray(1.0, np.float32)).collect(x),
+    )
+    assert mo.MseCalibrator(np.asarray(1.0, np.float32)).compute_amax() is None
+    with pytest.raises(NotImplementedError, match="leading dims"):
+        mo.MseCalibrator(np.ones((1, 3), np.float32), axis=1, quant_func=lambda x, a: x).collect(x)
+    cal = mo.MseCalibrator(np.asarray(1.0, np.float32), quant_func=_zero_quant)
+    cal.collect(x)
+    pickled = pickle.loads(pickle.dumps(cal))
+    assert bits(pickled.losses) == bits(cal.losses)
+    cal.reset()
+    assert cal.compute_amax() is None

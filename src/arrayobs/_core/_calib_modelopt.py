@@ -30,6 +30,7 @@ import numpy as np
 from arrayobs._compat import device_of
 from arrayobs._core import _histogram as hist
 from arrayobs._core._minmax import quiet
+from arrayobs._core._sum import torch_sum
 
 # Error codes of the sticky ``error`` field (0: none), each the reference's refusal.
 NONFINITE_FIRST = 1  # histc's "range of [0, nan] is not finite" (RuntimeError)
@@ -269,3 +270,42 @@ def histogram_edges(row: dict[str, Any], lanes: int) -> np.ndarray:
     width = np.float32(row["width"])
     k = np.arange(length, dtype=np.int64)
     return np.asarray(arange_values(k, width, np.asarray(length), lanes, xp=np), dtype=np.float32)
+
+
+# -- MseCalibrator ------------------------------------------------------------------
+@quiet  # amax == 0 divides by zero before the reference's mask replaces the scale
+def tensor_quant(
+    x: Any, amax: Any, num_bits: int = 8, unsigned: bool = False, *, xp: ModuleType
+) -> Any:
+    """ModelOpt's ``_tensor_quant`` on the CPU (narrow range), float32:
+    ``scale = max_bound / amax``, ``clamp(round(x * scale)) / scale``; an amax
+    at or below 2**-24 quantizes to 0. A fixed quantizer for MseCalibrator."""
+    x = xp.astype(x, xp.float32)
+    amax = xp.astype(amax, xp.float32)
+    max_bound = float(2.0 ** (num_bits - 1 + int(unsigned)) - 1.0)
+    min_bound = 0.0 if unsigned else -max_bound
+    # an array numerator: torch's float / tensor is reciprocal(tensor) * float
+    scale = xp.asarray(max_bound, dtype=xp.float32, device=device_of(amax)) / amax
+    tiny = amax <= 1.0 / (1 << 24)
+    q = xp.clip(xp.round(x * xp.where(tiny, xp.zeros_like(scale), scale)), min_bound, max_bound)
+    return q / xp.where(tiny, xp.ones_like(scale), scale)
+
+
+def mse_steps(start: float, stop: float, step: float) -> int:
+    """The reference's ``ceil((stop - start) / step) + 1`` candidates."""
+    return math.ceil((stop - start) / step) + 1
+
+
+def mse_candidates(start: float, stop: float, steps: int) -> np.ndarray:
+    """``torch.linspace(start, stop, steps)`` (float32, CPU), on the host."""
+    return np.asarray(hist.linspace(start, stop, steps, xp=np, device=None), dtype=np.float32)
+
+
+def mse_losses(errors: np.ndarray, kept: tuple[int, ...]) -> np.ndarray:
+    """ATen's ``torch.sum`` of ``errors`` (float32, host) over every dim not in
+    ``kept`` (leading dims): each output sums a contiguous run, in ATen's
+    cascade order (:func:`arrayobs._core._sum.torch_sum`)."""
+    rows = int(np.prod([errors.shape[d] for d in kept])) if kept else 1
+    flat = np.ascontiguousarray(errors, dtype=np.float32).reshape(rows, -1)
+    sums = torch_sum(flat)
+    return sums.reshape(tuple(errors.shape[d] for d in kept))

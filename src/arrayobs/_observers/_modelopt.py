@@ -380,3 +380,143 @@ class HistogramCalibrator(_Calibrator):
             f"num_bits={self._num_bits}, unsigned={self._unsigned}, num_bins={self._num_bins}, "
             f"skip_zeros={self._skip_zeros}, torch_hist={self._torch_hist}{extra}"
         )
+
+
+class MseCalibrator(Bound):
+    """ModelOpt's ``MseCalibrator``: per-candidate quantization losses summed
+    over batches, and the candidate amax with the smallest.
+
+    As ``modelopt.torch.quantization.calib.MseCalibrator`` in 0.47.0, bit for
+    bit on the CPU: ``ceil((stop - start) / step) + 1`` multipliers from
+    ``torch.linspace`` (float32), each batch's error ``(x - quant_func(x,
+    amax * m)) ** 2`` (or ``error_func(x, xq)``) summed over the dims not in
+    ``axis`` in ATen's float32 order, added across batches in float32;
+    ``compute_amax`` takes the first smallest loss per channel.
+
+    ``quant_func(x, amax)`` and ``error_func(x, xq)`` take and return arrays of
+    the input's namespace (:func:`arrayobs._core._calib_modelopt.tensor_quant`
+    is ModelOpt's ``_tensor_quant``). ``axis`` must name leading dims (each
+    loss then sums a contiguous run, the order reproduced; up to 32768 values
+    per loss, where ATen keeps one thread); other axes: NotImplementedError.
+    The losses are summed on the host: each collect reads its errors back
+    (the reference reads the device too). No ``quant_func``: RuntimeError at
+    collect, as the reference.
+    """
+
+    _SHARED = ("_xp", "_device", "_quant_func", "_error_func")
+
+    def __init__(
+        self,
+        amax: Any,
+        axis: Any = None,
+        step_size: float = 0.1,
+        start_multiplier: float = 0.25,
+        stop_multiplier: float = 4.0,
+        quant_func: Any = None,
+        error_func: Any = None,
+        *,
+        xp: Any = None,
+        device: Any = None,
+    ) -> None:
+        self._initial_amax = amax
+        self._axis = axis
+        self._step_size = step_size
+        self._start_multiplier = start_multiplier
+        self._stop_multiplier = stop_multiplier
+        self._num_steps = core.mse_steps(start_multiplier, stop_multiplier, step_size)
+        self._quant_func = quant_func
+        self._error_func = error_func
+        self._losses: np.ndarray | None = None
+        self._xp = None if xp is None else resolve_namespace(xp)
+        self._device = device
+        self._new_lock()
+
+    def _kept(self, ndim: int) -> tuple[int, ...]:
+        axes = core.reduce_axes(ndim, self._axis)
+        kept = () if axes is None else tuple(d for d in range(ndim) if d not in axes)
+        if kept != tuple(range(len(kept))):
+            msg = (
+                f"MseCalibrator here sums contiguous runs only: axis must name leading dims, "
+                f"got axis={self._axis!r} for a {ndim}-d input"
+            )
+            raise NotImplementedError(msg)
+        return kept
+
+    def forward(self, x: Any) -> Any:
+        """``collect(x)``, then ``x`` itself."""
+        self.collect(x)
+        return x
+
+    __call__ = forward
+
+    def collect(self, x: Any) -> None:
+        """One reference ``collect(x)``; a refused call changes nothing."""
+        if self._quant_func is None:
+            msg = "Quantization function not set."
+            raise RuntimeError(msg)
+        with self._lock:
+            xp = array_namespace(x, "x")
+            device = device_of(x)
+            self._check_binding(xp, device)
+            kept = self._kept(x.ndim)
+            x32 = xp.astype(x, xp.float32)
+            amax = self._initial_amax
+            candidates = core.mse_candidates(
+                self._start_multiplier, self._stop_multiplier, self._num_steps
+            )
+            losses = []
+            for m in candidates:
+                factor = xp.asarray(m, dtype=xp.float32, device=device)
+                xq = self._quant_func(x32, amax * factor)
+                if self._error_func is not None:
+                    error = self._error_func(x32, xq)
+                else:
+                    diff = x32 - xq
+                    error = diff * diff
+                losses.append(core.mse_losses(np.asarray(to_host(error)), kept))
+            batch = np.stack(losses).astype(np.float32)
+            total = batch if self._losses is None else (self._losses + batch).astype(np.float32)
+            self._xp, self._device, self._losses = xp, device, total
+
+    def reset(self) -> None:
+        """Forget the losses and the initial amax, as the reference."""
+        with self._lock:
+            self._losses = None
+            self._initial_amax = None
+
+    def compute_amax(self) -> Any:
+        """``initial_amax * candidate[argmin(loss)]`` per channel (float32,
+        the initial amax's shape), or None before any collect."""
+        with self._lock:
+            losses, xp, device, amax = self._losses, self._xp, self._device, self._initial_amax
+        if losses is None or xp is None:
+            return None
+        candidates = core.mse_candidates(
+            self._start_multiplier, self._stop_multiplier, self._num_steps
+        )
+        best = candidates[np.argmin(losses, axis=0)]
+        factor = xp.asarray(best, device=device)
+        return amax * xp.reshape(factor, amax.shape)
+
+    @property
+    def losses(self) -> np.ndarray | None:
+        """The summed losses, (steps,) or (steps, channels...), float32 on the host."""
+        return None if self._losses is None else self._losses.copy()
+
+    def _pickled(self, out: dict[str, Any]) -> None:
+        xp = out.pop("_xp")
+        out["_namespace"] = None if xp is None else xp.__name__
+        amax = out["_initial_amax"]
+        out["_initial_amax"] = None if amax is None else np.asarray(to_host(amax))
+        out["_device"] = None
+
+    def _unpickled(self, state: dict[str, Any]) -> None:
+        name = state.pop("_namespace")
+        xp = None if name is None else resolve_namespace(importlib.import_module(name))
+        state["_xp"] = xp
+        if xp is not None and state["_initial_amax"] is not None:
+            state["_initial_amax"] = xp.asarray(state["_initial_amax"])
+            state["_device"] = device_of(state["_initial_amax"])
+
+    def extra_repr(self) -> str:
+        return f"axis={self._axis}, steps={self._num_steps}"

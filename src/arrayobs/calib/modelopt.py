@@ -1,7 +1,9 @@
 """NVIDIA ModelOpt 0.47.0's calibrators (``modelopt.torch.quantization.calib``), bit for bit.
 
 Classes (the reference's names and methods, on arrayobs's stateful shell):
-:class:`MaxCalibrator` and :class:`HistogramCalibrator`. The functional core
+:class:`MaxCalibrator`, :class:`HistogramCalibrator` and :class:`MseCalibrator`
+(its losses are summed on the host, in ATen's order; ``tensor_quant`` is
+ModelOpt's ``_tensor_quant``, the fixed quantizer to give it). The functional core
 (pure, fixed shapes, runs under ``jax.jit`` and lazily on Dask):
 ``max_init`` / ``max_update`` / ``max_result`` and ``histogram_init`` /
 ``histogram_update`` / ``histogram_result``. The searches run on the host, once,
@@ -21,14 +23,15 @@ from arrayobs._arguments import array_namespace
 from arrayobs._compat import default_device, resolve_namespace, to_host
 from arrayobs._core import _calib_modelopt as core
 from arrayobs._core import _calib_modelopt_search as search
-from arrayobs._core._calib_modelopt import HistState, MaxState
-from arrayobs._observers._modelopt import HistogramCalibrator, MaxCalibrator
+from arrayobs._core._calib_modelopt import HistState, MaxState, tensor_quant
+from arrayobs._observers._modelopt import HistogramCalibrator, MaxCalibrator, MseCalibrator
 
 __all__ = [
     "HistState",
     "HistogramCalibrator",
     "MaxCalibrator",
     "MaxState",
+    "MseCalibrator",
     "default_lanes",
     "histogram_init",
     "histogram_result",
@@ -36,6 +39,7 @@ __all__ = [
     "max_init",
     "max_result",
     "max_update",
+    "tensor_quant",
 ]
 
 
