@@ -214,7 +214,7 @@ class Observer(Bound):
             )
         return state
 
-    def update_state(self, x: Any, step: Any, *, observed: bool = True) -> None:
+    def _update_state(self, x: Any, step: Any, *, observed: bool = True) -> None:
         """Replace the state by ``step(state)``, atomically, for an input ``x``.
 
         For modules built on an observer (the fused fake-quantize module): ``x``

@@ -573,7 +573,7 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
                     found.extend(backend.materialize(*pair))
                 return new
 
-            apo.update_state(X, step, observed=observing)
+            apo._update_state(X, step, observed=observing)
             if not found:
                 return X
             scale, zp = found
