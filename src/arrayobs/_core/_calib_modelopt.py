@@ -182,8 +182,9 @@ def _bin_index(x: Any, keep: Any, bins: Any, hi: Any, capacity: int, *, xp: Modu
     scaled = (xp.where(inside, x, lo2) - lo2) * nf
     span = xp.broadcast_to(top2 - lo2, scaled.shape)
     position = hist._divide(scaled, span, xp)
+    # a NaN or inf position (a refused call's) would warn in the cast
+    position = xp.where(xp.isfinite(position), position, xp.zeros_like(position))
     index = xp.astype(position, xp.int32)
-    index = xp.where(xp.isfinite(position), index, xp.zeros_like(index))
     index = xp.clip(index, 0, None)
     index = xp.minimum(index, xp.astype(bins, xp.int32)[:, None] - 1)
     index = xp.where(inside, index, xp.full_like(index, capacity))
@@ -216,14 +217,18 @@ def histogram_update(
     first_width = hist._divide(m, xp.astype(n0, f32), xp)
     # later call: growth when m passes the last edge
     grow = state.started & (m > state.last)
-    ratio = xp.ceil(hist._divide(m, state.width, xp))
+    # a zero width (all-zero first batch) gives inf, without dividing by zero:
+    # Dask evaluates later, outside any floating-point error state
+    widths = state.width > 0
+    safe_width = xp.where(widths, state.width, xp.ones_like(state.width))
+    inf = xp.asarray(math.inf, dtype=xp.float32)
+    ratio = xp.where(widths, xp.ceil(hist._divide(m, safe_width, xp)), inf)
     finite_bins = xp.isfinite(ratio)
     # a finite count past int32 is refused by the capacity (need), never cast wrongly
     grown_bins = xp.astype(
         xp.where(finite_bins, xp.minimum(ratio, _BIG), xp.zeros_like(ratio)), xp.int32
     )
     end = xp.astype(m + state.width, xp.float64)
-    safe_width = xp.where(state.width > 0, state.width, xp.ones_like(state.width))
     length_f = xp.ceil(end / xp.astype(safe_width, xp.float64))
     length_f = xp.where(grow & finite_bins, xp.minimum(length_f, _BIG), 1.0)
     length = xp.astype(length_f, xp.int32)

@@ -186,6 +186,11 @@ def amax_mse(
     candidates = np.arange(start_bin, n, stride) if start_bin < n else np.zeros(0, np.int64)
     if candidates.size == 0:
         np.argmin([])  # NumPy's ValueError, as the reference's argmin of an empty list
+    if np.any(centers[candidates] < 0):
+        # _tensor_quant refuses a negative amax: NumPy-mode edges start at the
+        # data's min, which is below zero when a first batch was one value
+        msg = "Negative values in amax"
+        raise ValueError(msg)
     quantized = _mse_quantized(centers[candidates], num_bits, unsigned)
     errors = np.empty(len(candidates), dtype=np.float32)
     with np.errstate(all="ignore"):

@@ -17,6 +17,7 @@ import numpy as np
 from arrayobs._arguments import array_namespace
 from arrayobs._compat import device_of, resolve_namespace, to_host
 from arrayobs._core import _calib_modelopt as core
+from arrayobs._core import _calib_nphist as nphist
 from arrayobs._observers._shell import Bound
 from arrayobs._observers._state_dict import IncompatibleKeys, check_keys
 
@@ -208,8 +209,10 @@ class HistogramCalibrator(_Calibrator):
     width, ``lanes``: 8 for AVX2, 16 for AVX512, default from torch when it is
     imported) and the same ``compute_amax``, including the reference's quirks
     (its mse search returns ``centers[start_bin]`` in practice, docs/design/
-    calibrators.md 4.5). ``torch_hist=False`` (NumPy's histogram) is not
-    available yet: NotImplementedError.
+    calibrators.md 4.5). ``torch_hist=False`` collects with NumPy's histogram
+    rules as the reference (int64 counts; edges float64 once grown;
+    :mod:`arrayobs._core._calib_nphist`), and its entropy search changes the
+    stored first bin as the reference's does.
 
     ``axis`` is refused as the reference refuses it (NotImplementedError);
     ``channel_axis`` (arrayobs) keeps one histogram per channel along that
@@ -232,7 +235,7 @@ class HistogramCalibrator(_Calibrator):
     0.75
     """
 
-    _state_type = core.HistState
+    _state_type: Any = core.HistState
 
     def __init__(
         self,
@@ -253,17 +256,12 @@ class HistogramCalibrator(_Calibrator):
         if axis is not None:
             msg = "Calibrator histogram collection only supports per tensor scaling"
             raise NotImplementedError(msg)
-        if not torch_hist:
-            msg = (
-                "HistogramCalibrator(torch_hist=False) (NumPy's histogram) is not available "
-                "in this build; use torch_hist=True"
-            )
-            raise NotImplementedError(msg)
         self._num_bits = _int(num_bits, "num_bits", 1)
         self._unsigned = _bool(unsigned, "unsigned")
         self._num_bins = _int(num_bins, "num_bins", 1)
         self._skip_zeros = _bool(skip_zeros, "skip_zeros")
-        self._torch_hist = True
+        self._torch_hist = _bool(torch_hist, "torch_hist")
+        self._state_type = core.HistState if self._torch_hist else nphist.AbsState
         self._channel_axis = None if channel_axis is None else int(channel_axis)
         self._capacity = 16 * self._num_bins if capacity is None else _int(capacity, "capacity", 1)
         if self._capacity < self._num_bins:
@@ -286,13 +284,20 @@ class HistogramCalibrator(_Calibrator):
             if self._channel_axis is not None:
                 channels = x.shape[self._channel_axis]
             state = api.histogram_init(
-                self._num_bins, xp=xp, device=device, channels=channels, capacity=self._capacity
+                self._num_bins,
+                xp=xp,
+                device=device,
+                channels=channels,
+                capacity=self._capacity,
+                torch_hist=self._torch_hist,
             )
         update: dict[str, Any] = {
             "skip_zeros": self._skip_zeros,
             "channel_axis": self._channel_axis,
         }
         new = api.histogram_update(state, x, lanes=self._lanes, xp=xp, **update)
+        if not self._torch_hist:
+            return self._numpy_mode(state, new, x, xp, update)
         errors = np.asarray(to_host(new.error))
         for c, code in enumerate(errors):
             api.raise_error(int(code), c if self._channel_axis is not None else None)
@@ -308,6 +313,32 @@ class HistogramCalibrator(_Calibrator):
             state = state._replace(counts=xp.concat([state.counts, pad], axis=1))
             new = api.histogram_update(state, x, lanes=self._lanes, xp=xp, **update)
         return new
+
+    def _numpy_mode(self, state: Any, new: Any, x: Any, xp: Any, update: dict[str, Any]) -> Any:
+        """NumPy mode's refusals, or its exact re-pad past the capacity."""
+        from arrayobs.calib import modelopt as api
+
+        if int(to_host(new.error)):
+            nphist.raise_error(new)
+        if bool(to_host(new.overflow)):
+            size = state.counts.shape[1]
+            while size < int(to_host(new.need)):
+                size *= 2
+            state = nphist.repad(state, size, xp=xp)
+            new = api.histogram_update(state, x, xp=xp, **update)
+        return new
+
+    def _first_bin_copied(self) -> None:
+        """The reference's NumPy-mode entropy sets its stored first bin to the
+        second (``bins = calib_hist[:]`` is a view): later collects and
+        searches see that change; so does this calibrator (lock held)."""
+        state, xp = self._state, self._xp
+        if state is None or xp is None or self._torch_hist or state.counts.shape[1] < 2:
+            return
+        counts = state.counts
+        ok = xp.reshape(state.bins >= 2, (-1, 1))
+        first = xp.where(ok, counts[:, 1:2], counts[:, 0:1])
+        self._state = state._replace(counts=xp.concat([first, counts[:, 1:]], axis=1))
 
     @property
     def _per_channel(self) -> bool:
@@ -343,6 +374,8 @@ class HistogramCalibrator(_Calibrator):
         from arrayobs.calib import modelopt as api
 
         with self._lock:
+            if method == "entropy":
+                self._first_bin_copied()
             state, xp, device = self._state, self._xp, self._device
         if state is None:
             if method == "percentile" and (percentile < 0 or percentile > 100):

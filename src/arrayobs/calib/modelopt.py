@@ -23,10 +23,13 @@ from arrayobs._arguments import array_namespace
 from arrayobs._compat import default_device, resolve_namespace, to_host
 from arrayobs._core import _calib_modelopt as core
 from arrayobs._core import _calib_modelopt_search as search
+from arrayobs._core import _calib_nphist as nphist
 from arrayobs._core._calib_modelopt import HistState, MaxState, tensor_quant
+from arrayobs._core._calib_nphist import AbsState
 from arrayobs._observers._modelopt import HistogramCalibrator, MaxCalibrator, MseCalibrator
 
 __all__ = [
+    "AbsState",
     "HistState",
     "HistogramCalibrator",
     "MaxCalibrator",
@@ -101,9 +104,12 @@ def histogram_init(
     device: Any = None,
     channels: int | None = None,
     capacity: int | None = None,
-) -> HistState:
-    """The never-collected torch-mode state: ``channels`` rows (one when
-    None: per tensor) of ``capacity`` bins (default ``16 * num_bins``).
+    torch_hist: bool = True,
+) -> HistState | AbsState:
+    """The never-collected state: ``channels`` rows (one when None: per
+    tensor) of ``capacity`` bins (default ``16 * num_bins``); ``torch_hist``
+    picks the reference's collection mode (:class:`HistState`, or the NumPy
+    mode's :class:`AbsState` from :mod:`arrayobs._core._calib_nphist`).
 
     A growth past the capacity stops the state and records ``need``;
     :func:`histogram_result` then refuses, naming it (the class re-pads
@@ -116,6 +122,8 @@ def histogram_init(
     if cap < num_bins:
         msg = f"capacity must be at least num_bins ({num_bins}), got {cap}"
         raise ValueError(msg)
+    if not torch_hist:
+        return nphist.modelopt_init(num_bins, channels=channels, capacity=cap, xp=ns, device=device)
     return core.histogram_init(
         num_bins, 1 if channels is None else channels, cap, xp=ns, device=device
     )
@@ -131,19 +139,23 @@ def rows(x: Any, channel_axis: int | None, *, xp: ModuleType) -> Any:
 
 
 def histogram_update(
-    state: HistState,
+    state: HistState | AbsState,
     x: Any,
     *,
     skip_zeros: bool = False,
     channel_axis: int | None = None,
     lanes: int | None = None,
     xp: Any = None,
-) -> HistState:
+) -> HistState | AbsState:
     """One ``HistogramCalibrator(torch_hist=True).collect(x)`` (per channel:
-    one per channel slice along ``channel_axis``). Pure; no host read."""
+    one per channel slice along ``channel_axis``; ``torch_hist=False`` for an
+    :class:`AbsState`). Pure; no host read."""
     ns = _namespace(xp, state.counts)
     lanes = default_lanes() if lanes is None else lanes
     with _backends.shared(ns).float64_scope():
+        if isinstance(state, AbsState):
+            x2 = rows(x, channel_axis, xp=ns)
+            return nphist.modelopt_update(state, x2, skip_zeros=skip_zeros, xp=ns)  # type: ignore[no-any-return]
         return core.histogram_update(state, rows(x, channel_axis, xp=ns), skip_zeros, lanes, xp=ns)
 
 
@@ -168,11 +180,14 @@ def raise_error(code: int, channel: int | None) -> None:
 
 
 def histogram_host(
-    state: HistState, lanes: int | None = None
+    state: HistState | AbsState, lanes: int | None = None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each row's ``(_calib_hist, _calib_bin_edges)`` as the reference holds
-    them (float32 counts, float32 edges), on the host; refuses a state with a
-    recorded error or past its capacity."""
+    them (torch mode: float32 counts and edges; NumPy mode: int64 counts,
+    float32 or, once grown, float64 edges), on the host; refuses a state with
+    a recorded error or past its capacity."""
+    if isinstance(state, AbsState):
+        return [(h, e) for h, e in nphist.modelopt_result(state)]
     lanes = default_lanes() if lanes is None else lanes
     host = {k: np.asarray(to_host(v)) for k, v in state._asdict().items()}
     channels, capacity = host["counts"].shape
@@ -195,7 +210,7 @@ def histogram_host(
 
 
 def histogram_result(
-    state: HistState,
+    state: HistState | AbsState,
     method: str,
     *,
     num_bits: int = 8,
@@ -207,7 +222,11 @@ def histogram_result(
     per_channel: bool = False,
 ) -> np.ndarray | None:
     """``compute_amax(method, ...)`` on the host: float32, 0-d per tensor, or
-    (C,) with ``per_channel``; None before any collect."""
+    (C,) with ``per_channel``; None before any collect.
+
+    The reference's NumPy-mode entropy also sets its stored histogram's first
+    bin to the second (it works on a view); this function leaves ``state``
+    alone (the class reproduces that change)."""
     if method == "percentile" and (percentile < 0 or percentile > 100):
         msg = "Invalid percentile. Must be in range 0 <= percentile <= 100."
         raise ValueError(msg)
@@ -218,8 +237,9 @@ def histogram_result(
     if not started.all():
         return None
     amax = []
+    numpy_mode = isinstance(state, AbsState)
     for counts, edges in histogram_host(state, lanes):
-        h = counts.astype(np.int32)  # the reference's hist.int()
+        h = counts if numpy_mode else counts.astype(np.int32)  # torch mode: hist.int()
         if method == "entropy":
             amax.append(search.amax_entropy(h, edges, num_bits, unsigned, stride, start_bin))
         elif method == "mse":
