@@ -176,6 +176,8 @@ def _streams() -> dict[str, tuple[dict[str, Any], list[np.ndarray]]]:
 
 
 STREAMS = _streams()
+# Backends whose eager updates run op by op (compiled per shape): fewer cases.
+_SLOW = ("jax", "dask")
 
 
 def _check_state(ours: Any, ref: Any) -> None:
@@ -188,6 +190,8 @@ def _check_state(ours: Any, ref: Any) -> None:
 def test_histogram_stream(backend: Any, name: str, torch_hist: bool) -> None:
     """Counts and edges after every collect, then every search (and the state
     after each: NumPy mode's entropy changes the first bin), as the reference."""
+    if backend.name in _SLOW and name not in ("grow", "mismatch"):
+        pytest.skip("two streams on the op-by-op backends (the rules are the same on each)")
     kwargs, batches = STREAMS[name]
     kwargs = {**kwargs, "torch_hist": torch_hist}
     ref = ref_calib.HistogramCalibrator(**kwargs)
@@ -294,6 +298,8 @@ def test_small_capacity_repads(backend: Any) -> None:
 @pytest.mark.parametrize("axis", [0, -1])
 def test_histogram_per_channel(backend: Any, axis: int, torch_hist: bool) -> None:
     """Each channel equals the reference fed that channel's slices."""
+    if backend.name in _SLOW and axis != 0:
+        pytest.skip("one axis on the op-by-op backends")
     rng = np.random.default_rng(5)
     batches = [
         (rng.standard_normal((3, 40, 5)) * rng.uniform(0.2, 3, (1, 1, 5))).astype(np.float32)
@@ -498,3 +504,14 @@ def test_mse_calibrator_refusals() -> None:
     assert bits(pickled.losses) == bits(cal.losses)
     cal.reset()
     assert cal.compute_amax() is None
+
+
+def test_docstring_examples() -> None:
+    """The classes' examples run (tests/test_docs.py lists other modules)."""
+    import doctest
+
+    from arrayobs._observers import _modelopt
+
+    result = doctest.testmod(_modelopt, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0

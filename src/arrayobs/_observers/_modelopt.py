@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from arrayobs import _backends
 from arrayobs._arguments import array_namespace
 from arrayobs._compat import device_of, resolve_namespace, to_host
 from arrayobs._core import _calib_modelopt as core
@@ -85,7 +86,9 @@ class _Calibrator(Bound):
         state["_xp"] = xp
         values = state["_state"]
         if values is not None and xp is not None:
-            state["_state"] = self._state_type(*(xp.asarray(v) for v in values))
+            with _backends.shared(xp).float64_scope():  # NumPy mode's int64/float64
+                kind = state.get("_state_type", self._state_type)
+                state["_state"] = kind(*(xp.asarray(v) for v in values))
             state["_device"] = device_of(state["_state"][0])
 
     # -- state_dict --------------------------------------------------------------------
@@ -108,7 +111,8 @@ class _Calibrator(Bound):
             msg = f"{type(self).__name__}.load_state_dict needs every key {list(keys)}"
             raise KeyError(msg)
         xp = array_namespace(given[keys[0]], "state_dict values")
-        state = self._state_type(*(xp.asarray(given[k], copy=True) for k in keys))
+        with _backends.shared(xp).float64_scope():  # NumPy mode's int64/float64
+            state = self._state_type(*(xp.asarray(given[k], copy=True) for k in keys))
         self._check_loaded(state)
         with self._lock:
             self._check_binding(xp, device_of(state[0]))
@@ -324,7 +328,8 @@ class HistogramCalibrator(_Calibrator):
             size = state.counts.shape[1]
             while size < int(to_host(new.need)):
                 size *= 2
-            state = nphist.repad(state, size, xp=xp)
+            with _backends.shared(xp).float64_scope():
+                state = nphist.repad(state, size, xp=xp)
             new = api.histogram_update(state, x, xp=xp, **update)
         return new
 
@@ -336,9 +341,10 @@ class HistogramCalibrator(_Calibrator):
         if state is None or xp is None or self._torch_hist or state.counts.shape[1] < 2:
             return
         counts = state.counts
-        ok = xp.reshape(state.bins >= 2, (-1, 1))
-        first = xp.where(ok, counts[:, 1:2], counts[:, 0:1])
-        self._state = state._replace(counts=xp.concat([first, counts[:, 1:]], axis=1))
+        with _backends.shared(xp).float64_scope():  # int64 counts (JAX: enable_x64)
+            ok = xp.reshape(state.bins >= 2, (-1, 1))
+            first = xp.where(ok, counts[:, 1:2], counts[:, 0:1])
+            self._state = state._replace(counts=xp.concat([first, counts[:, 1:]], axis=1))
 
     @property
     def _per_channel(self) -> bool:

@@ -122,8 +122,11 @@ def histogram_init(
     if cap < num_bins:
         msg = f"capacity must be at least num_bins ({num_bins}), got {cap}"
         raise ValueError(msg)
-    if not torch_hist:
-        return nphist.modelopt_init(num_bins, channels=channels, capacity=cap, xp=ns, device=device)
+    if not torch_hist:  # int64 counts and float64 edges (JAX: inside enable_x64)
+        with _backends.shared(ns).float64_scope():
+            return nphist.modelopt_init(
+                num_bins, channels=channels, capacity=cap, xp=ns, device=device
+            )
     return core.histogram_init(
         num_bins, 1 if channels is None else channels, cap, xp=ns, device=device
     )
