@@ -293,7 +293,8 @@ def tensor_quant(
     scale = xp.asarray(max_bound, dtype=xp.float32, device=device_of(amax)) / amax
     tiny = amax <= 1.0 / (1 << 24)
     q = xp.clip(xp.round(x * xp.where(tiny, xp.zeros_like(scale), scale)), min_bound, max_bound)
-    return q / xp.where(tiny, xp.ones_like(scale), scale)
+    divisor = xp.broadcast_to(xp.where(tiny, xp.ones_like(scale), scale), q.shape)
+    return hist._divide(q, divisor, xp)  # XLA would multiply by a broadcast reciprocal
 
 
 def mse_steps(start: float, stop: float, step: float) -> int:

@@ -302,10 +302,11 @@ class HistogramCalibrator(_Calibrator):
         new = api.histogram_update(state, x, lanes=self._lanes, xp=xp, **update)
         if not self._torch_hist:
             return self._numpy_mode(state, new, x, xp, update)
-        errors = np.asarray(to_host(new.error))
+        with np.errstate(all="ignore"):  # Dask computes here, outside the core's quiet
+            errors = np.asarray(to_host(new.error))
+            need = int(np.asarray(to_host(new.need)).max())
         for c, code in enumerate(errors):
             api.raise_error(int(code), c if self._channel_axis is not None else None)
-        need = int(np.asarray(to_host(new.need)).max())
         capacity = state.counts.shape[1]
         if need > capacity:  # re-pad exactly (growth only appends bins), then bin again
             size = capacity
@@ -322,9 +323,11 @@ class HistogramCalibrator(_Calibrator):
         """NumPy mode's refusals, or its exact re-pad past the capacity."""
         from arrayobs.calib import modelopt as api
 
-        if int(to_host(new.error)):
+        with np.errstate(all="ignore"):  # Dask computes here, outside the core's quiet
+            error, overflow = int(to_host(new.error)), bool(to_host(new.overflow))
+        if error:
             nphist.raise_error(new)
-        if bool(to_host(new.overflow)):
+        if overflow:
             size = state.counts.shape[1]
             while size < int(to_host(new.need)):
                 size *= 2

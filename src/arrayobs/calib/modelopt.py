@@ -189,10 +189,13 @@ def histogram_host(
     them (torch mode: float32 counts and edges; NumPy mode: int64 counts,
     float32 or, once grown, float64 edges), on the host; refuses a state with
     a recorded error or past its capacity."""
-    if isinstance(state, AbsState):
-        return [(h, e) for h, e in nphist.modelopt_result(state)]
+    # a lazy (Dask) state computes here: NumPy's warnings of the core's
+    # inf - inf and 0 / 0 (silent in the references) stay off
+    with np.errstate(all="ignore"):
+        if isinstance(state, AbsState):
+            return [(h, e) for h, e in nphist.modelopt_result(state)]
+        host = {k: np.asarray(to_host(v)) for k, v in state._asdict().items()}
     lanes = default_lanes() if lanes is None else lanes
-    host = {k: np.asarray(to_host(v)) for k, v in state._asdict().items()}
     channels, capacity = host["counts"].shape
     per_channel = channels > 1
     for c in range(channels):
