@@ -239,7 +239,8 @@ def histogram_result(
     if method not in ("entropy", "mse", "percentile"):
         msg = f"Unknown calibration method {method}"
         raise TypeError(msg)
-    started = np.asarray(to_host(state.started))
+    with np.errstate(all="ignore"):  # a lazy (Dask) state computes here
+        started = np.asarray(to_host(state.started))
     if not started.all():
         return None
     amax = []
