@@ -53,7 +53,7 @@ def _histograms() -> list[tuple[np.ndarray, np.ndarray, bool]]:
             rng.standard_normal(20000) * rng.uniform(0.1, 3) * rng.random(20000) ** (t % 3)
         ).astype(np.float32)
         torch_hist = t % 2 == 0
-        ref = ref_calib.HistogramCalibrator(num_bins=300 + 37 * t, torch_hist=torch_hist)
+        ref = ref_calib.HistogramCalibrator(num_bins=200 + 29 * t, torch_hist=torch_hist)
         ref.collect(torch.from_numpy(x))
         ref.collect(torch.from_numpy(x * np.float32(1.6)))
         if torch_hist:
@@ -166,7 +166,7 @@ def _streams() -> dict[str, tuple[dict[str, Any], list[np.ndarray]]]:
     mismatch = [first, np.asarray([0.04426823928952217], dtype=np.float32)]
     return {
         "one": ({"num_bins": 256}, [normal(1000, 1.0)]),
-        "grow": ({"num_bins": 300}, [normal(1000, 1.0), normal(800, 2.5)]),
+        "grow": ({"num_bins": 200}, [normal(1000, 1.0), normal(800, 2.5)]),
         "chain": ({"num_bins": 128}, chain),
         "skip_zeros": ({"skip_zeros": True, "num_bins": 256}, [zeros, zeros * 3]),
         "positive": ({"num_bins": 100}, [np.abs(normal(500, 1.0)), np.abs(normal(500, 2.0))]),
