@@ -19,6 +19,7 @@ from arrayobs._arguments import array_namespace
 from arrayobs._compat import device_of, resolve_namespace, to_host
 from arrayobs._core import _calib_modelopt as core
 from arrayobs._core import _calib_nphist as nphist
+from arrayobs._observers import _modelopt_core as api
 from arrayobs._observers._shell import Bound
 from arrayobs._observers._state_dict import IncompatibleKeys, check_keys
 
@@ -271,7 +272,6 @@ class HistogramCalibrator(_Calibrator):
         if self._capacity < self._num_bins:
             msg = f"capacity must be at least num_bins ({self._num_bins}), got {capacity}"
             raise ValueError(msg)
-        from arrayobs.calib import modelopt as api
 
         self._lanes = api.default_lanes() if lanes is None else _int(lanes, "lanes", 1)
         self._xp = None if xp is None else resolve_namespace(xp)
@@ -280,7 +280,6 @@ class HistogramCalibrator(_Calibrator):
         self._new_lock()
 
     def _collected(self, x: Any, xp: Any, device: Any) -> Any:
-        from arrayobs.calib import modelopt as api
 
         state = self._state
         if state is None:
@@ -321,7 +320,6 @@ class HistogramCalibrator(_Calibrator):
 
     def _numpy_mode(self, state: Any, new: Any, x: Any, xp: Any, update: dict[str, Any]) -> Any:
         """NumPy mode's refusals, or its exact re-pad past the capacity."""
-        from arrayobs.calib import modelopt as api
 
         with np.errstate(all="ignore"):  # Dask computes here, outside the core's quiet
             error, overflow = int(to_host(new.error)), bool(to_host(new.overflow))
@@ -364,7 +362,6 @@ class HistogramCalibrator(_Calibrator):
         return self._host(1)
 
     def _host(self, which: int) -> Any:
-        from arrayobs.calib import modelopt as api
 
         with self._lock:
             state = self._state
@@ -380,7 +377,6 @@ class HistogramCalibrator(_Calibrator):
         channel) in the calibrator's namespace, or None before any collect.
         Unknown ``method``: TypeError; ``percentile`` outside [0, 100]:
         ValueError (checked first, as the reference)."""
-        from arrayobs.calib import modelopt as api
 
         with self._lock:
             if method == "entropy":
