@@ -1,0 +1,233 @@
+"""The functional core of :mod:`arrayobs.calib.modelopt` (ModelOpt 0.47.0's
+calibrators): ``max_*`` and ``histogram_*``, pure updates on fixed-shape states
+(run under ``jax.jit`` and lazily on Dask) and host results, re-exported there.
+The classes (:mod:`arrayobs._observers._modelopt`) call these.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from arrayobs import _backends
+from arrayobs._arguments import array_namespace
+from arrayobs._compat import default_device, resolve_namespace, to_host
+from arrayobs._core import _calib_modelopt as core
+from arrayobs._core import _calib_modelopt_search as search
+from arrayobs._core import _calib_nphist as nphist
+from arrayobs._core._calib_modelopt import HistState, MaxState
+from arrayobs._core._calib_nphist import AbsState
+
+
+def default_lanes() -> int:
+    """ATen's float32 vector width on this CPU (``torch.arange``'s values
+    depend on it): 16 where torch reports AVX512, else 8 (AVX2 and the
+    default build). torch is asked only when already imported."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return 8
+    return 16 if "AVX512" in str(torch.backends.cpu.get_cpu_capability()) else 8
+
+
+def _namespace(xp: Any, like: Any) -> ModuleType:
+    return resolve_namespace(xp) if xp is not None else array_namespace(like, "state")
+
+
+# -- MaxCalibrator ------------------------------------------------------------------
+def max_init(
+    shape: tuple[int, ...] = (), dtype: Any = None, *, xp: Any = None, device: Any = None
+) -> MaxState:
+    """The never-collected state of an amax of ``shape`` (the reference's
+    shape for the inputs to come, see ``core.max_shape``) and ``dtype``
+    (default float32). ``xp`` defaults to NumPy."""
+    import numpy
+
+    ns = resolve_namespace(numpy if xp is None else xp)
+    device = default_device(ns) if device is None else device
+    return core.max_init(tuple(shape), ns.float32 if dtype is None else dtype, xp=ns, device=device)
+
+
+def max_update(state: MaxState, x: Any, axis: Any = None, *, xp: Any = None) -> MaxState:
+    """One ``MaxCalibrator(axis=axis).collect(x)``. A NaN or infinite amax
+    (the reference's AssertionError) is recorded in ``state.error`` and the
+    state stops changing; :func:`max_result` raises it."""
+    ns = _namespace(xp, state.amax)
+    return core.max_update(state, x, axis, xp=ns)
+
+
+def max_result(state: MaxState) -> np.ndarray | None:
+    """``compute_amax()`` on the host: the amax, or None before any collect."""
+    error = int(to_host(state.error))
+    if error == core.MAX_NAN:
+        msg = "detected nan values in amax"
+        raise AssertionError(msg)
+    if error == core.MAX_INF:
+        msg = "detected inf values in amax"
+        raise AssertionError(msg)
+    if not bool(to_host(state.seen)):
+        return None
+    return np.asarray(to_host(state.amax))
+
+
+# -- HistogramCalibrator(torch_hist=True) ------------------------------------------------
+def histogram_init(
+    num_bins: int = 2048,
+    *,
+    xp: Any = None,
+    device: Any = None,
+    channels: int | None = None,
+    capacity: int | None = None,
+    torch_hist: bool = True,
+) -> HistState | AbsState:
+    """The never-collected state: ``channels`` rows (one when None: per
+    tensor) of ``capacity`` bins (default ``16 * num_bins``); ``torch_hist``
+    picks the reference's collection mode (:class:`HistState`, or the NumPy
+    mode's :class:`AbsState` from :mod:`arrayobs._core._calib_nphist`).
+
+    A growth past the capacity stops the state and records ``need``;
+    :func:`histogram_result` then refuses, naming it (the class re-pads
+    instead)."""
+    import numpy
+
+    ns = resolve_namespace(numpy if xp is None else xp)
+    device = default_device(ns) if device is None else device
+    cap = 16 * num_bins if capacity is None else capacity
+    if cap < num_bins:
+        msg = f"capacity must be at least num_bins ({num_bins}), got {cap}"
+        raise ValueError(msg)
+    if not torch_hist:  # int64 counts and float64 edges (JAX: inside enable_x64)
+        with _backends.shared(ns).float64_scope():
+            return nphist.modelopt_init(
+                num_bins, channels=channels, capacity=cap, xp=ns, device=device
+            )
+    return core.histogram_init(
+        num_bins, 1 if channels is None else channels, cap, xp=ns, device=device
+    )
+
+
+def rows(x: Any, channel_axis: int | None, *, xp: ModuleType) -> Any:
+    """``x`` as (C, K): one row per tensor, or each channel's slice along
+    ``channel_axis`` flattened in C order."""
+    if channel_axis is None:
+        return xp.reshape(x, (1, -1))
+    moved = xp.moveaxis(x, channel_axis, 0)
+    return xp.reshape(moved, (moved.shape[0], -1))
+
+
+def histogram_update(
+    state: HistState | AbsState,
+    x: Any,
+    *,
+    skip_zeros: bool = False,
+    channel_axis: int | None = None,
+    lanes: int | None = None,
+    xp: Any = None,
+) -> HistState | AbsState:
+    """One ``HistogramCalibrator(torch_hist=True).collect(x)`` (per channel:
+    one per channel slice along ``channel_axis``; ``torch_hist=False`` for an
+    :class:`AbsState`). Pure; no host read."""
+    ns = _namespace(xp, state.counts)
+    lanes = default_lanes() if lanes is None else lanes
+    with _backends.shared(ns).float64_scope():
+        if isinstance(state, AbsState):
+            x2 = rows(x, channel_axis, xp=ns)
+            return nphist.modelopt_update(state, x2, skip_zeros=skip_zeros, xp=ns)  # type: ignore[no-any-return]
+        return core.histogram_update(state, rows(x, channel_axis, xp=ns), skip_zeros, lanes, xp=ns)
+
+
+_MESSAGES = {
+    core.NONFINITE_FIRST: (RuntimeError, "torch.histc: range of [0, nan] is not finite"),
+    core.INFINITE_BINS: (OverflowError, "cannot convert float infinity to integer"),
+    core.EMPTY_AFTER_SKIP: (
+        RuntimeError,
+        "max(): Expected reduction dim to be specified for input.numel() == 0",
+    ),
+    core.SHRINK: (RuntimeError, "the histogram's bin count shrank (the reference's size mismatch)"),
+}
+
+
+def raise_error(code: int, channel: int | None) -> None:
+    """The reference's exception for a sticky error code."""
+    if code == 0:
+        return
+    kind, text = _MESSAGES[code]
+    where = "" if channel is None else f" (channel {channel})"
+    raise kind(text + where)
+
+
+def histogram_host(
+    state: HistState | AbsState, lanes: int | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each row's ``(_calib_hist, _calib_bin_edges)`` as the reference holds
+    them (torch mode: float32 counts and edges; NumPy mode: int64 counts,
+    float32 or, once grown, float64 edges), on the host; refuses a state with
+    a recorded error or past its capacity."""
+    # a lazy (Dask) state computes here: NumPy's warnings of the core's
+    # inf - inf and 0 / 0 (silent in the references) stay off
+    with np.errstate(all="ignore"):
+        if isinstance(state, AbsState):
+            return [(h, e) for h, e in nphist.modelopt_result(state)]
+        host = {k: np.asarray(to_host(v)) for k, v in state._asdict().items()}
+    lanes = default_lanes() if lanes is None else lanes
+    channels, capacity = host["counts"].shape
+    per_channel = channels > 1
+    for c in range(channels):
+        raise_error(int(host["error"][c]), c if per_channel else None)
+    need = int(host["need"].max())
+    if need > capacity:
+        msg = (
+            f"the histogram needs {need} bins, more than its capacity {capacity}: "
+            f"re-run with capacity >= {need}"
+        )
+        raise ValueError(msg)
+    out = []
+    for c in range(channels):
+        row = {k: host[k][c] for k in ("first_max", "width", "length", "grown")}
+        edges = core.histogram_edges(row, lanes)
+        out.append((host["counts"][c, : int(host["bins"][c])].copy(), edges))
+    return out
+
+
+def histogram_result(
+    state: HistState | AbsState,
+    method: str,
+    *,
+    num_bits: int = 8,
+    unsigned: bool = False,
+    stride: int = 1,
+    start_bin: int = 128,
+    percentile: float = 99.99,
+    lanes: int | None = None,
+    per_channel: bool = False,
+) -> np.ndarray | None:
+    """``compute_amax(method, ...)`` on the host: float32, 0-d per tensor, or
+    (C,) with ``per_channel``; None before any collect.
+
+    The reference's NumPy-mode entropy also sets its stored histogram's first
+    bin to the second (it works on a view); this function leaves ``state``
+    alone (the class reproduces that change)."""
+    if method == "percentile" and (percentile < 0 or percentile > 100):
+        msg = "Invalid percentile. Must be in range 0 <= percentile <= 100."
+        raise ValueError(msg)
+    if method not in ("entropy", "mse", "percentile"):
+        msg = f"Unknown calibration method {method}"
+        raise TypeError(msg)
+    with np.errstate(all="ignore"):  # a lazy (Dask) state computes here
+        started = np.asarray(to_host(state.started))
+    if not started.all():
+        return None
+    amax = []
+    numpy_mode = isinstance(state, AbsState)
+    for counts, edges in histogram_host(state, lanes):
+        h = counts if numpy_mode else counts.astype(np.int32)  # torch mode: hist.int()
+        if method == "entropy":
+            amax.append(search.amax_entropy(h, edges, num_bits, unsigned, stride, start_bin))
+        elif method == "mse":
+            amax.append(search.amax_mse(h, edges, num_bits, unsigned, stride, start_bin))
+        else:
+            amax.append(search.amax_percentile(h, edges, percentile))
+    out = np.stack(amax).astype(np.float32)
+    return out if per_channel else out.reshape(())
