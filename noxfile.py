@@ -58,6 +58,9 @@ TEST_DEPS = (
     # bfloat16 and float8 on NumPy and Dask (the affine and fake-quantize tests).
     "ml_dtypes>=0.4",
 )
+# What nox itself adds to pytest: pytest-xdist spreads a session's tests over the
+# machine's cores (_workers).
+RUNNER_DEPS = ("pytest-xdist>=3.5",)
 # The calibrators' references (versions pinned in constraints.txt). ModelOpt imports
 # requests and huggingface_hub without declaring them.
 CALIB_REFS = ("onnxruntime", "onnx", "nvidia-modelopt", "requests", "huggingface_hub")
@@ -80,7 +83,14 @@ SESSIONS = {
     "gpu": ("cupy,jax", "torch:cuda,jax:gpu,cupy", True),
 }
 # What the shared CPU venv holds: every CPU extra (SESSIONS) and the test dependencies.
-CPU_INSTALL = (*CONSTRAINTS, *TEST_DEPS, "-e", ".[torch,jax,dask,strict]")
+CPU_INSTALL = (*CONSTRAINTS, *TEST_DEPS, *RUNNER_DEPS, "-e", ".[torch,jax,dask,strict]")
+
+
+def _workers() -> tuple[str, ...]:
+    """pytest-xdist's ``-n``: ARRAYOBS_NOX_WORKERS, else the CPU count up to 4 (each
+    worker imports torch and JAX); ``0`` runs the tests in the pytest process."""
+    workers = os.environ.get("ARRAYOBS_NOX_WORKERS") or str(min(os.cpu_count() or 1, 4))
+    return ("-n", workers)
 
 
 # Suite -> (pytest arguments, extra environment).
@@ -144,6 +154,13 @@ def _cpu_venv(session: nox.Session) -> dict[str, str]:
     return {"VIRTUAL_ENV": str(venv), "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
 
 
+def _cpu_run(session: nox.Session, *args: str, env: dict[str, str]) -> None:
+    """``pytest *args`` in the shared CPU venv (nox would find its own pytest first)."""
+    venv_env = _cpu_venv(session)
+    pytest = str(Path(venv_env["VIRTUAL_ENV"]) / "bin" / "pytest")
+    session.run(pytest, *_workers(), *args, external=True, env={**venv_env, **env})
+
+
 def _define(suite: str, name: str, extra: str, backends: str, gpu: bool) -> None:
     args, env = SUITES[suite]
     # The unit tests that take no backend run once, in tests-common.
@@ -164,12 +181,8 @@ def _define(suite: str, name: str, extra: str, backends: str, gpu: bool) -> None
 
     @nox.session(name=f"{suite}-{name}", venv_backend="none")
     def run(session: nox.Session) -> None:
-        venv_env = _cpu_venv(session)
-        session.run(
-            "pytest",
-            *args,
-            *session.posargs,
-            env={**venv_env, "ARRAYOBS_BACKENDS": backends, **scope, **env},
+        _cpu_run(
+            session, *args, *session.posargs, env={"ARRAYOBS_BACKENDS": backends, **scope, **env}
         )
 
 
@@ -183,12 +196,11 @@ def tests_common(session: nox.Session) -> None:
     """The unit tests that take no ``backend`` fixture (CLI, docs, packaging, layers,
     imports, reference export, the per-library tests that pick their library
     themselves), once, in the shared CPU venv with every CPU backend selected."""
-    venv_env = _cpu_venv(session)
-    session.run(
-        "pytest",
+    _cpu_run(
+        session,
         "tests",
         *session.posargs,
-        env={**venv_env, "ARRAYOBS_BACKENDS": _ALL_CPU, "ARRAYOBS_TEST_SCOPE": "common"},
+        env={"ARRAYOBS_BACKENDS": _ALL_CPU, "ARRAYOBS_TEST_SCOPE": "common"},
     )
 
 
@@ -198,9 +210,10 @@ def tests_numba(session: nox.Session) -> None:
     the library path, bit for bit, and HistogramObserver against live torch.ao) and
     conformance on NumPy and torch with the kernels on. The other sessions install no
     numba, so they test the library path."""
-    session.install(*CONSTRAINTS, *TEST_DEPS, "-e", ".[numba]")
+    session.install(*CONSTRAINTS, *TEST_DEPS, *RUNNER_DEPS, "-e", ".[numba]")
     session.run(
         "pytest",
+        *_workers(),
         "tests/test_kernels.py",
         "conformance",
         *session.posargs,
@@ -218,9 +231,12 @@ def tests_calib(session: nox.Session) -> None:
     if not files:
         session.skip("no tests/test_calib*.py yet")
     # pip with constraints.txt: the references' own requirements must not move torch off 2.13.0.
-    session.install(*CONSTRAINTS, *TEST_DEPS, *CALIB_REFS, "-e", ".[torch,jax,dask,strict]")
+    session.install(
+        *CONSTRAINTS, *TEST_DEPS, *RUNNER_DEPS, *CALIB_REFS, "-e", ".[torch,jax,dask,strict]"
+    )
     session.run(
         "pytest",
+        *_workers(),
         *files,
         *session.posargs,
         env={"ARRAYOBS_BACKENDS": _ALL_CPU, "ARRAYOBS_REQUIRE_REFERENCES": "1"},
