@@ -17,7 +17,9 @@ Dask-cluster tests...) run once, in ``tests-common``, with every CPU backend ins
 and selected (tests/conftest.py: ARRAYOBS_TEST_SCOPE). ``nox -s tests-jax tests-common``
 is everything the tests say about JAX. tests-numba and tests-calib have venvs of their
 own: numba switches the kernels on, and no other session installs the calibrators'
-references (ONNX Runtime, ModelOpt).
+references (ONNX Runtime, ModelOpt); the calibrators' tests (tests/test_calib*.py) run
+in tests-calib only, on every CPU backend. Each session spreads its tests over the
+CPU cores with pytest-xdist (ARRAYOBS_NOX_WORKERS=0 turns that off).
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ TEST_DEPS = (
 # What nox itself adds to pytest: pytest-xdist spreads a session's tests over the
 # machine's cores (_workers).
 RUNNER_DEPS = ("pytest-xdist>=3.5",)
+# The calibrators' tests: tests-calib runs them on every CPU backend, the other CPU
+# sessions leave them out.
+CALIB_GLOB = "tests/test_calib*.py"
+NOT_CALIB = f"--ignore-glob={CALIB_GLOB}"
 # The calibrators' references (versions pinned in constraints.txt). ModelOpt imports
 # requests and huggingface_hub without declaring them.
 CALIB_REFS = ("onnxruntime", "onnx", "nvidia-modelopt", "requests", "huggingface_hub")
@@ -163,8 +169,10 @@ def _cpu_run(session: nox.Session, *args: str, env: dict[str, str]) -> None:
 
 def _define(suite: str, name: str, extra: str, backends: str, gpu: bool) -> None:
     args, env = SUITES[suite]
-    # The unit tests that take no backend run once, in tests-common.
+    # The unit tests that take no backend run once, in tests-common; the calibrators'
+    # tests once, in tests-calib (every CPU backend, with their references).
     scope = {"ARRAYOBS_TEST_SCOPE": "backend"} if suite == "tests" else {}
+    cpu_args = (*args, NOT_CALIB) if suite == "tests" else args
 
     if gpu:
 
@@ -182,7 +190,10 @@ def _define(suite: str, name: str, extra: str, backends: str, gpu: bool) -> None
     @nox.session(name=f"{suite}-{name}", venv_backend="none")
     def run(session: nox.Session) -> None:
         _cpu_run(
-            session, *args, *session.posargs, env={"ARRAYOBS_BACKENDS": backends, **scope, **env}
+            session,
+            *cpu_args,
+            *session.posargs,
+            env={"ARRAYOBS_BACKENDS": backends, **scope, **env},
         )
 
 
@@ -199,6 +210,7 @@ def tests_common(session: nox.Session) -> None:
     _cpu_run(
         session,
         "tests",
+        NOT_CALIB,
         *session.posargs,
         env={"ARRAYOBS_BACKENDS": _ALL_CPU, "ARRAYOBS_TEST_SCOPE": "common"},
     )
@@ -227,7 +239,7 @@ def tests_calib(session: nox.Session) -> None:
     references, ONNX Runtime and ModelOpt, on every CPU backend. A missing reference
     fails the session (ARRAYOBS_REQUIRE_REFERENCES=1, tests/conftest.py) instead of
     skipping. The only session that installs those references."""
-    files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_calib*.py"))
+    files = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob(CALIB_GLOB))
     if not files:
         session.skip("no tests/test_calib*.py yet")
     # pip with constraints.txt: the references' own requirements must not move torch off 2.13.0.
