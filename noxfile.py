@@ -2,25 +2,47 @@
 fuzz-full; backends numpy, strict, torch, jax, dask (CPU) and cupy, gpu (skipped
 without an NVIDIA GPU).
 
-``nox`` runs tests-* and conformance-* on the CPU backends, lint, docs (the site,
-warnings as errors) and front-door (the README's first command in a fresh venv from
-a clean clone, then the wheel and sdist). Every session that tests installs torch
-2.13.0, the live reference, through the one constraints file (constraints.txt) that
-.ci/run uses too.
+``nox`` runs tests-* and conformance-* on the CPU backends, tests-common, tests-numba,
+tests-calib, lint, docs (the site, warnings as errors) and front-door (the README's
+first command in a fresh venv from a clean clone, then the wheel and sdist). Every
+session that tests installs torch 2.13.0, the live reference, through the one
+constraints file (constraints.txt) that .ci/run uses too.
+
+The CPU backend sessions share one venv (``.nox/.cache/venv-cpu``: the package with
+the extras torch, jax, dask and strict, plus the test dependencies, installed once per
+change of this file, pyproject.toml or constraints.txt). ``tests-<backend>`` runs the
+tests that take the ``backend`` fixture, on that backend; the tests that take no
+backend (CLI, docs, packaging, layers, imports, reference export, the JAX-sharding and
+Dask-cluster tests...) run once, in ``tests-common``, with every CPU backend installed
+and selected (tests/conftest.py: ARRAYOBS_TEST_SCOPE). ``nox -s tests-jax tests-common``
+is everything the tests say about JAX. tests-numba and tests-calib have venvs of their
+own: numba switches the kernels on, and no other session installs the calibrators'
+references (ONNX Runtime, ModelOpt); the calibrators' tests (tests/test_calib*.py) run
+in tests-calib only, on every CPU backend. Each session spreads its tests over the
+CPU cores with pytest-xdist (ARRAYOBS_NOX_WORKERS=0 turns that off).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import nox
 
 ROOT = Path(__file__).resolve().parent
 _CPU = ("numpy", "strict", "torch", "jax", "dask")
+# Every CPU backend, for the sessions that run the tests taking no backend and tests-calib.
+_ALL_CPU = "numpy,torch,jax,dask,array_api_strict"
 nox.options.sessions = [f"{s}-{b}" for s in ("tests", "conformance") for b in _CPU] + [
+    "tests-common",
     "tests-numba",
+    "tests-calib",
     "lint",
     "docs",
     "front-door",
@@ -38,6 +60,16 @@ TEST_DEPS = (
     # bfloat16 and float8 on NumPy and Dask (the affine and fake-quantize tests).
     "ml_dtypes>=0.4",
 )
+# What nox itself adds to pytest: pytest-xdist spreads a session's tests over the
+# machine's cores (_workers).
+RUNNER_DEPS = ("pytest-xdist>=3.5",)
+# The calibrators' tests: tests-calib runs them on every CPU backend, the other CPU
+# sessions leave them out.
+CALIB_GLOB = "tests/test_calib*.py"
+NOT_CALIB = f"--ignore-glob={CALIB_GLOB}"
+# The calibrators' references (versions pinned in constraints.txt). ModelOpt imports
+# requests and huggingface_hub without declaring them.
+CALIB_REFS = ("onnxruntime", "onnx", "nvidia-modelopt", "requests", "huggingface_hub")
 # Mirrored from [dependency-groups] docs in pyproject.toml.
 DOCS_DEPS = ("sphinx>=7", "numpydoc>=1.6", "myst-parser>=3", "furo>=2024.1")
 # Session -> (extra to install, ARRAYOBS_BACKENDS, needs a GPU). A backend named in
@@ -56,6 +88,15 @@ SESSIONS = {
     # torch CUDA, JAX GPU and CuPy (JAX on the GPU needs jax[cuda12] installed into the session).
     "gpu": ("cupy,jax", "torch:cuda,jax:gpu,cupy", True),
 }
+# What the shared CPU venv holds: every CPU extra (SESSIONS) and the test dependencies.
+CPU_INSTALL = (*CONSTRAINTS, *TEST_DEPS, *RUNNER_DEPS, "-e", ".[torch,jax,dask,strict]")
+
+
+def _workers() -> tuple[str, ...]:
+    """pytest-xdist's ``-n``: ARRAYOBS_NOX_WORKERS, else the CPU count up to 4 (each
+    worker imports torch and JAX); ``0`` runs the tests in the pytest process."""
+    workers = os.environ.get("ARRAYOBS_NOX_WORKERS") or str(min(os.cpu_count() or 1, 4))
+    return ("-n", workers)
 
 
 # Suite -> (pytest arguments, extra environment).
@@ -70,22 +111,109 @@ SUITES = {
 }
 
 
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (two nox runs at once build the venv once)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock; run one nox at a time there.
+        yield
+        return
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _cpu_venv(session: nox.Session) -> dict[str, str]:
+    """The shared CPU venv, built if missing or stale; the environment that runs in it.
+
+    Stale means: a different Python, install line, pyproject.toml or constraints.txt
+    than the ones it was built from (its ``stamp``). The package is installed editable,
+    so source changes need no rebuild.
+    """
+    venv = Path(session.cache_dir).resolve() / "venv-cpu"
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    for part in (sys.version, " ".join(CPU_INSTALL)):
+        digest.update(part.encode())
+    for name in ("pyproject.toml", "constraints.txt"):
+        digest.update((ROOT / name).read_bytes())
+    stamp = venv / "stamp"
+    with _locked(venv.parent / "venv-cpu.lock"):
+        if not (stamp.is_file() and stamp.read_text() == digest.hexdigest()):
+            shutil.rmtree(venv, ignore_errors=True)
+            session.log(f"building the shared CPU venv {venv}")
+            session.run(sys.executable, "-m", "venv", str(venv), external=True)
+            python = str(venv / "bin" / "python")
+            session.run(
+                python, "-m", "pip", "install", "--quiet", "--upgrade", "pip", external=True
+            )
+            # pip, not uv: only pip finds the torch wheel on this machine's disk.
+            session.run(python, "-m", "pip", "install", *CPU_INSTALL, external=True)
+            stamp.write_text(digest.hexdigest())
+        else:
+            session.log(f"reusing the shared CPU venv {venv}")
+    bin_dir = str(venv / "bin")
+    return {"VIRTUAL_ENV": str(venv), "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
+
+
+def _cpu_run(session: nox.Session, *args: str, env: dict[str, str]) -> None:
+    """``pytest *args`` in the shared CPU venv (nox would find its own pytest first)."""
+    venv_env = _cpu_venv(session)
+    pytest = str(Path(venv_env["VIRTUAL_ENV"]) / "bin" / "pytest")
+    session.run(pytest, *_workers(), *args, external=True, env={**venv_env, **env})
+
+
 def _define(suite: str, name: str, extra: str, backends: str, gpu: bool) -> None:
     args, env = SUITES[suite]
+    # The unit tests that take no backend run once, in tests-common; the calibrators'
+    # tests once, in tests-calib (every CPU backend, with their references).
+    scope = {"ARRAYOBS_TEST_SCOPE": "backend"} if suite == "tests" else {}
+    cpu_args = (*args, NOT_CALIB) if suite == "tests" else args
 
-    @nox.session(name=f"{suite}-{name}")
+    if gpu:
+
+        @nox.session(name=f"{suite}-{name}")
+        def run_gpu(session: nox.Session) -> None:
+            if shutil.which("nvidia-smi") is None:
+                session.skip("no NVIDIA GPU here (nvidia-smi not found)")
+            session.install(*CONSTRAINTS, *TEST_DEPS, "-e", f".[{extra}]")
+            session.run(
+                "pytest", *args, *session.posargs, env={"ARRAYOBS_BACKENDS": backends, **env}
+            )
+
+        return
+
+    @nox.session(name=f"{suite}-{name}", venv_backend="none")
     def run(session: nox.Session) -> None:
-        if gpu and shutil.which("nvidia-smi") is None:
-            session.skip("no NVIDIA GPU here (nvidia-smi not found)")
-        # pip, not uv: only pip finds the torch wheel on this machine's disk.
-        target = f".[{extra}]" if extra else "."
-        session.install(*CONSTRAINTS, *TEST_DEPS, "-e", target)
-        session.run("pytest", *args, *session.posargs, env={"ARRAYOBS_BACKENDS": backends, **env})
+        _cpu_run(
+            session,
+            *cpu_args,
+            *session.posargs,
+            env={"ARRAYOBS_BACKENDS": backends, **scope, **env},
+        )
 
 
 for _suite in SUITES:
     for _name, (_extra, _backends, _gpu) in SESSIONS.items():
         _define(_suite, _name, _extra, _backends, _gpu)
+
+
+@nox.session(name="tests-common", venv_backend="none")
+def tests_common(session: nox.Session) -> None:
+    """The unit tests that take no ``backend`` fixture (CLI, docs, packaging, layers,
+    imports, reference export, the per-library tests that pick their library
+    themselves), once, in the shared CPU venv with every CPU backend selected."""
+    _cpu_run(
+        session,
+        "tests",
+        NOT_CALIB,
+        *session.posargs,
+        env={"ARRAYOBS_BACKENDS": _ALL_CPU, "ARRAYOBS_TEST_SCOPE": "common"},
+    )
 
 
 @nox.session(name="tests-numba")
@@ -94,13 +222,36 @@ def tests_numba(session: nox.Session) -> None:
     the library path, bit for bit, and HistogramObserver against live torch.ao) and
     conformance on NumPy and torch with the kernels on. The other sessions install no
     numba, so they test the library path."""
-    session.install(*CONSTRAINTS, *TEST_DEPS, "-e", ".[numba]")
+    session.install(*CONSTRAINTS, *TEST_DEPS, *RUNNER_DEPS, "-e", ".[numba]")
     session.run(
         "pytest",
+        *_workers(),
         "tests/test_kernels.py",
         "conformance",
         *session.posargs,
         env={"ARRAYOBS_BACKENDS": "numpy,torch"},
+    )
+
+
+@nox.session(name="tests-calib")
+def tests_calib(session: nox.Session) -> None:
+    """The calibrators (``arrayobs.calib``, tests/test_calib*.py) against their live
+    references, ONNX Runtime and ModelOpt, on every CPU backend. A missing reference
+    fails the session (ARRAYOBS_REQUIRE_REFERENCES=1, tests/conftest.py) instead of
+    skipping. The only session that installs those references."""
+    files = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob(CALIB_GLOB))
+    if not files:
+        session.skip("no tests/test_calib*.py yet")
+    # pip with constraints.txt: the references' own requirements must not move torch off 2.13.0.
+    session.install(
+        *CONSTRAINTS, *TEST_DEPS, *RUNNER_DEPS, *CALIB_REFS, "-e", ".[torch,jax,dask,strict]"
+    )
+    session.run(
+        "pytest",
+        *_workers(),
+        *files,
+        *session.posargs,
+        env={"ARRAYOBS_BACKENDS": _ALL_CPU, "ARRAYOBS_REQUIRE_REFERENCES": "1"},
     )
 
 

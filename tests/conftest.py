@@ -1,4 +1,19 @@
-"""One backend fixture for every test, fed by arrayobs.testing.BACKENDS."""
+"""One backend fixture for every test, fed by arrayobs.testing.BACKENDS.
+
+Environment knobs (nox sets them; unset, every test runs and a missing reference skips):
+
+- ``ARRAYOBS_TEST_SCOPE=backend`` keeps only the tests that take the ``backend``
+  fixture (``tests-<backend>``); ``ARRAYOBS_TEST_SCOPE=common`` keeps only the others,
+  the tests whose result does not depend on ARRAYOBS_BACKENDS (``tests-common`` runs
+  them once, with every CPU backend installed). A test that exercises one library on
+  its own (``pytest.importorskip("jax")`` inside) takes no ``backend`` and so runs in
+  tests-common.
+- ``ARRAYOBS_REQUIRE_REFERENCES=1`` (``tests-calib``) turns a skip whose reason starts
+  with ``"reference not installed"`` (``REFERENCE_MISSING``) into a failure. A test that
+  needs a live reference besides torch skips with that prefix when it is absent, e.g.
+  ``pytest.importorskip("onnxruntime", reason="reference not installed: onnxruntime")``,
+  so a developer without it skips and CI, which installs it, cannot skip silently.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +30,9 @@ from arrayobs._compat import backend_name
 from arrayobs.testing import Backend, BackendUnavailable, selected_backends, supports_dtype
 
 _BACKENDS, _REQUIRED = selected_backends()
+# The skip reason that ARRAYOBS_REQUIRE_REFERENCES=1 turns into a failure.
+REFERENCE_MISSING = "reference not installed"
+_SCOPES = ("backend", "common")
 
 
 @dataclasses.dataclass
@@ -87,3 +105,46 @@ def torch_ref() -> ModuleType:
     if not torch.__version__.startswith(wanted):
         pytest.fail(f"the reference is torch {wanted}, found {torch.__version__}")
     return torch
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """ARRAYOBS_TEST_SCOPE: the tests that take the ``backend`` fixture, or the others."""
+    scope = os.environ.get("ARRAYOBS_TEST_SCOPE", "")
+    if not scope:
+        return
+    if scope not in _SCOPES:
+        msg = f"ARRAYOBS_TEST_SCOPE is {scope!r}; allowed: {', '.join(_SCOPES)} or unset"
+        raise pytest.UsageError(msg)
+    keep, drop = [], []
+    for item in items:
+        takes_backend = "backend" in getattr(item, "fixturenames", ())
+        (keep if takes_backend == (scope == "backend") else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def _reference_missing(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """Under ARRAYOBS_REQUIRE_REFERENCES=1, a REFERENCE_MISSING skip becomes a failure."""
+    if os.environ.get("ARRAYOBS_REQUIRE_REFERENCES") != "1" or not report.skipped:
+        return
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    if reason.startswith(REFERENCE_MISSING):
+        report.outcome = "failed"
+        report.longrepr = f"ARRAYOBS_REQUIRE_REFERENCES=1, but: {reason}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    _reference_missing(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    report = yield
+    _reference_missing(report)
+    return report
