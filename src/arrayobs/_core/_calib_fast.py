@@ -35,6 +35,8 @@ def _host(x: Any) -> np.ndarray | None:
     """``x`` as a NumPy array without a copy (NumPy, or a CPU torch tensor), or None."""
     if type(x) is np.ndarray:
         return x
+    if isinstance(x, np.generic):  # a 0-d result of NumPy's arithmetic
+        return np.asarray(x)
     if not type(x).__module__.startswith("torch"):
         return None
     import torch
@@ -98,7 +100,7 @@ def _uniform_counts(
     j = np.arange(cap + 1, dtype=np.int64).reshape(1, -1)
     lo2, hi2, n2 = lo.reshape(c, 1), hi.reshape(c, 1), n.reshape(c, 1)
     edges = np.asarray(nphist._uniform_edge(j, lo2, hi2, n2, _np()), dtype=np.float32)
-    if _kernels_on():
+    if _kernels_on() and cap < 2**31 - 1:  # the kernel's bins are int32
         from arrayobs._backends._kernels import _calib_hist
 
         counts = _parts(_calib_hist.uniform, x, absolute, lo, hi, n, edges, cap + 1)
