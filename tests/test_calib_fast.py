@@ -18,6 +18,7 @@ from tests.test_calib_nphist import CASES, assert_same, ort_histograms
 
 f32 = np.float32
 PATHS = {"value": ("entropy", False), "abs": ("percentile", True)}
+ALL_PATHS = [*PATHS, "modelopt"]
 
 
 def _more_cases() -> dict[str, tuple[int, list[np.ndarray]]]:
@@ -26,6 +27,7 @@ def _more_cases() -> dict[str, tuple[int, list[np.ndarray]]]:
     relu = [np.maximum(b, 0) for b in big[:2]]
     ints = [np.arange(-50, 51, dtype=f32), np.arange(-300, 301, 3, dtype=f32)]
     mixed_zeros = [np.array([0.0, -0.0, 1.0], f32), np.array([-0.0, 0.0, -2.0], f32)]
+    negative_zero = [np.array([-0.0, 1.0, 2.0], f32), np.array([-0.0, 3.0], f32)]
     inf = [big[0][:100], np.array([1.0, np.inf], f32)]
     overflow = [big[0][:100] * f32(0.01), big[1][:100] * f32(50)]
     return {
@@ -33,6 +35,7 @@ def _more_cases() -> dict[str, tuple[int, list[np.ndarray]]]:
         "relu": (256, relu),
         "ints": (7, ints),
         "mixed_zeros": (8, mixed_zeros),
+        "negative_zero": (8, negative_zero),
         "inf_later": (32, inf),
         "overflow": (16, overflow),
     }
@@ -49,31 +52,36 @@ def _same_state(a: Any, b: Any, where: str) -> None:
         assert u.tobytes() == v.tobytes(), f"{where}: {name} differs"
 
 
-def _generic(state: Any, x: Any) -> Any:
+def _generic(state: Any, x: Any, modelopt: bool = False) -> Any:
     xp = fast._np()
+    if modelopt:
+        return nphist.modelopt_update(state, x, xp=xp)
     if isinstance(state, nphist.AbsState):
         return nphist.ort_abs_update(state, x, xp=xp)
     return nphist.value_update(state, x, xp=xp)
 
 
-def _fast(state: Any, x: Any) -> Any:
-    if isinstance(state, nphist.AbsState):
+def _fast(state: Any, x: Any, modelopt: bool = False) -> Any:
+    if modelopt:
+        got = fast.modelopt_update(state, x)
+    elif isinstance(state, nphist.AbsState):
         got = fast.ort_abs_update(state, x)
     else:
         got = fast.value_update(state, x)
-    return _generic(state, x) if got is None else got
+    return _generic(state, x, modelopt) if got is None else got
 
 
 @pytest.mark.parametrize("numba", ["1", "0"], ids=["numba", "numpy"])
 @pytest.mark.parametrize("channels", [None, 3])
-@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("path", ALL_PATHS)
 @pytest.mark.parametrize("name", list(ALL))
 def test_fast_equals_generic(
     name: str, path: str, channels: int | None, numba: str, monkeypatch: Any
 ) -> None:
     monkeypatch.setenv("ARRAYOBS_NUMBA", numba)
     bins, inputs = ALL[name]
-    method, symmetric = PATHS[path]
+    method, symmetric = PATHS.get(path, ("percentile", True))
+    modelopt = path == "modelopt"
     cap = 4 * bins if name == "overflow" else None
     kw = {"channels": channels, "capacity": cap, "xp": np}
     mine = generic = ort.histogram_init(method, symmetric, bins, **kw)
@@ -83,8 +91,8 @@ def test_fast_equals_generic(
             rows = x.reshape(1, -1)
         else:  # each channel a shuffled, scaled copy: rows that differ
             rows = np.stack([rng.permutation(x) * f32(1 + i) for i in range(channels)])
-        generic = _generic(generic, rows)
-        mine = _fast(mine, rows)
+        generic = _generic(generic, rows, modelopt)
+        mine = _fast(mine, rows, modelopt)
         _same_state(mine, generic, f"{name} {path} step {step}")
 
 
@@ -95,6 +103,9 @@ def test_fast_path_taken_and_refused_where_it_must() -> None:
     assert fast.value_update(state, np.array([[0.0, -0.0, 1.0]], f32)) is None
     assert fast.value_update(state, np.zeros((1, 0), f32)) is None
     assert fast.value_update(state, np.zeros((1, 3), np.float64)) is None
+    absolute = ort.histogram_init("percentile", True, 16, xp=np)
+    assert fast.modelopt_update(absolute, np.ones((1, 4), f32)) is not None
+    assert fast.modelopt_update(absolute, np.ones((1, 4), f32), skip_zeros=True) is None
 
 
 @pytest.mark.parametrize("path", list(PATHS))

@@ -177,6 +177,21 @@ def value_update(state: nphist.ValueState, rows: Any) -> Any:
 def ort_abs_update(state: nphist.AbsState, rows: Any) -> Any:
     """:func:`~arrayobs._core._calib_nphist.ort_abs_update` (an AbsState) of host ``rows``
     ((C, M) float32), or None (then run the generic step)."""
+    return _abs_update(state, rows, modelopt=False)
+
+
+def modelopt_update(state: nphist.AbsState, rows: Any, *, skip_zeros: bool = False) -> Any:
+    """:func:`~arrayobs._core._calib_nphist.modelopt_update` (an AbsState) of host
+    ``rows`` ((C, M) float32), or None (then run the generic step; also for
+    ``skip_zeros``). ModelOpt takes the magnitude only in a row holding a
+    negative value; the other rows' values are their own magnitudes (a -0.0
+    bins as +0.0), so one magnitude rule bins every row."""
+    if skip_zeros:
+        return None
+    return _abs_update(state, rows, modelopt=True)
+
+
+def _abs_update(state: nphist.AbsState, rows: Any, *, modelopt: bool) -> Any:
     found = _to_host_state(state)
     x = _host(rows)
     if found is None or x is None or x.dtype != np.float32 or x.ndim != 2 or x.shape[1] == 0:
@@ -199,7 +214,9 @@ def ort_abs_update(state: nphist.AbsState, rows: Any) -> Any:
         if straddle.any():
             small = np.where(straddle, np.min(np.abs(x), axis=1), small)
         stand_in = np.stack([mn, mx, small], axis=1)
-    new = nphist.ort_abs_update(state, stand_in, xp=xp, started=started)
+    new = nphist.abs_update(
+        state, stand_in, xp=xp, cast_back=not modelopt, modelopt=modelopt, started=started
+    )
     if bool(new.error != 0) or bool(new.overflow):
         return _back(new, torch_out)
     if not started:
@@ -211,7 +228,11 @@ def ort_abs_update(state: nphist.AbsState, rows: Any) -> Any:
         batch = _uniform_counts(x, True, lo, hi, np.asarray(new.bins, np.int64), cap)
         return _back(new._replace(counts=batch), torch_out)
     # the later bins: the arange's float64 edges, before ORT casts them back to float32
-    wide = nphist.abs_update(state, stand_in, xp=xp, cast_back=False, started=True)
+    wide = (
+        new
+        if modelopt
+        else nphist.abs_update(state, stand_in, xp=xp, cast_back=False, started=True)
+    )
     batch = _edges_counts(
         x, True, np.asarray(wide.edges), np.asarray(wide.bins, np.int64), np.asarray(wide.last), cap
     )
