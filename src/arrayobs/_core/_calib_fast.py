@@ -6,9 +6,10 @@ the counts depends on the batch only through a few per-row numbers (min, max,
 the smallest magnitude), so the generic step runs on a (C, 3) stand-in row
 holding them, which gives those fields exactly; the counts are then binned
 from the batch in one compiled pass (numba, :mod:`arrayobs._backends._kernels`)
-or a few NumPy passes. Where the stand-in could differ (a NaN, an empty batch,
-a zero minimum or maximum in a row holding both signed zeros, a device array)
-the caller runs the generic step: these functions return None.
+or, without numba, by ``np.histogram`` itself, row by row. Where the stand-in
+could differ (a NaN, an empty batch, a zero minimum or maximum in a row holding
+both signed zeros, a device array) the caller runs the generic step: these
+functions return None.
 """
 
 from __future__ import annotations
@@ -97,32 +98,21 @@ def _uniform_counts(
     """(C, cap) counts of ``x`` ((C, M) float32), row ``r`` binned by NumPy's
     uniform rule on ``[lo[r], hi[r]]`` with ``n[r]`` bins."""
     c = x.shape[0]
-    j = np.arange(cap + 1, dtype=np.int64).reshape(1, -1)
-    lo2, hi2, n2 = lo.reshape(c, 1), hi.reshape(c, 1), n.reshape(c, 1)
-    edges = np.asarray(nphist._uniform_edge(j, lo2, hi2, n2, _np()), dtype=np.float32)
     if _kernels_on() and cap < 2**31 - 1:  # the kernel's bins are int32
         from arrayobs._backends._kernels import _calib_hist
 
+        j = np.arange(cap + 1, dtype=np.int64).reshape(1, -1)
+        lo2, hi2, n2 = lo.reshape(c, 1), hi.reshape(c, 1), n.reshape(c, 1)
+        edges = np.asarray(nphist._uniform_edge(j, lo2, hi2, n2, _np()), dtype=np.float32)
         counts = _parts(_calib_hist.uniform, x, absolute, lo, hi, n, edges, cap + 1)
         return counts[:, :cap]  # type: ignore[no-any-return]
-    a = np.abs(x) if absolute else x
-    inside = (a >= lo2) & (a <= hi2)
-    f = np.subtract(a, lo2)
-    f /= hi2 - lo2
-    f *= n2.astype(np.float32)
-    i = f.astype(np.int64)
-    np.minimum(i, n2 - 1, out=i)
-    np.maximum(i, 0, out=i)
-    base = (np.arange(c, dtype=np.int64) * (cap + 1)).reshape(c, 1)
-    flat = edges.reshape(-1)
-    i -= a < flat[i + base]
-    up = a >= flat[np.minimum(i + 1, cap) + base]
-    up &= i != n2 - 1
-    i += up
-    i += base
-    i[~inside] = c * (cap + 1)
-    counts = np.bincount(i.reshape(-1), minlength=c * (cap + 1) + 1)[: c * (cap + 1)]
-    return counts.reshape(c, cap + 1)[:, :cap].astype(np.int64)
+    # without the kernels: NumPy's own histogram, row by row (the rule reproduced)
+    counts = np.zeros((c, cap), np.int64)
+    for r in range(c):
+        a = np.abs(x[r]) if absolute else x[r]
+        nr = int(n[r])
+        counts[r, :nr] = np.histogram(a, nr, range=(lo[r], hi[r]))[0]
+    return counts
 
 
 def _edges_counts(
@@ -141,11 +131,7 @@ def _edges_counts(
     for r in range(c):
         a = np.abs(x[r]) if absolute else x[r]
         nr = int(n[r])
-        e = edges[r, : nr + 1]
-        a = a[(a >= e[0]) & (a <= last[r])]
-        i = np.searchsorted(e, a.astype(np.float64), side="right") - 1
-        np.minimum(i, nr - 1, out=i)
-        counts[r, :nr] = np.bincount(i, minlength=nr)[:nr]
+        counts[r, :nr] = np.histogram(a, bins=edges[r, : nr + 1])[0]
     return counts
 
 
@@ -225,6 +211,8 @@ def _abs_update(state: nphist.AbsState, rows: Any, *, modelopt: bool) -> Any:
         equal = amin == amax
         lo = np.where(equal, amin - np.float32(0.5), amin).astype(np.float32)
         hi = np.where(equal, amax + np.float32(0.5), amax).astype(np.float32)
+        if np.any(lo >= hi):  # a range still empty (huge values): the generic step
+            return None
         batch = _uniform_counts(x, True, lo, hi, np.asarray(new.bins, np.int64), cap)
         return _back(new._replace(counts=batch), torch_out)
     # the later bins: the arange's float64 edges, before ORT casts them back to float32
