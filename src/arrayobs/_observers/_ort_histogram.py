@@ -20,6 +20,7 @@ from arrayobs._compat import (
     resolve_namespace,
     to_host,
 )
+from arrayobs._core import _calib_fast
 from arrayobs._core import _calib_nphist as nphist
 from arrayobs._observers._shell import Bound
 from arrayobs._observers._state_dict import IncompatibleKeys, check_keys
@@ -130,6 +131,14 @@ def histogram_update(
 
 
 def _step(state: State, rows: Any, xp: ModuleType, started: bool | None = None) -> State:
+    # host arrays (NumPy, CPU torch): the same state in a few passes, where it applies
+    fast = (
+        _calib_fast.ort_abs_update(state, rows)
+        if isinstance(state, nphist.AbsState)
+        else _calib_fast.value_update(state, rows)
+    )
+    if fast is not None:
+        return fast  # type: ignore[no-any-return]
     with _backends.shared(xp).float64_scope():
         if isinstance(state, nphist.AbsState):
             return nphist.ort_abs_update(state, rows, xp=xp, started=started)

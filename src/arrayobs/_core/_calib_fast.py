@@ -1,0 +1,227 @@
+"""The ORT histogram updates of :mod:`arrayobs._core._calib_nphist` for host
+arrays (NumPy, CPU torch through a NumPy view), eagerly, in a few passes.
+
+The state after each update is the generic step's, bit for bit. Everything but
+the counts depends on the batch only through a few per-row numbers (min, max,
+the smallest magnitude), so the generic step runs on a (C, 3) stand-in row
+holding them, which gives those fields exactly; the counts are then binned
+from the batch in one compiled pass (numba, :mod:`arrayobs._backends._kernels`)
+or, without numba, by ``np.histogram`` itself, row by row. Where the stand-in
+could differ (a NaN, an empty batch, a zero minimum or maximum in a row holding
+both signed zeros, a device array) the caller runs the generic step: these
+functions return None.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from arrayobs._core import _calib_nphist as nphist
+
+_NP: Any = None
+
+
+def _np() -> Any:
+    global _NP  # noqa: PLW0603 - the compat namespace, imported once
+    if _NP is None:
+        from arrayobs._compat import resolve_namespace
+
+        _NP = resolve_namespace(np)
+    return _NP
+
+
+def _host(x: Any) -> np.ndarray | None:
+    """``x`` as a NumPy array without a copy (NumPy, or a CPU torch tensor), or None."""
+    if type(x) is np.ndarray:
+        return x
+    if isinstance(x, np.generic):  # a 0-d result of NumPy's arithmetic
+        return np.asarray(x)
+    if not type(x).__module__.startswith("torch"):
+        return None
+    import torch
+
+    if not isinstance(x, torch.Tensor) or x.device.type != "cpu" or x.is_conj() or x.is_neg():
+        return None
+    return x.detach().numpy()  # type: ignore[no-any-return]
+
+
+def _to_host_state(state: Any) -> tuple[Any, bool] | None:
+    fields = [_host(v) for v in state]
+    if any(v is None for v in fields):
+        return None
+    return type(state)(*fields), type(state.counts) is not np.ndarray
+
+
+def _back(state: Any, torch_out: bool) -> Any:
+    if not torch_out:
+        return state
+    import torch
+
+    return type(state)(*(torch.from_numpy(np.array(v, copy=True)) for v in state))
+
+
+def _extremes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Row min and max as the generic step takes them, or None where they may
+    not be (a NaN; a zero extreme in a row holding both signed zeros)."""
+    mn, mx = np.min(x, axis=1), np.max(x, axis=1)
+    if np.isnan(mn).any() or np.isnan(mx).any():
+        return None
+    zero = (mn == 0) | (mx == 0)
+    if zero.any():
+        rows = x[zero]
+        signs = np.signbit(rows[rows == 0])
+        if signs.any() and not signs.all():
+            return None
+    return mn, mx
+
+
+def _parts(kernel: Any, x: np.ndarray, *args: Any) -> Any:
+    from arrayobs._backends import _kernels
+
+    total = None
+    for part in _kernels._parts(kernel, x.size, x.nbytes, x, *args):
+        total = part if total is None else total + part
+    return total
+
+
+def _kernels_on() -> bool:
+    from arrayobs._backends import _kernels
+
+    return _kernels.enabled()
+
+
+def _uniform_counts(
+    x: np.ndarray, absolute: bool, lo: np.ndarray, hi: np.ndarray, n: np.ndarray, cap: int
+) -> np.ndarray:
+    """(C, cap) counts of ``x`` ((C, M) float32), row ``r`` binned by NumPy's
+    uniform rule on ``[lo[r], hi[r]]`` with ``n[r]`` bins."""
+    c = x.shape[0]
+    if _kernels_on() and cap < 2**31 - 1:  # the kernel's bins are int32
+        from arrayobs._backends._kernels import _calib_hist
+
+        j = np.arange(cap + 1, dtype=np.int64).reshape(1, -1)
+        lo2, hi2, n2 = lo.reshape(c, 1), hi.reshape(c, 1), n.reshape(c, 1)
+        edges = np.asarray(nphist._uniform_edge(j, lo2, hi2, n2, _np()), dtype=np.float32)
+        counts = _parts(_calib_hist.uniform, x, absolute, lo, hi, n, edges, cap + 1)
+        return counts[:, :cap]  # type: ignore[no-any-return]
+    # without the kernels: NumPy's own histogram, row by row (the rule reproduced)
+    counts = np.zeros((c, cap), np.int64)
+    for r in range(c):
+        a = np.abs(x[r]) if absolute else x[r]
+        nr = int(n[r])
+        counts[r, :nr] = np.histogram(a, nr, range=(lo[r], hi[r]))[0]
+    return counts
+
+
+def _edges_counts(
+    x: np.ndarray, absolute: bool, edges: np.ndarray, n: np.ndarray, last: np.ndarray, cap: int
+) -> np.ndarray:
+    """(C, cap) counts of ``x`` in row ``r``'s ``n[r]`` float64 ``edges`` (the
+    last bin closed at ``last[r]``)."""
+    c = x.shape[0]
+    if _kernels_on():
+        from arrayobs._backends._kernels import _calib_hist
+
+        e = np.ascontiguousarray(edges, dtype=np.float64)
+        counts = _parts(_calib_hist.edges, x, absolute, e, n, last, cap + 1)
+        return counts[:, :cap]  # type: ignore[no-any-return]
+    counts = np.zeros((c, cap), np.int64)
+    for r in range(c):
+        a = np.abs(x[r]) if absolute else x[r]
+        nr = int(n[r])
+        counts[r, :nr] = np.histogram(a, bins=edges[r, : nr + 1])[0]
+    return counts
+
+
+def value_update(state: nphist.ValueState, rows: Any) -> Any:
+    """:func:`~arrayobs._core._calib_nphist.value_update` (a ValueState) of host ``rows``
+    ((C, M) float32), or None (then run the generic step)."""
+    found = _to_host_state(state)
+    x = _host(rows)
+    if found is None or x is None or x.dtype != np.float32 or x.ndim != 2 or x.shape[1] == 0:
+        return None
+    state, torch_out = found
+    x = np.ascontiguousarray(x)
+    ext = _extremes(x)
+    if ext is None:
+        return None
+    mn, mx = ext
+    xp = _np()
+    new = nphist.value_update(state, np.stack([mn, mx, mn], axis=1), xp=xp)
+    cap = state.counts.shape[1]
+    if bool(new.error != 0) or bool(new.overflow):
+        return _back(new, torch_out)  # the counts are the old ones
+    k = (new.bins - state.bins) // 2
+    half = np.where(new.threshold == 0, np.float32(0.5), new.threshold).astype(np.float32)
+    batch = _uniform_counts(x, False, -half, half, np.asarray(new.bins, np.int64), cap)
+    counts = nphist._shifted(state.counts, k, xp) + batch
+    return _back(new._replace(counts=np.asarray(counts, np.int64)), torch_out)
+
+
+def ort_abs_update(state: nphist.AbsState, rows: Any) -> Any:
+    """:func:`~arrayobs._core._calib_nphist.ort_abs_update` (an AbsState) of host ``rows``
+    ((C, M) float32), or None (then run the generic step)."""
+    return _abs_update(state, rows, modelopt=False)
+
+
+def modelopt_update(state: nphist.AbsState, rows: Any, *, skip_zeros: bool = False) -> Any:
+    """:func:`~arrayobs._core._calib_nphist.modelopt_update` (an AbsState) of host
+    ``rows`` ((C, M) float32), or None (then run the generic step; also for
+    ``skip_zeros``). ModelOpt takes the magnitude only in a row holding a
+    negative value; the other rows' values are their own magnitudes (a -0.0
+    bins as +0.0), so one magnitude rule bins every row."""
+    if skip_zeros:
+        return None
+    return _abs_update(state, rows, modelopt=True)
+
+
+def _abs_update(state: nphist.AbsState, rows: Any, *, modelopt: bool) -> Any:
+    found = _to_host_state(state)
+    x = _host(rows)
+    if found is None or x is None or x.dtype != np.float32 or x.ndim != 2 or x.shape[1] == 0:
+        return None
+    state, torch_out = found
+    x = np.ascontiguousarray(x)
+    ext = _extremes(x)
+    if ext is None:
+        return None
+    mn, mx = ext
+    started = bool(state.started)
+    xp = _np()
+    cap = state.counts.shape[1]
+    if started:
+        stand_in = np.stack([mn, mx, mn], axis=1)
+    else:
+        # a value of the row with its smallest magnitude (the first call's low edge)
+        straddle = (mn < 0) & (mx > 0)
+        small = np.where(mn >= 0, mn, mx)
+        if straddle.any():
+            small = np.where(straddle, np.min(np.abs(x), axis=1), small)
+        stand_in = np.stack([mn, mx, small], axis=1)
+    new = nphist.abs_update(
+        state, stand_in, xp=xp, cast_back=not modelopt, modelopt=modelopt, started=started
+    )
+    if bool(new.error != 0) or bool(new.overflow):
+        return _back(new, torch_out)
+    if not started:
+        amin = np.abs(stand_in).min(axis=1)
+        amax = np.maximum(np.abs(mn), np.abs(mx))
+        equal = amin == amax
+        lo = np.where(equal, amin - np.float32(0.5), amin).astype(np.float32)
+        hi = np.where(equal, amax + np.float32(0.5), amax).astype(np.float32)
+        if np.any(lo >= hi):  # a range still empty (huge values): the generic step
+            return None
+        batch = _uniform_counts(x, True, lo, hi, np.asarray(new.bins, np.int64), cap)
+        return _back(new._replace(counts=batch), torch_out)
+    # the later bins: the arange's float64 edges, before ORT casts them back to float32
+    wide = (
+        new
+        if modelopt
+        else nphist.abs_update(state, stand_in, xp=xp, cast_back=False, started=True)
+    )
+    batch = _edges_counts(
+        x, True, np.asarray(wide.edges), np.asarray(wide.bins, np.int64), np.asarray(wide.last), cap
+    )
+    return _back(new._replace(counts=np.asarray(state.counts + batch, np.int64)), torch_out)
