@@ -7,6 +7,7 @@ test names the issue's item it pins.
 from __future__ import annotations
 
 import warnings
+import zlib
 from typing import Any
 
 import numpy as np
@@ -134,11 +135,13 @@ def test_dequantize_per_channel_promotion(
     names = {qname, sname, "float32"} | ({zname} if zname else set())
     if not all(backend.has(n) for n in names):
         pytest.skip(f"{backend.name} lacks one of {sorted(names)}")
-    gen = torch.Generator().manual_seed(hash((qname, zname, sname)) % 2**31)
+    # A fixed seed (str hashes change per process); 6 * 40 values per dtype triple caught
+    # ATen's double -> Half conversion through float (two roundings) only now and then.
+    gen = torch.Generator().manual_seed(zlib.crc32(f"{qname}-{zname}-{sname}".encode()))
     qdt = getattr(torch, qname)
     info = torch.iinfo(qdt)
     lo, hi = (-(2**20), 2**20) if qname == "int32" else (info.min, info.max)
-    q = torch.randint(lo, hi + 1, (6, 40), generator=gen, dtype=torch.int64).to(qdt)
+    q = torch.randint(lo, hi + 1, (6, 400), generator=gen, dtype=torch.int64).to(qdt)
     scales = (torch.rand(6, generator=gen, dtype=torch.float64) * 0.37 + 1e-3).to(
         getattr(torch, sname)
     )

@@ -221,7 +221,12 @@ def dequantize(
     # (a float zero point) the wider of the two, float16 with bfloat16 float32. The
     # operands are cast to it first, then one correctly rounded product.
     kind = scale.dtype if xp.isdtype(q.dtype, "integral") else _promoted(q.dtype, scale.dtype, xp)
-    return xp.astype(xp.astype(q, kind) * xp.astype(scale, kind), out_dtype)
+    d = xp.astype(q, kind) * xp.astype(scale, kind)
+    if kind == getattr(xp, "float64", None) and dtype_name(out_dtype) in ("float16", "bfloat16"):
+        # ATen converts a double to Half/BFloat16 through float (two roundings), where
+        # NumPy and XLA round once.
+        d = xp.astype(d, xp.float32)
+    return xp.astype(d, out_dtype)
 
 
 def _promoted(a: Any, b: Any, xp: ModuleType) -> Any:
