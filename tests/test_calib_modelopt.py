@@ -21,9 +21,12 @@ with warnings.catch_warnings():
     # (DeprecationWarning); pytest turns warnings into errors.
     warnings.simplefilter("ignore", DeprecationWarning)
     ref_calib = pytest.importorskip(
-        "modelopt.torch.quantization.calib", reason="ModelOpt 0.47.0 is the reference"
+        "modelopt.torch.quantization.calib", reason="reference not installed: ModelOpt 0.47.0"
     )
-    ref_hist = pytest.importorskip("modelopt.torch.quantization.calib.histogram")
+    ref_hist = pytest.importorskip(
+        "modelopt.torch.quantization.calib.histogram",
+        reason="reference not installed: ModelOpt 0.47.0",
+    )
 
 
 def bits(a: Any) -> tuple[str, bytes]:
@@ -459,7 +462,10 @@ def test_threads() -> None:
 def test_mse_calibrator(backend: Any, axis: Any) -> None:
     """Two collects with ModelOpt's ``_tensor_quant`` (8 bits): the summed
     losses and the chosen amax, as the reference."""
-    tq = pytest.importorskip("modelopt.torch.quantization.tensor_quant")
+    tq = pytest.importorskip(
+        "modelopt.torch.quantization.tensor_quant",
+        reason="reference not installed: ModelOpt 0.47.0",
+    )
     rng = np.random.default_rng(8)
     batches = [(rng.standard_normal((4, 300)) * [[0.5], [1], [2], [4]]).astype(np.float32)]
     batches.append((batches[0] * np.float32(1.3)).astype(np.float32))

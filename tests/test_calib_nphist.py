@@ -25,7 +25,7 @@ f32 = np.float32
 # -- the live references ------------------------------------------------------------------
 def _ort() -> Any:
     return pytest.importorskip(
-        "onnxruntime.quantization.calibrate", reason="onnxruntime 1.31.1 is the reference"
+        "onnxruntime.quantization.calibrate", reason="reference not installed: onnxruntime 1.31.1"
     )
 
 
@@ -58,7 +58,7 @@ def ort_refusal(method: str, symmetric: bool, calls: list[Any]) -> type[BaseExce
 def modelopt_histograms(num_bins: int, skip_zeros: bool, calls: list[Any]) -> list[Any]:
     torch = pytest.importorskip("torch")
     calib = pytest.importorskip(
-        "modelopt.torch.quantization.calib", reason="ModelOpt 0.47.0 is the reference"
+        "modelopt.torch.quantization.calib", reason="reference not installed: ModelOpt 0.47.0"
     )
     ref = calib.HistogramCalibrator(num_bins=num_bins, skip_zeros=skip_zeros, torch_hist=False)
     out = []

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-ort = pytest.importorskip("onnxruntime", reason="the live reference is ONNX Runtime")
-onnx = pytest.importorskip("onnx", reason="ONNX Runtime's calibrater reads an ONNX model")
+ort = pytest.importorskip("onnxruntime", reason="reference not installed: onnxruntime 1.31.1")
+onnx = pytest.importorskip("onnx", reason="reference not installed: onnx (ORT reads an ONNX model)")
 
 from onnx import TensorProto, helper  # noqa: E402
 from onnxruntime.quantization import calibrate, quant_utils  # noqa: E402

@@ -28,6 +28,11 @@ FIRST_COMMAND = "python -m pip install -e . && arrayobs compare"
         ("arrayobs._observers._histogram", None),
         ("arrayobs._observers._simple", None),
         ("arrayobs.affine", None),
+        ("arrayobs._observers._ort_histogram", None),
+        ("arrayobs._observers._ort_minmax", None),
+        ("arrayobs._core._calib_ort", None),
+        ("arrayobs._core._calib_ort_search", None),
+        ("arrayobs._observers._modelopt", None),
     ],
 )
 def test_docstring_examples(module: str, needs: str | None) -> None:
@@ -76,7 +81,14 @@ def test_python_examples(block: str) -> None:
 
 
 def _public_modules() -> list[str]:
-    return ["arrayobs", "arrayobs.functional", "arrayobs.affine", "arrayobs.testing"]
+    return [
+        "arrayobs",
+        "arrayobs.functional",
+        "arrayobs.affine",
+        "arrayobs.testing",
+        "arrayobs.calib.ort",
+        "arrayobs.calib.modelopt",
+    ]
 
 
 @pytest.mark.parametrize("module", _public_modules())

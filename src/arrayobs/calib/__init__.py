@@ -6,9 +6,12 @@ names, on every array library arrayobs supports:
 
 - :mod:`arrayobs.calib.ort`: ONNX Runtime 1.31.1's
   ``onnxruntime.quantization.calibrate`` (``HistogramCollector`` for the
-  entropy, percentile and distribution methods);
-- ``arrayobs.calib.modelopt``: NVIDIA ModelOpt 0.47.0's
-  ``modelopt.torch.quantization.calib``.
+  entropy, percentile and distribution methods, ``MinMaxCalibrater``,
+  ``compute_scale_zp``);
+- :mod:`arrayobs.calib.modelopt`: NVIDIA ModelOpt 0.47.0's
+  ``modelopt.torch.quantization.calib`` (``MaxCalibrator``,
+  ``HistogramCalibrator`` for the entropy, mse and percentile methods,
+  ``MseCalibrator``).
 
 Each class stands on arrayobs's stateful shell (forward returns its input;
 state_dict, deepcopy, pickle, threads, errors that leave the state as it
