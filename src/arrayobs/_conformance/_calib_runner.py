@@ -81,9 +81,11 @@ DOCUMENTED: dict[tuple[str, str], str] = {
         "arrays); MinMaxCalibrater merges each channel as the per-tensor rule"
     ),
 }
-# The histogram families keep int64 counts and float64 sums (JAX enables x64 for
-# them): array_api_strict:no_x64, which has neither, skips those cases.
-NEEDS_X64 = ("ort-histogram", "modelopt-histogram")
+# Families that need int64 (and float64) where array_api_strict:no_x64 has neither, so
+# that target skips their cases: the histograms keep int64 counts and float64 sums (JAX
+# enables x64 for them); MinMax picks ORT's extremes with argmin/argmax, whose int64
+# index array_api_strict cannot make there.
+NEEDS_X64 = ("ort-histogram", "modelopt-histogram", "ort-minmax")
 
 
 def documented(case: CalibCase) -> str | None:
