@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from arrayobs._compat import to_host
-from arrayobs._conformance._calib_corpus import cases, channel_slices
+from arrayobs._conformance._calib_corpus import cases, channel_slices, inputs
 from arrayobs._conformance._calib_records import CalibRecords, load
 from arrayobs._conformance._calib_runner import calib_modules, run_calib_target
 from arrayobs._conformance._runner import Target
@@ -253,6 +253,23 @@ def test_runner_on_the_references(backend: Any) -> None:
     assert summary.failures == [] and summary.mismatches == 0
     assert summary.cases + summary.skipped == len(chosen) and summary.batches > summary.cases
     assert summary.skipped <= 2  # float64 cases where the device lacks float64
+
+
+def test_reference_rows_are_taken_when_read() -> None:
+    """A stored row holds the numbers of its own op: ModelOpt's NumPy-path entropy
+    changes the live ``_calib_hist`` in place (``bins[0] = bins[1]``) after the row of
+    the collect before it was read."""
+    torch, calib, reference = _references()
+    (case,) = [c for c in cases() if c.name == "torch_hist=False entropy start_bin > bins"]
+    live = calib.HistogramCalibrator(**case.arguments)
+    (batch,) = inputs(case)[0]
+    live.collect(torch.from_numpy(np.array(batch, copy=True)))
+    want = live._calib_hist.copy()
+    (outcome,) = reference.reference_outcomes([case])
+    got = dict(outcome.rows[0].outputs)["calib_hist"]
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert want[0] != want[1]  # the case shows the in-place change
+    assert np.array_equal(dict(load()[0].case(case.id)[0].outputs)["calib_hist"], want)
 
 
 def test_runner_reports_mismatches_row_by_row() -> None:

@@ -260,6 +260,7 @@ def run_calib_target(
 ) -> Summary:
     """Run the calibrator ``cases`` on ``target`` and compare each with ``reference``
     (the stored records); ``modules`` stands in for arrayobs.calib."""
+    own = modules is None  # arrayobs.calib's classes (the skips and deviations are theirs)
     if modules is None:
         found = calib_modules()
         if isinstance(found, str):
@@ -271,7 +272,8 @@ def run_calib_target(
         if not supports_dtype(target.xp, target.device, case.dtype):
             return None  # counted as skipped, as in the other sections
         if (
-            case.family in NEEDS_X64
+            own
+            and case.family in NEEDS_X64
             and target.library == "array_api_strict"
             and not supports_dtype(target.xp, target.device, "int64")
         ):
@@ -280,7 +282,7 @@ def run_calib_target(
         outcome = run_case(case, api)
         compared = compare_calib_case(case, outcome, want, reference.refused.get(case.id))
         rows, bad, _, ulps, _ = compared
-        if bad and documented(case):
+        if bad and own and documented(case):
             compared = (rows, 0, bad, ulps, "")
         return compared, max(1, len(case.ops))
 
