@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from arrayobs._compat import to_host
+
 ORT_VERSION = "1.31.1"
 MODELOPT_VERSION = "0.47.0"
 FORMAT = "arrayobs-reference-calib"
@@ -102,6 +104,8 @@ def host(value: Any) -> np.ndarray | None:
         return None
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
+    elif hasattr(value, "__array_namespace__") and not isinstance(value, np.ndarray):
+        value = to_host(value)  # JAX, Dask, array-api-strict on any of its devices
     return np.asarray(value)
 
 

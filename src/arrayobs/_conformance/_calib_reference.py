@@ -16,7 +16,7 @@ import numpy as np
 
 from arrayobs._conformance._calib_cases import CalibCase
 from arrayobs._conformance._calib_corpus import CORPUS_VERSION, cases
-from arrayobs._conformance._calib_records import Outcome
+from arrayobs._conformance._calib_records import Outcome, Output, host
 from arrayobs._conformance._calib_run import Api, read_result, read_state, run_case
 
 _MODEL: dict[str, str] = {}
@@ -125,6 +125,13 @@ def _reference_input(batch: np.ndarray, parts: list[np.ndarray]) -> Any:
     return batch
 
 
+def _snapshot(outputs: list[Output]) -> list[Output]:
+    """Host copies of ``outputs``, taken now: the references hand out their live state
+    (ModelOpt's ``_calib_hist`` is a NumPy array that a later ``compute_amax("entropy")``
+    changes in place, ``bins[0] = bins[1]``), and a row must hold the numbers of its op."""
+    return [(n, None if v is None else np.array(host(v), copy=True)) for n, v in outputs]
+
+
 def reference_api() -> Api:
     """The live references behind the contract's API shape."""
     qu = importlib.import_module("onnxruntime.quantization.quant_utils")
@@ -139,8 +146,10 @@ def reference_api() -> Api:
     return Api(
         make=make,
         to_input=_reference_input,
-        state=lambda case, obj, c: read_state(case, getattr(obj, "obj", obj), c),
-        result=lambda case, obj, op, c: read_result(case, getattr(obj, "obj", obj), op, c),
+        state=lambda case, obj, c: _snapshot(read_state(case, getattr(obj, "obj", obj), c)),
+        result=lambda case, obj, op, c: _snapshot(
+            read_result(case, getattr(obj, "obj", obj), op, c)
+        ),
         scale_zp=qu.compute_scale_zp,
         channels_outside=True,
     )

@@ -167,6 +167,9 @@ def ort_result(case: CalibCase, obj: Any, op: Op, channel: int) -> list[Output]:
         return ort_state(case, obj, channel)
     res = obj.compute_collection_result()
     per_channel = case.channel_axis is not None
+    if per_channel and isinstance(res, list):
+        # arrayobs: one ORT result per channel (each channel has its own bin count).
+        res = res[channel]
     if case.arguments["method"] == "distribution":
         fields = [
             ("avg", res.avg),
@@ -187,13 +190,21 @@ def modelopt_state(case: CalibCase, obj: Any, channel: int) -> list[Output]:
     property, one tuple per channel with a ``channel_axis``)."""
     if case.family != "modelopt-histogram":
         return [("amax", obj.compute_amax())]
-    if hasattr(obj, "_calib_hist") and not hasattr(obj, "histogram"):
+    if hasattr(obj, "_calib_hist"):
         hist, edges, bins = obj._calib_hist, obj._calib_bin_edges, obj._num_bins
-    else:
+    elif hasattr(obj, "histogram"):  # a stand-in: (hist, edges, num_bins), a list per channel
         state = obj.histogram
         if case.channel_axis is not None:
             state = state[channel]
         hist, edges, bins = state
+    else:  # arrayobs: public properties, one array per channel with a ``channel_axis``
+        hist, edges, bins = obj.calib_hist, obj.calib_bin_edges, obj._num_bins
+        if case.channel_axis is not None and hist is not None:
+            hist, edges = hist[channel], edges[channel]
+        if case.arguments.get("torch_hist", True) and hist is not None:
+            # The reference's torch path sets ``_num_bins`` to the grown bin count
+            # (its histogram's length); its NumPy path keeps the constructor's.
+            bins = len(hist)
     return [
         ("calib_hist", hist),
         ("calib_bin_edges", edges),

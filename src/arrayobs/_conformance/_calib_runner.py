@@ -59,6 +59,40 @@ def calib_modules() -> Modules | str:
     return ort, modelopt
 
 
+# Cases where arrayobs differs from the reference on purpose (documented in the classes'
+# docstrings and docs/calibrators.md): a mismatching row there counts as a deviation.
+DOCUMENTED: dict[tuple[str, str], str] = {
+    ("ort-histogram", "value float64"): (
+        "HistogramCollector refuses float16/float64 with TypeError (ORT bins them in their "
+        "own dtype, with float64 edges past float32's resolution)"
+    ),
+    ("ort-minmax", "NaN batch ignored"): (
+        "a batch with a NaN counts as NaN (ORT's ReduceMin/ReduceMax kernel gives NaN only "
+        "for a leading NaN, so ORT keeps that batch's other values)"
+    ),
+    ("ort-minmax", "NaN batch ignored moving average"): (
+        "a batch with a NaN counts as NaN (ORT's kernel gives NaN only for a leading NaN)"
+    ),
+    ("ort-minmax", "all-NaN call"): (
+        "a batch with a NaN counts as NaN (ORT's kernel gives NaN only for a leading NaN)"
+    ),
+    ("ort-minmax", "per channel second call"): (
+        "per channel, ORT raises ValueError on a second collect_data call (Python min on "
+        "arrays); MinMaxCalibrater merges each channel as the per-tensor rule"
+    ),
+}
+# Families that need int64 (and float64) where array_api_strict:no_x64 has neither, so
+# that target skips their cases: the histograms keep int64 counts and float64 sums (JAX
+# enables x64 for them); MinMax picks ORT's extremes with argmin/argmax, whose int64
+# index array_api_strict cannot make there.
+NEEDS_X64 = ("ort-histogram", "modelopt-histogram", "ort-minmax")
+
+
+def documented(case: CalibCase) -> str | None:
+    """Why ``case``'s rows may differ from the reference (None: they may not)."""
+    return DOCUMENTED.get((case.family, case.name))
+
+
 def unsupported(target: Target) -> str | None:
     """Why ``target`` does not run the section (None where it does)."""
     modules = calib_modules()
@@ -86,12 +120,15 @@ def tensor_quant_8(xp: ModuleType) -> Callable[[Any, Any], Any]:
 
 
 def _host(value: Any) -> Any:
-    """A host NumPy array of the value's own dtype (float16 stays float16)."""
-    if value is None or isinstance(value, np.ndarray):
+    """A host NumPy copy of the value, of its own dtype (float16 stays float16), taken
+    now: a later op must not change a row already read."""
+    if value is None:
         return value
+    if isinstance(value, np.ndarray):
+        return value.copy()
     if type(value).__module__.split(".")[0] == "torch":
-        return value.detach().cpu().numpy()
-    return to_host(value) if hasattr(value, "shape") else np.asarray(value)
+        return np.array(value.detach().cpu().numpy(), copy=True)
+    return np.array(to_host(value), copy=True) if hasattr(value, "shape") else np.asarray(value)
 
 
 def _hosted(outputs: list[Output]) -> list[Output]:
@@ -223,6 +260,7 @@ def run_calib_target(
 ) -> Summary:
     """Run the calibrator ``cases`` on ``target`` and compare each with ``reference``
     (the stored records); ``modules`` stands in for arrayobs.calib."""
+    own = modules is None  # arrayobs.calib's classes (the skips and deviations are theirs)
     if modules is None:
         found = calib_modules()
         if isinstance(found, str):
@@ -233,9 +271,19 @@ def run_calib_target(
     def attempt(case: CalibCase) -> tuple[Compared, int] | None:
         if not supports_dtype(target.xp, target.device, case.dtype):
             return None  # counted as skipped, as in the other sections
+        if (
+            own
+            and case.family in NEEDS_X64
+            and target.library == "array_api_strict"
+            and not supports_dtype(target.xp, target.device, "int64")
+        ):
+            return None  # skipped: the histogram state needs int64 and float64
         want = reference.case(case.id)
         outcome = run_case(case, api)
         compared = compare_calib_case(case, outcome, want, reference.refused.get(case.id))
+        rows, bad, _, ulps, _ = compared
+        if bad and own and documented(case):
+            compared = (rows, 0, bad, ulps, "")
         return compared, max(1, len(case.ops))
 
     tally = Tally().run(cases, attempt, progress)

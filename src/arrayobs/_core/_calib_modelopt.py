@@ -116,10 +116,15 @@ def max_update(state: MaxState, x: Any, axis: Any, *, xp: ModuleType) -> MaxStat
     if tuple(new.shape) != tuple(state.amax.shape):
         msg = f"amax shape changed! (was {tuple(state.amax.shape)}, got {tuple(new.shape)})"
         raise RuntimeError(msg)
+    dev = device_of(x)
     code = xp.where(
         xp.any(xp.isnan(new)),
-        xp.asarray(MAX_NAN, dtype=xp.int32),
-        xp.where(xp.any(xp.isinf(new)), xp.asarray(MAX_INF, dtype=xp.int32), state.error * 0),
+        xp.asarray(MAX_NAN, dtype=xp.int32, device=dev),
+        xp.where(
+            xp.any(xp.isinf(new)),
+            xp.asarray(MAX_INF, dtype=xp.int32, device=dev),
+            state.error * 0,
+        ),
     )
     ok = (state.error == 0) & (code == 0)
     merged = xp.where(state.seen, xp.maximum(state.amax, new), new)
@@ -174,8 +179,8 @@ def _bin_index(x: Any, keep: Any, bins: Any, hi: Any, capacity: int, *, xp: Modu
     ``[0, hi]`` (``[-1, 1]`` when ``hi == 0``), as a flat index into
     ``C * (capacity + 1)`` slots (the last slot of each row: not counted)."""
     zero = hi == 0
-    lo = xp.where(zero, xp.asarray(-1.0, dtype=xp.float32), xp.zeros_like(hi))
-    top = xp.where(zero, xp.asarray(1.0, dtype=xp.float32), hi)
+    lo = xp.where(zero, xp.asarray(-1.0, dtype=xp.float32, device=device_of(hi)), xp.zeros_like(hi))
+    top = xp.where(zero, xp.asarray(1.0, dtype=xp.float32, device=device_of(hi)), hi)
     lo2, top2 = lo[:, None], top[:, None]
     inside = keep & (x >= lo2) & (x <= top2)
     nf = xp.astype(bins, xp.float32)[:, None]
@@ -209,7 +214,8 @@ def histogram_update(
     values = xp.astype(xp.where(negative, xp.abs(x), x), xp.float32)
     keep = (values != 0) if skip_zeros else xp.ones_like(values, dtype=xp.bool)
     kept_any = xp.any(keep, axis=1)
-    m = xp.max(xp.where(keep, values, xp.asarray(-math.inf, dtype=xp.float32)), axis=1)
+    low = xp.asarray(-math.inf, dtype=xp.float32, device=device_of(x))
+    m = xp.max(xp.where(keep, values, low), axis=1)
     f32 = xp.float32
     first = ~state.started
     # first call: linspace(0, m, n0 + 1), whose step is the first width
@@ -221,7 +227,7 @@ def histogram_update(
     # Dask evaluates later, outside any floating-point error state
     widths = state.width > 0
     safe_width = xp.where(widths, state.width, xp.ones_like(state.width))
-    inf = xp.asarray(math.inf, dtype=xp.float32)
+    inf = xp.asarray(math.inf, dtype=xp.float32, device=device_of(x))
     ratio = xp.where(widths, xp.ceil(hist._divide(m, safe_width, xp)), inf)
     finite_bins = xp.isfinite(ratio)
     # a finite count past int32 is refused by the capacity (need), never cast wrongly
