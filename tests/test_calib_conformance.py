@@ -54,10 +54,10 @@ def _quick(case: Any) -> bool:
 
 
 def _references() -> tuple[Any, Any, Any]:
-    pytest.importorskip("onnxruntime", reason="the calibrators' reference (ORT 1.31.1)")
-    pytest.importorskip("onnx", reason="ORT's MinMaxCalibrater needs a model")
+    pytest.importorskip("onnxruntime", reason="reference not installed: onnxruntime 1.31.1")
+    pytest.importorskip("onnx", reason="reference not installed: onnx (ORT reads a model)")
     calib = pytest.importorskip(
-        "modelopt.torch.quantization.calib", reason="the calibrators' reference (ModelOpt 0.47.0)"
+        "modelopt.torch.quantization.calib", reason="reference not installed: ModelOpt 0.47.0"
     )
     reference = importlib.import_module("arrayobs._conformance._calib_reference")
     return importlib.import_module("torch"), calib, reference

@@ -83,8 +83,8 @@ def test_compare_fake_quant_section(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["compare", "--backend", "numpy", "--quick", "40"]) == 0
     out = capsys.readouterr().out
     assert "fake quantize (rows: outputs" in out and "affine, torchao (rows" in out
-    assert "histogram (rows: batches" in out
-    assert out.count("\nnumpy ") == 4  # observers, fake quantize, affine, histogram
+    assert "histogram (rows: batches" in out and "calibrators, ORT and ModelOpt (rows" in out
+    assert out.count("\nnumpy ") == 5  # observers, fake quantize, affine, histogram, calibrators
 
 
 def test_compare_json_and_bad_backend(capsys: pytest.CaptureFixture[str]) -> None:
