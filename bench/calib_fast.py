@@ -1,7 +1,7 @@
 """Collection of 1e7 float32 values: live ORT 1.31.1 ``HistogramCollector.collect`` (value
 and abs paths, 2048 bins) and ModelOpt 0.47.0 ``HistogramCalibrator(torch_hist=False)``
 against arrayobs's host fast path (the class on NumPy and CPU torch input; ModelOpt's rule
-through ``arrayobs._core._calib_fast.modelopt_update``). Each variant: a first collect and
+through ``arrayobs._backends._calib_fast.modelopt_update``). Each variant: a first collect and
 a growing second one (the batch times 1.7), in interleaved rounds, medians.
 
     PYTHONPATH=src python -m bench.calib_fast [N] [ROUNDS]
@@ -29,7 +29,7 @@ def variants(a: np.ndarray, b: np.ndarray) -> dict[str, Timer]:
     from modelopt.torch.quantization.calib import HistogramCalibrator
     from onnxruntime.quantization import calibrate as cal
 
-    from arrayobs._core import _calib_fast as fast
+    from arrayobs._backends import _calib_fast as fast
     from arrayobs._core import _calib_nphist as nphist
     from arrayobs.calib import ort
 

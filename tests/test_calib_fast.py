@@ -1,4 +1,4 @@
-"""The host fast path of ORT's histogram updates (arrayobs._core._calib_fast) against
+"""The host fast path of ORT's histogram updates (arrayobs._backends._calib_fast) against
 the generic step (arrayobs._core._calib_nphist), itself tested against live ONNX Runtime:
 every state array equal, bit for bit, after every update, with the numba kernels and
 with the NumPy passes (ARRAYOBS_NUMBA=0), per tensor and per channel; and the class on
@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from arrayobs._core import _calib_fast as fast
+from arrayobs._backends import _calib_fast as fast
 from arrayobs._core import _calib_nphist as nphist
 from arrayobs.calib import ort
 from tests.test_calib_nphist import CASES, assert_same, ort_histograms

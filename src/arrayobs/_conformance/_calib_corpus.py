@@ -4,7 +4,7 @@ calibrators over call sequences, from seeds, and their stored reference numbers.
 Regenerate the stored file (``reference-calib-ort-1.31.1-modelopt-0.47.0.npz``, next to
 the other stored references) with the live references installed::
 
-    PYTHONPATH=src python -m arrayobs._conformance._calib_corpus
+    PYTHONPATH=src python -m arrayobs._conformance._calib_reference
 
 (about 90 s; ``--check`` regenerates in memory and compares with the stored file
 instead of writing it). It needs onnxruntime 1.31.1, onnx, nvidia-modelopt 0.47.0 (with
@@ -63,9 +63,7 @@ yields numbers, and per channel, cases in corpus order:
 
 from __future__ import annotations
 
-import importlib
 import math
-import sys
 import zlib
 from typing import Any
 
@@ -82,14 +80,6 @@ from arrayobs._conformance._calib_cases_modelopt import (
     modelopt_histogram_cases,
     modelopt_max_cases,
     modelopt_mse_cases,
-)
-from arrayobs._conformance._calib_records import (
-    MODELOPT_VERSION,
-    ORT_VERSION,
-    CalibRecords,
-    load,
-    reference_path,
-    save,
 )
 
 CORPUS_VERSION = 1
@@ -194,41 +184,3 @@ def channel_slices(x: np.ndarray, axis: int) -> list[np.ndarray]:
     return [
         np.ascontiguousarray(np.take(x, c, axis=axis)).reshape(-1) for c in range(x.shape[axis])
     ]
-
-
-def main(argv: list[str]) -> int:
-    """Write (or with ``--check`` compare) the stored file from the live references."""
-    ort = importlib.import_module("onnxruntime")
-    modelopt = importlib.import_module("modelopt")
-    if (ort.__version__, modelopt.__version__) != (ORT_VERSION, MODELOPT_VERSION):
-        print(
-            f"the references are onnxruntime {ORT_VERSION} and modelopt {MODELOPT_VERSION}; "
-            f"found {ort.__version__} and {modelopt.__version__}",
-            file=sys.stderr,
-        )
-        return 2
-    from arrayobs._conformance._calib_reference import header, reference_outcomes
-
-    torch = importlib.import_module("torch")
-    torch.set_num_threads(1)  # histc's float32 counts depend on threads past 2**24 a bin
-    outcomes = reference_outcomes()
-    records = CalibRecords.from_outcomes(outcomes)
-    path = reference_path()
-    if argv == ["--check"]:
-        stored, meta = load(path)
-        same = stored.equal(records) and [c.get("refusal") for c in meta["cases"]] == [
-            c["refusal"] for c in header(outcomes)["cases"]
-        ]
-        print(f"{path}: {'equal to' if same else 'DIFFERS from'} the live references")
-        return 0 if same else 1
-    save(records, path, header(outcomes))
-    refused = sum(o.refusal is not None for o in outcomes)
-    print(
-        f"wrote {path} ({path.stat().st_size} bytes, {len(outcomes)} calibrator cases, "
-        f"{len(records.op)} rows, {refused} refusals)"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -8,6 +8,7 @@ import dataclasses
 import datetime
 import importlib
 import os
+import sys
 import tempfile
 from collections.abc import Sequence
 from typing import Any
@@ -16,7 +17,17 @@ import numpy as np
 
 from arrayobs._conformance._calib_cases import CalibCase
 from arrayobs._conformance._calib_corpus import CORPUS_VERSION, cases
-from arrayobs._conformance._calib_records import Outcome, Output, host
+from arrayobs._conformance._calib_records import (
+    MODELOPT_VERSION,
+    ORT_VERSION,
+    CalibRecords,
+    Outcome,
+    Output,
+    host,
+    load,
+    reference_path,
+    save,
+)
 from arrayobs._conformance._calib_run import Api, read_result, read_state, run_case
 
 _MODEL: dict[str, str] = {}
@@ -212,3 +223,39 @@ def header(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         "machine": machine(),
         "cases": described,
     }
+
+
+def main(argv: list[str]) -> int:
+    """Write (or with ``--check`` compare) the stored file from the live references."""
+    ort = importlib.import_module("onnxruntime")
+    modelopt = importlib.import_module("modelopt")
+    if (ort.__version__, modelopt.__version__) != (ORT_VERSION, MODELOPT_VERSION):
+        print(
+            f"the references are onnxruntime {ORT_VERSION} and modelopt {MODELOPT_VERSION}; "
+            f"found {ort.__version__} and {modelopt.__version__}",
+            file=sys.stderr,
+        )
+        return 2
+    torch = importlib.import_module("torch")
+    torch.set_num_threads(1)  # histc's float32 counts depend on threads past 2**24 a bin
+    outcomes = reference_outcomes()
+    records = CalibRecords.from_outcomes(outcomes)
+    path = reference_path()
+    if argv == ["--check"]:
+        stored, meta = load(path)
+        same = stored.equal(records) and [c.get("refusal") for c in meta["cases"]] == [
+            c["refusal"] for c in header(outcomes)["cases"]
+        ]
+        print(f"{path}: {'equal to' if same else 'DIFFERS from'} the live references")
+        return 0 if same else 1
+    save(records, path, header(outcomes))
+    refused = sum(o.refusal is not None for o in outcomes)
+    print(
+        f"wrote {path} ({path.stat().st_size} bytes, {len(outcomes)} calibrator cases, "
+        f"{len(records.op)} rows, {refused} refusals)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -14,8 +14,8 @@ import numpy as np
 
 from arrayobs import _backends
 from arrayobs._arguments import array_namespace
+from arrayobs._backends import _calib_fast
 from arrayobs._compat import default_device, resolve_namespace, to_host
-from arrayobs._core import _calib_fast
 from arrayobs._core import _calib_modelopt as core
 from arrayobs._core import _calib_modelopt_search as search
 from arrayobs._core import _calib_nphist as nphist

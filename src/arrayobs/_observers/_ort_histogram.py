@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from arrayobs import _backends
+from arrayobs._backends import _calib_fast
 from arrayobs._compat import (
     array_namespace,
     backend_name,
@@ -20,7 +21,6 @@ from arrayobs._compat import (
     resolve_namespace,
     to_host,
 )
-from arrayobs._core import _calib_fast
 from arrayobs._core import _calib_nphist as nphist
 from arrayobs._observers._shell import Bound
 from arrayobs._observers._state_dict import IncompatibleKeys, check_keys
