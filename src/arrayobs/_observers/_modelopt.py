@@ -180,13 +180,7 @@ class MaxCalibrator(_Calibrator):
             shape = core.max_shape(tuple(x.shape), self._axis)
             state = core.max_init(shape, x.dtype, xp=xp, device=device)
         new = core.max_update(state, x, self._axis, xp=xp)
-        code = int(to_host(new.error))
-        if code == core.MAX_NAN:
-            msg = "detected nan values in amax"
-            raise AssertionError(msg)
-        if code == core.MAX_INF:
-            msg = "detected inf values in amax"
-            raise AssertionError(msg)
+        api.raise_max_error(int(to_host(new.error)))
         if self._track_amax:
             self._amaxs.append(np.asarray(to_host(core.max_batch(x, self._axis, xp=xp))))
         return new

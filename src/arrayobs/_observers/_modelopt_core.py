@@ -59,15 +59,19 @@ def max_update(state: MaxState, x: Any, axis: Any = None, *, xp: Any = None) -> 
     return core.max_update(state, x, axis, xp=ns)
 
 
-def max_result(state: MaxState) -> np.ndarray | None:
-    """``compute_amax()`` on the host: the amax, or None before any collect."""
-    error = int(to_host(state.error))
-    if error == core.MAX_NAN:
+def raise_max_error(code: int) -> None:
+    """Raise ModelOpt's AssertionError for a MaxState error ``code`` (nothing for none)."""
+    if code == core.MAX_NAN:
         msg = "detected nan values in amax"
         raise AssertionError(msg)
-    if error == core.MAX_INF:
+    if code == core.MAX_INF:
         msg = "detected inf values in amax"
         raise AssertionError(msg)
+
+
+def max_result(state: MaxState) -> np.ndarray | None:
+    """``compute_amax()`` on the host: the amax, or None before any collect."""
+    raise_max_error(int(to_host(state.error)))
     if not bool(to_host(state.seen)):
         return None
     return np.asarray(to_host(state.amax))
