@@ -16,7 +16,7 @@ import numpy as np
 
 from arrayobs import _backends
 from arrayobs._arguments import array_namespace
-from arrayobs._compat import device_of, resolve_namespace, to_host
+from arrayobs._compat import device_of, resolve_namespace, to_host, without_graph
 from arrayobs._core import _calib_modelopt as core
 from arrayobs._core import _calib_nphist as nphist
 from arrayobs._observers import _modelopt_core as api
@@ -60,6 +60,7 @@ class _Calibrator(Bound):
 
     def collect(self, x: Any) -> None:
         """One reference ``collect(x)``; refused calls change nothing."""
+        x = without_graph(x)  # the state never keeps an autograd graph
         with self._lock:
             xp, device = self._bind(x)
             new = self._collected(x, xp, device)
@@ -483,6 +484,7 @@ class MseCalibrator(Bound):
 
     def collect(self, x: Any) -> None:
         """One reference ``collect(x)``; a refused call changes nothing."""
+        x = without_graph(x)  # the losses never keep an autograd graph
         if self._quant_func is None:
             msg = "Quantization function not set."
             raise RuntimeError(msg)

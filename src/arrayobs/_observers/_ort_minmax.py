@@ -11,7 +11,14 @@ from typing import Any
 import numpy as np
 
 from arrayobs import _backends
-from arrayobs._compat import device_of, namespace_of, resolve_namespace, state_text, to_host
+from arrayobs._compat import (
+    device_of,
+    namespace_of,
+    resolve_namespace,
+    state_text,
+    to_host,
+    without_graph,
+)
 from arrayobs._config import boolean
 from arrayobs._core import _calib_ort as core
 from arrayobs._observers._shell import Bound, check_binding
@@ -114,7 +121,10 @@ class MinMaxCalibrater(Bound):
     def collect(self, arrays: Any) -> None:
         """One ORT ``collect_data`` call on ``arrays`` (a list of batches or one
         array); see the class's notes. On error nothing changes."""
-        batches = list(arrays) if isinstance(arrays, (list, tuple)) else [arrays]
+        # The state never keeps an autograd graph.
+        batches = [
+            without_graph(b) for b in (arrays if isinstance(arrays, (list, tuple)) else [arrays])
+        ]
         with self._lock:
             self._collect(batches)
 
