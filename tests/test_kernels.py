@@ -81,7 +81,7 @@ def _same(fast: Any, slow: Any, values: np.ndarray) -> None:
 def _cases(n: int) -> list[tuple[str, np.ndarray]]:
     rng = np.random.default_rng(n)
     base = rng.standard_normal(n) * 100
-    out = [("random", base), ("negative", -np.abs(base) - 1)]
+    out = [("random", base), ("negative", -np.abs(base) - 1), ("positive", np.abs(base) + 1)]
     for label, value in (("nan", np.nan), ("-nan", -np.nan), ("+inf", np.inf), ("-inf", -np.inf)):
         for where in sorted({0, n // 2, n - 1}):
             a = base.copy()
