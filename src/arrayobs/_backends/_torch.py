@@ -260,12 +260,7 @@ class TorchBackend(Backend):
         # In CPU memory, a copy of each: the generic concat through array-api-compat
         # costs several times that, and a NumPy view of the state itself would leave
         # its storage unresizable for good.
-        return [
-            np.asarray(a.item(), dtype=np.float32)
-            if a.ndim == 0
-            else a.detach().to(torch.float32, copy=True).numpy()
-            for a in arrays
-        ]
+        return [a.detach().to(torch.float32, copy=True).numpy() for a in arrays]
 
     def value_range(self, x: Any) -> tuple[float, float]:
         if not self.fast:
