@@ -8,8 +8,10 @@ over the same memory). ``agrees``: the kernel's result has the bits of the
 library path's (and torch.ao's, for the histogram).
 
     python -m bench.kernels [--quick]
+    python -m bench.kernels --plot-only    # kernels.png again from kernels.json
 
-writes bench/results/kernels.json and kernels.md.
+writes bench/results/kernels.json, kernels.md and, where matplotlib imports,
+kernels.png (torch.ao's time over each variant's, per case).
 """
 
 from __future__ import annotations
@@ -198,12 +200,14 @@ def minmax_rows(n: int, dtype: str, lib: str, per_channel: bool = False) -> list
     rows = _rows(f"(min, max) {what} {lib} {dtype} {n:.0e}", calls, "read floor (torch.sum)")
     fast, slow = calls["kernels"](), calls["library"]()
     same = all(_bits(a) == _bits(b) for a, b in zip(fast, slow, strict=True))  # type: ignore[call-overload]
+    ao = next(s for s in rows if s["variant"] == "torch.ao observer forward")
     for r in rows:
         if r["variant"] == "kernels":
             r["agrees"] = same
-            ao = next(s for s in rows if s["variant"] == "torch.ao observer forward")
-            if "median_ms" in r and "median_ms" in ao:
-                r["torch_ao_over_this"] = ao["median_ms"] / r["median_ms"]
+        # On the floor's row: the most any one-pass reduction could gain over torch.ao here.
+        timed = "median_ms" in r and "median_ms" in ao
+        if timed and r["variant"] in ("kernels", "read floor (torch.sum)"):
+            r["torch_ao_over_this"] = ao["median_ms"] / r["median_ms"]
     return rows
 
 
@@ -262,9 +266,12 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
         f"- {meta['date']}; `{meta['command']}`; {meta['machine']}; numba {meta['numba']}, "
         f"{meta['numba_threads']} threads; median of {meta['rounds']} interleaved rounds",
+        f"- load average (1, 5, 15 min) at the start {meta['load_start']}, at the end"
+        f" {meta['load_end']}: the figures are under that load",
         "- `ref/this`: the row's reference (torch.ao, or the read floor for (min, max)) over this"
         " row's time, in the same run; for (min, max) kernels also torch.ao's observer forward"
-        " over the kernel; `agrees`: kernel bits equal the library path's (and torch.ao's for"
+        " over the kernel (on the read floor's row: the most any one-pass reduction could"
+        " reach); `agrees`: kernel bits equal the library path's (and torch.ao's for"
         " the histogram rows)",
         "- a shared 2-core machine with other jobs running: expect noise of 10-30% between runs",
         "",
@@ -281,12 +288,86 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _speedups(rows: list[dict[str, Any]]) -> list[tuple[str, dict[str, float]]]:
+    """(label, {kernels / library / read floor: torch.ao's time over its time}) per
+    case and library, for the cases with a torch.ao row, in the order run."""
+    by_case: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if "median_ms" in r:
+            by_case.setdefault(r["case"], []).append(r)
+    out = []
+    for case, found in by_case.items():
+        ao = next((r for r in found if r["variant"].startswith("torch.ao")), None)
+        if ao is None:
+            continue
+        libs = sorted({r["variant"].split()[0] for r in found} & {"numpy", "torch"}) or [""]
+        for lib in libs:
+            bars = {}
+            for r in found:
+                variant = r["variant"]
+                kind = variant.removeprefix(f"{lib} ") if lib else variant
+                kind = "read floor" if kind.startswith("read floor") else kind
+                if kind in ("kernels", "library", "read floor"):
+                    bars[kind] = ao["median_ms"] / r["median_ms"]
+            short = case.replace("HistogramObserver ", "histogram ").replace(
+                " (64, 256, ...) axis 1", ""
+            )
+            out.append((f"{short} ({lib})" if lib else short, bars))
+    return out
+
+
+def write_plot(path: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> bool:
+    """torch.ao's time over the kernels', the library path's and the read floor's,
+    per case (log scale); False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    series = _speedups(rows)
+    kinds = (("kernels", "C0"), ("library", "C1"), ("read floor", "black"))
+    fig, ax = plt.subplots(figsize=(10, 0.42 * len(series) + 1.6))
+    height = 0.8 / len(kinds)
+    for k, (kind, color) in enumerate(kinds):
+        ys = [i + (k - 1) * height for i, (_, bars) in enumerate(series) if kind in bars]
+        xs = [bars[kind] for _, bars in series if kind in bars]
+        ax.barh(ys, xs, height=height, color=color, label=kind)
+    ax.axvline(1.0, color="gray", linewidth=1)
+    ax.set_yticks(range(len(series)), [label for label, _ in series], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("torch.ao's time / this one's (same run; > 1: faster than torch.ao)")
+    load = ", ".join(str(v) for v in meta.get("load_start", []))
+    ax.set_title(
+        f"Compiled kernels against torch.ao, {meta['date'][:10]}, {meta['machine']}"
+        f" (load average {load})",
+        fontsize=9,
+    )
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     global REPEATS, TARGET_S
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer rounds")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--plot-only", action="store_true", help="redraw kernels.png from kernels.json in --out"
+    )
     args = parser.parse_args(argv)
+    if args.plot_only:
+        done = json.loads((args.out / "kernels.json").read_text())
+        if not write_plot(args.out / "kernels.png", done["rows"], done["meta"]):
+            print("matplotlib does not import: no kernels.png", file=sys.stderr)
+            return 1
+        return 0
     if args.quick:
         REPEATS, TARGET_S = 5, 0.05
     import numba
@@ -294,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ["ARRAYOBS_NUMBA"] = "1"
     start = time.perf_counter()
+    load_start = [round(v, 2) for v in os.getloadavg()]
     big = 10**7 if args.quick else 10**8
     rows = first_call_rows()
     rows += forward_rows(10**6 if args.quick else 10**7)
@@ -311,12 +393,16 @@ def main(argv: list[str] | None = None) -> int:
         "numba_threads": numba.get_num_threads(),
         "torch_threads": torch.get_num_threads(),
         "rounds": REPEATS,
+        "load_start": load_start,
+        "load_end": [round(v, 2) for v in os.getloadavg()],
         "seconds": round(time.perf_counter() - start),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     name = "kernels-quick" if args.quick else "kernels"
     (args.out / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     (args.out / f"{name}.md").write_text(markdown(rows, meta))
+    if not write_plot(args.out / f"{name}.png", rows, meta):
+        print(f"matplotlib does not import: no {name}.png", file=sys.stderr)
     print(markdown(rows, meta))
     return 0
 

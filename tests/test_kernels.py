@@ -81,7 +81,7 @@ def _same(fast: Any, slow: Any, values: np.ndarray) -> None:
 def _cases(n: int) -> list[tuple[str, np.ndarray]]:
     rng = np.random.default_rng(n)
     base = rng.standard_normal(n) * 100
-    out = [("random", base), ("negative", -np.abs(base) - 1)]
+    out = [("random", base), ("negative", -np.abs(base) - 1), ("positive", np.abs(base) + 1)]
     for label, value in (("nan", np.nan), ("-nan", -np.nan), ("+inf", np.inf), ("-inf", -np.inf)):
         for where in sorted({0, n // 2, n - 1}):
             a = base.copy()
@@ -281,3 +281,17 @@ def test_search_leaves_negative_counts_to_the_library() -> None:
     counts = np.random.default_rng(7).integers(-5, 20, 128).astype(np.float32)
     assert _kernels.search_range(counts, -1.5, 2.5, 256) is None
     assert _kernels.search_range(np.abs(counts), -1.5, 2.5, 256) is not None
+
+
+def test_torch_state_read_back_leaves_it_resizable() -> None:
+    # calculate_qparams reads CPU state as copies: a NumPy view of a tensor leaves its
+    # storage unresizable for good.
+    torch = pytest.importorskip("torch")
+    obs = HistogramObserver(bins=64)
+    x = torch.linspace(-1.0, 1.0, 1000)
+    obs(x)
+    obs(x)
+    state = (obs.histogram, obs.min_val, obs.max_val)
+    assert all(t.untyped_storage().resizable() for t in state)
+    obs.calculate_qparams()
+    assert all(t.untyped_storage().resizable() for t in state)

@@ -254,6 +254,14 @@ class TorchBackend(Backend):
             return _StraightThrough.apply(x, scale, zero_point, quant_min, quant_max, axis)  # type: ignore[no-untyped-call]
         return super().fake_quantize(x, scale, zero_point, quant_min, quant_max, axis)
 
+    def read_float32(self, *arrays: Any) -> list[Any]:
+        if any(a.device.type != "cpu" for a in arrays):
+            return super().read_float32(*arrays)  # one transfer from the device
+        # In CPU memory, a copy of each: the generic concat through array-api-compat
+        # costs several times that, and a NumPy view of the state itself would leave
+        # its storage unresizable for good.
+        return [a.detach().to(torch.float32, copy=True).numpy() for a in arrays]
+
     def value_range(self, x: Any) -> tuple[float, float]:
         if not self.fast:
             return super().value_range(x)

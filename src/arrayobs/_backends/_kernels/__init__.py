@@ -32,6 +32,8 @@ from arrayobs._core._keys import order_keys
 # Below this many bytes one thread runs the kernel (starting the pool costs more).
 PARALLEL_MIN_BYTES = 1 << 18
 _FLOATS = {"float16": np.int16, "bfloat16": np.int16, "float32": np.int32, "float64": np.int64}
+# The same bits as unsigned integers (the (min, max) kernel reads both views).
+_UNSIGNED = {np.dtype(f"i{n}"): np.dtype(f"u{n}") for n in (2, 4, 8)}
 # Keys of +inf: beyond them (or below -1 - them) lies a NaN.
 _INF_KEY = {"float16": 0x7C00, "bfloat16": 0x7F80, "float32": 0x7F800000, "float64": 0x7FF << 52}
 
@@ -92,7 +94,8 @@ def _keys(a: np.ndarray, name: str) -> tuple[Any, Any] | None:
     if flat is None:
         return None
     bits = flat if flat.dtype.kind == "i" else flat.view(_FLOATS[name])
-    done = np.stack(_parts(_minmax.keys, bits.size, bits.nbytes, bits))
+    unsigned = bits.view(_UNSIGNED[bits.dtype])
+    done = np.stack(_parts(_minmax.keys, bits.size, bits.nbytes, bits, unsigned))
     return done[:, 0].min(), done[:, 1].max()
 
 
@@ -155,7 +158,8 @@ def aminmax_axis(x: Any, ch_axis: int) -> tuple[np.ndarray, np.ndarray] | None:
     shape = a.shape
     bits = a if a.dtype.kind == "i" else a.view(_FLOATS[name])
     v = bits.reshape(int(np.prod(shape[:ch_axis])), shape[ch_axis], -1)
-    done = np.stack(_parts(_minmax.keys_axis, v.shape[0] * v.shape[1], v.nbytes, v))
+    unsigned = v.view(_UNSIGNED[v.dtype])
+    done = np.stack(_parts(_minmax.keys_axis, v.shape[0] * v.shape[1], v.nbytes, v, unsigned))
     lo, hi = done[:, 0].min(axis=0), done[:, 1].max(axis=0)
     lo_values, hi_values = _values(lo, name), _values(hi, name)
     nan = np.isnan(lo_values) | np.isnan(hi_values)
@@ -207,15 +211,12 @@ def search_range(
     """:func:`arrayobs._core._search.search_range` in one compiled call, or None."""
     if not enabled() or histogram.dtype != np.float32 or not 0 < histogram.size <= 32768:
         return None
-    from arrayobs._backends._kernels import _search, _sum
+    from arrayobs._backends._kernels import _search
     from arrayobs._core._search import chosen_range
 
-    h = np.ascontiguousarray(histogram)
-    total = float(_sum.cascade_sum(h))
-    # torch's cumsum (float64 running sum, each rounded to float32), as cumulative_float32.
-    csum = np.cumsum(h, dtype=np.float64).astype(np.float32).astype(np.float64)
-    if np.any(np.diff(csum) < 0):
+    bins = histogram.size
+    width = (max_val - min_val) / bins
+    start, end = _search.searched(np.ascontiguousarray(histogram), width, nbins, *_quantiles())
+    if start < 0:
         return None  # a loaded histogram with negative counts: torch's literal scan
-    bins = h.size
-    chosen = _search.search(h, csum, total, (max_val - min_val) / bins, nbins, *_quantiles())
-    return chosen_range(min_val, max_val, bins, (int(chosen[0]), int(chosen[1])))
+    return chosen_range(min_val, max_val, bins, (int(start), int(end)))

@@ -187,3 +187,21 @@ def search(histogram, csum, total, bin_width, nbins, alphas, betas):  # type: ig
             break
         chosen_start, chosen_end, best = start, end, err
     return chosen_start, chosen_end
+
+
+@numba.njit(**_JIT)
+def searched(histogram, bin_width, nbins, alphas, betas):  # type: ignore[no-untyped-def]
+    """:func:`search` of a float32 histogram with its total and cumulative sum
+    computed here (one call: the fixed cost per search is the point); (-1, -1)
+    where the cumulative sum decreases somewhere (negative counts)."""
+    total = np.float64(cascade_sum(histogram))
+    # torch's cumsum: a float64 running sum, each value rounded to float32, as
+    # arrayobs._core._search.cumulative_float32.
+    csum = np.empty(histogram.size, np.float64)
+    running = 0.0
+    for i in range(histogram.size):
+        running += np.float64(histogram[i])
+        csum[i] = np.float64(np.float32(running))
+        if i and csum[i] < csum[i - 1]:
+            return -1, -1
+    return search(histogram, csum, total, bin_width, nbins, alphas, betas)
