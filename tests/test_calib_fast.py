@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from arrayobs._backends import _calib_fast as fast
+from arrayobs._backends import _kernels
 from arrayobs._core import _calib_nphist as nphist
 from arrayobs.calib import ort
 from tests.test_calib_nphist import CASES, assert_same, ort_histograms
@@ -79,6 +80,9 @@ def test_fast_equals_generic(
     name: str, path: str, channels: int | None, numba: str, monkeypatch: Any
 ) -> None:
     monkeypatch.setenv("ARRAYOBS_NUMBA", numba)
+    # every input cut into three parts, a row across a cut (as a large input on three cores)
+    monkeypatch.setattr(_kernels, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(_kernels.host_helpers, "workers", lambda: 3)
     bins, inputs = ALL[name]
     method, symmetric = PATHS.get(path, ("percentile", True))
     modelopt = path == "modelopt"
@@ -100,6 +104,7 @@ def test_fast_path_taken_and_refused_where_it_must() -> None:
     state = ort.histogram_init("entropy", False, 16, xp=np)
     assert fast.value_update(state, np.ones((1, 4), f32)) is not None
     assert fast.value_update(state, np.array([[1.0, np.nan]], f32)) is None
+    assert fast.value_update(state, np.array([[1.0, -np.nan]], f32)) is None
     assert fast.value_update(state, np.array([[0.0, -0.0, 1.0]], f32)) is None
     assert fast.value_update(state, np.zeros((1, 0), f32)) is None
     assert fast.value_update(state, np.zeros((1, 3), np.float64)) is None
