@@ -37,9 +37,7 @@ import io
 import json
 import os
 import platform
-import statistics
 import sys
-import timeit
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,25 +62,11 @@ def _quiet(fn: Callable[[], Any]) -> Callable[[], Any]:
 
 
 def rounds(calls: dict[str, Callable[[], object]], repeats: int, target_s: float) -> dict[str, Any]:
-    """Median seconds per call of each callable over ``repeats`` interleaved rounds
-    (an exception instead where it raises). A call over a second is not warmed up
-    separately: its first timed call is the first round."""
-    numbers, times, out = {}, {}, {}
-    for name, fn in calls.items():
-        try:
-            once = timeit.Timer(fn).timeit(1)
-        except Exception as exc:  # a library's failure is a result, not a crash
-            out[name] = exc
-            continue
-        numbers[name] = 1 if once > 1.0 else max(1, round(target_s / max(once, 1e-9)))
-        times[name] = [once] if once > 1.0 else []
-    for _ in range(repeats):
-        for name, number in numbers.items():
-            if len(times[name]) < repeats:
-                times[name].append(timeit.Timer(calls[name]).timeit(number) / number)
-    for name, t in times.items():
-        out[name] = statistics.median(t)
-    return {name: out[name] for name in calls}
+    """``bench.timing.interleaved``; a call over a second is timed once a round, its
+    first call being the first round."""
+    from bench.timing import interleaved
+
+    return interleaved(calls, repeats, target_s, once_over_s=1.0)
 
 
 def _libraries() -> dict[str, Callable[[np.ndarray], Any]]:
@@ -294,41 +278,24 @@ def _ort_numbers(result: Any) -> tuple[Any, ...]:
 
 
 def _rows(case: str, timed: dict[str, Any], got: dict[str, Any], want: Any) -> list[dict[str, Any]]:
-    ref = timed["reference"]
-    rows = []
-    for variant, t in timed.items():
-        row: dict[str, Any] = {"case": case, "variant": variant}
-        if isinstance(t, Exception):
-            row["error"] = f"{type(t).__name__}: {t}"
-        else:
-            row["median_ms"] = t * 1e3
-            if not isinstance(ref, Exception):
-                row["ref_over_this"] = ref / t
-        if variant != "reference":
-            row["agrees"] = _agrees(got[variant], want)
-        rows.append(row)
-        print(case, variant, row.get("median_ms", row.get("error")), file=sys.stderr)
-    return rows
+    from bench import sidebyside
+
+    return sidebyside.rows(case, timed, "reference", lambda v: _agrees(got[v], want))
 
 
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    out = [
-        "# Calibrators against ONNX Runtime 1.31.1 and ModelOpt 0.47.0",
-        "",
-        f"- {meta['date']}; `{meta['command']}`; {meta['machine']}; torch threads "
-        f"{meta['torch_threads']}; median of {meta['rounds']} interleaved rounds",
-        "- `reference`: ORT (host NumPy) or ModelOpt (torch on the CPU); `ref/this`: how many "
+    from bench import sidebyside
+
+    notes = [
+        f"{meta['date']}; `{meta['command']}`; {meta['machine']}; load average "
+        f"{meta.get('load', '?')}; torch threads {meta['torch_threads']}; median of "
+        f"{meta['rounds']} interleaved rounds",
+        "`reference`: ORT (host NumPy) or ModelOpt (torch on the CPU); `ref/this`: how many "
         "times faster than the reference in the same run; `agrees`: the histogram or result "
         "equals the reference's bit for bit",
-        "",
-        "| case | variant | median ms | ref/this | agrees |",
-        "|---|---|---|---|---|",
     ]
-    for r in rows:
-        ms = f"{r['median_ms']:.3f}" if "median_ms" in r else r["error"][:40]
-        ratio = f"{r['ref_over_this']:.1f}x" if "ref_over_this" in r else ""
-        out.append(f"| {r['case']} | {r['variant']} | {ms} | {ratio} | {r.get('agrees', '')} |")
-    return "\n".join(out) + "\n"
+    title = "Calibrators against ONNX Runtime 1.31.1 and ModelOpt 0.47.0"
+    return sidebyside.markdown(title, notes, rows, "ref/this")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -348,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "torch_threads": torch.get_num_threads(),
         "rounds": repeats,
+        "load": " / ".join(f"{v:.1f}" for v in os.getloadavg()),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "calib.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))

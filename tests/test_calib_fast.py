@@ -111,6 +111,15 @@ def test_fast_path_taken_and_refused_where_it_must() -> None:
     absolute = ort.histogram_init("percentile", True, 16, xp=np)
     assert fast.modelopt_update(absolute, np.ones((1, 4), f32)) is not None
     assert fast.modelopt_update(absolute, np.ones((1, 4), f32), skip_zeros=True) is None
+    from arrayobs.calib import modelopt
+
+    torch_mode = modelopt.histogram_init(16, xp=np)
+    kw = {"skip_zeros": False, "lanes": 8}
+    assert fast.modelopt_torch_update(torch_mode, -np.ones((1, 4), f32), **kw) is not None
+    for refused in (np.array([[np.nan, 1]], f32), np.ones((1, 4)), np.zeros((1, 0), f32)):
+        assert fast.modelopt_torch_update(torch_mode, refused, **kw) is None
+    kw["skip_zeros"] = True
+    assert fast.modelopt_torch_update(torch_mode, np.ones((1, 4), f32), **kw) is None
 
 
 @pytest.mark.parametrize("path", list(PATHS))
@@ -125,3 +134,57 @@ def test_class_on_host_arrays_equals_ort(path: str) -> None:
         for i, arrays in enumerate(calls):
             c.collect([wrap(a) for a in arrays])
             assert_same(c.histogram, want[i], f"{path} call {i}")
+
+
+@pytest.mark.parametrize("numba", ["1", "0"], ids=["numba", "numpy"])
+@pytest.mark.parametrize("channels", [None, 3])
+@pytest.mark.parametrize("name", list(ALL))
+def test_torch_mode_fast_equals_generic(
+    name: str, channels: int | None, numba: str, monkeypatch: Any
+) -> None:
+    """ModelOpt's torch_hist=True collection: the fast path's state is the generic
+    step's, bit for bit, after every update (the generic one is tested against
+    live ModelOpt in tests/test_calib_modelopt.py)."""
+    from arrayobs._core import _calib_modelopt as core
+    from arrayobs.calib import modelopt
+
+    monkeypatch.setenv("ARRAYOBS_NUMBA", numba)
+    monkeypatch.setattr(_kernels, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(_kernels.host_helpers, "workers", lambda: 3)
+    bins, inputs = ALL[name]
+    cap = 4 * bins if name == "overflow" else None
+    mine = generic = modelopt.histogram_init(bins, channels=channels, capacity=cap, xp=np)
+    rng = np.random.default_rng(5)
+    for step, x in enumerate(inputs):
+        if channels is None:
+            rows = x.reshape(1, -1)
+        else:
+            rows = np.stack([rng.permutation(x) * f32(1 + i) for i in range(channels)])
+        got = fast.modelopt_torch_update(mine, rows, skip_zeros=False, lanes=8)
+        if x.size == 0:  # the reference raises (the class test's business): refused here
+            assert got is None
+            continue
+        generic = core.histogram_update(generic, rows, False, 8, xp=fast._np())
+        mine = core.histogram_update(mine, rows, False, 8, xp=fast._np()) if got is None else got
+        _same_state(mine, generic, f"{name} torch mode step {step}")
+
+
+def test_torch_mode_class_on_host_arrays_equals_modelopt() -> None:
+    torch = pytest.importorskip("torch")
+    calib = pytest.importorskip("modelopt.torch.quantization.calib")
+    from arrayobs.calib import modelopt
+
+    rng = np.random.default_rng(4)
+    calls = [(rng.standard_normal(70000) * s).astype(f32) for s in (1.0, 3.0, 0.5, 7.0)]
+    calls[2] = np.abs(calls[2])  # a batch without a negative value: no abs
+    ref = calib.HistogramCalibrator(num_bins=512, torch_hist=True)
+    want = []
+    for x in calls:
+        ref.collect(torch.from_numpy(x.copy()))
+        want.append((ref._calib_hist.numpy().tobytes(), ref._calib_bin_edges.numpy().tobytes()))
+    for wrap in (np.asarray, torch.from_numpy):
+        ours = modelopt.HistogramCalibrator(num_bins=512, torch_hist=True)
+        for i, x in enumerate(calls):
+            ours.collect(wrap(x))
+            got = tuple(np.asarray(a).tobytes() for a in (ours.calib_hist, ours.calib_bin_edges))
+            assert got == want[i], f"{wrap.__name__} call {i}"

@@ -256,3 +256,43 @@ def _abs_update(state: nphist.AbsState, rows: Any, *, modelopt: bool) -> Any:
         x, True, np.asarray(wide.edges), np.asarray(wide.bins, np.int64), np.asarray(wide.last), cap
     )
     return _back(new._replace(counts=np.asarray(state.counts + batch, np.int64)), torch_out)
+
+
+def modelopt_torch_update(state: Any, rows: Any, *, skip_zeros: bool, lanes: int) -> Any:
+    """:func:`arrayobs._core._calib_modelopt.histogram_update` (a HistState:
+    ModelOpt's ``torch_hist=True``) of host ``rows`` ((C, M) float32), or None
+    (then run the generic step; also for ``skip_zeros``). A row's new range
+    depends on it only through its min and max (the ``torch.min(x) < 0`` abs,
+    then the maximum), so the generic step on those gives every field but the
+    counts; these are then counted by histc's rule, the row's magnitudes
+    where its minimum is negative."""
+    from arrayobs._core import _calib_modelopt as core
+
+    found = None if skip_zeros else _prepare(state, rows)
+    ext = None if found is None else _extremes(found[2], magnitude=False)
+    if found is None or ext is None:
+        return None
+    state, torch_out, x = found
+    mn, mx, _ = ext
+    cap = state.counts.shape[1]
+    new = core.histogram_update(state, np.stack([mn, mx], axis=1), False, lanes, xp=_np())
+    if np.any(new.error != 0) or np.any(new.need > cap):
+        return _back(new, torch_out)  # the counts are the old ones
+    # histc's range: [0, hi], or [-1, 1] where hi is 0
+    zero = new.last == 0
+    lo = np.where(zero, np.float32(-1), np.float32(0)).astype(np.float32)
+    hi = np.where(zero, np.float32(1), new.last).astype(np.float32)
+    n = np.asarray(new.bins, np.int32)
+    if _kernels_on():
+        from arrayobs._backends._kernels import _calib_hist
+
+        batch = _parts(_calib_hist.histc_rows, x, mn < 0, lo, hi, n, cap)
+    else:
+        from arrayobs._core import _histogram
+
+        batch = np.zeros((x.shape[0], cap), np.float32)
+        for r in range(x.shape[0]):
+            a = np.abs(x[r]) if mn[r] < 0 else x[r]
+            batch[r, : n[r]] = _histogram.histc(a, int(n[r]), float(lo[r]), float(hi[r]), xp=_np())
+    counts = state.counts + batch.astype(np.float32)
+    return _back(new._replace(counts=counts), torch_out)

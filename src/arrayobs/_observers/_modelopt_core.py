@@ -137,14 +137,17 @@ def histogram_update(
     ns = _namespace(xp, state.counts)
     lanes = default_lanes() if lanes is None else lanes
     with _backends.shared(ns).float64_scope():
+        x2 = rows(x, channel_axis, xp=ns)
+        # Host float32 rows: the fast path (equal to the generic step bit for bit).
         if isinstance(state, AbsState):
-            x2 = rows(x, channel_axis, xp=ns)
-            # Host float32 rows: the fast path (equal to the generic step bit for bit).
             fast = _calib_fast.modelopt_update(state, x2, skip_zeros=skip_zeros)
             if fast is not None:
                 return fast  # type: ignore[no-any-return]
             return nphist.modelopt_update(state, x2, skip_zeros=skip_zeros, xp=ns)  # type: ignore[no-any-return]
-        return core.histogram_update(state, rows(x, channel_axis, xp=ns), skip_zeros, lanes, xp=ns)
+        fast = _calib_fast.modelopt_torch_update(state, x2, skip_zeros=skip_zeros, lanes=lanes)
+        if fast is not None:
+            return fast  # type: ignore[no-any-return]
+        return core.histogram_update(state, x2, skip_zeros, lanes, xp=ns)
 
 
 _MESSAGES = {

@@ -33,7 +33,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from arrayobs._backends._kernels._histogram import BLOCK, COPIES, tally, total
+from arrayobs._backends._kernels._histogram import BLOCK, COPIES, _positions, tally, total
 
 _JIT: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
 _MAGNITUDE = 0x7FFFFFFF
@@ -192,6 +192,39 @@ def edges(x, absolute, e, n, last, width, start, stop):  # type: ignore[no-untyp
             _edges_walk(block, absolute, er, bins, skip, index)
             tally(index, block.size, counts)
         out[r] = total(counts)
+        k += end - j
+        r += 1
+        j = 0
+    return out
+
+
+@numba.njit(**_JIT)
+def histc_rows(x, absolute, lo, hi, n, width, start, stop):  # type: ignore[no-untyped-def]
+    """int64 counts (C, width) of ``x[start:stop]`` (flat indices into (C, M)
+    float32), row ``r`` (its magnitudes where ``absolute[r]``) binned by
+    torch's ``histc`` rule (:func:`arrayobs._backends._kernels._histogram.histc`)
+    with ``n[r]`` bins on ``[lo[r], hi[r]]``; columns from ``n[r]`` on stay 0."""
+    c, m = x.shape
+    out = np.zeros((c, width), np.int64)
+    if m == 0:
+        return out
+    counts = np.zeros((COPIES, width + 1), np.int64)
+    index = np.empty(BLOCK, np.int32)
+    magnitudes = np.empty(BLOCK, np.float32)
+    r = start // m
+    j = start - r * m
+    k = start
+    while k < stop:
+        left, right, bins = lo[r], hi[r], n[r]
+        end = min(m, j + (stop - k))
+        counts[:] = 0
+        for b in range(j, end, BLOCK):
+            block = x[r, b : min(end, b + BLOCK)]
+            if absolute[r]:
+                block = np.abs(block, magnitudes[: block.size])
+            _positions(block, left, right, np.float32(bins), right - left, bins, index)
+            tally(index, block.size, counts)
+        out[r, :bins] = total(counts)[:bins]
         k += end - j
         r += 1
         j = 0
