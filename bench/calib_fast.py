@@ -1,8 +1,10 @@
 """Collection of 1e7 float32 values: live ORT 1.31.1 ``HistogramCollector.collect`` (value
-and abs paths, 2048 bins) and ModelOpt 0.47.0 ``HistogramCalibrator(torch_hist=False)``
-against arrayobs's host fast path (the class on NumPy and CPU torch input; ModelOpt's rule
-through ``arrayobs._backends._calib_fast.modelopt_update``). Each variant: a first collect and
-a growing second one (the batch times 1.7), in interleaved rounds, medians.
+and abs paths, 2048 bins), ModelOpt 0.47.0 ``HistogramCalibrator`` (``torch_hist`` True and
+False) and ``MaxCalibrator`` against arrayobs's host fast path (the classes on NumPy and CPU
+torch input; ModelOpt's NumPy rule through ``arrayobs._backends._calib_fast.modelopt_update``),
+beside the read floor (``np.sum``, one pass over the batch). Each variant: a first collect
+and a growing second one (the batch times 1.7), in interleaved rounds, medians; each
+arrayobs row's ratio is its reference's median over its own.
 
     PYTHONPATH=src python -m bench.calib_fast [N] [ROUNDS]
     ARRAYOBS_NUMBA=0 PYTHONPATH=src python -m bench.calib_fast   # without the kernels
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import statistics
 import sys
 import time
@@ -26,11 +29,11 @@ Timer = Callable[[], tuple[float, float]]
 
 def variants(a: np.ndarray, b: np.ndarray) -> dict[str, Timer]:
     import torch
-    from modelopt.torch.quantization.calib import HistogramCalibrator
     from onnxruntime.quantization import calibrate as cal
 
     from arrayobs._backends import _calib_fast as fast
     from arrayobs._core import _calib_nphist as nphist
+    from arrayobs.calib import modelopt as mo
     from arrayobs.calib import ort
 
     def two(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[float, float]:
@@ -56,10 +59,19 @@ def variants(a: np.ndarray, b: np.ndarray) -> dict[str, Timer]:
 
         return run
 
-    def modelopt() -> tuple[float, float]:
-        c = HistogramCalibrator(num_bins=2048, torch_hist=False)
-        x, y = torch.from_numpy(a), torch.from_numpy(b)
-        return two(lambda: c.collect(x), lambda: c.collect(y))
+    def modelopt(make: Callable[[], Any], wrap: Callable[[np.ndarray], Any]) -> Timer:
+        def run() -> tuple[float, float]:
+            c = make()
+            x, y = wrap(a), wrap(b)
+            return two(lambda: c.collect(x), lambda: c.collect(y))
+
+        return run
+
+    def floor() -> tuple[float, float]:
+        return two(lambda: np.sum(a), lambda: np.sum(b))
+
+    def hist(torch_hist: bool, module: Any = None) -> Callable[[], Any]:
+        return lambda: (module or mo).HistogramCalibrator(num_bins=2048, torch_hist=torch_hist)
 
     def modelopt_ours() -> tuple[float, float]:
         box = [nphist.modelopt_init(2048, xp=fast._np())]
@@ -69,15 +81,25 @@ def variants(a: np.ndarray, b: np.ndarray) -> dict[str, Timer]:
             lambda: box.append(fast.modelopt_update(box[-1], y)),
         )
 
+    from modelopt.torch.quantization import calib as mo_ref
+
     return {
+        "floor: np.sum, one pass": floor,
         "ORT value (entropy)": ref("entropy", False),
         "arrayobs value, numpy": ours("entropy", False, np.asarray),
         "arrayobs value, torch": ours("entropy", False, torch.from_numpy),
         "ORT abs (percentile, symmetric)": ref("percentile", True),
         "arrayobs abs, numpy": ours("percentile", True, np.asarray),
         "arrayobs abs, torch": ours("percentile", True, torch.from_numpy),
-        "ModelOpt torch_hist=False": modelopt,
+        "ModelOpt torch_hist=False": modelopt(hist(False, mo_ref), torch.from_numpy),
         "arrayobs modelopt_update, numpy": modelopt_ours,
+        "arrayobs torch_hist=False, numpy": modelopt(hist(False), np.asarray),
+        "ModelOpt torch_hist=True": modelopt(hist(True, mo_ref), torch.from_numpy),
+        "arrayobs torch_hist=True, numpy": modelopt(hist(True), np.asarray),
+        "arrayobs torch_hist=True, torch": modelopt(hist(True), torch.from_numpy),
+        "ModelOpt MaxCalibrator": modelopt(mo_ref.MaxCalibrator, torch.from_numpy),
+        "arrayobs MaxCalibrator, numpy": modelopt(mo.MaxCalibrator, np.asarray),
+        "arrayobs MaxCalibrator, torch": modelopt(mo.MaxCalibrator, torch.from_numpy),
     }
 
 
@@ -94,10 +116,18 @@ def main() -> None:
     for _ in range(rounds):
         for k, run in calls.items():
             times[k].append(run())
+    load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"n={n}, {rounds} rounds, load average {load}")
+    ref = (0.0, 0.0)
     for k, ts in times.items():
         first = statistics.median(t[0] for t in ts) * 1e3
         second = statistics.median(t[1] for t in ts) * 1e3
-        print(f"{k:34s} first {first:8.1f} ms   growing second {second:8.1f} ms")
+        if not k.startswith("arrayobs"):
+            ref = (first, second)
+            ratio = ""
+        else:
+            ratio = f"   ratio {ref[0] / first:5.1f}x / {ref[1] / second:5.1f}x"
+        print(f"{k:34s} first {first:8.1f} ms   growing second {second:8.1f} ms{ratio}")
 
 
 if __name__ == "__main__":
