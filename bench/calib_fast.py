@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-Timer = Callable[[], tuple[float, float]]
+Timer = Callable[[], tuple[float, ...]]
 
 
 def variants(a: np.ndarray, b: np.ndarray) -> dict[str, Timer]:
@@ -36,15 +36,17 @@ def variants(a: np.ndarray, b: np.ndarray) -> dict[str, Timer]:
     from arrayobs.calib import modelopt as mo
     from arrayobs.calib import ort
 
-    def two(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[float, float]:
-        t0 = time.perf_counter()
+    def two(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[float, ...]:
+        """Wall seconds of each call, then the process's CPU seconds of each (every
+        thread's: the work, which a loaded machine's waits do not inflate)."""
+        c0, t0 = time.process_time(), time.perf_counter()
         first()
-        t1 = time.perf_counter()
+        c1, t1 = time.process_time(), time.perf_counter()
         second()
-        return t1 - t0, time.perf_counter() - t1
+        return t1 - t0, time.perf_counter() - t1, c1 - c0, time.process_time() - c1
 
     def ref(method: str, symmetric: bool) -> Timer:
-        def run() -> tuple[float, float]:
+        def run() -> tuple[float, ...]:
             c = cal.HistogramCollector(method, symmetric, 2048, 128, 99.999, "same")
             with contextlib.redirect_stdout(io.StringIO()):
                 return two(lambda: c.collect({"t": [a]}), lambda: c.collect({"t": [b]}))
@@ -52,7 +54,7 @@ def variants(a: np.ndarray, b: np.ndarray) -> dict[str, Timer]:
         return run
 
     def ours(method: str, symmetric: bool, wrap: Callable[[np.ndarray], Any]) -> Timer:
-        def run() -> tuple[float, float]:
+        def run() -> tuple[float, ...]:
             c = ort.HistogramCollector(method, symmetric, 2048, 128, 99.999)
             x, y = wrap(a), wrap(b)
             return two(lambda: c.collect([x]), lambda: c.collect([y]))
@@ -60,20 +62,20 @@ def variants(a: np.ndarray, b: np.ndarray) -> dict[str, Timer]:
         return run
 
     def modelopt(make: Callable[[], Any], wrap: Callable[[np.ndarray], Any]) -> Timer:
-        def run() -> tuple[float, float]:
+        def run() -> tuple[float, ...]:
             c = make()
             x, y = wrap(a), wrap(b)
             return two(lambda: c.collect(x), lambda: c.collect(y))
 
         return run
 
-    def floor() -> tuple[float, float]:
+    def floor() -> tuple[float, ...]:
         return two(lambda: np.sum(a), lambda: np.sum(b))
 
     def hist(torch_hist: bool, module: Any = None) -> Callable[[], Any]:
         return lambda: (module or mo).HistogramCalibrator(num_bins=2048, torch_hist=torch_hist)
 
-    def modelopt_ours() -> tuple[float, float]:
+    def modelopt_ours() -> tuple[float, ...]:
         box = [nphist.modelopt_init(2048, xp=fast._np())]
         x, y = a.reshape(1, -1), b.reshape(1, -1)
         return two(
@@ -112,22 +114,21 @@ def main() -> None:
     calls = variants(a, b)
     for run in calls.values():  # warm: numba loads its cached kernels
         run()
-    times: dict[str, list[tuple[float, float]]] = {k: [] for k in calls}
+    times: dict[str, list[tuple[float, ...]]] = {k: [] for k in calls}
     for _ in range(rounds):
         for k, run in calls.items():
             times[k].append(run())
     load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(f"n={n}, {rounds} rounds, load average {load}")
-    ref = (0.0, 0.0)
+    print(f"n={n}, {rounds} rounds, load average {load}; ms: wall first / growing second,")
+    print("then CPU (all threads) first / second; ratios: the reference's over the row's")
+    ref: list[float] = []
     for k, ts in times.items():
-        first = statistics.median(t[0] for t in ts) * 1e3
-        second = statistics.median(t[1] for t in ts) * 1e3
+        med = [statistics.median(t[i] for t in ts) * 1e3 for i in range(4)]
         if not k.startswith("arrayobs"):
-            ref = (first, second)
-            ratio = ""
+            ref, ratio = med, ""
         else:
-            ratio = f"   ratio {ref[0] / first:5.1f}x / {ref[1] / second:5.1f}x"
-        print(f"{k:34s} first {first:8.1f} ms   growing second {second:8.1f} ms{ratio}")
+            ratio = "  ratio " + " / ".join(f"{r / m:4.1f}x" for r, m in zip(ref, med, strict=True))
+        print(f"{k:34s} " + " / ".join(f"{m:7.1f}" for m in med) + ratio)
 
 
 if __name__ == "__main__":
