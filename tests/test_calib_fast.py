@@ -188,3 +188,30 @@ def test_torch_mode_class_on_host_arrays_equals_modelopt() -> None:
             ours.collect(wrap(x))
             got = tuple(np.asarray(a).tobytes() for a in (ours.calib_hist, ours.calib_bin_edges))
             assert got == want[i], f"{wrap.__name__} call {i}"
+
+
+def test_max_fast_equals_generic(monkeypatch: Any) -> None:
+    """ModelOpt's MaxCalibrator per tensor: the update on the batch's one-pass (min, max)
+    is the generic update's, bit for bit, NaN, infinities and signed zeros included."""
+    from arrayobs._core import _calib_modelopt as core
+    from arrayobs.calib import modelopt
+
+    monkeypatch.setattr(_kernels, "PARALLEL_MIN_BYTES", 0)
+    xp = fast._np()
+    batches = [
+        np.array([-0.0, 0.0, -0.0], f32),
+        np.random.default_rng(2).standard_normal(5000).astype(f32),
+        np.array(3.5, f32),
+        np.array([[1.0, -np.inf]], f32),
+        np.array([1.0, np.nan, -2.0], f32),
+        np.array([7.0, -9.0], f32),
+    ]
+    mine = generic = fresh = modelopt.max_init((), xp=np)
+    for step, x in enumerate(batches):
+        assert fast.max_stand_in(x, xp) is not None
+        mine = modelopt.max_update(mine, x)
+        generic = core.max_update(generic, x, None, xp=xp)
+        _same_state(mine, generic, f"max step {step}")
+        alone = core.max_update(fresh, x, None, xp=xp)  # each batch first, too
+        _same_state(modelopt.max_update(fresh, x), alone, f"max batch {step} first")
+    assert fast.max_stand_in(np.ones(3), xp) is None  # float64: the generic update

@@ -296,3 +296,19 @@ def modelopt_torch_update(state: Any, rows: Any, *, skip_zeros: bool, lanes: int
             batch[r, : n[r]] = _histogram.histc(a, int(n[r]), float(lo[r]), float(hi[r]), xp=_np())
     counts = state.counts + batch.astype(np.float32)
     return _back(new._replace(counts=counts), torch_out)
+
+
+def max_stand_in(x: Any, xp: Any) -> Any:
+    """Two float32 values holding the min and max of host float32 ``x`` (NumPy, CPU
+    torch), as ``xp`` arrays, from one compiled pass; None otherwise. ModelOpt's
+    per-tensor amax, ``max(|max|, |min|)``, depends on nothing else (a NaN gives
+    NaN to both, an infinity stays, mixed zeros lose their sign to the ``abs``)."""
+    from arrayobs._backends import _kernels
+
+    found = _kernels._host(x) if _kernels.enabled() else None
+    if found is None or found[1] != "float32":
+        return None
+    pair = _kernels.aminmax(x)
+    if pair is None:
+        return None
+    return xp.asarray(np.array(pair, np.float32))
