@@ -69,8 +69,12 @@ def rounds(calls: dict[str, Callable[[], object]], repeats: int, target_s: float
     return interleaved(calls, repeats, target_s, once_over_s=1.0)
 
 
+LIBRARIES = ["numpy", "torch", "jax"]  # --libraries narrows it
+
+
 def _libraries() -> dict[str, Callable[[np.ndarray], Any]]:
-    """arrayobs's variants and how each gets its array ({} without arrayobs.calib)."""
+    """arrayobs's variants (those of LIBRARIES) and how each gets its array ({} without
+    arrayobs.calib)."""
     try:
         importlib.import_module("arrayobs.calib.ort")
         importlib.import_module("arrayobs.calib.modelopt")
@@ -82,13 +86,14 @@ def _libraries() -> dict[str, Callable[[np.ndarray], Any]]:
     import torch
 
     out: dict[str, Callable[[np.ndarray], Any]] = {"numpy": lambda a: a, "torch": torch.from_numpy}
-    try:
-        import jax.numpy as jnp
-    except ImportError:
-        print("calib: jax is not installed, no jax rows", file=sys.stderr)
-    else:
-        out["jax"] = jnp.asarray
-    return out
+    if "jax" in LIBRARIES:
+        try:
+            import jax.numpy as jnp
+        except ImportError:
+            print("calib: jax is not installed, no jax rows", file=sys.stderr)
+        else:
+            out["jax"] = jnp.asarray
+    return {k: v for k, v in out.items() if k in LIBRARIES}
 
 
 def _host(v: Any) -> Any:
@@ -168,15 +173,40 @@ def _modelopt_maker(name: str, **kw: Any) -> tuple[Maker, Callable[[str], Maker]
 
 def _state(obj: Any, name: str) -> Any:
     """What ``agrees`` compares after collection."""
-    if name in ("HistogramCollector", "HistogramCalibrator"):
-        if hasattr(obj, "_calib_hist") and not hasattr(obj, "histogram"):
+    if name == "HistogramCalibrator":  # ModelOpt's private fields, arrayobs's public ones
+        if hasattr(obj, "_calib_hist"):
             return (obj._calib_hist, obj._calib_bin_edges)
-        return tuple(obj.histogram)[:2] if name == "HistogramCalibrator" else obj.histogram
+        return (obj.calib_hist, obj.calib_bin_edges)
+    if name == "HistogramCollector":
+        return obj.histogram
     return obj.compute_amax()
 
 
-def collection_rows(n: int, repeats: int, target_s: float) -> list[dict[str, Any]]:
+def _fed(
+    ref_make: Maker,
+    ours: Callable[[str], Maker],
+    libs: dict[str, Callable[[np.ndarray], Any]],
+    x: np.ndarray,
+    ort: bool,
+    times: int,
+) -> dict[str, Callable[[], Any]]:
+    """A fresh calibrator per variant, fed ``x`` ``times`` times: its collect (quiet),
+    with the calibrator as the callable's ``calibrator``."""
     import torch
+
+    made = {"reference": (ref_make(), x if ort else torch.from_numpy(x))}
+    made |= {lib: (ours(lib)(), convert(x)) for lib, convert in libs.items()}
+    calls = {}
+    for variant, (obj, arr) in made.items():
+        call = (lambda o=obj, a=arr: o.collect([a])) if ort else (lambda o=obj, a=arr: o.collect(a))
+        for _ in range(times):
+            _quiet(call)()
+        calls[variant] = _quiet(call)
+        calls[variant].calibrator = obj  # type: ignore[attr-defined]
+    return calls
+
+
+def collection_rows(n: int, repeats: int, target_s: float) -> list[dict[str, Any]]:
 
     host = np.random.default_rng(0).standard_normal(n, dtype=np.float32)
     libs = _libraries()
@@ -217,28 +247,13 @@ def collection_rows(n: int, repeats: int, target_s: float) -> list[dict[str, Any
     for label, name, (ref_make, ours), size in cases:
         x = host[:size]
         ort = name == "HistogramCollector"
-        made: dict[str, tuple[Any, Any]] = {"reference": (ref_make(), torch.from_numpy(x))}
-        if ort:
-            made["reference"] = (made["reference"][0], x)
-        for lib, convert in libs.items():
-            made[lib] = (ours(lib)(), convert(x))
-        calls = {}
-        for variant, (obj, arr) in made.items():
-            call = (
-                (lambda o=obj, a=arr: o.collect([a]))
-                if ort
-                else (lambda o=obj, a=arr: o.collect(a))
-            )
-            _quiet(call)()  # the range is set: every timed call is a steady one
-            calls[variant] = _quiet(call)
-        timed = rounds(calls, repeats, target_s)
-        want = _state(made["reference"][0], name)
-        rows += _rows(
-            f"collect {size:.0e} {label}",
-            timed,
-            {v: _state(o, name) for v, (o, _) in made.items()},
-            want,
-        )
+
+        # timed: the range is set (one collect), so every timed call is a steady one
+        timed = rounds(_fed(ref_make, ours, libs, x, ort, 1), repeats, target_s)
+        # the timed calibrators saw different numbers of calls: compare fresh ones, fed twice
+        again = _fed(ref_make, ours, libs, x, ort, 2)
+        checked = {v: _state(c.calibrator, name) for v, c in again.items()}  # type: ignore[attr-defined]
+        rows += _rows(f"collect {size:.0e} {label}", timed, checked, checked["reference"])
     return rows
 
 
@@ -302,7 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1e6 collection, 2 rounds")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--libraries",
+        default=",".join(LIBRARIES),
+        help="arrayobs's variants (JAX runs the generic path op by op: seconds a call at 1e7)",
+    )
     args = parser.parse_args(argv)
+    LIBRARIES[:] = args.libraries.split(",")
     repeats, target_s = (2, 0.05) if args.quick else (3, 0.2)
     import torch
 
@@ -311,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = collection_rows(n, repeats, target_s) + search_rows(repeats, target_s)
     meta = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": "python -m bench.calib" + (" --quick" if args.quick else ""),
+        "command": " ".join(["python -m bench.calib", *(sys.argv[1:] if argv is None else argv)]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "torch_threads": torch.get_num_threads(),
         "rounds": repeats,
