@@ -37,9 +37,7 @@ import io
 import json
 import os
 import platform
-import statistics
 import sys
-import timeit
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,29 +62,19 @@ def _quiet(fn: Callable[[], Any]) -> Callable[[], Any]:
 
 
 def rounds(calls: dict[str, Callable[[], object]], repeats: int, target_s: float) -> dict[str, Any]:
-    """Median seconds per call of each callable over ``repeats`` interleaved rounds
-    (an exception instead where it raises). A call over a second is not warmed up
-    separately: its first timed call is the first round."""
-    numbers, times, out = {}, {}, {}
-    for name, fn in calls.items():
-        try:
-            once = timeit.Timer(fn).timeit(1)
-        except Exception as exc:  # a library's failure is a result, not a crash
-            out[name] = exc
-            continue
-        numbers[name] = 1 if once > 1.0 else max(1, round(target_s / max(once, 1e-9)))
-        times[name] = [once] if once > 1.0 else []
-    for _ in range(repeats):
-        for name, number in numbers.items():
-            if len(times[name]) < repeats:
-                times[name].append(timeit.Timer(calls[name]).timeit(number) / number)
-    for name, t in times.items():
-        out[name] = statistics.median(t)
-    return {name: out[name] for name in calls}
+    """``bench.timing.interleaved``; a call over a second is timed once a round, its
+    first call being the first round."""
+    from bench.timing import interleaved
+
+    return interleaved(calls, repeats, target_s, once_over_s=1.0)
+
+
+LIBRARIES = ["numpy", "torch", "jax"]  # --libraries narrows it
 
 
 def _libraries() -> dict[str, Callable[[np.ndarray], Any]]:
-    """arrayobs's variants and how each gets its array ({} without arrayobs.calib)."""
+    """arrayobs's variants (those of LIBRARIES) and how each gets its array ({} without
+    arrayobs.calib)."""
     try:
         importlib.import_module("arrayobs.calib.ort")
         importlib.import_module("arrayobs.calib.modelopt")
@@ -98,13 +86,14 @@ def _libraries() -> dict[str, Callable[[np.ndarray], Any]]:
     import torch
 
     out: dict[str, Callable[[np.ndarray], Any]] = {"numpy": lambda a: a, "torch": torch.from_numpy}
-    try:
-        import jax.numpy as jnp
-    except ImportError:
-        print("calib: jax is not installed, no jax rows", file=sys.stderr)
-    else:
-        out["jax"] = jnp.asarray
-    return out
+    if "jax" in LIBRARIES:
+        try:
+            import jax.numpy as jnp
+        except ImportError:
+            print("calib: jax is not installed, no jax rows", file=sys.stderr)
+        else:
+            out["jax"] = jnp.asarray
+    return {k: v for k, v in out.items() if k in LIBRARIES}
 
 
 def _host(v: Any) -> Any:
@@ -184,15 +173,40 @@ def _modelopt_maker(name: str, **kw: Any) -> tuple[Maker, Callable[[str], Maker]
 
 def _state(obj: Any, name: str) -> Any:
     """What ``agrees`` compares after collection."""
-    if name in ("HistogramCollector", "HistogramCalibrator"):
-        if hasattr(obj, "_calib_hist") and not hasattr(obj, "histogram"):
+    if name == "HistogramCalibrator":  # ModelOpt's private fields, arrayobs's public ones
+        if hasattr(obj, "_calib_hist"):
             return (obj._calib_hist, obj._calib_bin_edges)
-        return tuple(obj.histogram)[:2] if name == "HistogramCalibrator" else obj.histogram
+        return (obj.calib_hist, obj.calib_bin_edges)
+    if name == "HistogramCollector":
+        return obj.histogram
     return obj.compute_amax()
 
 
-def collection_rows(n: int, repeats: int, target_s: float) -> list[dict[str, Any]]:
+def _fed(
+    ref_make: Maker,
+    ours: Callable[[str], Maker],
+    libs: dict[str, Callable[[np.ndarray], Any]],
+    x: np.ndarray,
+    ort: bool,
+    times: int,
+) -> dict[str, Callable[[], Any]]:
+    """A fresh calibrator per variant, fed ``x`` ``times`` times: its collect (quiet),
+    with the calibrator as the callable's ``calibrator``."""
     import torch
+
+    made = {"reference": (ref_make(), x if ort else torch.from_numpy(x))}
+    made |= {lib: (ours(lib)(), convert(x)) for lib, convert in libs.items()}
+    calls = {}
+    for variant, (obj, arr) in made.items():
+        call = (lambda o=obj, a=arr: o.collect([a])) if ort else (lambda o=obj, a=arr: o.collect(a))
+        for _ in range(times):
+            _quiet(call)()
+        calls[variant] = _quiet(call)
+        calls[variant].calibrator = obj  # type: ignore[attr-defined]
+    return calls
+
+
+def collection_rows(n: int, repeats: int, target_s: float) -> list[dict[str, Any]]:
 
     host = np.random.default_rng(0).standard_normal(n, dtype=np.float32)
     libs = _libraries()
@@ -233,28 +247,13 @@ def collection_rows(n: int, repeats: int, target_s: float) -> list[dict[str, Any
     for label, name, (ref_make, ours), size in cases:
         x = host[:size]
         ort = name == "HistogramCollector"
-        made: dict[str, tuple[Any, Any]] = {"reference": (ref_make(), torch.from_numpy(x))}
-        if ort:
-            made["reference"] = (made["reference"][0], x)
-        for lib, convert in libs.items():
-            made[lib] = (ours(lib)(), convert(x))
-        calls = {}
-        for variant, (obj, arr) in made.items():
-            call = (
-                (lambda o=obj, a=arr: o.collect([a]))
-                if ort
-                else (lambda o=obj, a=arr: o.collect(a))
-            )
-            _quiet(call)()  # the range is set: every timed call is a steady one
-            calls[variant] = _quiet(call)
-        timed = rounds(calls, repeats, target_s)
-        want = _state(made["reference"][0], name)
-        rows += _rows(
-            f"collect {size:.0e} {label}",
-            timed,
-            {v: _state(o, name) for v, (o, _) in made.items()},
-            want,
-        )
+
+        # timed: the range is set (one collect), so every timed call is a steady one
+        timed = rounds(_fed(ref_make, ours, libs, x, ort, 1), repeats, target_s)
+        # the timed calibrators saw different numbers of calls: compare fresh ones, fed twice
+        again = _fed(ref_make, ours, libs, x, ort, 2)
+        checked = {v: _state(c.calibrator, name) for v, c in again.items()}  # type: ignore[attr-defined]
+        rows += _rows(f"collect {size:.0e} {label}", timed, checked, checked["reference"])
     return rows
 
 
@@ -294,48 +293,37 @@ def _ort_numbers(result: Any) -> tuple[Any, ...]:
 
 
 def _rows(case: str, timed: dict[str, Any], got: dict[str, Any], want: Any) -> list[dict[str, Any]]:
-    ref = timed["reference"]
-    rows = []
-    for variant, t in timed.items():
-        row: dict[str, Any] = {"case": case, "variant": variant}
-        if isinstance(t, Exception):
-            row["error"] = f"{type(t).__name__}: {t}"
-        else:
-            row["median_ms"] = t * 1e3
-            if not isinstance(ref, Exception):
-                row["ref_over_this"] = ref / t
-        if variant != "reference":
-            row["agrees"] = _agrees(got[variant], want)
-        rows.append(row)
-        print(case, variant, row.get("median_ms", row.get("error")), file=sys.stderr)
-    return rows
+    from bench import sidebyside
+
+    return sidebyside.rows(case, timed, "reference", lambda v: _agrees(got[v], want))
 
 
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    out = [
-        "# Calibrators against ONNX Runtime 1.31.1 and ModelOpt 0.47.0",
-        "",
-        f"- {meta['date']}; `{meta['command']}`; {meta['machine']}; torch threads "
-        f"{meta['torch_threads']}; median of {meta['rounds']} interleaved rounds",
-        "- `reference`: ORT (host NumPy) or ModelOpt (torch on the CPU); `ref/this`: how many "
+    from bench import sidebyside
+
+    notes = [
+        f"{meta['date']}; `{meta['command']}`; {meta['machine']}; load average "
+        f"{meta.get('load', '?')}; torch threads {meta['torch_threads']}; median of "
+        f"{meta['rounds']} interleaved rounds",
+        "`reference`: ORT (host NumPy) or ModelOpt (torch on the CPU); `ref/this`: how many "
         "times faster than the reference in the same run; `agrees`: the histogram or result "
         "equals the reference's bit for bit",
-        "",
-        "| case | variant | median ms | ref/this | agrees |",
-        "|---|---|---|---|---|",
     ]
-    for r in rows:
-        ms = f"{r['median_ms']:.3f}" if "median_ms" in r else r["error"][:40]
-        ratio = f"{r['ref_over_this']:.1f}x" if "ref_over_this" in r else ""
-        out.append(f"| {r['case']} | {r['variant']} | {ms} | {ratio} | {r.get('agrees', '')} |")
-    return "\n".join(out) + "\n"
+    title = "Calibrators against ONNX Runtime 1.31.1 and ModelOpt 0.47.0"
+    return sidebyside.markdown(title, notes, rows, "ref/this")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1e6 collection, 2 rounds")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--libraries",
+        default=",".join(LIBRARIES),
+        help="arrayobs's variants (JAX runs the generic path op by op: seconds a call at 1e7)",
+    )
     args = parser.parse_args(argv)
+    LIBRARIES[:] = args.libraries.split(",")
     repeats, target_s = (2, 0.05) if args.quick else (3, 0.2)
     import torch
 
@@ -344,10 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = collection_rows(n, repeats, target_s) + search_rows(repeats, target_s)
     meta = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": "python -m bench.calib" + (" --quick" if args.quick else ""),
+        "command": " ".join(["python -m bench.calib", *(sys.argv[1:] if argv is None else argv)]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "torch_threads": torch.get_num_threads(),
         "rounds": repeats,
+        "load": " / ".join(f"{v:.1f}" for v in os.getloadavg()),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "calib.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))

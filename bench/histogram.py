@@ -143,24 +143,12 @@ def _rows(
     case: str, observers: dict[str, tuple[Any, Any]], calls: dict[str, Callable[[], object]]
 ) -> list[dict[str, Any]]:
     """Timings of ``calls``; ``observers`` (each fed the same batches) for ``agrees``."""
+    from bench import sidebyside
     from bench.timing import interleaved
 
     timings = interleaved(calls, REPEATS, TARGET_S)
-    ref = timings["torch.ao"]
-    rows = []
-    for variant, timing in timings.items():
-        row: dict[str, Any] = {"case": case, "variant": variant}
-        if isinstance(timing, Exception):
-            row["error"] = f"{type(timing).__name__}: {timing}"
-        else:
-            row["median_ms"] = timing.median_s * 1e3
-            if not isinstance(ref, Exception):
-                row["torch_ao_over_this"] = ref.median_s / timing.median_s
-        if variant != "torch.ao":
-            row["agrees"] = _agrees(observers[variant][0], observers["torch.ao"][0])
-        rows.append(row)
-        print(case, variant, row.get("median_ms", row.get("error")), file=sys.stderr)
-    return rows
+    ref = observers["torch.ao"][0]
+    return sidebyside.rows(case, timings, "torch.ao", lambda v: _agrees(observers[v][0], ref))
 
 
 def forward_rows(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
@@ -211,22 +199,15 @@ def qparams_rows() -> list[dict[str, Any]]:
 
 
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    out = [
-        "# HistogramObserver against torch.ao",
-        "",
-        f"- {meta['date']}; `{meta['command']}`; {meta['machine']}; torch threads "
+    from bench import sidebyside
+
+    notes = [
+        f"{meta['date']}; `{meta['command']}`; {meta['machine']}; torch threads "
         f"{meta['torch_threads']}; median of {REPEATS} interleaved rounds",
-        "- `torch.ao/this`: how many times faster than torch.ao in the same run; `agrees`:"
+        "`torch.ao/this`: how many times faster than torch.ao in the same run; `agrees`:"
         " histogram bits, scale bits and zero point equal torch.ao's",
-        "",
-        "| case | variant | median ms | torch.ao/this | agrees |",
-        "|---|---|---|---|---|",
     ]
-    for r in rows:
-        ms = f"{r['median_ms']:.3f}" if "median_ms" in r else r["error"][:40]
-        ratio = f"{r['torch_ao_over_this']:.1f}x" if "torch_ao_over_this" in r else ""
-        out.append(f"| {r['case']} | {r['variant']} | {ms} | {ratio} | {r.get('agrees', '')} |")
-    return "\n".join(out) + "\n"
+    return sidebyside.markdown("HistogramObserver against torch.ao", notes, rows, "torch.ao/this")
 
 
 REPEATS, TARGET_S = 15, 0.2

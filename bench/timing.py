@@ -32,27 +32,37 @@ def time_call(fn: Callable[[], object], repeats: int, target_s: float) -> Timing
 
 
 def interleaved(
-    calls: dict[str, Callable[[], object]], repeats: int, target_s: float
+    calls: dict[str, Callable[[], object]],
+    repeats: int,
+    target_s: float,
+    *,
+    once_over_s: float | None = None,
 ) -> dict[str, Timing | Exception]:
     """Time several callables side by side: each warmed up and given a number of calls
     lasting about ``target_s``, then ``repeats`` rounds that each time every callable in
     turn, so that a noisy minute of a shared machine falls on all of them. A callable
-    that raises gives its exception instead of a timing."""
+    that raises gives its exception instead of a timing. With ``once_over_s``, a
+    callable whose first call takes longer is not warmed up further: that call is its
+    first round, and each round calls it once."""
     numbers: dict[str, int] = {}
     done: dict[str, Timing | Exception] = {}
+    per_call: dict[str, list[float]] = {}
     for name, fn in calls.items():
         try:
-            fn()
-            fn()
             once = timeit.Timer(fn).timeit(1)
+            slow = once_over_s is not None and once > once_over_s
+            if not slow:
+                fn()
+                once = timeit.Timer(fn).timeit(1)
         except Exception as exc:  # any library's failure is a result, not a crash
             done[name] = exc
             continue
-        numbers[name] = max(1, min(10**6, math.ceil(target_s / max(once, 1e-9))))
-    per_call: dict[str, list[float]] = {name: [] for name in numbers}
+        numbers[name] = 1 if slow else max(1, min(10**6, math.ceil(target_s / max(once, 1e-9))))
+        per_call[name] = [once] if slow else []
     for _ in range(repeats):
         for name, number in numbers.items():
-            per_call[name].append(timeit.Timer(calls[name]).timeit(number) / number)
+            if len(per_call[name]) < repeats:
+                per_call[name].append(timeit.Timer(calls[name]).timeit(number) / number)
     for name, times in per_call.items():
         done[name] = Timing(statistics.median(times), min(times), repeats, numbers[name])
     return {name: done[name] for name in calls}

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from arrayobs._backends import _calib_fast as fast
+from arrayobs._backends import _kernels
 from arrayobs._core import _calib_nphist as nphist
 from arrayobs.calib import ort
 from tests.test_calib_nphist import CASES, assert_same, ort_histograms
@@ -79,6 +80,9 @@ def test_fast_equals_generic(
     name: str, path: str, channels: int | None, numba: str, monkeypatch: Any
 ) -> None:
     monkeypatch.setenv("ARRAYOBS_NUMBA", numba)
+    # every input cut into three parts, a row across a cut (as a large input on three cores)
+    monkeypatch.setattr(_kernels, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(_kernels.host_helpers, "workers", lambda: 3)
     bins, inputs = ALL[name]
     method, symmetric = PATHS.get(path, ("percentile", True))
     modelopt = path == "modelopt"
@@ -100,12 +104,22 @@ def test_fast_path_taken_and_refused_where_it_must() -> None:
     state = ort.histogram_init("entropy", False, 16, xp=np)
     assert fast.value_update(state, np.ones((1, 4), f32)) is not None
     assert fast.value_update(state, np.array([[1.0, np.nan]], f32)) is None
+    assert fast.value_update(state, np.array([[1.0, -np.nan]], f32)) is None
     assert fast.value_update(state, np.array([[0.0, -0.0, 1.0]], f32)) is None
     assert fast.value_update(state, np.zeros((1, 0), f32)) is None
     assert fast.value_update(state, np.zeros((1, 3), np.float64)) is None
     absolute = ort.histogram_init("percentile", True, 16, xp=np)
     assert fast.modelopt_update(absolute, np.ones((1, 4), f32)) is not None
     assert fast.modelopt_update(absolute, np.ones((1, 4), f32), skip_zeros=True) is None
+    from arrayobs.calib import modelopt
+
+    torch_mode = modelopt.histogram_init(16, xp=np)
+    kw = {"skip_zeros": False, "lanes": 8}
+    assert fast.modelopt_torch_update(torch_mode, -np.ones((1, 4), f32), **kw) is not None
+    for refused in (np.array([[np.nan, 1]], f32), np.ones((1, 4)), np.zeros((1, 0), f32)):
+        assert fast.modelopt_torch_update(torch_mode, refused, **kw) is None
+    kw["skip_zeros"] = True
+    assert fast.modelopt_torch_update(torch_mode, np.ones((1, 4), f32), **kw) is None
 
 
 @pytest.mark.parametrize("path", list(PATHS))
@@ -120,3 +134,84 @@ def test_class_on_host_arrays_equals_ort(path: str) -> None:
         for i, arrays in enumerate(calls):
             c.collect([wrap(a) for a in arrays])
             assert_same(c.histogram, want[i], f"{path} call {i}")
+
+
+@pytest.mark.parametrize("numba", ["1", "0"], ids=["numba", "numpy"])
+@pytest.mark.parametrize("channels", [None, 3])
+@pytest.mark.parametrize("name", list(ALL))
+def test_torch_mode_fast_equals_generic(
+    name: str, channels: int | None, numba: str, monkeypatch: Any
+) -> None:
+    """ModelOpt's torch_hist=True collection: the fast path's state is the generic
+    step's, bit for bit, after every update (the generic one is tested against
+    live ModelOpt in tests/test_calib_modelopt.py)."""
+    from arrayobs._core import _calib_modelopt as core
+    from arrayobs.calib import modelopt
+
+    monkeypatch.setenv("ARRAYOBS_NUMBA", numba)
+    monkeypatch.setattr(_kernels, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(_kernels.host_helpers, "workers", lambda: 3)
+    bins, inputs = ALL[name]
+    cap = 4 * bins if name == "overflow" else None
+    mine = generic = modelopt.histogram_init(bins, channels=channels, capacity=cap, xp=np)
+    rng = np.random.default_rng(5)
+    for step, x in enumerate(inputs):
+        if channels is None:
+            rows = x.reshape(1, -1)
+        else:
+            rows = np.stack([rng.permutation(x) * f32(1 + i) for i in range(channels)])
+        got = fast.modelopt_torch_update(mine, rows, skip_zeros=False, lanes=8)
+        if x.size == 0:  # the reference raises (the class test's business): refused here
+            assert got is None
+            continue
+        generic = core.histogram_update(generic, rows, False, 8, xp=fast._np())
+        mine = core.histogram_update(mine, rows, False, 8, xp=fast._np()) if got is None else got
+        _same_state(mine, generic, f"{name} torch mode step {step}")
+
+
+def test_torch_mode_class_on_host_arrays_equals_modelopt() -> None:
+    torch = pytest.importorskip("torch")
+    calib = pytest.importorskip("modelopt.torch.quantization.calib")
+    from arrayobs.calib import modelopt
+
+    rng = np.random.default_rng(4)
+    calls = [(rng.standard_normal(70000) * s).astype(f32) for s in (1.0, 3.0, 0.5, 7.0)]
+    calls[2] = np.abs(calls[2])  # a batch without a negative value: no abs
+    ref = calib.HistogramCalibrator(num_bins=512, torch_hist=True)
+    want = []
+    for x in calls:
+        ref.collect(torch.from_numpy(x.copy()))
+        want.append((ref._calib_hist.numpy().tobytes(), ref._calib_bin_edges.numpy().tobytes()))
+    for wrap in (np.asarray, torch.from_numpy):
+        ours = modelopt.HistogramCalibrator(num_bins=512, torch_hist=True)
+        for i, x in enumerate(calls):
+            ours.collect(wrap(x))
+            got = tuple(np.asarray(a).tobytes() for a in (ours.calib_hist, ours.calib_bin_edges))
+            assert got == want[i], f"{wrap.__name__} call {i}"
+
+
+def test_max_fast_equals_generic(monkeypatch: Any) -> None:
+    """ModelOpt's MaxCalibrator per tensor: the update on the batch's one-pass (min, max)
+    is the generic update's, bit for bit, NaN, infinities and signed zeros included."""
+    from arrayobs._core import _calib_modelopt as core
+    from arrayobs.calib import modelopt
+
+    monkeypatch.setattr(_kernels, "PARALLEL_MIN_BYTES", 0)
+    xp = fast._np()
+    batches = [
+        np.array([-0.0, 0.0, -0.0], f32),
+        np.random.default_rng(2).standard_normal(5000).astype(f32),
+        np.array(3.5, f32),
+        np.array([[1.0, -np.inf]], f32),
+        np.array([1.0, np.nan, -2.0], f32),
+        np.array([7.0, -9.0], f32),
+    ]
+    mine = generic = fresh = modelopt.max_init((), xp=np)
+    for step, x in enumerate(batches):
+        assert fast.max_stand_in(x, xp) is not None
+        mine = modelopt.max_update(mine, x)
+        generic = core.max_update(generic, x, None, xp=xp)
+        _same_state(mine, generic, f"max step {step}")
+        alone = core.max_update(fresh, x, None, xp=xp)  # each batch first, too
+        _same_state(modelopt.max_update(fresh, x), alone, f"max batch {step} first")
+    assert fast.max_stand_in(np.ones(3), xp) is None  # float64: the generic update

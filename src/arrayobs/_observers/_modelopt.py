@@ -180,7 +180,7 @@ class MaxCalibrator(_Calibrator):
         if state is None:
             shape = core.max_shape(tuple(x.shape), self._axis)
             state = core.max_init(shape, x.dtype, xp=xp, device=device)
-        new = core.max_update(state, x, self._axis, xp=xp)
+        new = api.max_update(state, x, self._axis, xp=xp)
         api.raise_max_error(int(to_host(new.error)))
         if self._track_amax:
             self._amaxs.append(np.asarray(to_host(core.max_batch(x, self._axis, xp=xp))))

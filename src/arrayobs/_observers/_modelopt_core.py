@@ -56,7 +56,9 @@ def max_update(state: MaxState, x: Any, axis: Any = None, *, xp: Any = None) -> 
     (the reference's AssertionError) is recorded in ``state.error`` and the
     state stops changing; :func:`max_result` raises it."""
     ns = _namespace(xp, state.amax)
-    return core.max_update(state, x, axis, xp=ns)
+    # per tensor on host float32: the same update on the batch's (min, max), read in one pass
+    stand_in = _calib_fast.max_stand_in(x, ns) if axis is None else None
+    return core.max_update(state, x if stand_in is None else stand_in, axis, xp=ns)
 
 
 def raise_max_error(code: int) -> None:
@@ -137,14 +139,17 @@ def histogram_update(
     ns = _namespace(xp, state.counts)
     lanes = default_lanes() if lanes is None else lanes
     with _backends.shared(ns).float64_scope():
+        x2 = rows(x, channel_axis, xp=ns)
+        # Host float32 rows: the fast path (equal to the generic step bit for bit).
         if isinstance(state, AbsState):
-            x2 = rows(x, channel_axis, xp=ns)
-            # Host float32 rows: the fast path (equal to the generic step bit for bit).
             fast = _calib_fast.modelopt_update(state, x2, skip_zeros=skip_zeros)
             if fast is not None:
                 return fast  # type: ignore[no-any-return]
             return nphist.modelopt_update(state, x2, skip_zeros=skip_zeros, xp=ns)  # type: ignore[no-any-return]
-        return core.histogram_update(state, rows(x, channel_axis, xp=ns), skip_zeros, lanes, xp=ns)
+        fast = _calib_fast.modelopt_torch_update(state, x2, skip_zeros=skip_zeros, lanes=lanes)
+        if fast is not None:
+            return fast  # type: ignore[no-any-return]
+        return core.histogram_update(state, x2, skip_zeros, lanes, xp=ns)
 
 
 _MESSAGES = {

@@ -44,38 +44,41 @@ def _positions(block, left, right, factor, span, bins, out):  # type: ignore[no-
 
 
 @numba.njit(**_JIT)
-def _count(x, left, right, factor, span, bins, counts):  # type: ignore[no-untyped-def]
-    """Count ``x`` into ``counts`` (COPIES, bins + 1; the last column: skipped),
-    block by block: the positions of a block (vectorized), then its counts
-    (element i into copy i % COPIES, so that runs of one bin do not wait on
-    one counter)."""
-    index = np.empty(BLOCK, np.int32)
-    for start in range(0, x.size, BLOCK):
-        block = x[start : start + BLOCK]
-        n = block.size
-        _positions(block, left, right, factor, span, bins, index)
-        i = 0
-        while i + COPIES <= n:
-            for j in range(COPIES):
-                counts[j, index[i + j]] += 1
-            i += COPIES
-        for tail in range(i, n):
-            counts[0, index[tail]] += 1
+def tally(index, size, counts):  # type: ignore[no-untyped-def]
+    """Count ``index[:size]`` (bins) into ``counts`` (COPIES, width): element i
+    into copy i % COPIES, so that runs of one bin do not wait on one counter."""
+    i = 0
+    while i + COPIES <= size:
+        for j in range(COPIES):
+            counts[j, index[i + j]] += 1
+        i += COPIES
+    for tail in range(i, size):
+        counts[0, index[tail]] += 1
 
 
 @numba.njit(**_JIT)
-def _total(counts):  # type: ignore[no-untyped-def]
-    """(parts, COPIES, bins) partial counts summed in order (exact: integers)."""
-    out = np.zeros(counts.shape[2], np.int64)
-    for p in range(counts.shape[0]):
-        for j in range(counts.shape[1]):
-            out += counts[p, j]
+def _count(x, left, right, factor, span, bins, counts):  # type: ignore[no-untyped-def]
+    """Count ``x`` into ``counts`` (COPIES, bins + 1; the last column: skipped),
+    block by block: the positions of a block (vectorized), then its tally."""
+    index = np.empty(BLOCK, np.int32)
+    for start in range(0, x.size, BLOCK):
+        block = x[start : start + BLOCK]
+        _positions(block, left, right, factor, span, bins, index)
+        tally(index, block.size, counts)
+
+
+@numba.njit(**_JIT)
+def total(counts):  # type: ignore[no-untyped-def]
+    """(COPIES, width) partial counts summed in order (exact: integers)."""
+    out = counts[0].copy()
+    for j in range(1, counts.shape[0]):
+        out += counts[j]
     return out
 
 
 @numba.njit(**_JIT)
 def histc(x, left, right, factor, span, bins, start, stop):  # type: ignore[no-untyped-def]
     """int64 counts (``bins``) of ``x[start:stop]`` (one thread's part)."""
-    counts = np.zeros((1, COPIES, bins + 1), np.int64)
-    _count(x[start:stop], left, right, factor, span, bins, counts[0])
-    return _total(counts)[:bins]
+    counts = np.zeros((COPIES, bins + 1), np.int64)
+    _count(x[start:stop], left, right, factor, span, bins, counts)
+    return total(counts)[:bins]
