@@ -219,7 +219,9 @@ def tests_common(session: nox.Session) -> None:
 @nox.session(name="tests-numba")
 def tests_numba(session: nox.Session) -> None:
     """The compiled CPU kernels (``arrayobs[numba]``): their own tests (each kernel against
-    the library path, bit for bit, and HistogramObserver against live torch.ao) and
+    the library path, bit for bit, and HistogramObserver against live torch.ao), the
+    calibrators' host fast path against their generic step (tests/test_calib_fast.py; its
+    tests against the live calibrator references skip here, tests-calib runs them) and
     conformance on NumPy and torch with the kernels on. The other sessions install no
     numba, so they test the library path."""
     session.install(*CONSTRAINTS, *TEST_DEPS, *RUNNER_DEPS, "-e", ".[numba]")
@@ -227,6 +229,7 @@ def tests_numba(session: nox.Session) -> None:
         "pytest",
         *_workers(),
         "tests/test_kernels.py",
+        "tests/test_calib_fast.py",
         "conformance",
         *session.posargs,
         env={"ARRAYOBS_BACKENDS": "numpy,torch"},

@@ -6,6 +6,7 @@ its fast path against live ORT."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -171,7 +172,12 @@ def test_torch_mode_fast_equals_generic(
 
 def test_torch_mode_class_on_host_arrays_equals_modelopt() -> None:
     torch = pytest.importorskip("torch")
-    calib = pytest.importorskip("modelopt.torch.quantization.calib")
+    with warnings.catch_warnings():
+        # ModelOpt's import calls torch.jit.script, which torch 2.13 deprecates.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        calib = pytest.importorskip(
+            "modelopt.torch.quantization.calib", reason="reference not installed: ModelOpt 0.47.0"
+        )
     from arrayobs.calib import modelopt
 
     rng = np.random.default_rng(4)
