@@ -343,3 +343,35 @@ def test_a_refusal_on_one_rank_changes_no_rank(ranks: list[Any]) -> None:
     assert own.startswith("TypeError"), own
     assert other.startswith("RuntimeError: rank 1 of the process group refused"), other
     assert all(bool(r["refusal_kept"]) for r in ranks)
+
+
+def _classes() -> list[Any]:
+    from arrayobs.calib import modelopt as mo
+    from arrayobs.calib import ort
+
+    return [
+        lambda **kw: ort.HistogramCollector("entropy", False, 8, 8, 99.9, **kw),
+        ort.MinMaxCalibrater,
+        mo.MaxCalibrator,
+        lambda **kw: mo.HistogramCalibrator(num_bins=8, **kw),
+    ]
+
+
+def test_process_group_is_checked_and_never_pickled() -> None:
+    """Checked at construction (torch only); shared by a deep copy; never pickled."""
+    import copy
+    import pickle
+
+    dist = torch.distributed
+    # A process group that was never joined: enough to be checked and held, never used.
+    group = dist.ProcessGroup(dist.HashStore(), 0, 1)
+    for make in _classes():
+        with pytest.raises(TypeError, match=r"must be a torch\.distributed\.ProcessGroup"):
+            make(process_group="gloo")
+        with pytest.raises(TypeError, match="process_group needs torch"):
+            make(process_group=group, xp=np)
+        cal = make(process_group=group)
+        assert copy.deepcopy(cal)._group is group
+        with pytest.raises(TypeError, match="cannot be pickled"):
+            pickle.dumps(cal)
+        pickle.dumps(make())  # without a group: as before
