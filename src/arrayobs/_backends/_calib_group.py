@@ -35,8 +35,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-_K = 5  # stand-in values per row
-
 
 def gather(group: Any, make: Callable[[], Any]) -> list[Any]:
     """Every rank's ``make()``, in rank order; raises on every rank if any failed."""
