@@ -99,11 +99,19 @@ def max_batch(x: Any, axis: Any, *, xp: ModuleType) -> Any:
     """ModelOpt's ``reduce_amax(x, reduce_axis)``: ``max(|max|, |min|)``."""
     axes = reduce_axes(x.ndim, axis)
     if not axes:
-        return xp.maximum(xp.abs(xp.max(x)), xp.abs(xp.min(x)))
+        out = xp.maximum(xp.abs(xp.max(x)), xp.abs(xp.min(x)))
+        return _nan_where(xp.any(xp.isnan(x)), out, xp)
     out = xp.maximum(
         xp.abs(xp.max(x, axis=axes, keepdims=True)), xp.abs(xp.min(x, axis=axes, keepdims=True))
     )
+    out = _nan_where(xp.any(xp.isnan(x), axis=axes, keepdims=True), out, xp)
     return xp.reshape(out, ()) if math.prod(out.shape) == 1 else out
+
+
+def _nan_where(nan: Any, value: Any, xp: ModuleType) -> Any:
+    """``value``, NaN where ``nan``: torch's max and min propagate a NaN, and XLA's
+    do not across the shards of an array sharded over CPU devices (jax 0.10.2)."""
+    return xp.where(nan, xp.asarray(math.nan, dtype=value.dtype, device=device_of(value)), value)
 
 
 def max_update(state: MaxState, x: Any, axis: Any, *, xp: ModuleType) -> MaxState:
@@ -210,12 +218,13 @@ def histogram_update(
     if x.shape[1] == 0:
         msg = "HistogramCalibrator cannot collect an empty array (torch.min raises RuntimeError)"
         raise RuntimeError(msg)
-    negative = xp.min(x, axis=1, keepdims=True) < 0  # False on a NaN: no abs, as the reference
+    nan = xp.any(xp.isnan(x), axis=1, keepdims=True)
+    negative = (xp.min(x, axis=1, keepdims=True) < 0) & ~nan  # a NaN: no abs, as the reference
     values = xp.astype(xp.where(negative, xp.abs(x), x), xp.float32)
     keep = (values != 0) if skip_zeros else xp.ones_like(values, dtype=xp.bool)
     kept_any = xp.any(keep, axis=1)
     low = xp.asarray(-math.inf, dtype=xp.float32, device=device_of(x))
-    m = xp.max(xp.where(keep, values, low), axis=1)
+    m = _nan_where(nan[:, 0], xp.max(xp.where(keep, values, low), axis=1), xp)
     f32 = xp.float32
     first = ~state.started
     # first call: linspace(0, m, n0 + 1), whose step is the first width

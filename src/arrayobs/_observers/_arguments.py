@@ -82,3 +82,25 @@ def check_process_group(group: Any) -> None:
     if not isinstance(group, dist.ProcessGroup):
         msg = f"process_group must be a torch.distributed.ProcessGroup, got {type(group).__name__}"
         raise TypeError(msg)
+
+
+def process_group_for(group: Any, xp: ModuleType | None, supported: bool) -> Any:
+    """``group`` checked for a class bound to ``xp`` (None: not yet bound);
+    ``supported``: whether ``xp``'s backend runs torch.distributed collectives."""
+    if group is None:
+        return None
+    if xp is not None and not supported:
+        msg = f"process_group needs torch tensors, but xp is {backend_name(xp)}"
+        raise TypeError(msg)
+    check_process_group(group)
+    return group
+
+
+def refuse_pickling_group(owner: Any) -> None:
+    """Raise TypeError if ``owner`` holds a process group (a live connection)."""
+    if getattr(owner, "_group", None) is not None:
+        msg = (
+            f"{type(owner).__name__} with a process_group cannot be pickled (a process "
+            "group is a live connection): pickle its state_dict, or one without the group"
+        )
+        raise TypeError(msg)

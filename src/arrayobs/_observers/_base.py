@@ -22,7 +22,6 @@ from arrayobs import _backends
 from arrayobs import _core as core
 from arrayobs._compat import (
     array_namespace,
-    backend_name,
     default_device,
     device_of,
     is_array,
@@ -32,9 +31,10 @@ from arrayobs._compat import (
 from arrayobs._config import FLOAT32_EPS, QuantConfig, boolean, quant_config
 from arrayobs._observers import _state_dict
 from arrayobs._observers._arguments import (
-    check_process_group,
     checked_device,
     factory_device,
+    process_group_for,
+    refuse_pickling_group,
 )
 from arrayobs._observers._shell import Bound, describe
 from arrayobs._observers._state_dict import IncompatibleKeys
@@ -111,12 +111,9 @@ class Observer(Bound):
             namespace = resolve_namespace(xp)
             self._xp = namespace
         backend = _backends.new(namespace, self._fast)
-        if process_group is not None:
-            if xp is not None and not backend.supports_process_group:
-                msg = f"process_group needs torch tensors, but xp is {backend_name(namespace)}"
-                raise TypeError(msg)
-            check_process_group(process_group)
-        self._group = process_group
+        self._group = process_group_for(
+            process_group, None if xp is None else namespace, backend.supports_process_group
+        )
         self._backend = backend
         self._device = backend.state_device(
             default_device(namespace) if device is None else checked_device(namespace, device)
@@ -565,12 +562,7 @@ class Observer(Bound):
 
     def _pickled(self, out: dict[str, Any]) -> None:
         """The arrays as host copies, the namespace and device by name."""
-        if self._group is not None:
-            msg = (
-                f"{type(self).__name__} with a process_group cannot be pickled (a process "
-                "group is a live connection): pickle its state_dict, or one without the group"
-            )
-            raise TypeError(msg)
+        refuse_pickling_group(self)
         backend = out.pop("_backend")
         del out["_seen_type"]
         out["_namespace"] = backend.xp.__name__

@@ -20,6 +20,7 @@ from arrayobs._compat import device_of, resolve_namespace, to_host, without_grap
 from arrayobs._core import _calib_modelopt as core
 from arrayobs._core import _calib_nphist as nphist
 from arrayobs._observers import _modelopt_core as api
+from arrayobs._observers._arguments import process_group_for, refuse_pickling_group
 from arrayobs._observers._shell import Bound
 from arrayobs._observers._state_dict import IncompatibleKeys, check_keys
 
@@ -38,12 +39,18 @@ def _bool(value: Any, what: str) -> bool:
     return bool(value)
 
 
+def _group_for(group: Any, xp: Any) -> Any:
+    supported = xp is None or _backends.backend_class(xp).supports_process_group
+    return process_group_for(group, xp, supported)
+
+
 class _Calibrator(Bound):
     """Binding, state swap, pickling and state_dict shared by both classes."""
 
     _state: Any
     _state_type: Any
-    _SHARED = ("_xp", "_device")
+    _SHARED = ("_xp", "_device", "_group")
+    _group: Any = None  # process_group= (see _calib_grouped); None in older pickles
 
     def _bind(self, x: Any) -> tuple[Any, Any]:
         xp = array_namespace(x, "x")
@@ -62,9 +69,15 @@ class _Calibrator(Bound):
         """One reference ``collect(x)``; refused calls change nothing."""
         x = without_graph(x)  # the state never keeps an autograd graph
         with self._lock:
-            xp, device = self._bind(x)
-            new = self._collected(x, xp, device)
+            if self._group is not None:
+                new, xp, device = self._grouped(x)
+            else:
+                xp, device = self._bind(x)
+                new = self._collected(x, xp, device)
             self._xp, self._device, self._state = xp, device, new
+
+    def _grouped(self, x: Any) -> tuple[Any, Any, Any]:  # pragma: no cover
+        raise NotImplementedError
 
     def _collected(self, x: Any, xp: Any, device: Any) -> Any:  # pragma: no cover
         raise NotImplementedError
@@ -76,6 +89,7 @@ class _Calibrator(Bound):
 
     # -- pickling -------------------------------------------------------------------
     def _pickled(self, out: dict[str, Any]) -> None:
+        refuse_pickling_group(self)
         xp = out.pop("_xp")
         out["_namespace"] = None if xp is None else xp.__name__
         state = out["_state"]
@@ -134,6 +148,11 @@ class MaxCalibrator(_Calibrator):
     (an ``axis`` naming every dim gives the per-tensor scalar, as in the
     reference), in the input's dtype; merged with ``maximum``.
 
+    ``process_group`` (torch tensors): each collect gives every rank the
+    state of one ``collect`` of the ranks' tensors concatenated along axis 0
+    in rank order (``axis`` must not keep axis 0); each rank's reduced max
+    and min travel.
+
     Refusals keep the reference's exception types: a NaN or infinite amax
     raises AssertionError (the reference asserts; here it is raised also under
     ``python -O``), an empty array and a changed amax shape RuntimeError.
@@ -159,6 +178,7 @@ class MaxCalibrator(_Calibrator):
         *,
         xp: Any = None,
         device: Any = None,
+        process_group: Any = None,
     ) -> None:
         self._num_bits = num_bits
         self._axis = axis
@@ -167,6 +187,7 @@ class MaxCalibrator(_Calibrator):
         self._amaxs: list[np.ndarray] = []
         self._xp = None if xp is None else resolve_namespace(xp)
         self._device = device
+        self._group = _group_for(process_group, self._xp)
         self._state = None
         self._new_lock()
 
@@ -185,6 +206,11 @@ class MaxCalibrator(_Calibrator):
         if self._track_amax:
             self._amaxs.append(np.asarray(to_host(core.max_batch(x, self._axis, xp=xp))))
         return new
+
+    def _grouped(self, x: Any) -> tuple[Any, Any, Any]:
+        from arrayobs._observers import _calib_grouped
+
+        return _calib_grouped.max_calibrator(self, x)
 
     def reset(self) -> None:
         with self._lock:
@@ -219,6 +245,11 @@ class HistogramCalibrator(_Calibrator):
     axis, each equal bit for bit to the reference fed that channel's slices;
     ``compute_amax`` then returns one amax per channel.
 
+    ``process_group`` (torch tensors): each collect gives every rank the
+    state of one ``collect`` of the ranks' tensors concatenated in rank order
+    (per channel, each channel's slices); five values per row and the new
+    counts travel (:mod:`arrayobs._backends._calib_group`).
+
     ``capacity``: bins kept per channel before the state is re-padded (the
     class re-pads exactly, never refuses; the functional core records ``need``
     instead). The reference's refusals keep its exception types: a NaN or
@@ -252,6 +283,7 @@ class HistogramCalibrator(_Calibrator):
         lanes: int | None = None,
         xp: Any = None,
         device: Any = None,
+        process_group: Any = None,
     ) -> None:
         if axis is not None:
             msg = "Calibrator histogram collection only supports per tensor scaling"
@@ -271,6 +303,7 @@ class HistogramCalibrator(_Calibrator):
         self._lanes = api.default_lanes() if lanes is None else _int(lanes, "lanes", 1)
         self._xp = None if xp is None else resolve_namespace(xp)
         self._device = device
+        self._group = _group_for(process_group, self._xp)
         self._state = None
         self._new_lock()
 
@@ -312,6 +345,11 @@ class HistogramCalibrator(_Calibrator):
             state = state._replace(counts=xp.concat([state.counts, pad], axis=1))
             new = api.histogram_update(state, x, lanes=self._lanes, xp=xp, **update)
         return new
+
+    def _grouped(self, x: Any) -> tuple[Any, Any, Any]:
+        from arrayobs._observers import _calib_grouped
+
+        return _calib_grouped.histogram_calibrator(self, x)
 
     def _numpy_mode(self, state: Any, new: Any, x: Any, xp: Any, update: dict[str, Any]) -> Any:
         """NumPy mode's refusals, or its exact re-pad past the capacity."""

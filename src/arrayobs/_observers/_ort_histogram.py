@@ -22,6 +22,7 @@ from arrayobs._compat import (
     to_host,
 )
 from arrayobs._core import _calib_nphist as nphist
+from arrayobs._observers._arguments import process_group_for, refuse_pickling_group
 from arrayobs._observers._shell import Bound
 from arrayobs._observers._state_dict import IncompatibleKeys, check_keys
 
@@ -216,6 +217,12 @@ class HistogramCollector(Bound):
         The bins the state holds before it re-pads (default ``16 * num_bins``).
         The class re-pads exactly when the range grows past it, so it never
         refuses; the functional core keeps it fixed.
+    process_group : torch.distributed.ProcessGroup, optional
+        Data-parallel collection (torch tensors): after each :meth:`collect`
+        every rank holds the state one collector gets from ORT's collect of
+        the ranks' arrays flattened and concatenated in rank order (per
+        channel, each channel's slices so concatenated). A few values per row
+        and the new counts travel (:mod:`arrayobs._backends._calib_group`).
     xp, device
         Bind to a namespace and device now (default: the first array's).
 
@@ -238,7 +245,8 @@ class HistogramCollector(Bound):
     ([0, 0, 1, 0, 0, 1, 0, 1], 2.0)
     """
 
-    _SHARED = ("_xp", "_device")
+    _SHARED = ("_xp", "_device", "_group")
+    _group: Any = None  # a collector pickled before process_group existed has none
 
     def __init__(
         self,
@@ -253,6 +261,7 @@ class HistogramCollector(Bound):
         capacity: int | None = None,
         xp: Any = None,
         device: Any = None,
+        process_group: Any = None,
     ) -> None:
         self._absolute = _absolute(method, symmetric)
         self.method, self.symmetric = method, symmetric
@@ -272,6 +281,8 @@ class HistogramCollector(Bound):
             raise ValueError(msg)
         self._xp = None if xp is None else resolve_namespace(xp)
         self._device = device
+        supported = self._xp is None or _backends.backend_class(self._xp).supports_process_group
+        self._group = process_group_for(process_group, self._xp, supported)
         self._state: State | None = None
         self._new_lock()
 
@@ -319,39 +330,63 @@ class HistogramCollector(Bound):
     def collect(self, arrays: Any) -> None:
         """One ORT ``collect({name: arrays})`` for this tensor: ``arrays`` is one
         array or a list of same-shape arrays (ORT stacks and flattens them)."""
+        if self._group is not None:
+            self._collect_group(arrays)
+            return
         xp, device, rows = self._rows(arrays)
+        with self._lock:
+            self._state = self._advance(self._state, rows, xp, device)
+            self._xp, self._device = xp, device
+
+    def _collect_group(self, arrays: Any) -> None:
+        from arrayobs._backends import _calib_group
+
+        bound: list[tuple[Any, Any]] = []
+
+        def local() -> Any:
+            xp, device, rows = self._rows(arrays)
+            bound.append((xp, device))
+            return rows
+
+        with self._lock:
+            new = _calib_group.histogram(
+                self._group, local, lambda s, r: self._advance(s, r, *bound[0]), self._state
+            )
+            self._state, (self._xp, self._device) = new, bound[0]
+
+    def _advance(self, state: State | None, rows: Any, xp: ModuleType, device: Any) -> State:
+        """The state after one collect of (C, M) ``rows`` from ``state`` (None:
+        never collected), re-padded as needed; raises the reference's refusals."""
         backend = _backends.shared(xp)
         if backend.work_xp is not xp:  # Dask: the eager class computes each collect
             rows = np.asarray(rows)
-        with self._lock:
-            work = backend.work_xp
-            state = self._state
-            started = state is not None
-            if state is None:
-                state = histogram_init(
-                    self.method,
-                    self.symmetric,
-                    self.num_bins,
-                    channels=None if self.channel_axis is None else rows.shape[0],
-                    capacity=self.capacity,
-                    xp=work,
-                    device=None if work is not xp else device,
-                )
-            elif backend.work_xp is not xp:
-                state = type(state)(*(np.asarray(v) for v in state))
-            if state.counts.shape[0] != rows.shape[0]:
-                msg = f"this collector has {state.counts.shape[0]} channels, got {rows.shape[0]}"
-                raise ValueError(msg)
+        work = backend.work_xp
+        started = state is not None
+        if state is None:
+            state = histogram_init(
+                self.method,
+                self.symmetric,
+                self.num_bins,
+                channels=None if self.channel_axis is None else rows.shape[0],
+                capacity=self.capacity,
+                xp=work,
+                device=None if work is not xp else device,
+            )
+        elif backend.work_xp is not xp:
+            state = type(state)(*(np.asarray(v) for v in state))
+        if state.counts.shape[0] != rows.shape[0]:
+            msg = f"this collector has {state.counts.shape[0]} channels, got {rows.shape[0]}"
+            raise ValueError(msg)
+        new = _step(state, rows, work, started)
+        if bool(to_host(new.overflow)):
+            need = int(to_host(new.need))
+            with backend.float64_scope():
+                state = nphist.repad(state, max(2 * state.counts.shape[1], need), xp=work)
             new = _step(state, rows, work, started)
-            if bool(to_host(new.overflow)):
-                need = int(to_host(new.need))
-                with backend.float64_scope():
-                    state = nphist.repad(state, max(2 * state.counts.shape[1], need), xp=work)
-                new = _step(state, rows, work, started)
-            nphist.raise_error(new)
-            if backend.work_xp is not xp:
-                new = type(new)(*(xp.asarray(v) for v in new))
-            self._state, self._xp, self._device = new, xp, device
+        nphist.raise_error(new)
+        if backend.work_xp is not xp:
+            new = type(new)(*(xp.asarray(v) for v in new))
+        return new
 
     def forward(self, x: Any) -> Any:
         """``collect([x])``; returns ``x``."""
@@ -437,6 +472,7 @@ class HistogramCollector(Bound):
         return keys
 
     def _pickled(self, out: dict[str, Any]) -> None:
+        refuse_pickling_group(self)
         xp = out.pop("_xp")
         out["_namespace"] = None if xp is None else xp.__name__
         if xp is not None:

@@ -21,6 +21,7 @@ from arrayobs._compat import (
 )
 from arrayobs._config import boolean
 from arrayobs._core import _calib_ort as core
+from arrayobs._observers._arguments import process_group_for, refuse_pickling_group
 from arrayobs._observers._shell import Bound, check_binding
 from arrayobs._observers._state_dict import IncompatibleKeys, check_keys
 
@@ -50,6 +51,10 @@ class MinMaxCalibrater(Bound):
         [0, 1] with ``moving_average`` raises ValueError (as ORT).
     xp, device
         Bind to a namespace and device up front (else to the first array's).
+    process_group : torch.distributed.ProcessGroup, optional
+        Data-parallel collection (torch tensors): each :meth:`collect` is, on
+        every rank, one ``collect_data`` call whose reader yields rank 0's
+        batches, then rank 1's, and so on (each batch's min and max travel).
 
     Notes
     -----
@@ -70,7 +75,8 @@ class MinMaxCalibrater(Bound):
     (array([-1.], dtype=float32), array([3.], dtype=float32))
     """
 
-    _SHARED = ("_xp", "_device")
+    _SHARED = ("_xp", "_device", "_group")
+    _group: Any = None  # a calibrater pickled before process_group existed has none
     symmetric: bool
     moving_average: bool
     averaging_constant: float
@@ -87,6 +93,7 @@ class MinMaxCalibrater(Bound):
         *,
         xp: Any = None,
         device: Any = None,
+        process_group: Any = None,
     ) -> None:
         self.symmetric = boolean(symmetric, "symmetric")
         self.moving_average = boolean(moving_average, "moving_average")
@@ -108,6 +115,8 @@ class MinMaxCalibrater(Bound):
         self.per_channel = boolean(per_channel, "per_channel")
         self._xp = None if xp is None else resolve_namespace(xp)
         self._device = device
+        supported = self._xp is None or _backends.backend_class(self._xp).supports_process_group
+        self._group = process_group_for(process_group, self._xp, supported)
         self._state: core.OrtMinMaxState | None = None
         self._new_lock()
 
@@ -136,6 +145,10 @@ class MinMaxCalibrater(Bound):
     __call__ = forward
 
     def _collect(self, batches: list[Any]) -> None:
+        if self._group is not None:
+            from arrayobs._observers import _calib_grouped
+
+            batches = _calib_grouped.minmax_batches(self, batches)
         k = self._discard
         kept = batches if k is None else batches[len(batches) - len(batches) % k :]
         xp, device = self._xp, self._device
@@ -246,6 +259,7 @@ class MinMaxCalibrater(Bound):
 
     # -- copy, pickle, repr ----------------------------------------------------------
     def _pickled(self, out: dict[str, Any]) -> None:
+        refuse_pickling_group(self)
         xp = out.pop("_xp")
         out["_namespace"] = None if xp is None else xp.__name__
         if xp is not None:
