@@ -57,14 +57,6 @@ def f32(value: float) -> float:
         return math.copysign(math.inf, value)
 
 
-def checked_bins(value: Any) -> int:
-    """``value`` as a bin count: a positive int (bool refused), else ValueError."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        msg = f"bins must be a positive int, got {value!r}"
-        raise ValueError(msg)
-    return int(value)
-
-
 def init_histogram(bins: int, *, xp: ModuleType, device: Any) -> HistogramState:
     """The never-observed state: zero counts, (+inf, -inf)."""
     return HistogramState(

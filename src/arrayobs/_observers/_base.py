@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from arrayobs import _arguments as arguments
 from arrayobs import _backends
 from arrayobs import _core as core
 from arrayobs._compat import (
@@ -332,7 +333,7 @@ class Observer(Bound):
             # Bound, and an array of the type and device already seen: the
             # binding is settled, so the per-call work is the batch's.
             backend.check_input(x_orig)
-            if not core.require_size(backend.size(x_orig)):
+            if not arguments.require_size(backend.size(x_orig)):
                 return x_orig  # as torch: an empty batch changes nothing and is not checked
             ch = self._axis(x_orig)
             batch = backend.reduce(x_orig, ch)
@@ -361,7 +362,7 @@ class Observer(Bound):
 
     def _step(self, x: Any, *, locked: bool) -> None:
         backend, device = self._bind_input(x)
-        n = core.require_size(backend.size(x))
+        n = arguments.require_size(backend.size(x))
         if locked:
             self._commit(backend, device, x, n, self._reduce(backend, x, n))
             return

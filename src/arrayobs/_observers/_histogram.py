@@ -11,8 +11,8 @@ from typing import Any, cast
 
 import numpy as np
 
+from arrayobs import _arguments as arguments
 from arrayobs import _backends
-from arrayobs import _core as core
 from arrayobs._compat import to_host
 from arrayobs._config import FLOAT32_EPS, boolean
 from arrayobs._core import _hist_range as hist_range
@@ -96,7 +96,7 @@ class HistogramObserver(Observer):
         fast: bool = True,
         process_group: Any = None,
     ) -> None:
-        self.bins = hist.checked_bins(bins)
+        self.bins = arguments.checked_bins(bins)
         if boolean(is_dynamic, "is_dynamic"):
             msg = "HistogramObserver doesn't support dynamic quantization (as in torch)"
             raise NotImplementedError(msg)
@@ -144,7 +144,7 @@ class HistogramObserver(Observer):
 
     def _step(self, x: Any, *, locked: bool) -> None:
         backend, device = self._bind_input(x)
-        if self._group is None and not core.require_size(backend.size(x)):
+        if self._group is None and not arguments.require_size(backend.size(x)):
             return  # as torch: an empty batch changes nothing and is not checked
         if locked:
             self._observe(backend, device, x)

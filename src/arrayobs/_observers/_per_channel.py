@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from arrayobs import _arguments as arguments
 from arrayobs import _backends
 from arrayobs import _core as core
 from arrayobs._compat import state_text, to_host
@@ -149,7 +150,7 @@ class PerChannelMinMaxObserver(Observer):
         return None if self._maybe_observed else True
 
     def _axis(self, x: Any) -> int:
-        return core.channel_axis(self.ch_axis, x.ndim)
+        return arguments.channel_axis(self.ch_axis, x.ndim)
 
     def _check_batch(self, state: core.MinMaxState, x: Any, ch: int | None) -> None:
         self._check_channels(state, x, x.shape[ch])
@@ -163,7 +164,7 @@ class PerChannelMinMaxObserver(Observer):
         shape (0, C)) until the observer knows its channel count.
         """
         if -x.ndim <= self.ch_axis < x.ndim or n or not self._has_shape():
-            ch = core.channel_axis(self.ch_axis, x.ndim)  # raises if x has no such axis
+            ch = arguments.channel_axis(self.ch_axis, x.ndim)  # raises if x has no such axis
             channels = x.shape[ch]
         else:
             channels = state.min_val.shape[0]  # an empty shard without the axis
