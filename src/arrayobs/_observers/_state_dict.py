@@ -125,6 +125,32 @@ def entries(
     return given, eps, keys_found
 
 
+def checked_range(lo: np.ndarray, hi: np.ndarray) -> bool:
+    """Whether a loaded ``(min_val, max_val)`` (host arrays) is observed.
+
+    Raises ValueError for shapes that differ, or ``min_val > max_val`` (in
+    any channel): torch's qparams raise there. As torch's
+    ``check_min_max_vals``, a 0-d (+inf, -inf) is the never-observed state,
+    and so is a per-channel state of no channel.
+    """
+    if lo.shape != hi.shape:
+        msg = f"state_dict min_val and max_val differ in shape: {lo.shape} vs {hi.shape}"
+        raise ValueError(msg)
+    if lo.ndim == 0:
+        low, high = float(lo), float(hi)
+        fresh = low == math.inf and high == -math.inf
+        if not fresh and low > high:
+            msg = f"state_dict min_val ({low}) is greater than max_val ({high})"
+            raise ValueError(msg)
+        return not fresh
+    crossed = lo > hi
+    if crossed.any():
+        i = int(np.argmax(crossed))
+        msg = f"state_dict min_val ({lo[i]}) is greater than max_val ({hi[i]}) in channel {i}"
+        raise ValueError(msg)
+    return bool(lo.shape[0] > 0)
+
+
 def host_flag(state_dict: Mapping[str, Any], key: str) -> int:
     """A one-element integer flag (torch's ``fake_quant_enabled``) as a Python int."""
     host = to_host(state_dict[key]) if key in state_dict else None
