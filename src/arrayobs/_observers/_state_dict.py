@@ -11,7 +11,6 @@ import numpy as np
 from arrayobs._compat import to_host
 from arrayobs._config import FLOAT32_EPS
 
-KEYS = ("eps", "min_val", "max_val")
 # torch's version of these observers' state_dict layout (eps a buffer since 2).
 VERSION = 3
 
@@ -103,7 +102,7 @@ def entries(
     current_eps: float,
     owner: str,
     renamed: Any,
-    keys: tuple[str, ...] = KEYS,
+    keys: tuple[str, ...],
 ) -> tuple[dict[str, Any], float, IncompatibleKeys]:
     """``state_dict``'s entries under their current names, its eps (``current_eps``
     if absent and not ``strict``) and the keys that did not match.
