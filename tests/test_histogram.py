@@ -236,6 +236,36 @@ def test_state_dict_both_ways(torch_ref: Any) -> None:
     assert s1.tolist() == s2.tolist() and z1.tolist() == z2.tolist()
 
 
+@pytest.mark.parametrize("edges", [(np.inf, np.inf), (-np.inf, -np.inf), (np.inf, 2.0)])
+def test_loaded_half_fresh_state_is_torchs(edges: tuple[float, float], torch_ref: Any) -> None:
+    """torch's forward takes a state with min_val +inf or max_val -inf as never
+    observed (its is_uninitialized): the eager class and the functional core
+    (one definition) then bin the batch over its own range, as torch does."""
+    from torch.ao.quantization import HistogramObserver as TorchHistogram
+
+    from arrayobs import functional as F
+
+    lo, hi = (np.asarray(v, dtype=np.float32) for v in edges)
+    sd = {"eps": np.float32([2**-23]), "histogram": np.ones(8, np.float32)}
+    sd.update(min_val=lo, max_val=hi)
+    theirs = TorchHistogram(bins=8)
+    theirs.load_state_dict({k: torch_ref.asarray(np.asarray(v)) for k, v in sd.items()})
+    batch = np.linspace(-1.0, 3.0, 10, dtype=np.float32)
+    theirs(torch_ref.from_numpy(batch))
+    ours = HistogramObserver(bins=8)
+    if lo > hi:  # torch loads it; arrayobs refuses a crossed state at load
+        with pytest.raises(ValueError, match="greater"):
+            ours.load_state_dict(sd)
+    else:
+        ours.load_state_dict(sd)
+        ours(batch)
+        np.testing.assert_array_equal(_bits(ours.histogram), _bits(theirs.histogram.numpy()))
+    state = F.histogram_update(F.HistogramState(sd["histogram"], lo, hi), batch)
+    np.testing.assert_array_equal(_bits(state.histogram), _bits(theirs.histogram.numpy()))
+    assert (float(state.min_val), float(state.max_val)) == (-1.0, 3.0)
+    assert (theirs.min_val.item(), theirs.max_val.item()) == (-1.0, 3.0)
+
+
 def test_state_dict_refusals_leave_state() -> None:
     obs = _observed()
     before = obs.histogram.copy()

@@ -14,6 +14,8 @@ import numbers
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from arrayobs._compat import backend_name, has_dtype, namespace_of, size
 from arrayobs._config import boolean
 from arrayobs._core._affine import MappingType, Target, ZeroPointDomain
@@ -31,6 +33,7 @@ from arrayobs._core._fakequant import float32_value
 __all__ = [
     "array_namespace",
     "boolean",
+    "channel_axis",
     "channel_axis_checked",
     "channel_qparams",
     "check_bound",
@@ -38,6 +41,7 @@ __all__ = [
     "check_channel_zero_points",
     "check_range",
     "check_zero_point",
+    "checked_bins",
     "eps_value",
     "float_dtype",
     "fused_state",
@@ -45,6 +49,7 @@ __all__ = [
     "integer",
     "mapping_type",
     "require_fake_quantizable",
+    "require_size",
     "scale_dtype_name",
     "switch",
     "target",
@@ -147,6 +152,34 @@ def tensor_zero_point(
         msg = f"zero_point must be an integer or float array, got {zero_point.dtype}"
         raise TypeError(msg)
     return xp.reshape(xp.astype(zero_point, xp.int32), ())
+
+
+# -- the observers' batches and layout (shared by the classes and the functional core) --
+def require_size(n: int | None) -> int:
+    """``n``, the number of elements of a batch; a Dask array of unknown size raises."""
+    if n is None:
+        msg = (
+            "cannot observe an array of unknown size (a Dask array with unknown "
+            "chunk sizes); call x.compute_chunk_sizes() first"
+        )
+        raise ValueError(msg)
+    return n
+
+
+def channel_axis(ch_axis: int, ndim: int) -> int:
+    """``ch_axis`` as a non-negative axis of an array of rank ``ndim`` (negative as torch)."""
+    if not -ndim <= ch_axis < ndim:
+        msg = f"ch_axis {ch_axis} is out of range for an input of rank {ndim}"
+        raise ValueError(msg)
+    return ch_axis % ndim
+
+
+def checked_bins(value: Any) -> int:
+    """``value`` as a bin count: a positive int (bool refused), else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        msg = f"bins must be a positive int, got {value!r}"
+        raise ValueError(msg)
+    return int(value)
 
 
 def channel_axis_checked(axis: Any, ndim: int) -> int:

@@ -62,7 +62,6 @@ from arrayobs._core import (
     MinMaxState,
     QParams,
     calculate_qparams,
-    channel_axis,
     init_state,
     is_fresh,
     merge_minmax,
@@ -70,7 +69,6 @@ from arrayobs._core import (
     moving_average_combine,
     namespace,
     quiet,
-    require_size,
 )
 from arrayobs._core import _fakequant as fakequant
 from arrayobs._core import _fused as core_fused
@@ -130,8 +128,8 @@ def batch_minmax(
     """
     backend = _backends.shared(array_namespace(x) if xp is None else xp, fast)
     backend.check_input(x)
-    n = require_size(size(x))
-    ch = None if ch_axis is None else channel_axis(ch_axis, x.ndim)
+    n = arguments.require_size(size(x))
+    ch = None if ch_axis is None else arguments.channel_axis(ch_axis, x.ndim)
     if n == 0:
         return None
     return backend.aminmax(x, ch)
@@ -226,7 +224,7 @@ def histogram_init(bins: int = 2048, *, xp: ModuleType, device: Any = None) -> H
     zeros of shape ``(bins,)``, ``min_val`` +inf and ``max_val`` -inf (0-d float32).
     ``xp`` is a library (``numpy``, ``dask.array``) or an Array API namespace."""
     namespace = resolve_namespace(xp)
-    return hist.init_histogram(hist.checked_bins(bins), xp=namespace, device=device)
+    return hist.init_histogram(arguments.checked_bins(bins), xp=namespace, device=device)
 
 
 def histogram_update(
@@ -273,7 +271,7 @@ def histogram_update(
             f"histogram_update observes float16, bfloat16, float32 or float64 arrays, got {x.dtype}"
         )
         raise TypeError(msg)
-    if require_size(size(x)) == 0:
+    if arguments.require_size(size(x)) == 0:
         return state
     with backend.float64_scope():
         return hist.update_arrays(state, x, xp=xp, cond=backend.cond, rebin=backend.rebin_upsampled)
@@ -504,7 +502,7 @@ def quantize_per_channel(
     scales' dtype, cast to ``dtype`` as :func:`quantize_per_tensor`."""
     backend, xp, _ = _decomposed_input(x)
     qmin, qmax, name = _range(quant_min, quant_max, dtype, xp)
-    ax = channel_axis(arguments.integer(axis, "axis"), x.ndim)
+    ax = arguments.channel_axis(arguments.integer(axis, "axis"), x.ndim)
     scales, zero_points = _channel_pair(x, scales, zero_points, ax, xp)
     return backend.quantize(x, 1.0 / scales, zero_points, qmin, qmax, name, ax)
 
@@ -529,7 +527,7 @@ def dequantize_per_channel(
         msg = f"Expecting input to have dtype: {name}, but got dtype: {q.dtype}"
         raise TypeError(msg)
     out = arguments.float_dtype("float32" if out_dtype is None else out_dtype, xp)
-    ax = channel_axis(arguments.integer(axis, "axis"), q.ndim)
+    ax = arguments.channel_axis(arguments.integer(axis, "axis"), q.ndim)
     scales, zero_points = _channel_pair(q, scales, zero_points, ax, xp)
     return _backends.shared(xp, True).dequantize(q, scales, zero_points, out, ax)
 

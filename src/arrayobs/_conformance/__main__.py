@@ -1,9 +1,13 @@
-"""Regenerate the stored references: ``python -m arrayobs._conformance`` (needs torch 2.13.0;
-the affine section's file, ``reference-torchao-0.18.0.npz``, also torchao 0.18.0).
+"""Regenerate the stored references, one entry point for every section:
+``python -m arrayobs._conformance [SECTION ...]`` (needs torch 2.13.0).
 
-``python -m arrayobs._conformance affine`` writes the torchao file alone;
-``python -m arrayobs._conformance histogram`` the histogram section's file alone
-(``reference-histogram-torch-2.13.0.npz``)."""
+SECTION is ``observers`` (``reference-torch-2.13.0.npz``: the observers and the
+fake-quantize section), ``histogram`` (``reference-histogram-torch-2.13.0.npz``),
+``affine`` (``reference-torchao-0.18.0.npz``, torchao 0.18.0; skipped without it) or
+``calibrators`` (onnxruntime 1.31.1 and nvidia-modelopt 0.47.0: the same as
+``python -m arrayobs._conformance._calib_reference``). Without one: ``observers``,
+``histogram`` and ``affine``, as before the calibrators existed (they need two more
+references)."""
 
 import datetime
 import importlib
@@ -39,17 +43,22 @@ def main(argv: list[str]) -> int:
     if not torch.__version__.startswith(TORCH_VERSION):
         print(f"the reference is torch {TORCH_VERSION}; found {torch.__version__}", file=sys.stderr)
         return 2
-    if argv not in ([], ["affine"], ["histogram"]):
-        print("usage: python -m arrayobs._conformance [affine|histogram]", file=sys.stderr)
+    if not set(argv) <= set(WRITERS):
+        print(f"usage: python -m arrayobs._conformance [{'|'.join(WRITERS)} ...]", file=sys.stderr)
         return 2
-    if argv == ["affine"]:
-        return affine(torch)
-    if argv == ["histogram"]:
-        return histogram(torch)
+    for name in argv or DEFAULT:
+        status = WRITERS[name](torch)
+        if status:
+            return status
+    return 0
+
+
+def observers(torch: object) -> int:
+    """The observers' file (with the fake-quantize section), from live torch."""
     records = generate_reference()
     fake_quant = generate_fake_quant_reference()
-    header = {
-        "torch": torch.__version__,
+    header: dict[str, Any] = {
+        "torch": getattr(torch, "__version__", ""),
         "numpy": np.__version__,
         "corpus_version": CORPUS_VERSION,
         "created": datetime.date.today().isoformat(),
@@ -63,7 +72,7 @@ def main(argv: list[str]) -> int:
         f"{len(records.status)} rows: batches x channels; {len(header['fake_quant_cases'])} "
         f"fake-quantize cases, {len(fake_quant.dtype)} outputs)"
     )
-    return histogram(torch) or affine(torch)
+    return 0
 
 
 def histogram(torch: object) -> int:
@@ -112,5 +121,21 @@ def affine(torch: object) -> int:
     )
     return 0
 
+
+def calibrators(torch: object) -> int:
+    """The calibrators' file, from live ONNX Runtime and ModelOpt."""
+    from arrayobs._conformance import _calib_reference
+
+    return _calib_reference.main([])
+
+
+# Each section's writer; DEFAULT is what a bare call writes.
+WRITERS = {
+    "observers": observers,
+    "histogram": histogram,
+    "affine": affine,
+    "calibrators": calibrators,
+}
+DEFAULT = ("observers", "histogram", "affine")
 
 sys.exit(main(sys.argv[1:]))

@@ -13,7 +13,6 @@ from arrayobs._core._minmax import (
     Rule,
     RunningMinMax,
     aminmax,
-    channel_axis,
     crossed,
     first_max,
     first_min,
@@ -26,7 +25,6 @@ from arrayobs._core._minmax import (
     other_axes,
     quiet,
     require_observable,
-    require_size,
     to_float32,
 )
 from arrayobs._core._qparams import QParams, calculate_qparams, widest_int, zero_point_dtype
@@ -41,7 +39,6 @@ __all__ = [
     "RunningMinMax",
     "aminmax",
     "calculate_qparams",
-    "channel_axis",
     "crossed",
     "first_max",
     "first_min",
@@ -56,7 +53,6 @@ __all__ = [
     "pack_minmax",
     "quiet",
     "require_observable",
-    "require_size",
     "to_float32",
     "unpack_minmax",
     "widest_int",

@@ -57,14 +57,6 @@ def f32(value: float) -> float:
         return math.copysign(math.inf, value)
 
 
-def checked_bins(value: Any) -> int:
-    """``value`` as a bin count: a positive int (bool refused), else ValueError."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        msg = f"bins must be a positive int, got {value!r}"
-        raise ValueError(msg)
-    return int(value)
-
-
 def init_histogram(bins: int, *, xp: ModuleType, device: Any) -> HistogramState:
     """The never-observed state: zero counts, (+inf, -inf)."""
     return HistogramState(
@@ -144,7 +136,7 @@ def histc(x: Any, bins: int, lo: Any, hi: Any, *, xp: ModuleType, device: Any = 
     """``torch.histc(x, bins, min=lo, max=hi)`` on the CPU, as float32 counts.
 
     ``lo``/``hi`` are Python floats (torch's Scalars) already through
-    :func:`histc_range`, or 0-d float64 arrays (:func:`update_arrays`); the
+    :func:`histc_range`, or 0-d float64 arrays (:func:`array_steps`); the
     edges and the bin arithmetic are in ``x``'s dtype.
     ``device``: where the scalars go (default ``x``'s; a JAX array sharded
     over several devices needs the replicated placement, see
@@ -293,33 +285,145 @@ def rebin_runs(
     return loop(xp.max(counts), add, total)
 
 
+# -- torch's forward: one definition, run on host floats or on arrays ----------------
+Cond = Callable[[Any, Callable[[], Any], Callable[[], Any]], Any]
+Rebin = Callable[[Any, Any], Any]
+
+
+def python_cond(pred: Any, then: Callable[[], Any], otherwise: Callable[[], Any]) -> Any:
+    """``then()`` if ``pred`` (read back) else ``otherwise()``."""
+    return then() if bool(pred) else otherwise()
+
+
+def _python_where(pred: Any, a: Any, b: Any) -> Any:
+    return a if pred else b
+
+
+class Steps(NamedTuple):
+    """How :func:`forward` runs: its scalars (ranges and predicates) as Python
+    floats and bools (the class, eagerly: :func:`eager_steps`) or as 0-d
+    float64 and boolean arrays (the functional core: :func:`array_steps`).
+
+    ``where(pred, a, b)`` and ``cond(pred, then, otherwise)`` choose;
+    ``scalar(v)`` makes a constant; ``histc(x, bins, left, right)`` is the
+    batch's histc over outer edges already widened; ``point(histogram,
+    value, new_lo, new_hi)`` and ``rebin(histogram, orig, new)`` re-bin an
+    old histogram into the new range (one value, or torch's upsampling).
+    """
+
+    where: Callable[[Any, Any, Any], Any]
+    cond: Cond
+    scalar: Callable[[float], Any]
+    histc: Callable[[Any, int, Any, Any], Any]
+    point: Callable[[Any, Any, Any, Any], Any]
+    rebin: Callable[[Any, tuple[Any, Any], tuple[Any, Any]], Any]
+
+
+def forward(
+    histogram: Any, x: Any, lo: Any, hi: Any, cur: tuple[Any, Any], *, steps: Steps
+) -> tuple[Any, Any, Any]:
+    """torch's forward after its inf filter: the new ``(histogram, min, max)``.
+
+    ``lo``/``hi`` are the batch's finite (min, max) and ``cur`` the state's
+    (min, max), as the scalars of ``steps``; the new min and max come back as
+    such scalars too. Every branch is a ``where`` or a ``cond``, so the same
+    definition runs eagerly on Python floats and traced on arrays.
+    """
+    cur_lo, cur_hi = cur
+    fresh = (cur_lo == math.inf) | (cur_hi == -math.inf)  # torch's is_uninitialized
+    # The union; each side keeps its first argument on a tie, as torch.min/max.
+    new_lo = steps.where(fresh | (lo < cur_lo), lo, cur_lo)
+    new_hi = steps.where(fresh | (hi > cur_hi), hi, cur_hi)
+    same = new_lo == new_hi  # histc widens an empty range by one each way
+    left = steps.where(same, new_lo - 1.0, new_lo)
+    right = steps.where(same, new_hi + 1.0, new_hi)
+    batch = steps.histc(x, histogram.shape[0], left, right)
+    unchanged = (new_lo == cur_lo) & (new_hi == cur_hi)
+
+    def combined() -> Any:
+        # The re-binning's inputs where it is not taken: a harmless range (Dask
+        # builds every branch of a cond, so they run there). `^ True` negates a
+        # Python bool and a boolean array alike (~True is -2).
+        moved = (fresh | unchanged) ^ True
+
+        def kept(value: Any, default: float) -> Any:
+            return steps.where(moved, value, steps.scalar(default))
+
+        orig = (kept(cur_lo, 0.0), kept(cur_hi, 1.0))
+        new = (kept(new_lo, 0.0), kept(new_hi, 1.0))
+        old = steps.cond(
+            orig[0] == orig[1],
+            lambda: steps.point(histogram, orig[0], *new),
+            lambda: steps.rebin(histogram, orig, new),
+        )
+        return batch + old
+
+    counts = steps.cond(
+        fresh,
+        lambda: batch,
+        lambda: steps.cond(unchanged, lambda: histogram + batch, combined),
+    )
+    return counts, new_lo, new_hi
+
+
+def eager_steps(count: Callable[[Any, int, float, float], Any], *, xp: ModuleType) -> Steps:
+    """:class:`Steps` on Python floats, for the class: ``count(x, bins, lo, hi)``
+    is the batch's histc (``Backend.histc``: :func:`histc` or a faster one);
+    the re-binning runs on the host in NumPy (:func:`rescale`), on ``xp``'s
+    arrays."""
+
+    def counted(x: Any, bins: int, left: float, right: float) -> Any:
+        return count(x, bins, *histc_range(left, right))  # raises where torch's histc does
+
+    return Steps(
+        where=_python_where,
+        cond=python_cond,
+        scalar=float,
+        histc=counted,
+        point=lambda h, value, new_lo, new_hi: _host(_point_host(h, value, new_lo, new_hi), h, xp),
+        rebin=lambda h, orig, new: _host(_rebin_host(h, orig, new), h, xp),
+    )
+
+
 def update(
     state: HistogramState,
     x: Any,
     lo: float,
     hi: float,
     *,
-    observed: bool,
     xp: ModuleType,
     count: Callable[[Any, int, float, float], Any],
 ) -> HistogramState:
-    """torch's forward after its inf filter: ``lo``/``hi`` the batch's finite
-    (min, max) as Python floats; ``count(x, bins, lo, hi)`` the batch's histc
-    (``Backend.histc``: :func:`histc` or a faster one). Reads the state's
-    (min, max) back."""
-    bins = state.histogram.shape[0]
-    device = device_of(state.histogram)
-    if not observed:
-        counts = count(x, bins, *histc_range(lo, hi))
-        return HistogramState(counts, *_float32((lo, hi), xp, device))
-    cur_lo, cur_hi = float(state.min_val), float(state.max_val)
-    # torch.min/max of two equal values return the first, as Python's do.
-    new_lo, new_hi = min(cur_lo, lo), max(cur_hi, hi)
-    batch = count(x, bins, *histc_range(new_lo, new_hi))
-    if new_lo == cur_lo and new_hi == cur_hi:
-        return HistogramState(state.histogram + batch, state.min_val, state.max_val)
-    old = rescale(state, (cur_lo, cur_hi), new_lo, new_hi, xp=xp)
-    return HistogramState(batch + old, *_float32((new_lo, new_hi), xp, device))
+    """torch's forward (:func:`forward`, eagerly): ``lo``/``hi`` the batch's
+    finite (min, max) as Python floats, ``count`` as :func:`eager_steps`'s.
+    Reads the state's (min, max) back."""
+    cur = (float(state.min_val), float(state.max_val))
+    counts, new_lo, new_hi = forward(
+        state.histogram, x, lo, hi, cur, steps=eager_steps(count, xp=xp)
+    )
+    if (new_lo, new_hi) == cur:  # the state's own arrays: these bits (a tie keeps the state's)
+        return HistogramState(counts, state.min_val, state.max_val)
+    return HistogramState(counts, *_float32((new_lo, new_hi), xp, device_of(state.histogram)))
+
+
+def _host(counts: np.ndarray, like: Any, xp: ModuleType) -> Any:
+    return xp.asarray(counts, device=device_of(like))
+
+
+def _point_host(histogram: Any, value: float, new_lo: float, new_hi: float) -> np.ndarray:
+    """torch's re-binning of a one-value histogram: histc of the value over the
+    new range, times the old total (ATen's sum), on the host."""
+    counts = np.asarray(to_host(histogram), dtype=np.float32)
+    point = np.asarray([value], dtype=np.float32)
+    total = torch_sum(counts.reshape(1, -1))
+    return histc(point, counts.shape[0], *histc_range(new_lo, new_hi), xp=np) * total  # type: ignore[no-any-return]
+
+
+def _rebin_host(histogram: Any, orig: tuple[float, float], new: tuple[float, float]) -> np.ndarray:
+    """torch's upsampling re-binning on the host (one pass over ``bins * 16``)."""
+    counts = np.asarray(to_host(histogram), dtype=np.float32)
+    assigned = bucket_assignments(orig, new, counts.shape[0], xp=np, device=None)
+    return bincount_upsampled(counts, assigned)
 
 
 def rescale(
@@ -334,22 +438,14 @@ def rescale(
     holds its range ``current``, already read back), as torch's forward
     re-bins it: on the host in NumPy (the state is small: one read, one write
     on a device)."""
-    device = device_of(state.histogram)
     cur_lo, cur_hi = current
     if new_lo == cur_lo and new_hi == cur_hi:
         return state.histogram
-    counts = np.asarray(to_host(state.histogram), dtype=np.float32)
     if cur_lo == cur_hi:
-        # torch: histc of the one old value over the new range, times the old total.
-        point = np.asarray([cur_lo], dtype=np.float32)
-        total = torch_sum(counts.reshape(1, -1))
-        out = histc(point, counts.shape[0], *histc_range(new_lo, new_hi), xp=np) * total
+        out = _point_host(state.histogram, cur_lo, new_lo, new_hi)
     else:
-        assigned = bucket_assignments(
-            (cur_lo, cur_hi), (new_lo, new_hi), counts.shape[0], xp=np, device=None
-        )
-        out = bincount_upsampled(counts, assigned)
-    return xp.asarray(out, device=device)
+        out = _rebin_host(state.histogram, current, (new_lo, new_hi))
+    return _host(out, state.histogram, xp)
 
 
 def merge(a: HistogramState, b: HistogramState, *, xp: ModuleType) -> HistogramState:
@@ -364,13 +460,29 @@ def merge(a: HistogramState, b: HistogramState, *, xp: ModuleType) -> HistogramS
     return HistogramState(total, *_float32((lo, hi), xp, device))
 
 
-Cond = Callable[[Any, Callable[[], Any], Callable[[], Any]], Any]
-Rebin = Callable[[Any, Any], Any]
+def array_steps(*, xp: ModuleType, device: Any, cond: Cond, rebin: Rebin) -> Steps:
+    """:class:`Steps` on 0-d float64 arrays of ``xp`` on ``device``, for the
+    functional core: ``cond`` and ``rebin(histogram, assigned)`` are
+    ``Backend.cond`` and ``Backend.rebin_upsampled``."""
 
+    def point(histogram: Any, value: Any, new_lo: Any, new_hi: Any) -> Any:
+        # The library's sum, not ATen's cascade: they agree on the one nonzero bin
+        # every such state observed through forward has (a loaded state may have more).
+        one = xp.reshape(xp.astype(value, xp.float32), (1,))
+        return histc(one, histogram.shape[0], new_lo, new_hi, xp=xp, device=device) * xp.sum(
+            histogram
+        )
 
-def python_cond(pred: Any, then: Callable[[], Any], otherwise: Callable[[], Any]) -> Any:
-    """``then()`` if ``pred`` (read back) else ``otherwise()``."""
-    return then() if bool(pred) else otherwise()
+    return Steps(
+        where=xp.where,
+        cond=cond,
+        scalar=lambda v: xp.asarray(v, dtype=xp.float64, device=device),
+        histc=lambda x, bins, left, right: histc(x, bins, left, right, xp=xp, device=device),
+        point=point,
+        rebin=lambda h, orig, new: rebin(
+            h, bucket_assignments(orig, new, h.shape[0], xp=xp, device=device)
+        ),
+    )
 
 
 def update_arrays(
@@ -383,8 +495,8 @@ def update_arrays(
 ) -> HistogramState:
     """torch's forward as array operations, for the functional core.
 
-    The same numbers as :func:`update` (torch's forward) with every branch a
-    ``where`` or ``cond(pred, then, otherwise)`` and the re-binning
+    :func:`forward`, the class's definition, on 0-d arrays, with every branch
+    a ``where`` or ``cond(pred, then, otherwise)`` and the re-binning
     ``rebin(histogram, assigned)``: ``Backend.cond`` and
     ``Backend.rebin_upsampled``, which under ``jax.jit`` are ``lax.cond`` and
     :func:`rebin_runs` (a ``lax.fori_loop``), so nothing is read back there,
@@ -397,7 +509,6 @@ def update_arrays(
     which ``histogram_qparams`` refuses. Infinite values are dropped without
     torch's warning, and a batch with no finite value changes nothing.
     """
-    bins = state.histogram.shape[0]
     device = device_of(state.histogram)
     f64 = xp.float64
     flat = xp.reshape(x, (-1,))
@@ -410,55 +521,21 @@ def update_arrays(
     # What changes the state: finite values, no NaN in the batch, none in the state
     # (a NaN batch marked it: it stays as it is).
     usable = (lo <= hi) & ~nan & (cur_lo == cur_lo) & (cur_hi == cur_hi)  # noqa: PLR0124
-    # torch: a never-observed state (either value at its start) takes the batch's
-    # range; else the union, each side's first argument on a tie (torch.min/max).
-    fresh = (cur_lo == math.inf) | (cur_hi == -math.inf)
-    new_lo = xp.where(fresh | (lo < cur_lo), lo, cur_lo)
-    new_hi = xp.where(fresh | (hi > cur_hi), hi, cur_hi)
-    same = new_lo == new_hi  # histc widens an empty range by one each way
-    # Edges that are not used (nothing changes) are made harmless: no inf - inf.
-    zero = xp.zeros_like(new_lo)
-    left = xp.where(usable, xp.where(same, new_lo - 1.0, new_lo), zero)
-    right = xp.where(usable, xp.where(same, new_hi + 1.0, new_hi), zero + 1.0)
-    batch = histc(flat, bins, left, right, xp=xp, device=device)
-    unchanged = (new_lo == cur_lo) & (new_hi == cur_hi)
-    moved = ~fresh & ~unchanged & usable
-
-    # The re-binning's inputs where it is not taken: a harmless range (Dask builds
-    # both branches of a cond, so it runs with them).
-    def kept(value: Any, default: float) -> Any:
-        return xp.where(moved, value, zero + default)
-
-    orig, new = (kept(cur_lo, 0.0), kept(cur_hi, 1.0)), (kept(new_lo, 0.0), kept(new_hi, 1.0))
-    point = xp.reshape(xp.astype(orig[0], xp.float32), (1,))
-
-    def rescaled() -> Any:
-        return cond(
-            orig[0] == orig[1],
-            lambda: _point_rescaled(state.histogram, point, *new, xp=xp),
-            lambda: rebin(
-                state.histogram, bucket_assignments(orig, new, bins, xp=xp, device=device)
-            ),
-        )
-
-    old = cond(moved, rescaled, lambda: xp.zeros_like(state.histogram))
-    counts = xp.where(fresh, batch, xp.where(unchanged, state.histogram + batch, batch + old))
+    # Where nothing changes, a harmless batch (0, 1) on a fresh state: no inf - inf.
+    zero = xp.zeros_like(lo)
+    counts, new_lo, new_hi = forward(
+        state.histogram,
+        flat,
+        xp.where(usable, lo, zero),
+        xp.where(usable, hi, zero + 1.0),
+        (xp.where(usable, cur_lo, zero + math.inf), xp.where(usable, cur_hi, zero - math.inf)),
+        steps=array_steps(xp=xp, device=device, cond=cond, rebin=rebin),
+    )
     histogram = xp.where(usable, counts, state.histogram)
     nan32 = xp.asarray(math.nan, dtype=xp.float32, device=device)
     min_val = xp.where(usable, xp.astype(new_lo, xp.float32), state.min_val)
     max_val = xp.where(usable, xp.astype(new_hi, xp.float32), state.max_val)
     return HistogramState(histogram, xp.where(nan, nan32, min_val), xp.where(nan, nan32, max_val))
-
-
-def _point_rescaled(histogram: Any, point: Any, new_lo: Any, new_hi: Any, *, xp: ModuleType) -> Any:
-    """A one-value state's histogram in ``[new_lo, new_hi]`` (0-d float64, not
-    equal: the union holds a batch that moved it): torch's histc of the one
-    value (``point``, float32 of shape (1,)), times the old total."""
-    bins = histogram.shape[0]
-    device = device_of(histogram)
-    # The library's sum, not ATen's cascade: they agree on the one nonzero bin every
-    # such state observed through forward has (a loaded state_dict may have more).
-    return histc(point, bins, new_lo, new_hi, xp=xp, device=device) * xp.sum(histogram)
 
 
 def _float32(values: tuple[float, float], xp: ModuleType, device: Any) -> tuple[Any, Any]:

@@ -110,25 +110,6 @@ def require_observable(xp: ModuleType, dtype: Any) -> None:
         raise TypeError(msg)
 
 
-def require_size(n: int | None) -> int:
-    """``n``, the number of elements of a batch; a Dask array of unknown size raises."""
-    if n is None:
-        msg = (
-            "cannot observe an array of unknown size (a Dask array with unknown "
-            "chunk sizes); call x.compute_chunk_sizes() first"
-        )
-        raise ValueError(msg)
-    return n
-
-
-def channel_axis(ch_axis: int, ndim: int) -> int:
-    """``ch_axis`` as a non-negative axis of an array of rank ``ndim`` (negative as torch)."""
-    if not -ndim <= ch_axis < ndim:
-        msg = f"ch_axis {ch_axis} is out of range for an input of rank {ndim}"
-        raise ValueError(msg)
-    return ch_axis % ndim
-
-
 def other_axes(ndim: int, ch_axis: int | None) -> tuple[int, ...]:
     """The axes a reduction runs over: all but ``ch_axis`` (all of them for None)."""
     return tuple(i for i in range(ndim) if i != ch_axis)

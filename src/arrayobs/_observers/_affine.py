@@ -32,7 +32,6 @@ from arrayobs._core._minmax import (
     MinMaxState,
     moving_average_combine,
     quiet,
-    require_size,
 )
 from arrayobs._observers._arguments import checked_device
 from arrayobs._observers._shell import Bound
@@ -169,7 +168,7 @@ class AffineQuantizedMinMaxObserver(Bound):
         backend = self._backend if xp is self._xp else _backends.new(xp)
         device = backend.device_of(input)
         self._check_binding(xp, device)
-        if not require_size(backend.size(input)):
+        if not arguments.require_size(backend.size(input)):
             return input
         core.float_name(input.dtype, "observed input")
         # The reduction, outside the lock; computed now on Dask, as the torch.ao

@@ -9,7 +9,6 @@ hands it every batch together with the observer's rule
 from __future__ import annotations
 
 import importlib
-import math
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from arrayobs import _arguments as arguments
 from arrayobs import _backends
 from arrayobs import _core as core
 from arrayobs._compat import (
@@ -329,7 +329,7 @@ class Observer(Bound):
             # Bound, and an array of the type and device already seen: the
             # binding is settled, so the per-call work is the batch's.
             backend.check_input(x_orig)
-            if not core.require_size(backend.size(x_orig)):
+            if not arguments.require_size(backend.size(x_orig)):
                 return x_orig  # as torch: an empty batch changes nothing and is not checked
             ch = self._axis(x_orig)
             batch = backend.reduce(x_orig, ch)
@@ -358,7 +358,7 @@ class Observer(Bound):
 
     def _step(self, x: Any, *, locked: bool) -> None:
         backend, device = self._bind_input(x)
-        n = core.require_size(backend.size(x))
+        n = arguments.require_size(backend.size(x))
         if locked:
             self._commit(backend, device, x, n, self._reduce(backend, x, n))
             return
@@ -501,55 +501,61 @@ class Observer(Bound):
     def load_state_dict(
         self, state_dict: Mapping[str, Any], strict: bool = True
     ) -> IncompatibleKeys:
-        """Load ``eps``, ``min_val`` and ``max_val`` from any supported arrays.
+        """Load ``eps`` and the state (``min_val``, ``max_val``; the histogram's
+        ``histogram`` too) from any supported arrays.
 
         Accepts a torch observer's state_dict (torch tensors, any device) as
         well as arrays of any supported library or Python numbers; values are
-        rounded to float32 as torch's ``copy_`` does, and a 0-d value may come
-        with shape (1,), as torch takes it. Everything is checked before
+        rounded to float32 as torch's ``copy_`` does. Per tensor a 0-d value
+        may come with shape (1,), as torch takes it; per channel ``min_val``
+        and ``max_val`` are 1-d of one length, (C,) or (0,) for a
+        never-observed observer (C may differ from the current state's, as in
+        torch); a histogram has ``bins`` values (torch refuses other sizes at
+        calculate_qparams; here at load). Everything is checked before
         anything changes: missing or unexpected keys (``KeyError`` with
         ``strict=True``; torch raises ``RuntimeError``), wrong shapes or dtypes,
-        NaN eps, and ``min_val > max_val`` raise, leaving the observer as it
-        was. A version-1 torch state_dict (no eps) gets the default eps, as in
-        torch.
+        NaN eps, and ``min_val > max_val`` (per channel, in any channel: torch's
+        qparams would raise there) raise, leaving the observer as it was. A
+        version-1 torch state_dict (no eps) gets the default eps, as in torch;
+        per channel, versions 1 and 2 name the buffers ``min_vals`` and
+        ``max_vals``, loaded as ``min_val`` and ``max_val``.
 
         Returns
         -------
         IncompatibleKeys
             ``(missing_keys, unexpected_keys)``, as torch's ``_IncompatibleKeys``:
             with ``strict=False`` what was not loaded (a key under a prefix such as
-            ``"obs.min_val"`` is unexpected, and ``min_val`` missing).
+            ``"obs.min_val"`` is unexpected, and ``min_val`` missing). Per channel
+            too (torch's per-channel observers never report unexpected keys).
         """
-        given, eps, keys = self._entries(state_dict, strict)
-        lo, hi = (
-            _state_dict.host_float32(given, k, ())
-            if k in given
-            else float(to_host(getattr(self._state, k)))
-            for k in ("min_val", "max_val")
+        fields = self._state_type._fields
+        given, eps, keys = _state_dict.entries(
+            state_dict,
+            strict,
+            self._config.eps,
+            type(self).__name__,
+            self._renamed,
+            keys=("eps", *fields),
         )
-        fresh = lo == math.inf and hi == -math.inf
-        if not fresh and lo > hi:
-            msg = f"state_dict min_val ({lo}) is greater than max_val ({hi})"
-            raise ValueError(msg)
-        self._load(eps, lo, hi, observed=not fresh)
-        return keys
-
-    def _load(self, eps: float, lo: Any, hi: Any, *, observed: bool) -> None:
-        """Checked host values become the state."""
+        values = [
+            self._loaded(given, k) if k in given else np.asarray(to_host(v), dtype=np.float32)
+            for k, v in zip(fields, self._state, strict=True)
+        ]
+        loaded = self._state_type(*values)
+        observed = _state_dict.checked_range(loaded.min_val, loaded.max_val)
         with self._lock:
-            xp = self._backend.xp
-            state = core.MinMaxState(
-                *(xp.asarray(v, dtype=xp.float32, device=self._device) for v in (lo, hi))
+            xp, device = self._backend.xp, self._device
+            state = self._state_type(
+                *(xp.asarray(v, dtype=xp.float32, device=device) for v in values)
             )
             self._config = self._config.with_eps(eps)
             self._set_state(state, observed=observed)
+        return keys
 
-    def _entries(
-        self, state_dict: Mapping[str, Any], strict: bool
-    ) -> tuple[dict[str, Any], float, IncompatibleKeys]:
-        return _state_dict.entries(
-            state_dict, strict, self._config.eps, type(self).__name__, self._renamed
-        )
+    def _loaded(self, given: Mapping[str, Any], key: str) -> np.ndarray:
+        """``given[key]`` checked for this layout, as a float32 host array (per
+        tensor 0-d, taken from shape (1,) too, as torch takes it)."""
+        return np.asarray(_state_dict.host_float32(given, key, ()), dtype=np.float32)
 
     def _renamed(self, given: dict[str, Any], version: Any) -> dict[str, Any]:
         """Entries under this layout's names (per channel: torch's old names)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from types import ModuleType
@@ -11,16 +10,14 @@ from typing import Any, cast
 
 import numpy as np
 
+from arrayobs import _arguments as arguments
 from arrayobs import _backends
-from arrayobs import _core as core
-from arrayobs._compat import to_host
 from arrayobs._config import FLOAT32_EPS, boolean
 from arrayobs._core import _hist_range as hist_range
 from arrayobs._core import _histogram as hist
 from arrayobs._core._dtypes import FLOAT_NAMES
 from arrayobs._observers import _state_dict
 from arrayobs._observers._base import Observer, unobserved_qparams
-from arrayobs._observers._state_dict import IncompatibleKeys
 
 
 class HistogramObserver(Observer):
@@ -96,7 +93,7 @@ class HistogramObserver(Observer):
         fast: bool = True,
         process_group: Any = None,
     ) -> None:
-        self.bins = hist.checked_bins(bins)
+        self.bins = arguments.checked_bins(bins)
         if boolean(is_dynamic, "is_dynamic"):
             msg = "HistogramObserver doesn't support dynamic quantization (as in torch)"
             raise NotImplementedError(msg)
@@ -144,7 +141,7 @@ class HistogramObserver(Observer):
 
     def _step(self, x: Any, *, locked: bool) -> None:
         backend, device = self._bind_input(x)
-        if self._group is None and not core.require_size(backend.size(x)):
+        if self._group is None and not arguments.require_size(backend.size(x)):
             return  # as torch: an empty batch changes nothing and is not checked
         if locked:
             self._observe(backend, device, x)
@@ -170,9 +167,7 @@ class HistogramObserver(Observer):
         count = functools.partial(backend.histc, finite=finite)
         if self._group is not None:
             count = functools.partial(_summed, count, backend, self._group)
-        new = hist.update(
-            state, x, lo, hi, observed=self._observed, xp=backend.work_xp, count=count
-        )
+        new = hist.update(state, x, lo, hi, xp=backend.work_xp, count=count)
         self._xp, self._device, self._seen_type = xp, device, type(x)
         self._backend = backend
         self._set_state(cast(Any, backend.from_work(new)), observed=True)
@@ -252,47 +247,16 @@ class HistogramObserver(Observer):
         out._metadata = {"": {"version": _state_dict.VERSION}}  # type: ignore[attr-defined]
         return out
 
-    def load_state_dict(
-        self, state_dict: Mapping[str, Any], strict: bool = True
-    ) -> IncompatibleKeys:
-        """Load ``eps``, ``histogram``, ``min_val`` and ``max_val`` (torch's
-        tensors or any supported arrays), checked before anything changes:
-        the histogram must have ``bins`` values (torch refuses other sizes
-        at calculate_qparams; here at load), min_val <= max_val unless fresh."""
-        given, eps, keys = _state_dict.entries(
-            state_dict,
-            strict,
-            self._config.eps,
-            type(self).__name__,
-            self._renamed,
-            keys=("eps", "histogram", "min_val", "max_val"),
-        )
-        if "histogram" in given:
-            counts = _state_dict.host_array(given, "histogram")
-            if counts.shape != (self.bins,):
-                msg = f"state_dict['histogram'] must have shape ({self.bins},), got {counts.shape}"
-                raise ValueError(msg)
-        else:
-            counts = np.asarray(to_host(self.histogram), dtype=np.float32)
-        lo, hi = (
-            _state_dict.host_float32(given, k, ())
-            if k in given
-            else float(to_host(getattr(self._state, k)))
-            for k in ("min_val", "max_val")
-        )
-        fresh = lo == math.inf and hi == -math.inf
-        if not fresh and lo > hi:
-            msg = f"state_dict min_val ({lo}) is greater than max_val ({hi})"
+    def _loaded(self, given: Mapping[str, Any], key: str) -> np.ndarray:
+        """The histogram: ``bins`` values (torch refuses other sizes at
+        calculate_qparams; here at load)."""
+        if key != "histogram":
+            return super()._loaded(given, key)
+        counts = _state_dict.host_array(given, key)
+        if counts.shape != (self.bins,):
+            msg = f"state_dict['histogram'] must have shape ({self.bins},), got {counts.shape}"
             raise ValueError(msg)
-        with self._lock:
-            xp = self._backend.xp
-            self._state = hist.HistogramState(  # type: ignore[assignment]
-                xp.asarray(counts, dtype=xp.float32, device=self._device),
-                *(xp.asarray(v, dtype=xp.float32, device=self._device) for v in (lo, hi)),
-            )
-            self._config = self._config.with_eps(eps)
-            self._observed, self._maybe_observed = not fresh, False
-        return keys
+        return counts
 
     def extra_repr(self) -> str:
         return f"bins={self.bins}, {super().extra_repr()}"

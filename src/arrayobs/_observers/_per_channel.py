@@ -10,14 +10,14 @@ from typing import Any
 
 import numpy as np
 
+from arrayobs import _arguments as arguments
 from arrayobs import _backends
 from arrayobs import _core as core
-from arrayobs._compat import state_text, to_host
+from arrayobs._compat import state_text
 from arrayobs._config import FLOAT32_EPS, boolean, real_number
 from arrayobs._observers import _state_dict
 from arrayobs._observers._base import Observer, unless_all_empty
 from arrayobs._observers._per_tensor import MovingAverageMinMaxObserver
-from arrayobs._observers._state_dict import IncompatibleKeys
 
 
 class PerChannelMinMaxObserver(Observer):
@@ -149,7 +149,7 @@ class PerChannelMinMaxObserver(Observer):
         return None if self._maybe_observed else True
 
     def _axis(self, x: Any) -> int:
-        return core.channel_axis(self.ch_axis, x.ndim)
+        return arguments.channel_axis(self.ch_axis, x.ndim)
 
     def _check_batch(self, state: core.MinMaxState, x: Any, ch: int | None) -> None:
         self._check_channels(state, x, x.shape[ch])
@@ -163,7 +163,7 @@ class PerChannelMinMaxObserver(Observer):
         shape (0, C)) until the observer knows its channel count.
         """
         if -x.ndim <= self.ch_axis < x.ndim or n or not self._has_shape():
-            ch = core.channel_axis(self.ch_axis, x.ndim)  # raises if x has no such axis
+            ch = arguments.channel_axis(self.ch_axis, x.ndim)  # raises if x has no such axis
             channels = x.shape[ch]
         else:
             channels = state.min_val.shape[0]  # an empty shard without the axis
@@ -196,43 +196,13 @@ class PerChannelMinMaxObserver(Observer):
         return core.merge_minmax(self._state, other, xp=xp)
 
     # -- state_dict ----------------------------------------------------------
-    def load_state_dict(
-        self, state_dict: Mapping[str, Any], strict: bool = True
-    ) -> IncompatibleKeys:
-        """Load ``eps``, ``min_val`` and ``max_val`` (shape (C,), or (0,) for a
-        never-observed observer) from any supported arrays.
-
-        Everything is checked before anything changes: missing or unexpected
-        keys (with ``strict=True``), shapes (``min_val`` and ``max_val`` 1-d of
-        one length; C may differ from the current state's, as in torch),
-        dtypes, NaN eps, and a channel with ``min_val > max_val`` (torch's
-        qparams would raise there) raise and leave the observer as it was.
-        A torch state_dict of version 1 or 2 names the buffers ``min_vals`` and
-        ``max_vals``; they are loaded as ``min_val`` and ``max_val``. Version 1
-        (no eps) gets the default eps, as in torch. Returns the keys that did
-        not match, as the per-tensor observers (torch's per-channel observers
-        never report unexpected keys).
-        """
-        given, eps, keys = self._entries(state_dict, strict)
-        values = {
-            k: _state_dict.host_array(given, k) if k in given else to_host(getattr(self._state, k))
-            for k in ("min_val", "max_val")
-        }
-        lo, hi = values["min_val"], values["max_val"]
-        for k, v in values.items():
-            if v.ndim != 1:
-                msg = f"state_dict[{k!r}] must have shape (C,) or (0,), got {v.shape}"
-                raise ValueError(msg)
-        if lo.shape != hi.shape:
-            msg = f"state_dict min_val and max_val differ in shape: {lo.shape} vs {hi.shape}"
+    def _loaded(self, given: Mapping[str, Any], key: str) -> np.ndarray:
+        """Per channel: 1-d, (C,) or (0,)."""
+        value = _state_dict.host_array(given, key)
+        if value.ndim != 1:
+            msg = f"state_dict[{key!r}] must have shape (C,) or (0,), got {value.shape}"
             raise ValueError(msg)
-        crossed = lo > hi
-        if crossed.any():
-            i = int(np.argmax(crossed))
-            msg = f"state_dict min_val ({lo[i]}) is greater than max_val ({hi[i]}) in channel {i}"
-            raise ValueError(msg)
-        self._load(eps, lo, hi, observed=lo.shape[0] > 0)
-        return keys
+        return value
 
     def _renamed(self, given: dict[str, Any], version: Any) -> dict[str, Any]:
         """Versions 1 and 2 named the buffers ``min_vals`` and ``max_vals``."""

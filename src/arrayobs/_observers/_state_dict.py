@@ -11,7 +11,6 @@ import numpy as np
 from arrayobs._compat import to_host
 from arrayobs._config import FLOAT32_EPS
 
-KEYS = ("eps", "min_val", "max_val")
 # torch's version of these observers' state_dict layout (eps a buffer since 2).
 VERSION = 3
 
@@ -103,7 +102,7 @@ def entries(
     current_eps: float,
     owner: str,
     renamed: Any,
-    keys: tuple[str, ...] = KEYS,
+    keys: tuple[str, ...],
 ) -> tuple[dict[str, Any], float, IncompatibleKeys]:
     """``state_dict``'s entries under their current names, its eps (``current_eps``
     if absent and not ``strict``) and the keys that did not match.
@@ -123,6 +122,32 @@ def entries(
         msg = "state_dict['eps'] is NaN"
         raise ValueError(msg)
     return given, eps, keys_found
+
+
+def checked_range(lo: np.ndarray, hi: np.ndarray) -> bool:
+    """Whether a loaded ``(min_val, max_val)`` (host arrays) is observed.
+
+    Raises ValueError for shapes that differ, or ``min_val > max_val`` (in
+    any channel): torch's qparams raise there. As torch's
+    ``check_min_max_vals``, a 0-d (+inf, -inf) is the never-observed state,
+    and so is a per-channel state of no channel.
+    """
+    if lo.shape != hi.shape:
+        msg = f"state_dict min_val and max_val differ in shape: {lo.shape} vs {hi.shape}"
+        raise ValueError(msg)
+    if lo.ndim == 0:
+        low, high = float(lo), float(hi)
+        fresh = low == math.inf and high == -math.inf
+        if not fresh and low > high:
+            msg = f"state_dict min_val ({low}) is greater than max_val ({high})"
+            raise ValueError(msg)
+        return not fresh
+    crossed = lo > hi
+    if crossed.any():
+        i = int(np.argmax(crossed))
+        msg = f"state_dict min_val ({lo[i]}) is greater than max_val ({hi[i]}) in channel {i}"
+        raise ValueError(msg)
+    return bool(lo.shape[0] > 0)
 
 
 def host_flag(state_dict: Mapping[str, Any], key: str) -> int:
