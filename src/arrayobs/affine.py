@@ -432,7 +432,7 @@ def choose_qparams_affine_tinygemm(
     ...     w, "ASYMMETRIC", (1, 4), "uint4")
     >>> q = affine.quantize_affine_tinygemm(w, (1, 4), scale, zp, "uint4")
     >>> q.tolist(), float(zp[0])
-    [[0, 6, 11, 15]], 1.1333333253860474
+    ([[0, 6, 11, 15]], 1.133333444595337)
     """
     xp = _namespace(x, "x")
     _float_input(x, core.FLOAT_NAMES)
