@@ -108,7 +108,8 @@ class MappingType(enum.Enum):
 
 
 class ZeroPointDomain(enum.Enum):
-    """Where the zero point lives (torchao's enum; only INT and NONE act here)."""
+    """Where the zero point lives (torchao's enum): INT (added to the rounded values),
+    FLOAT (tinygemm: the float value of the middle of the range), NONE (no zero point)."""
 
     INT = enum.auto()
     FLOAT = enum.auto()
