@@ -6,7 +6,6 @@ Every expected number comes from torchao run here on the same values.
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from typing import Any
 
@@ -170,10 +169,3 @@ def test_domain_refusals() -> None:
     with pytest.raises(ValueError, match="cannot be converted to float16"):
         affine.quantize_affine_no_zero_point(x.astype(np.float16), (1, 4), s.astype(np.float16),
                                              None, "int32")  # fmt: skip
-    if importlib.util.find_spec("jax") is not None:
-        jnp = importlib.import_module("jax.numpy")
-        jax = importlib.import_module("jax")
-        if not jax.config.jax_enable_x64:
-            with pytest.raises(TypeError, match="scale_dtype float64 is not available in jax"):
-                affine.choose_qparams_affine(jnp.ones((2, 4)), "ASYMMETRIC", (1, 4), "int8",
-                                             scale_dtype="float64")  # fmt: skip
