@@ -117,6 +117,10 @@ def test_int64_zero_point_matches_torchao(backend: Any) -> None:
         with pytest.raises(TypeError, match="zero_point_dtype int64 is not available"):
             affine.choose_qparams_affine(x, "ASYMMETRIC", (1, 16), "int8", eps=eps,
                                          zero_point_dtype="int64")  # fmt: skip
+        obs = _int64_observer(eps)
+        obs(x)
+        with pytest.raises(TypeError, match="scale_dtype float64 is not available"):
+            obs.calculate_qparams()
         return
     _require(backend, "float64")
     want_s, want_z = tq.choose_qparams_affine(
@@ -134,6 +138,18 @@ def test_int64_zero_point_matches_torchao(backend: Any) -> None:
     _match(scale, want_s, "scale", backend)
     _match(zp, want_z, "zero_point", backend)
     assert int(np.asarray(zp)[4]) == -(2**63)
+    obs = _int64_observer(eps)
+    obs(x)
+    scale, zp = obs.calculate_qparams()
+    _match(scale, want_s, "observer scale", backend)
+    _match(zp, want_z, "observer zero_point", backend)
+
+
+def _int64_observer(eps: float) -> Any:
+    return affine.AffineQuantizedMinMaxObserver(
+        "ASYMMETRIC", "int8", affine.PerRow(), eps=eps, scale_dtype="float64",
+        zero_point_dtype="int64",
+    )  # fmt: skip
 
 
 def test_float64_product_to_float16_rounds_through_float32(backend: Any) -> None:
