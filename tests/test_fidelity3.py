@@ -761,3 +761,25 @@ def test_histogram_negative_loaded_counts(backend: Any, torch_ref: Any, seed: in
     if want[0] == "ok":
         _same(got[1][0], want[1][0])
         assert int(to_host(got[1][1])[0]) == int(want[1][1][0])
+
+
+def test_histogram_rebins_many_bins_in_runs(backend: Any) -> None:
+    """Item 10: re-binning goes through the upsampled points in runs (2**20 at a
+    time); at 70,000 bins (1.12 million points, two runs, one across linspace's
+    middle) the histogram is torch's bit for bit."""
+    from arrayobs import HistogramObserver
+
+    if backend.library not in ("numpy", "torch"):
+        pytest.skip("the runs are backend-independent; NumPy and torch check them")
+    rng = np.random.default_rng(24)
+    batches = [torch.from_numpy(rng.standard_normal(4000).astype(np.float32) * s) for s in (1, 3)]
+    ref = torch.ao.quantization.HistogramObserver(bins=70_000)
+    ours = HistogramObserver(bins=70_000, xp=backend.xp, device=backend.device)
+    for b in batches:
+        ref(b)
+        ours(backend.from_torch(b))
+    got = np.asarray(to_host(ours.histogram))
+    assert got.dtype == np.float32
+    assert np.array_equal(got, ref.histogram.numpy())
+    assert float(to_host(ours.min_val)) == float(ref.min_val)
+    assert float(to_host(ours.max_val)) == float(ref.max_val)

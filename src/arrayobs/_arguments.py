@@ -346,7 +346,7 @@ def check_bound(value: float, dtype: str, what: str) -> None:
         raise ValueError(msg)
 
 
-ZERO_POINT_NAMES = (*INT_RANGES, *FLOAT_NAMES)
+ZERO_POINT_NAMES = (*INT_RANGES, "int64", *FLOAT_NAMES)
 
 
 def _optional_dtype_name(value: Any, what: str, allowed: tuple[str, ...]) -> str | None:

@@ -34,8 +34,9 @@ from typing import Any
 
 from arrayobs import _arguments as arguments
 from arrayobs import _backends
-from arrayobs._compat import backend_name, is_array, namespace_of, without_graph
+from arrayobs._compat import backend_name, has_dtype, is_array, namespace_of, without_graph
 from arrayobs._core import _affine as core
+from arrayobs._core import _affine_domains as domains
 from arrayobs._core._affine import (
     Granularity,
     MappingType,
@@ -66,13 +67,20 @@ __all__ = [
     "PerToken",
     "ZeroPointDomain",
     "choose_qparams_affine",
+    "choose_qparams_affine_tinygemm",
     "choose_qparams_affine_with_min_max",
     "choose_scale_float8",
     "dequantize_affine",
     "dequantize_affine_float8",
+    "dequantize_affine_no_zero_point",
+    "dequantize_affine_tinygemm",
+    "fake_quantize_affine",
+    "fake_quantize_affine_cachemask",
     "get_block_size",
     "quantize_affine",
     "quantize_affine_float8",
+    "quantize_affine_no_zero_point",
+    "quantize_affine_tinygemm",
 ]
 
 
@@ -98,6 +106,15 @@ def _block(block_size: Any, ndim: int) -> tuple[int, ...]:
         msg = f"block_size {tuple(block_size)} must have one entry per axis ({ndim})"
         raise ValueError(msg)
     return tuple(block_size)
+
+
+def _held(x: Any, xp: ModuleType, **names: str | None) -> None:
+    """TypeError where a requested 64-bit dtype does not exist on ``x``'s backend
+    (JAX without x64 would hand back a 32-bit array)."""
+    for what, name in names.items():
+        if name in ("int64", "float64") and not has_dtype(xp, getattr(x, "device", None), name):
+            msg = f"{what} {name} is not available in {backend_name(xp)} (enable 64-bit dtypes)"
+            raise TypeError(msg)
 
 
 def _float_input(x: Any, allowed: tuple[str, ...]) -> None:
@@ -142,6 +159,9 @@ def choose_qparams_affine(
     mapping = arguments.mapping_type(mapping_type)
     block = _block(block_size, x.ndim)
     tgt = arguments.target(target_dtype, quant_min, quant_max)
+    sname = arguments.scale_dtype_name(scale_dtype)
+    zname = arguments.zero_point_dtype_name(zero_point_dtype)
+    _held(x, xp, scale_dtype=sname, zero_point_dtype=zname)
     return _backends.shared(xp).choose_qparams_affine(
         # torchao's op is a custom op: its outputs never carry the input's graph.
         without_graph(x),
@@ -149,8 +169,8 @@ def choose_qparams_affine(
         block,
         tgt,
         arguments.eps_value(eps),
-        arguments.scale_dtype_name(scale_dtype),
-        arguments.zero_point_dtype_name(zero_point_dtype),
+        sname,
+        zname,
         arguments.boolean(keepdim, "keepdim"),
     )
 
@@ -186,18 +206,13 @@ def choose_qparams_affine_with_min_max(
         raise ValueError(msg)
     mapping = arguments.mapping_type(mapping_type)
     tgt = arguments.target(target_dtype, quant_min, quant_max)
+    sname = arguments.scale_dtype_name(scale_dtype)
+    zname = arguments.zero_point_dtype_name(zero_point_dtype)
+    _held(min_val, xp, scale_dtype=sname, zero_point_dtype=zname)
     scale, zp, name = core.qparams_from_minmax(
         min_val, max_val, mapping, tgt, arguments.eps_value(eps), xp=xp
     )
-    return core.finish(
-        scale,
-        zp,
-        name,
-        mapping,
-        arguments.scale_dtype_name(scale_dtype),
-        arguments.zero_point_dtype_name(zero_point_dtype),
-        xp=xp,
-    )
+    return core.finish(scale, zp, name, mapping, sname, zname, xp=xp)
 
 
 def quantize_affine(
@@ -250,6 +265,23 @@ def dequantize_affine(
     ``output_dtype`` (float32, float16 or bfloat16), as torchao's
     ``dequantize_affine``. ``q`` must have ``input_dtype``'s storage dtype
     (any dtype for uint1..uint7, as torchao); ``zero_point`` may be None."""
+    xp, _, out, block = _dequantize_arguments(
+        q, block_size, scale, zero_point, input_dtype, quant_min, quant_max, output_dtype
+    )
+    return core.dequantize(q, block, scale, zero_point, out, xp=xp)
+
+
+def _dequantize_arguments(
+    q: Any,
+    block_size: Sequence[int],
+    scale: Any,
+    zero_point: Any,
+    input_dtype: Any,
+    quant_min: float | None,
+    quant_max: float | None,
+    output_dtype: Any,
+) -> tuple[ModuleType, core.Target, str, tuple[int, ...]]:
+    """torchao's checks shared by the dequantize functions."""
     xp = _namespace(q, "q")
     _namespace(scale, "scale", xp)
     if zero_point is not None:
@@ -263,8 +295,7 @@ def dequantize_affine(
     if out not in ("float32", "float16", "bfloat16"):
         msg = f"output_dtype must be float32, float16 or bfloat16, got {output_dtype!r}"
         raise ValueError(msg)
-    block = _block(block_size, q.ndim)
-    return core.dequantize(q, block, scale, zero_point, out, xp=xp)
+    return xp, tgt, out, _block(block_size, q.ndim)
 
 
 def _float8(value: Any, what: str) -> str:
@@ -331,3 +362,249 @@ def dequantize_affine_float8(q: Any, scale: Any, output_dtype: Any = "float32") 
         msg = f"output_dtype must be one of {core.FLOAT_NAMES}, got {output_dtype!r}"
         raise ValueError(msg)
     return core.dequantize_float8(q, scale, out, xp=xp)
+
+
+# -- torchao's other zero point domains (FLOAT: tinygemm; NONE) -----------------------
+def _quantize_arguments(
+    x: Any,
+    block_size: Sequence[int],
+    scale: Any,
+    zero_point: Any,
+    output_dtype: Any,
+    quant_min: float | None,
+    quant_max: float | None,
+    clamp: str,
+) -> tuple[ModuleType, tuple[int, ...], core.Target]:
+    """torchao's checks shared by the quantize functions (``zero_point`` checked
+    by the caller); ``clamp``: the float dtype the bounds are converted to."""
+    xp = _namespace(x, "x")
+    _float_input(x, ("float16", "bfloat16", "float32"))
+    _namespace(scale, "scale", xp)
+    block = _block(block_size, x.ndim)
+    tgt = arguments.target(output_dtype, quant_min, quant_max)
+    for bound, what in ((tgt.quant_min, "quant_min"), (tgt.quant_max, "quant_max")):
+        arguments.check_bound(bound, clamp, what)
+    return xp, block, tgt
+
+
+def _tinygemm_clamp(x: Any, scale: Any, zero_point: Any) -> str:
+    """The float dtype of tinygemm's ``(x - (zero_point - scale * mid)) / scale``."""
+    low = core.float_name(scale.dtype, "scale")
+    zname = core.dtype_name(zero_point.dtype)
+    if zname in core.FLOAT_NAMES:
+        low = core.promote(zname, low)
+    return core.promote(core.dtype_name(x.dtype), low)
+
+
+def _needs_zero_point(zero_point: Any, what: str, xp: ModuleType) -> None:
+    if zero_point is None:
+        msg = f"zero_point is None: torchao's {what} needs one"
+        raise TypeError(msg)
+    _namespace(zero_point, "zero_point", xp)
+
+
+def choose_qparams_affine_tinygemm(
+    x: Any,
+    mapping_type: Any,
+    block_size: Sequence[int],
+    target_dtype: Any,
+    quant_min: float | None = None,
+    quant_max: float | None = None,
+    eps: float | None = None,
+    scale_dtype: Any = None,
+    zero_point_dtype: Any = None,
+) -> tuple[Any, Any]:
+    """``(scale, zero_point)`` in ``ZeroPointDomain.FLOAT`` (tinygemm's layout), as
+    torchao's ``_choose_qparams_affine_tinygemm``.
+
+    ASYMMETRIC only. Per block, in ``x``'s dtype: ``scale = max((max - min) /
+    (qmax - qmin), eps)`` and ``zero_point = min + scale * mid`` with ``mid =
+    (qmax + qmin + 1) / 2``: min and max are not extended to include 0, so zero
+    need not be representable. Both default to ``x``'s dtype; the shape is the
+    blocks' with reduced axes dropped.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayobs import affine
+    >>> w = np.array([[-1.0, 0.5, 2.0, 3.0]], dtype=np.float32)
+    >>> scale, zp = affine.choose_qparams_affine_tinygemm(
+    ...     w, "ASYMMETRIC", (1, 4), "uint4")
+    >>> q = affine.quantize_affine_tinygemm(w, (1, 4), scale, zp, "uint4")
+    >>> q.tolist(), float(zp[0])
+    ([[0, 6, 11, 15]], 1.133333444595337)
+    """
+    xp = _namespace(x, "x")
+    _float_input(x, core.FLOAT_NAMES)
+    if arguments.mapping_type(mapping_type) is not core.MappingType.ASYMMETRIC:
+        msg = f"tinygemm's qparams are ASYMMETRIC only, got mapping_type {mapping_type!r}"
+        raise ValueError(msg)
+    block = _block(block_size, x.ndim)
+    tgt = arguments.target(target_dtype, quant_min, quant_max)
+    sname = arguments.scale_dtype_name(scale_dtype)
+    zname = arguments.zero_point_dtype_name(zero_point_dtype)
+    _held(x, xp, scale_dtype=sname, zero_point_dtype=zname)
+    nan_safe = _backends.shared(xp).reductions_drop_nan
+    return domains.choose_tinygemm(
+        without_graph(x), block, tgt, arguments.eps_value(eps), sname, zname,
+        xp=xp, nan_safe=nan_safe,
+    )  # fmt: skip
+
+
+def quantize_affine_tinygemm(
+    x: Any,
+    block_size: Sequence[int],
+    scale: Any,
+    zero_point: Any,
+    output_dtype: Any,
+    quant_min: float | None = None,
+    quant_max: float | None = None,
+) -> Any:
+    """``clamp(round((x - (zero_point - scale * mid)) / scale))`` per block, cast to
+    the target's storage dtype, as torchao's ``_quantize_affine_tinygemm``
+    (``ZeroPointDomain.FLOAT``; ``mid = (qmax + qmin + 1) / 2``)."""
+    xp = _namespace(x, "x")
+    _needs_zero_point(zero_point, "_quantize_affine_tinygemm", xp)
+    clamp = _tinygemm_clamp(x, scale, zero_point)
+    xp, block, tgt = _quantize_arguments(
+        x, block_size, scale, zero_point, output_dtype, quant_min, quant_max, clamp
+    )
+    return domains.quantize_tinygemm(x, block, scale, zero_point, tgt, xp=xp)
+
+
+def dequantize_affine_tinygemm(
+    q: Any,
+    block_size: Sequence[int],
+    scale: Any,
+    zero_point: Any,
+    input_dtype: Any,
+    quant_min: float | None = None,
+    quant_max: float | None = None,
+    *,
+    output_dtype: Any = "float32",
+) -> Any:
+    """``(q - mid) * scale + zero_point`` per block, as torchao's
+    ``_dequantize_affine_tinygemm``: ``q - mid`` in float32, cast to
+    ``output_dtype``, then multiplied and added in place (``zero_point`` may be
+    None)."""
+    xp, tgt, out, block = _dequantize_arguments(
+        q, block_size, scale, zero_point, input_dtype, quant_min, quant_max, output_dtype
+    )
+    return domains.dequantize_tinygemm(q, block, scale, zero_point, tgt, out, xp=xp)
+
+
+def quantize_affine_no_zero_point(
+    x: Any,
+    block_size: Sequence[int],
+    scale: Any,
+    zero_point: Any,
+    output_dtype: Any,
+    quant_min: float | None = None,
+    quant_max: float | None = None,
+) -> Any:
+    """``clamp(round(x * (1.0 / scale)))`` per block, cast to the target's storage
+    dtype, as torchao's ``_quantize_affine_no_zero_point``
+    (``ZeroPointDomain.NONE``; ``zero_point`` is ignored, as there)."""
+    xp = _namespace(x, "x")
+    clamp = core.promote(core.dtype_name(x.dtype), core.float_name(scale.dtype, "scale"))
+    xp, block, tgt = _quantize_arguments(
+        x, block_size, scale, zero_point, output_dtype, quant_min, quant_max, clamp
+    )
+    return core.quantize(x, block, scale, None, tgt, xp=xp)
+
+
+def dequantize_affine_no_zero_point(
+    q: Any,
+    block_size: Sequence[int],
+    scale: Any,
+    zero_point: Any,
+    input_dtype: Any,
+    quant_min: float | None = None,
+    quant_max: float | None = None,
+    *,
+    output_dtype: Any = "float32",
+) -> Any:
+    """``q.to(out) * scale`` per block, as torchao's
+    ``_dequantize_affine_no_zero_point`` (``zero_point`` must be None)."""
+    if zero_point is not None:
+        msg = "zero_point must be None for dequantize_affine_no_zero_point (ZeroPointDomain.NONE)"
+        raise ValueError(msg)
+    xp, _, out, block = _dequantize_arguments(
+        q, block_size, scale, None, input_dtype, quant_min, quant_max, output_dtype
+    )
+    return core.dequantize(q, block, scale, None, out, xp=xp)
+
+
+def _fake(
+    x: Any,
+    block_size: Sequence[int],
+    scale: Any,
+    zero_point: Any,
+    quant_dtype: Any,
+    quant_min: float | None,
+    quant_max: float | None,
+    zero_point_domain: Any,
+) -> tuple[Any, Any]:
+    domain = arguments.zero_point_domain(zero_point_domain)
+    xp = _namespace(x, "x")
+    if domain is core.ZeroPointDomain.NONE:
+        if zero_point is not None:
+            msg = "zero_point should be None when zero_point_domain is NONE"
+            raise ValueError(msg)
+        clamp = core.promote(core.dtype_name(x.dtype), core.float_name(scale.dtype, "scale"))
+    else:
+        _needs_zero_point(zero_point, f"fake quantize in {domain}", xp)
+        if domain is core.ZeroPointDomain.FLOAT:
+            clamp = _tinygemm_clamp(x, scale, zero_point)
+        else:
+            clamp = core.quantize_dtype(x.dtype, scale.dtype, zero_point.dtype)
+    xp, block, tgt = _quantize_arguments(
+        x, block_size, scale, zero_point, quant_dtype, quant_min, quant_max, clamp
+    )
+    return domains.fake_quantize(x, block, scale, zero_point, tgt, domain, xp=xp)
+
+
+def fake_quantize_affine(
+    x: Any,
+    block_size: Sequence[int],
+    scale: Any,
+    zero_point: Any,
+    quant_dtype: Any,
+    quant_min: float | None = None,
+    quant_max: float | None = None,
+    zero_point_domain: Any = core.ZeroPointDomain.INT,
+) -> Any:
+    """Quantize then dequantize ``x`` back to its dtype in one zero point domain,
+    as torchao's ``_fake_quantize_affine``: INT (:func:`quantize_affine`),
+    FLOAT (:func:`quantize_affine_tinygemm`) or NONE
+    (:func:`quantize_affine_no_zero_point`, ``zero_point`` None); the quantized
+    values stay in float, so nothing is cast to ``quant_dtype``."""
+    return _fake(
+        x, block_size, scale, zero_point, quant_dtype, quant_min, quant_max, zero_point_domain
+    )[1]
+
+
+def fake_quantize_affine_cachemask(
+    x: Any,
+    block_size: Sequence[int],
+    scale: Any,
+    zero_point: Any,
+    quant_dtype: Any,
+    quant_min: float | None = None,
+    quant_max: float | None = None,
+    zero_point_domain: Any = core.ZeroPointDomain.INT,
+) -> tuple[Any, Any]:
+    """:func:`fake_quantize_affine` and the mask ``quant_min <= q <= quant_max`` of
+    the quantized values (False only where they are NaN), as torchao's
+    ``_fake_quantize_affine_cachemask``. ``quant_min`` and ``quant_max`` are
+    required: torchao compares with the arguments as given (TypeError on None)."""
+    if quant_min is None or quant_max is None:
+        msg = (
+            f"quant_min ({quant_min}) and quant_max ({quant_max}) must both be given: "
+            "torchao's mask compares with them as passed (it fails on None too)"
+        )
+        raise TypeError(msg)
+    q, dq = _fake(
+        x, block_size, scale, zero_point, quant_dtype, quant_min, quant_max, zero_point_domain
+    )
+    return dq, (q >= quant_min) & (q <= quant_max)

@@ -140,7 +140,9 @@ def _module_outputs(mod: Any, case: FQCase, convert: Callable[[np.ndarray], Any]
 # -- a target ------------------------------------------------------------------------
 def supports(target: Target, case: FQCase) -> bool:
     """Whether ``target`` runs ``case``: its dtypes exist there, the mode runs it, and
-    without float64 only what float32 computes exactly (documented)."""
+    without float64 only what float32 computes exactly (documented). JAX without x64
+    runs every case whose dtypes it has: its double steps run under a local
+    ``jax.enable_x64``."""
     if target.mode == "lazy" or (target.mode == "jit" and case.op == "module"):
         return False
     dtypes = {case.input_dtype, case.out_dtype, case.zp_dtype} - {None}
@@ -148,7 +150,9 @@ def supports(target: Target, case: FQCase) -> bool:
         return False
     if case.out_dtype is not None and not hasattr(target.xp, case.out_dtype):
         return False  # out_dtype is named by the namespace (Dask's names no float16)
-    return not case.needs_float64 or has_dtype(target.xp, target.device, "float64")
+    if target.library == "jax" or not case.needs_float64:
+        return True
+    return has_dtype(target.xp, target.device, "float64")
 
 
 def _array(target: Target, host: np.ndarray, bfloat16: bool) -> Any:

@@ -108,7 +108,8 @@ class MappingType(enum.Enum):
 
 
 class ZeroPointDomain(enum.Enum):
-    """Where the zero point lives (torchao's enum; only INT and NONE act here)."""
+    """Where the zero point lives (torchao's enum): INT (added to the rounded values),
+    FLOAT (tinygemm: the float value of the middle of the range), NONE (no zero point)."""
 
     INT = enum.auto()
     FLOAT = enum.auto()
@@ -290,9 +291,13 @@ def quantize(
     tgt: Target,
     *,
     xp: ModuleType,
+    storage: bool = True,
 ) -> Any:
     """torchao's ``quantize_affine``: ``round(x * (1.0 / scale)) + zero_point``,
-    clamped, cast to the target's storage dtype."""
+    clamped, cast to the target's storage dtype. A None ``zero_point`` adds
+    nothing (torchao's ``_quantize_affine_no_zero_point``); ``storage=False``
+    keeps the clamped values in their float dtype (the ``_no_dtype_cast``
+    variants that fake quantization uses)."""
     view, axes = reduction_params(block_size, x.shape)
     per_block = reduced_shape(view, axes)
     sname = float_name(scale.dtype, "scale")
@@ -300,20 +305,21 @@ def quantize(
     scale = s.load(blocks(scale, per_block, "scale", xp))
     inv = s.round(1.0 / scale)
     p = Arith(promote(dtype_name(x.dtype), sname), xp)
-    r = xp.round(p.round(p.load(xp.reshape(x, view)) * inv))
-    zname = dtype_name(zero_point.dtype)
-    zp = blocks(zero_point, per_block, "zero_point", xp)
-    if zname in FLOAT_NAMES:
-        p = Arith(promote(p.name, zname), xp)
-        zp = p.load(zp)
-    else:
-        # An integer zero point is converted to the float dtype first (TensorIterator).
-        zp = p.round(p.load(zp))
-    q = p.round(r + zp)
+    q = xp.round(p.round(p.load(xp.reshape(x, view)) * inv))
+    if zero_point is not None:
+        zname = dtype_name(zero_point.dtype)
+        zp = blocks(zero_point, per_block, "zero_point", xp)
+        if zname in FLOAT_NAMES:
+            p = Arith(promote(p.name, zname), xp)
+            zp = p.load(zp)
+        else:
+            # An integer zero point is converted to the float dtype first (TensorIterator).
+            zp = p.round(p.load(zp))
+        q = p.round(q + zp)
     lo, hi = p.full(q, tgt.quant_min), p.full(q, tgt.quant_max)
     q = xp.where(xp.isnan(q), q, xp.clip(q, lo, hi))
     q = xp.reshape(p.store(q), tuple(x.shape))
-    return cast(q, tgt.storage, xp)
+    return cast(q, tgt.storage, xp) if storage else q
 
 
 @quiet

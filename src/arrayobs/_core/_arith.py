@@ -34,7 +34,9 @@ class Arith:
         return self.xp.astype(self.xp.astype(v, self.dtype), self.work)
 
     def store(self, v: Any) -> Any:
-        return v if v.dtype == self.dtype else self.xp.astype(v, self.dtype)
+        if v.dtype == self.dtype:
+            return v
+        return self.xp.astype(_narrow_double(v, self.name, self.xp), self.dtype)
 
     def scalar(self, value: float) -> float:
         """A Python number as ATen converts it to this dtype (through float32)."""
@@ -62,8 +64,27 @@ def promote(a: str, b: str) -> str:
     return "float32"
 
 
+def _to_int64(v: Any, xp: ModuleType) -> Any:
+    """x86's float-to-int64 cast (``cvttsd2si``) of integral float values: NaN
+    and out-of-range values become ``-2**63``."""
+    ok = (v >= -(2.0**63)) & (v < 2.0**63)
+    out = xp.astype(xp.where(ok, v, xp.zeros_like(v)), xp.int64)
+    return xp.where(ok, out, xp.full_like(out, -(2**63)))
+
+
+def _narrow_double(v: Any, name: str, xp: ModuleType) -> Any:
+    """``v`` ready for a cast to ``name``: a float64 bound for float16 or bfloat16
+    goes through float32 first, as c10's Half and BFloat16 are built from a float
+    (two roundings; NumPy and XLA round once)."""
+    if name in ("float16", "bfloat16") and v.dtype == xp.float64:
+        return xp.astype(v, xp.float32)
+    return v
+
+
 def cast(v: Any, name: str, xp: ModuleType) -> Any:
     """``tensor.to(name)`` of a float array: x86's float-to-int rule for integers."""
+    if name == "int64":
+        return _to_int64(v, xp)
     if name in INT_RANGES:
         return _to_int(v, name, xp)
-    return xp.astype(v, backend_dtype(name, xp))
+    return xp.astype(_narrow_double(v, name, xp), backend_dtype(name, xp))

@@ -39,6 +39,7 @@ from arrayobs._core._minmax import quiet
 from arrayobs._core._sum import torch_sum
 
 UPSAMPLE = 16  # torch's upsample_rate
+_RUN = 1 << 20  # upsampled points re-binned at a time
 
 
 class HistogramState(NamedTuple):
@@ -199,18 +200,30 @@ def linspace(start: Any, end: Any, steps: int, *, xp: ModuleType, device: Any) -
     exactly in it: every product ``i * step`` is exact there, so a compiler
     contracting it into a fused multiply-add changes nothing).
     """
+    if steps <= 1:  # ATen: empty, or filled with start
+        return xp.reshape(_as_dtype(start, xp.float32, xp, device), (1,))[:steps]
+    return linspace_part(start, end, steps, 0, steps, xp=xp, device=device)
+
+
+@quiet  # as linspace
+def linspace_part(
+    start: Any, end: Any, steps: int, first: int, stop: int, *, xp: ModuleType, device: Any
+) -> Any:
+    """``linspace(start, end, steps)[first:stop]`` (``steps >= 2``), computing only
+    those points: each point depends on its index alone."""
     s = _as_dtype(start, xp.float32, xp, device)
     e = _as_dtype(end, xp.float32, xp, device)
-    if steps <= 1:  # ATen: empty, or filled with start
-        return xp.reshape(s, (1,))[:steps]
     count = xp.asarray(float(steps - 1), dtype=xp.float32, device=device)
     step = xp.astype(_divide(e - s, count, xp), xp.float64)
     half = steps // 2  # the first half counts up from start, the rest down from end
-    up = xp.arange(half, dtype=xp.float64, device=device)
-    down = float(steps - 1) - xp.arange(half, steps, dtype=xp.float64, device=device)
-    first = _fused(xp.astype(s, xp.float64), up * step, xp)
-    second = _fused(xp.astype(e, xp.float64), down * -step, xp)
-    return xp.concat([first, second])
+    parts = []
+    if first < half:
+        up = xp.arange(first, min(stop, half), dtype=xp.float64, device=device)
+        parts.append(_fused(xp.astype(s, xp.float64), up * step, xp))
+    if stop > half:
+        idx = xp.arange(max(first, half), stop, dtype=xp.float64, device=device)
+        parts.append(_fused(xp.astype(e, xp.float64), (float(steps - 1) - idx) * -step, xp))
+    return xp.concat(parts) if len(parts) > 1 else parts[0]
 
 
 @quiet  # as linspace
@@ -226,9 +239,15 @@ def bucket_assignments(
     lo = _as_dtype(orig[0], xp.float32, xp, device)
     hi = _as_dtype(orig[1], xp.float32, xp, device)
     bin_size = _divide(hi - lo, xp.asarray(float(n), dtype=xp.float32, device=device), xp)
-    mids = linspace(orig[0], orig[1], n + 1, xp=xp, device=device)[:-1] + 0.5 * bin_size
     bounds = linspace(new[0], new[1], bins + 1, xp=xp, device=device)
-    assigned = xp.searchsorted(bounds, mids, side="right") - 1
+    # In runs of _RUN points: the exact linspace holds several float64 temporaries
+    # per point, which at a million bins (16 million points) would all be live at once.
+    parts = []
+    for first in range(0, n, _RUN):
+        stop = min(first + _RUN, n)
+        edges = linspace_part(orig[0], orig[1], n + 1, first, stop, xp=xp, device=device)
+        parts.append(xp.searchsorted(bounds, edges + 0.5 * bin_size, side="right") - 1)
+    assigned = xp.concat(parts) if len(parts) > 1 else parts[0]
     return xp.clip(assigned, 0, bins - 1)
 
 

@@ -21,6 +21,7 @@ from arrayobs import _backends
 from arrayobs._compat import (
     array_namespace,
     default_device,
+    has_dtype,
     is_array,
     resolve_namespace,
     to_host,
@@ -208,6 +209,12 @@ class AffineQuantizedMinMaxObserver(Bound):
         if state is None:
             msg = f"{type(self).__name__}: run the observer before calling calculate_qparams"
             raise ValueError(msg)
+        # JAX without x64 would hand back a 32-bit array.
+        wanted = (("scale_dtype", self.scale_dtype), ("zero_point_dtype", self.zero_point_dtype))
+        for what, wide in wanted:
+            if wide in ("int64", "float64") and not has_dtype(xp, self._device, wide):
+                msg = f"{what} {wide} is not available in {xp.__name__} (enable 64-bit dtypes)"
+                raise TypeError(msg)
         scale, zp, name = core.qparams_from_minmax(
             state.min_val, state.max_val, self.mapping_type, self._target, self.eps, xp=xp
         )
