@@ -243,8 +243,9 @@ def tests_calib(session: nox.Session) -> None:
     if not files:
         session.skip("no tests/test_calib*.py yet")
     # pip with constraints.txt: the references' own requirements must not move torch off 2.13.0.
+    # plot: matplotlib, for `arrayobs calibrate --plot` (tests/test_calib_cli.py).
     session.install(
-        *CONSTRAINTS, *TEST_DEPS, *RUNNER_DEPS, *CALIB_REFS, "-e", ".[torch,jax,dask,strict]"
+        *CONSTRAINTS, *TEST_DEPS, *RUNNER_DEPS, *CALIB_REFS, "-e", ".[torch,jax,dask,strict,plot]"
     )
     session.run(
         "pytest",
