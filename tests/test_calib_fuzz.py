@@ -8,9 +8,12 @@ exception type and op).
 
 The cases are seeded: ``ARRAYOBS_FUZZ_SEED`` (default 26) and ``ARRAYOBS_FUZZ_EXAMPLES``
 (default 200, as conformance/test_fuzz.py) give ``EXAMPLES // 25`` cases a family on
-NumPy and ``EXAMPLES // 100`` elsewhere (at least one). tests-calib runs that small
-sample; ``nox -s fuzz-calib`` runs 4,000 with a fresh seed, which it prints. A failure
-names the seed, the family and the case's index: rerun it with that seed.
+NumPy (8), ``EXAMPLES // 100`` on torch and array-api-strict (2), and ``EXAMPLES // 400``
+on JAX and Dask, whose classes run op by op (none by default: the stored corpus covers
+them in tests-calib). ``nox -s fuzz-calib`` runs 4,000 with a fresh seed, which it prints.
+A failure names the seed, the family and the case's index: rerun with that seed. Cases
+that once failed stay in ``REGRESSIONS``. On JAX, cases holding subnormals are passed over
+(XLA on the CPU flushes them to zero: docs/exactness.md).
 
 Left out on purpose, being documented deviations (``_calib_runner.DOCUMENTED``): NaN in
 ORT MinMax batches, a second ``collect_data`` of per-channel ORT MinMax, and ORT
@@ -249,13 +252,29 @@ def random_case(family: str, index: int, seed: int = SEED) -> CalibCase:
     )
 
 
-def _count(backend: Any) -> int:
-    return max(1, EXAMPLES // (25 if backend.name == "numpy" else 100))
+# (family, index, seed) of random cases that once failed, run first on every backend.
+REGRESSIONS = [
+    # np.histogram refuses a first range too narrow for distinct float32 edges (zeros and
+    # one subnormal); arrayobs's abs paths binned it (fixed: _calib_nphist error code 6).
+    ("modelopt-histogram", 9, 11),
+]
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_random_cases_match_the_references(backend: Any, family: str) -> None:
+def _has_subnormal(case: CalibCase) -> bool:
+    values = [np.asarray(b[1], np.float32) for op in case.ops if op[0] == "collect" for b in op[1]]
+    tiny = np.finfo(np.float32).tiny
+    return any(bool(np.any((v != 0) & (np.abs(v) < tiny))) for v in values)
+
+
+def _check(backend: Any, case: CalibCase, live: Any, api: Any) -> None:
     run_case = importlib.import_module("arrayobs._conformance._calib_run").run_case
+    want = _zeros_unsigned(run_case(case, live))
+    got = _zeros_unsigned(run_case(case, api))
+    _, bad, _, _, detail = compare_calib_case(case, got, want.rows, want.refusal)
+    assert bad == 0, f"{case.name} ({case.family}) on {backend.name}: {detail}\n{case}"
+
+
+def _apis(backend: Any, family: str) -> tuple[Any, Any]:
     _, _, reference = _references()
     found = calib_modules()
     if isinstance(found, str):
@@ -263,10 +282,34 @@ def test_random_cases_match_the_references(backend: Any, family: str) -> None:
     needs_x64 = family in ("ort-histogram", "modelopt-histogram", "ort-minmax")
     if needs_x64 and not supports_dtype(backend.xp, backend.device, "int64"):
         pytest.skip("the histogram and MinMax states need int64 (runner: NEEDS_X64)")
-    api, live = target_api(_target(backend), found), reference.reference_api()
-    for index in range(_count(backend)):
+    return target_api(_target(backend), found), reference.reference_api()
+
+
+@pytest.mark.parametrize("index", range(len(REGRESSIONS)))
+def test_regressions(backend: Any, index: int) -> None:
+    family, i, seed = REGRESSIONS[index]
+    case = random_case(family, i, seed)
+    if backend.library == "jax" and _has_subnormal(case):
+        pytest.skip("JAX on the CPU flushes subnormals to zero (docs/exactness.md)")
+    api, live = _apis(backend, family)
+    _check(backend, case, live, api)
+
+
+def _count(backend: Any) -> int:
+    """Cases a family: JAX and Dask (op by op, slow) only in the long run."""
+    if backend.library in ("jax", "dask"):
+        return EXAMPLES // 400
+    return max(1, EXAMPLES // (25 if backend.name == "numpy" else 100))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_random_cases_match_the_references(backend: Any, family: str) -> None:
+    count = _count(backend)
+    if not count:
+        pytest.skip("JAX and Dask are fuzzed in nox -s fuzz-calib (ARRAYOBS_FUZZ_EXAMPLES >= 400)")
+    api, live = _apis(backend, family)
+    for index in range(count):
         case = random_case(family, index)
-        want = _zeros_unsigned(run_case(case, live))
-        got = _zeros_unsigned(run_case(case, api))
-        _, bad, _, _, detail = compare_calib_case(case, got, want.rows, want.refusal)
-        assert bad == 0, f"ARRAYOBS_FUZZ_SEED={SEED} {family} #{index}: {detail}\n{case}"
+        if backend.library == "jax" and _has_subnormal(case):
+            continue  # JAX on the CPU flushes subnormals to zero (docs/exactness.md)
+        _check(backend, case, live, api)
