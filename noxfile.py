@@ -1,6 +1,6 @@
 """Sessions ``<suite>-<backend>``: suites tests, conformance, conformance-full and
 fuzz-full; backends numpy, strict, torch, jax, dask (CPU) and cupy, gpu (skipped
-without an NVIDIA GPU).
+without an NVIDIA GPU). ``fuzz-calib`` fuzzes the calibrators against their references.
 
 ``nox`` runs tests-* and conformance-* on the CPU backends, tests-common, tests-numba,
 tests-calib, lint, docs (the site, warnings as errors) and front-door (the README's
@@ -16,7 +16,7 @@ backend (CLI, docs, packaging, layers, imports, reference export, the JAX-shardi
 Dask-cluster tests...) run once, in ``tests-common``, with every CPU backend installed
 and selected (tests/conftest.py: ARRAYOBS_TEST_SCOPE). ``nox -s tests-jax tests-common``
 is everything the tests say about JAX. tests-numba and tests-calib have venvs of their
-own: numba switches the kernels on, and no other session installs the calibrators'
+own: numba switches the kernels on, and no other default session installs the calibrators'
 references (ONNX Runtime, ModelOpt); the calibrators' tests (tests/test_calib*.py) run
 in tests-calib only, on every CPU backend. Each session spreads its tests over the
 CPU cores with pytest-xdist (ARRAYOBS_NOX_WORKERS=0 turns that off).
@@ -241,20 +241,50 @@ def tests_calib(session: nox.Session) -> None:
     """The calibrators (``arrayobs.calib``, tests/test_calib*.py) against their live
     references, ONNX Runtime and ModelOpt, on every CPU backend. A missing reference
     fails the session (ARRAYOBS_REQUIRE_REFERENCES=1, tests/conftest.py) instead of
-    skipping. The only session that installs those references."""
+    skipping. The only default session that installs those references (fuzz-calib, not
+    a default session, does too)."""
     files = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob(CALIB_GLOB))
     if not files:
         session.skip("no tests/test_calib*.py yet")
-    # pip with constraints.txt: the references' own requirements must not move torch off 2.13.0.
-    session.install(
-        *CONSTRAINTS, *TEST_DEPS, *RUNNER_DEPS, *CALIB_REFS, "-e", ".[torch,jax,dask,strict]"
-    )
+    _install_calib(session)
     session.run(
         "pytest",
         *_workers(),
         *files,
         *session.posargs,
         env={"ARRAYOBS_BACKENDS": _ALL_CPU, "ARRAYOBS_REQUIRE_REFERENCES": "1"},
+    )
+
+
+def _install_calib(session: nox.Session) -> None:
+    """The package with every CPU backend, the test dependencies and the calibrators'
+    references, through constraints.txt (the references' own requirements must not move
+    torch off 2.13.0); plot: matplotlib, for `arrayobs calibrate --plot`."""
+    session.install(
+        *CONSTRAINTS, *TEST_DEPS, *RUNNER_DEPS, *CALIB_REFS, "-e", ".[torch,jax,dask,strict,plot]"
+    )
+
+
+@nox.session(name="fuzz-calib")
+def fuzz_calib(session: nox.Session) -> None:
+    """Fresh random calibrator cases (tests/test_calib_fuzz.py with 4,000 examples: 160 a
+    family on NumPy, 40 on torch and array-api-strict, 10 on JAX and Dask) against ONNX
+    Runtime and ModelOpt (not a default session; tests-calib runs a small seeded sample).
+    ``ARRAYOBS_FUZZ_SEED`` repeats a run."""
+    seed = os.environ.get("ARRAYOBS_FUZZ_SEED") or str(int.from_bytes(os.urandom(4), "little"))
+    session.log(f"ARRAYOBS_FUZZ_SEED={seed}")
+    _install_calib(session)
+    session.run(
+        "pytest",
+        *_workers(),
+        "tests/test_calib_fuzz.py",
+        *session.posargs,
+        env={
+            "ARRAYOBS_BACKENDS": _ALL_CPU,
+            "ARRAYOBS_REQUIRE_REFERENCES": "1",
+            "ARRAYOBS_FUZZ_EXAMPLES": "4000",
+            "ARRAYOBS_FUZZ_SEED": seed,
+        },
     )
 
 

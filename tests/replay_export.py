@@ -291,6 +291,113 @@ def replay_affine(root: Path, case: dict[str, Any]) -> list[str]:
     return bad
 
 
+# -- calibrators: the exported files against the stored npz, read with NumPy alone ----------
+def _calib_decode(dtype: str, encoded: np.ndarray, shape: list[int]) -> np.ndarray:
+    """The stored file's encoding: float64 bits; float32 bits of float32 and float16;
+    integers as int64."""
+    if dtype == "float64":
+        return encoded.view(np.float64).reshape(shape)
+    if dtype in ("float32", "float16"):
+        return encoded.astype(np.uint32).view(np.float32).astype(dtype).reshape(shape)
+    return encoded.view(np.int64).astype(dtype).reshape(shape)
+
+
+def calib_stored(path: Path) -> tuple[dict[str, Any], list[list[tuple[int, int, list[Any]]]]]:
+    """The stored calibrators file (``reference-calib-*.npz``, described in its header):
+    its header, and per case its rows ``(op, channel, [(name, array or None), ...])``."""
+    with np.load(path) as d:
+        meta = json.loads(bytes(d["header"]).decode())
+        f = {k: np.asarray(d[k]) for k in d.files if k != "header"}
+    names, dtypes = meta["names"], meta["dtypes"]
+    cases, outs = f["calib_case_offsets"], f["calib_output_offsets"]
+    out = []
+    for i in range(len(cases) - 1):
+        rows, previous = [], {}
+        for r in range(int(cases[i]), int(cases[i + 1])):
+            channel, outputs = int(f["calib_channel"][r]), []
+            for k in range(int(outs[r]), int(outs[r + 1])):
+                name, dtype = names[f["calib_name"][k]], dtypes[f["calib_dtype"][k]]
+                if dtype == "same":
+                    v = previous[(channel, name)]
+                elif dtype == "none":
+                    v = None
+                else:
+                    lo, hi = f["calib_shape_offsets"][k : k + 2]
+                    a, b = f["calib_value_offsets"][k : k + 2]
+                    encoded = np.cumsum(f["calib_values"][a:b], dtype=np.uint64)
+                    v = _calib_decode(dtype, encoded, [int(s) for s in f["calib_shapes"][lo:hi]])
+                previous[(channel, name)] = v
+                outputs.append((name, v))
+            rows.append((int(f["calib_op"][r]), channel, outputs))
+        out.append(rows)
+    return meta, out
+
+
+def _read(root: Path, entry: dict[str, Any]) -> np.ndarray:
+    a = np.load(root / entry["file"], allow_pickle=False)
+    assert str(a.dtype) == entry["dtype"] and list(a.shape) == entry["shape"], entry
+    return a
+
+
+def replay_calibrator(
+    root: Path, case: dict[str, Any], rows: list[tuple[int, int, list[Any]]], stored: Any
+) -> list[str]:
+    """A calibrator case's expected outputs, in order, against the stored rows (dtype,
+    shape and bytes), its refusal against the stored one, and a merge case's batches
+    against the concatenation of their pieces."""
+    bad, label = [], f"calibrator case {case['id']}"
+    found = iter(rows)
+    for k, op in enumerate(case["ops"]):
+        for batch in op.get("batches", []):
+            if "pieces" in batch:
+                joined = np.concatenate([_read(root, p) for p in batch["pieces"]], axis=0)
+                if joined.tobytes() != _read(root, batch).tobytes():
+                    bad.append(f"{label} op {k}: a batch is not its pieces' concatenation")
+        for expected in op["expected"]:
+            row = next(found, None)
+            if row is None or row[:2] != (k, expected["channel"]):
+                bad.append(f"{label} op {k} channel {expected['channel']}: stored row {row}")
+                continue
+            if [n for n, _ in row[2]] != list(expected["outputs"]):
+                bad.append(f"{label} op {k}: outputs {list(expected['outputs'])}")
+                continue
+            for name, want in row[2]:
+                got = expected["outputs"][name]
+                if want is None or got is None:
+                    ok = want is None and got is None
+                else:
+                    a = _read(root, got)
+                    ok = a.dtype == want.dtype and a.shape == want.shape
+                    ok = ok and a.tobytes() == want.tobytes()
+                if not ok:
+                    bad.append(f"{label} op {k} channel {expected['channel']}: {name}")
+    if next(found, None) is not None:
+        bad.append(f"{label}: stored rows left over")
+    if case["refusal"] != stored["refusal"]:
+        bad.append(f"{label}: refusal {case['refusal']} vs stored {stored['refusal']}")
+    return bad
+
+
+def replay_calibrators(root: Path, manifest: dict[str, Any], stored_file: Path) -> list[str]:
+    """The section's cases and ``calibrators_reference`` against the stored file."""
+    meta, stored = calib_stored(stored_file)
+    by_id = {c["id"]: c for c in meta["cases"]}
+    if len(stored) != len(by_id):
+        return [f"calibrators: {len(stored)} cases of rows, {len(by_id)} in the header"]
+    reference = manifest["calibrators_reference"]
+    bad = [f"calibrators_reference {k}" for k in reference if reference[k] != meta.get(k)]
+    cases = manifest["calibrators_cases"]
+    for case in cases:
+        want = by_id[case["id"]]
+        keys = ("family", "name", "arguments", "dtype", "channel_axis", "ranks")
+        differ = [k for k in keys if case[k] != want[k]]
+        if differ:
+            bad.append(f"calibrator case {case['id']}: {differ} not the stored case's")
+            continue
+        bad += replay_calibrator(root, case, stored[case["id"]], want)
+    return bad
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("root", type=Path)
@@ -300,6 +407,11 @@ def main() -> None:
         type=int,
         default=1,
         help="replay every N-th histogram case (torch's HistogramObserver: ~0.25 s a case)",
+    )
+    parser.add_argument(
+        "--calib-reference",
+        type=Path,
+        help="the stored calibrators file the export was made from: checks the section's files",
     )
     args = parser.parse_args()
     root = args.root
@@ -327,6 +439,11 @@ def main() -> None:
     for case in histogram:
         bad = replay_histogram(root, case)
         hist_bad, failures = hist_bad + len(bad), failures + bad
+    calibrators = manifest.get("calibrators_cases", [])  # format version 3 and later
+    calib_bad = None
+    if args.calib_reference is not None and calibrators:
+        bad = replay_calibrators(root, manifest, args.calib_reference)
+        calib_bad, failures = len(bad), failures + bad
     report = {
         "torch": torch.__version__,
         "reference": manifest["reference"],
@@ -342,6 +459,8 @@ def main() -> None:
         "histogram_cases": len(histogram),
         "histogram_batches": sum(len(c["batches"]) for c in histogram),
         "histogram_mismatches": hist_bad,
+        "calibrators_cases": len(calibrators),
+        "calibrators_mismatches": calib_bad,
         "failures": failures[:10],
         "arrayobs_imported": sorted(m for m in sys.modules if m.startswith("arrayobs")),
     }

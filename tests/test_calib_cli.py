@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -132,18 +133,45 @@ def test_calibrate_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         assert "the calibrators need arrayobs.calib" in capsys.readouterr().err
 
 
+def test_calibrate_plot_without_matplotlib(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without matplotlib, --plot is refused with what to install, and writes nothing."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib: ImportError
+    _files(tmp_path)
+    out = tmp_path / "ranges.png"
+    argv = ["calibrate", str(tmp_path / "b0.npy"), "--method", "torch-histogram"]
+    assert main([*argv, "--plot", str(out)]) == 2
+    assert "--plot needs matplotlib" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_calibrate_plot(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """--plot draws a 1080 x 540 PNG: the values' histogram in grey and each method's
+    range as two dashed lines in its own colour of matplotlib's cycle."""
+    # The reason's prefix makes tests-calib, which installs arrayobs[plot], fail rather
+    # than skip when matplotlib is missing (tests/conftest.py: REFERENCE_MISSING).
+    pytest.importorskip("matplotlib", reason="reference not installed: matplotlib (arrayobs[plot])")
+    from matplotlib import image
+
     monkeypatch.setattr(_cli_calibrate, "calib_modules", stand_in)
     _files(tmp_path)
     f, out = str(tmp_path / "b0.npy"), tmp_path / "ranges.png"
-    argv = ["calibrate", f, "--method", "ort-entropy,modelopt-max", "--plot", str(out)]
-    try:
-        importlib.import_module("matplotlib")
-    except ImportError:
-        assert main(argv) == 2
-        assert "--plot needs matplotlib" in capsys.readouterr().err
-        return
+    argv = ["calibrate", f, "--method", "ort-entropy,modelopt-max", "--plot", str(out), "--json"]
     assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["plot"] == str(out) and len(report["methods"]) == 2
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = image.imread(out)
+    assert pixels.shape == (540, 1080, 4)  # figsize (9, 4.5) at 120 dpi
+    rgb = pixels[..., :3].reshape(-1, 3) * 255
+    # The bars' grey (0.6), and near matplotlib's first two cycle colours (the methods'
+    # lines, antialiased): at least a line's height of pixels each.
+    for colour in ((153, 153, 153), (31, 119, 180), (255, 127, 14)):
+        near = np.linalg.norm(rgb - np.asarray(colour), axis=1) < 64
+        assert near.sum() > 300, colour
+    # The table names where the picture went.
+    assert main(argv[:-1]) == 0
+    assert capsys.readouterr().out.rstrip().endswith(f"wrote {out}")

@@ -322,6 +322,9 @@ def test_compare_section(capsys: pytest.CaptureFixture[str]) -> None:
         assert why.startswith("calibrators section on numpy: arrayobs.calib is not importable")
     else:
         assert report["calib_results"][0]["cases"] > 0
+    main(["compare", "--backend", "numpy", "--cases", "calibrators", "--quick", "50"])
+    first = capsys.readouterr().out.splitlines()[0]
+    assert " calibrator cases vs ONNX Runtime 1.31.1 / ModelOpt 0.47.0 (" in first, first
 
 
 @pytest.mark.skipif(not FULL, reason="ARRAYOBS_CALIB_FULL=1: regenerates every case (~100 s)")

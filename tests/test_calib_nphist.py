@@ -29,30 +29,43 @@ def _ort() -> Any:
     )
 
 
+def ort_collector(method: str, symmetric: bool, num_bins: int) -> Any:
+    """ORT's HistogramCollector (num_quantized_bins 128, percentile 99.9, scenario same)."""
+    return _ort().HistogramCollector(method, symmetric, num_bins, 128, 99.9, "same")
+
+
+def ort_collect(ref: Any, arrays: list[Any]) -> BaseException | None:
+    """ORT's collect (its progress lines and NumPy's warnings silenced); its refusal, if any."""
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ref.collect({"t": list(arrays)})
+        except Exception as exc:  # the reference's own type is what we compare
+            return exc
+    return None
+
+
 def ort_histograms(method: str, symmetric: bool, num_bins: int, calls: list[Any]) -> list[Any]:
     """ORT's histogram tuple after each ``collect`` (each call: a list of arrays)."""
-    ref = _ort().HistogramCollector(method, symmetric, num_bins, 128, 99.9, "same")
+    ref = ort_collector(method, symmetric, num_bins)
     out = []
     for arrays in calls:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ref.collect({"t": list(arrays)})
+        refused = ort_collect(ref, arrays)
+        if refused is not None:
+            raise refused
         out.append(tuple(np.copy(v) for v in ref.histogram_dict["t"]))
     return out
 
 
 def ort_refusal(method: str, symmetric: bool, calls: list[Any]) -> type[BaseException]:
     """The exception ORT raises on the last of ``calls``."""
-    ref = _ort().HistogramCollector(method, symmetric, 16, 128, 99.9, "same")
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for arrays in calls[:-1]:
-            ref.collect({"t": list(arrays)})
-        try:
-            ref.collect({"t": list(calls[-1])})
-        except Exception as exc:  # the reference's own type is what we compare
-            return type(exc)
-    pytest.fail("the reference did not refuse")
+    ref = ort_collector(method, symmetric, 16)
+    for arrays in calls[:-1]:
+        ort_collect(ref, arrays)
+    refused = ort_collect(ref, calls[-1])
+    if refused is None:
+        pytest.fail("the reference did not refuse")
+    return type(refused)
 
 
 def modelopt_histograms(num_bins: int, skip_zeros: bool, calls: list[Any]) -> list[Any]:
@@ -71,7 +84,7 @@ def modelopt_histograms(num_bins: int, skip_zeros: bool, calls: list[Any]) -> li
 
 
 # -- comparisons ----------------------------------------------------------------------------
-def _bits(v: Any) -> Any:
+def bits(v: Any) -> Any:
     a = np.asarray(v)
     return (a.dtype.str, a.shape, a.tobytes())
 
@@ -79,8 +92,8 @@ def _bits(v: Any) -> Any:
 def assert_same(mine: tuple[Any, ...], ref: tuple[Any, ...], where: str) -> None:
     """Counts and edges equal with their dtypes; min, max, threshold by float32 bits."""
     assert len(mine) == len(ref), where
-    assert _bits(mine[0]) == _bits(np.asarray(ref[0], dtype=np.int64)), f"counts, {where}"
-    assert _bits(mine[1]) == _bits(ref[1]), f"edges, {where}"
+    assert bits(mine[0]) == bits(np.asarray(ref[0], dtype=np.int64)), f"counts, {where}"
+    assert bits(mine[1]) == bits(ref[1]), f"edges, {where}"
     for k in range(2, len(ref)):
         a, b = np.asarray(mine[k], f32), np.asarray(ref[k], f32)
         if k in (2, 3) and a == 0 and b == 0:
@@ -88,7 +101,7 @@ def assert_same(mine: tuple[Any, ...], ref: tuple[Any, ...], where: str) -> None
             # layout (np.nanmax([0., -0.]) is +0, np.nanmax([-0., 0., -0.]) is -0): a
             # documented deviation; the histogram itself never depends on it.
             continue
-        assert _bits(a) == _bits(b), f"field {k}, {where}"
+        assert bits(a) == bits(b), f"field {k}, {where}"
 
 
 # -- cases ----------------------------------------------------------------------------------
@@ -257,8 +270,8 @@ def test_modelopt_numpy_mode_after_every_collect(skip_zeros: bool, backend: Any)
             states = _run(backend, update, state, inputs)
         for i, (s, (h, e)) in enumerate(zip(states, expected, strict=True)):
             mine = nphist.modelopt_result(s)[0]
-            assert _bits(mine[0]) == _bits(h), f"{name}, counts, collect {i}"
-            assert _bits(mine[1]) == _bits(e), f"{name}, edges, collect {i}"
+            assert bits(mine[0]) == bits(h), f"{name}, counts, collect {i}"
+            assert bits(mine[1]) == bits(e), f"{name}, edges, collect {i}"
 
 
 # -- refusals ---------------------------------------------------------------------------
@@ -291,7 +304,7 @@ def test_refusals_are_sticky_and_keep_the_state(name: str) -> None:
         ort.histogram_result(state)
     later = ort.histogram_update(state, np.ones(4, f32))
     for field in ("counts", "bins", "min", "max"):
-        assert _bits(getattr(later, field)) == _bits(getattr(before, field)), field
+        assert bits(getattr(later, field)) == bits(getattr(before, field)), field
 
 
 def test_overflow_flag_names_need_and_keeps_scalars() -> None:
@@ -327,7 +340,7 @@ def test_floor_divide_is_numpys() -> None:
     a = np.where(rng.random(20000) < 0.5, np.nextafter(a, f32(0)), a).astype(f32)
     with np.errstate(all="ignore"):
         mine = nphist._floor_divide32(xp.asarray(a), xp.asarray(b), xp)
-    assert _bits(mine) == _bits(np.floor_divide(a, b))
+    assert bits(mine) == bits(np.floor_divide(a, b))
 
 
 def test_bad_arguments() -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from arrayobs.calib.ort import HistogramCollector
+from tests.test_calib_nphist import assert_same, bits, ort_collect, ort_collector
 
 f32 = np.float32
 SETTINGS = {
@@ -25,43 +26,6 @@ SETTINGS = {
     "percentile": ("percentile", False),
     "percentile_symmetric": ("percentile", True),
 }
-
-
-def _reference(method: str, symmetric: bool, num_bins: int) -> Any:
-    calibrate = pytest.importorskip(
-        "onnxruntime.quantization.calibrate", reason="reference not installed: onnxruntime 1.31.1"
-    )
-    return calibrate.HistogramCollector(method, symmetric, num_bins, 128, 99.9, "same")
-
-
-def _collect(ref: Any, arrays: list[Any]) -> BaseException | None:
-    """ORT's collect (its progress lines and NumPy's warnings silenced); its refusal, if any."""
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            ref.collect({"t": arrays})
-        except Exception as exc:  # the reference's own type is what we compare
-            return exc
-    return None
-
-
-def _bits(v: Any) -> Any:
-    a = np.asarray(v)
-    return (a.dtype.str, a.shape, a.tobytes())
-
-
-def assert_same(mine: tuple[Any, ...], ref: tuple[Any, ...], where: str) -> None:
-    assert len(mine) == len(ref), where
-    assert _bits(mine[0]) == _bits(np.asarray(ref[0], dtype=np.int64)), f"counts, {where}"
-    assert _bits(mine[1]) == _bits(ref[1]), f"edges, {where}"
-    for k in range(2, len(ref)):
-        a, b = np.asarray(mine[k], f32), np.asarray(ref[k], f32)
-        if k in (2, 3) and a == 0 and b == 0:
-            # The sign of a zero min/max: NumPy's own nanmin/nanmax pick it by their SIMD
-            # layout (np.nanmax([0., -0.]) is +0, np.nanmax([-0., 0., -0.]) is -0): a
-            # documented deviation; the histogram itself never depends on it.
-            continue
-        assert _bits(a) == _bits(b), f"field {k}, {where}"
 
 
 def _stream(seed: int) -> list[list[np.ndarray]]:
@@ -80,10 +44,10 @@ def test_histogram_after_every_collect(setting: str, backend: Any) -> None:
     if not backend.has("float64") and backend.library != "jax":
         pytest.skip("the state holds float64 edges and int64 counts")
     method, symmetric = SETTINGS[setting]
-    ref = _reference(method, symmetric, 64)
+    ref = ort_collector(method, symmetric, 64)
     mine = HistogramCollector(method, symmetric, 64, 128, 99.9, capacity=64)
     for i, arrays in enumerate(_stream(21)):
-        assert _collect(ref, arrays) is None
+        assert ort_collect(ref, arrays) is None
         mine.collect([backend.from_numpy(a) for a in arrays])
         assert_same(mine.histogram, ref.histogram_dict["t"], f"{setting}, collect {i}")
     assert mine.xp is backend.xp
@@ -92,11 +56,11 @@ def test_histogram_after_every_collect(setting: str, backend: Any) -> None:
 @pytest.mark.parametrize("setting", ["entropy", "percentile_symmetric"])
 def test_forward_returns_input(setting: str) -> None:
     method, symmetric = SETTINGS[setting]
-    ref = _reference(method, symmetric, 32)
+    ref = ort_collector(method, symmetric, 32)
     mine = HistogramCollector(method, symmetric, 32, 128, 99.9)
     x = np.linspace(-3, 2, 41, dtype=f32)
     assert mine(x) is x
-    _collect(ref, [x])
+    ort_collect(ref, [x])
     assert_same(mine.histogram, ref.histogram_dict["t"], setting)
 
 
@@ -115,14 +79,14 @@ def test_refusals_keep_the_state(name: str, first: bool) -> None:
     """ORT's exception type; a refused collect changes nothing, and the stream goes on
     as ORT's (whose state a refusal leaves as it was too)."""
     method, symmetric, bad = REFUSALS[name]
-    ref = _reference(method, symmetric, 16)
+    ref = ort_collector(method, symmetric, 16)
     mine = HistogramCollector(method, symmetric, 16, 128, 99.9)
     good = np.array([0.5, -1.0, 0.25], f32)
     if not first:
-        _collect(ref, [good])
+        ort_collect(ref, [good])
         mine.collect(good)
     before = mine.state_dict()
-    expected = _collect(ref, [bad])
+    expected = ort_collect(ref, [bad])
     if expected is None:  # a NaN later on the abs path, an empty first call there: taken
         assert name in ("nan_symmetric", "empty_symmetric") and first == (name != "nan_symmetric")
         mine.collect(bad)
@@ -132,8 +96,8 @@ def test_refusals_keep_the_state(name: str, first: bool) -> None:
         mine.collect(bad)
     after = mine.state_dict()
     assert list(after) == list(before)
-    assert all(_bits(after[k]) == _bits(before[k]) for k in before)
-    assert _collect(ref, [good * 3]) is None
+    assert all(bits(after[k]) == bits(before[k]) for k in before)
+    assert ort_collect(ref, [good * 3]) is None
     mine.collect(good * 3)
     assert_same(mine.histogram, ref.histogram_dict["t"], name)
 
@@ -162,11 +126,11 @@ def test_boundary_refusals() -> None:
 
 def test_capacity_repads_exactly() -> None:
     """The class never refuses: past its capacity it re-pads, then bins, exactly."""
-    ref = _reference("entropy", False, 8)
+    ref = ort_collector("entropy", False, 8)
     mine = HistogramCollector("entropy", False, 8, 128, 99.9, capacity=8)
     for scale in (0.01, 1.0, 30.0):
         x = (np.random.default_rng(3).standard_normal(100) * scale).astype(f32)
-        _collect(ref, [x])
+        ort_collect(ref, [x])
         mine.collect(x)
     assert len(ref.histogram_dict["t"][0]) > 1000
     assert_same(mine.histogram, ref.histogram_dict["t"], "re-padded")
@@ -182,29 +146,29 @@ def test_per_channel_is_each_slice(setting: str, backend: Any) -> None:
         [(rng.standard_normal((2, 5, 4)) * s).astype(f32) for _ in range(2)] for s in (1, 0.1, 3)
     ]
     mine = HistogramCollector(method, symmetric, 16, 128, 99.9, channel_axis=-1, capacity=16)
-    refs = [_reference(method, symmetric, 16) for _ in range(4)]
+    refs = [ort_collector(method, symmetric, 16) for _ in range(4)]
     for i, arrays in enumerate(calls):
         mine.collect([backend.from_numpy(a) for a in arrays])
         rows = mine.histogram
         assert len(rows) == 4
         for ch, ref in enumerate(refs):
-            _collect(ref, [np.take(a, ch, axis=-1) for a in arrays])
+            ort_collect(ref, [np.take(a, ch, axis=-1) for a in arrays])
             assert_same(rows[ch], ref.histogram_dict["t"], f"channel {ch}, collect {i}")
 
 
 def test_copies_pickles_state_dict_go_on_alike() -> None:
     calls = _stream(25)
     for method, symmetric in (("entropy", False), ("percentile", True)):
-        ref = _reference(method, symmetric, 32)
+        ref = ort_collector(method, symmetric, 32)
         mine = HistogramCollector(method, symmetric, 32, 128, 99.9, capacity=32)
         for arrays in calls[:2]:
-            _collect(ref, arrays)
+            ort_collect(ref, arrays)
             mine.collect(arrays)
         loaded = HistogramCollector(method, symmetric, 32, 128, 99.9)
         loaded.load_state_dict(mine.state_dict())
         twins = [copy.deepcopy(mine), pickle.loads(pickle.dumps(mine)), loaded]
         for arrays in calls[2:]:
-            _collect(ref, arrays)
+            ort_collect(ref, arrays)
             for c in (mine, *twins):
                 c.collect(arrays)
         for c in (mine, *twins):
@@ -226,9 +190,9 @@ def test_threads_collect_atomically() -> None:
         t.start()
     for t in threads:
         t.join()
-    ref = _reference("entropy", False, 64)
+    ref = ort_collector("entropy", False, 64)
     for b in [x, *batches]:
-        _collect(ref, [b])
+        ort_collect(ref, [b])
     assert_same(mine.histogram, ref.histogram_dict["t"], "threads")
 
 
@@ -237,10 +201,10 @@ def test_collection_result_when_the_searches_are_there(setting: str) -> None:
     """compute_collection_result through the ORT searches (``_calib_ort_search``)."""
     method, symmetric = SETTINGS[setting]
     num_bins = 512 if method == "distribution" else 128
-    ref = _reference(method, symmetric, num_bins)
+    ref = ort_collector(method, symmetric, num_bins)
     mine = HistogramCollector(method, symmetric, num_bins, 128, 99.9)
     for arrays in _stream(29):
-        _collect(ref, arrays)
+        ort_collect(ref, arrays)
         mine.collect(arrays)
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -249,11 +213,11 @@ def test_collection_result_when_the_searches_are_there(setting: str) -> None:
     if isinstance(expected, tuple):
         assert len(got) == len(expected)
         for a, b in zip(got, expected, strict=True):
-            assert _bits(a) == _bits(b)
+            assert bits(a) == bits(b)
     else:
         assert got.range_value is not None
         for name in ("avg", "std", "hist", "hist_edges", "lowest", "highest"):
-            assert _bits(getattr(got, name)) == _bits(getattr(expected, name)), name
+            assert bits(getattr(got, name)) == bits(getattr(expected, name)), name
 
 
 def test_a_device_without_float64_is_refused(backend: Any) -> None:

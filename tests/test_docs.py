@@ -175,6 +175,7 @@ CASE_SECTIONS = {
     "fake_quant_cases": "Fake-quantize cases",
     "affine_cases": "Affine cases",
     "histogram_cases": "Histogram cases",
+    "calibrators_cases": "Calibrator cases",
 }
 
 
@@ -210,7 +211,7 @@ def test_every_manifest_key_is_documented(manifest: dict[str, Any]) -> None:
     top-level keys in the manifest's table, each list's case keys in that list's section."""
     top = _spec_section("manifest.json")
     undocumented = [k for k in manifest if f"`{k}`" not in top]
-    for key in ("reference", "histogram_reference"):
+    for key in ("reference", "histogram_reference", "calibrators_reference"):
         undocumented += [f"{key}.{k}" for k in manifest[key] if f'"{k}"' not in top]
     for list_key, title in CASE_SECTIONS.items():
         assert manifest[list_key], list_key
@@ -232,7 +233,13 @@ def test_every_file_kind_is_documented(manifest: dict[str, Any]) -> None:
     kinds = set()
     for path in manifest["files"]:
         section, _, name = path.split("/")
-        kinds.add((section, re.sub(r"-\d+\.npy$", "-N.npy", name)))
+        if section == "calibrators":  # the spec's placeholders: op-KK-batch-B-rank-R.npy...
+            name = re.sub(r"^op-\d+-batch-\d+", "op-KK-batch-B", name)
+            name = re.sub(r"-rank-\d+\.npy$", "-rank-R.npy", name)
+            name = re.sub(r"^op-\d+-channel-\d+-\w+\.npy$", "op-KK-channel-C-NAME.npy", name)
+        else:
+            name = re.sub(r"-\d+\.npy$", "-N.npy", name)
+        kinds.add((section, name))
     undocumented = []
     for section, name in sorted(kinds):
         stem = name.removesuffix(".npy").removesuffix("-N")
@@ -240,6 +247,8 @@ def test_every_file_kind_is_documented(manifest: dict[str, Any]) -> None:
         pattern = rf"`{section}/N+/{name_re}`|`{name_re}`"
         if name.startswith("state-"):
             pattern = r"`fake-quant/NNNN/state-KEY\.npy`"
+        if section == "calibrators":
+            pattern = re.escape(f"`calibrators/NNNN/{name}`")
         if not re.search(pattern, files):
             undocumented.append(f"{section}/{name}")
     assert not undocumented, undocumented

@@ -1,7 +1,8 @@
 """``arrayobs reference export`` and ``arrayobs compare --target``: the reference numbers
 outside arrayobs. The export is replayed against live torch.ao by a reader that imports
 nothing from arrayobs (tests/replay_export.py), its histogram section also through
-arrayobs.HistogramObserver, and the corpus runs on third-party observers through the
+arrayobs.HistogramObserver, its calibrators section (with NumPy alone) against the stored
+ORT / ModelOpt file, and the corpus runs on third-party observers through the
 ``--target`` protocol (tests/torchao_target.py, tests/wrong_target.py)."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from arrayobs._conformance._calib_records import reference_path as calib_reference_path
 from arrayobs.cli import main
 
 _TESTS = Path(__file__).parent
@@ -42,6 +44,8 @@ def test_export_replays_on_live_torch_without_arrayobs(exported: Path, torch_ref
             str(exported),
             "--hist-every",
             str(_HIST_EVERY),
+            "--calib-reference",
+            str(calib_reference_path()),
         ],
         capture_output=True,
         text=True,
@@ -50,7 +54,7 @@ def test_export_replays_on_live_torch_without_arrayobs(exported: Path, torch_ref
     )
     report = json.loads(out.stdout)
     assert report["arrayobs_imported"] == [], report
-    assert report["corrupt_files"] == [] and report["files"] > 16000
+    assert report["corrupt_files"] == [] and report["files"] > 18000
     assert report["observer_cases"] == 1458 and report["observer_batches"] > 14000
     assert report["fake_quant_cases"] == 332
     assert report["affine_cases"] == 268
@@ -60,14 +64,16 @@ def test_export_replays_on_live_torch_without_arrayobs(exported: Path, torch_ref
         == report["fake_quant_mismatches"]
         == report["affine_mismatches"]
         == report["histogram_mismatches"]
+        == report["calibrators_mismatches"]
         == 0
     ), report
+    assert report["calibrators_cases"] == 148
     assert report["reference"] == {"torch": "2.13.0+cpu", "torchao": "0.18.0"}
 
 
 def test_manifest_format(exported: Path) -> None:
     manifest = json.loads((exported / "manifest.json").read_text())
-    assert manifest["format"] == "arrayobs-reference-export" and manifest["format_version"] == 2
+    assert manifest["format"] == "arrayobs-reference-export" and manifest["format_version"] == 3
     assert manifest["corpus_version"] == 3
     assert manifest["sections"] == [
         "per-tensor",
@@ -75,6 +81,7 @@ def test_manifest_format(exported: Path) -> None:
         "fake-quant",
         "affine",
         "histogram",
+        "calibrators",
     ]
     assert manifest["reference"]["torchao"] == "0.18.0"
     affine = manifest["affine_cases"]
@@ -145,9 +152,48 @@ def test_manifest_format(exported: Path) -> None:
         "qscheme": "per_tensor_affine",
         "reduce_range": False,
     }
+    _check_calibrators(exported, manifest)
     listed = set(manifest["files"])
     on_disk = {str(p.relative_to(exported)) for p in exported.rglob("*.npy")}
     assert listed == on_disk
+
+
+def _check_calibrators(exported: Path, manifest: dict[str, Any]) -> None:
+    """The calibrators section: ORT's and ModelOpt's versions, every family and op, merge
+    pieces, per-channel rows, None outputs and refusals (with the channel) as specified."""
+    reference = manifest["calibrators_reference"]
+    assert (reference["onnxruntime"], reference["modelopt"]) == ("1.31.1", "0.47.0")
+    assert set(reference["machine"]) == {
+        "torch_cpu_capability",
+        "torch_num_threads",
+        "torch_default_dtype",
+        "numpy_simd",
+    }
+    calib = manifest["calibrators_cases"]
+    assert len(calib) == 148 and {c["section"] for c in calib} == {"calibrators"}
+    assert {(c["family"], c["class"]) for c in calib} == {
+        ("ort-histogram", "HistogramCollector"),
+        ("ort-minmax", "MinMaxCalibrater"),
+        ("ort-scale-zp", "compute_scale_zp"),
+        ("modelopt-max", "MaxCalibrator"),
+        ("modelopt-histogram", "HistogramCalibrator"),
+        ("modelopt-mse", "MseCalibrator"),
+    }
+    ops = [op for c in calib for op in c["ops"]]
+    assert {op["op"] for op in ops} == {"collect", "result", "qparams", "scale_zp", "reset"}
+    merge = next(c for c in calib if c["ranks"] > 1)
+    batch = merge["ops"][0]["batches"][0]
+    assert len(batch["pieces"]) == merge["ranks"]
+    assert batch["file"] == f"calibrators/{merge['id']:04d}/op-00-batch-0.npy"
+    channels = next(c for c in calib if c["channel_axis"] is not None)
+    rows = channels["ops"][0]["expected"]
+    assert [r["channel"] for r in rows] == list(range(len(rows))) and len(rows) > 1
+    refused = [c["refusal"] for c in calib if c["refusal"] is not None]
+    assert len(refused) == 31 and set(refused[0]) == {"type", "message", "op", "channel"}
+    outputs = [o for op in ops for e in op["expected"] for o in e["outputs"].values()]
+    assert None in outputs
+    hist = next(o for o in outputs if o and o["file"].endswith("-hist.npy"))
+    assert hist["dtype"] == "int64" and np.load(exported / hist["file"]).dtype == np.int64
 
 
 def test_export_one_section_without_torch(tmp_path: Path) -> None:
@@ -339,3 +385,28 @@ def test_target_errors_exit_2(
     assert main(["compare", *argv]) == 2
     err = capsys.readouterr().err
     assert fragment in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_corrupted_calibrator_value_is_detected(tmp_path: Path) -> None:
+    """A value changed in the stored calibrators file travels into the export, and the
+    NumPy-only replay (replay_export.py, against the package's file) names it."""
+    from arrayobs._conformance._calib_records import load as load_calib
+    from arrayobs._conformance._calib_records import save as save_calib
+    from arrayobs._conformance._export import export
+    from tests.replay_export import replay_calibrators
+
+    records, meta = load_calib()
+    first = int(records.output_offsets[records.case_offsets[7]])  # case 7's first output
+    at = int(records.value_offsets[first])
+    records.values[at] += np.uint64(1)  # its first value's bits, one higher
+    bad = tmp_path / "bad.npz"
+    save_calib(records, bad, {k: v for k, v in meta.items() if k not in ("names", "dtypes")})
+    root = tmp_path / "export"
+    manifest = export(root, "calibrators", calibrators_reference=bad)
+    failures = replay_calibrators(root, manifest, calib_reference_path())
+    assert failures == [f"calibrator case 7 op 0 channel 0: {manifest_name(manifest, 7)}"]
+
+
+def manifest_name(manifest: dict[str, Any], case_id: int) -> str:
+    """The name of case ``case_id``'s first expected output."""
+    return next(iter(manifest["calibrators_cases"][case_id]["ops"][0]["expected"][0]["outputs"]))

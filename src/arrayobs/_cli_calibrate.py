@@ -28,14 +28,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import math
 import sys
 import warnings
-from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+from arrayobs._cli_files import json_safe, load_batches
 
 METHODS = (
     "torch-histogram",
@@ -166,16 +166,6 @@ def calibrate(methods: list[str], batches: list[np.ndarray]) -> list[dict[str, A
     return out
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    return value
-
-
 def text(results: list[dict[str, Any]], n_batches: int, n_values: int) -> str:
     head = ("method", "range lo", "range hi", "scale", "zero point", "library")
     body = [
@@ -225,10 +215,10 @@ def plot(path: str, batches: list[np.ndarray], results: list[dict[str, Any]]) ->
     plt.close(fig)
 
 
-def run(args: argparse.Namespace, load: Callable[[list[str]], list[tuple[str, np.ndarray]]]) -> int:
+def run(args: argparse.Namespace) -> int:
     try:
         methods = parse_methods(args.method)
-        loaded = load(args.files)
+        loaded = load_batches(args.files)
         batches = [np.asarray(b) for _, b in loaded]
         results = calibrate(methods, batches)
         if args.plot:
@@ -247,7 +237,7 @@ def run(args: argparse.Namespace, load: Callable[[list[str]], list[tuple[str, np
             "methods": results,
             "plot": args.plot,
         }
-        print(json.dumps(_json_safe(report), indent=2, allow_nan=False))
+        print(json.dumps(json_safe(report), indent=2, allow_nan=False))
     else:
         print(text(results, len(batches), n_values))
         if args.plot:
@@ -255,7 +245,7 @@ def run(args: argparse.Namespace, load: Callable[[list[str]], list[tuple[str, np
     return 0
 
 
-def add_parser(sub: Any, load: Callable[[list[str]], list[tuple[str, np.ndarray]]]) -> None:
+def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "calibrate", help="calibration methods of torch.ao, ORT and ModelOpt on .npy activations"
     )
@@ -267,4 +257,4 @@ def add_parser(sub: Any, load: Callable[[list[str]], list[tuple[str, np.ndarray]
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--plot", metavar="OUT.png", default=None, help="draw the histogram and ranges")
-    p.set_defaults(run=lambda args: run(args, load))
+    p.set_defaults(run=run)

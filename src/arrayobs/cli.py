@@ -36,6 +36,7 @@ from arrayobs import (
     _cli_calibrate,
     _cli_compare,
 )
+from arrayobs._cli_files import json_safe, load_batches
 from arrayobs._compat import to_host
 from arrayobs._conformance._records import TORCH_VERSION, TORCHAO_VERSION
 
@@ -146,63 +147,10 @@ def _print_result(who: str, r: dict[str, Any]) -> None:
 
 
 # -- observe -----------------------------------------------------------------------
-def _load_batches(paths: list[str]) -> list[tuple[str, np.ndarray]]:
-    out = []
-    for name in paths:
-        path = Path(name)
-        if path.suffix not in (".npy", ".npz"):
-            msg = f"{name}: expected a .npy or .npz file"
-            raise ValueError(msg)
-        try:
-            out.extend(_read(path, name))
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"{name}: {exc}") from exc
-        except Exception as exc:  # a damaged file fails in many ways: zip, zlib, EOF, memory
-            msg = f"{name}: cannot read ({type(exc).__name__}: {exc})"
-            raise ValueError(msg) from exc
-    return out
-
-
-def _read(path: Path, name: str) -> list[tuple[str, np.ndarray]]:
-    """The arrays of one file, each checked against the file's size before it is read."""
-    size = path.stat().st_size
-    if size == 0:
-        msg = "the file is empty"
-        raise ValueError(msg)
-    if path.suffix == ".npy":
-        with path.open("rb") as f:
-            _check_npy_header(f, size)
-        return [(name, np.load(path, allow_pickle=False))]
-    # Our own file object: np.load leaks its own when the archive is damaged.
-    with path.open("rb") as f, np.load(f, allow_pickle=False) as loaded:
-        out = []
-        names = set(loaded.zip.namelist())
-        for key in loaded.files:
-            member_name = f"{key}.npy" if f"{key}.npy" in names else key
-            with loaded.zip.open(member_name) as member:
-                _check_npy_header(member, loaded.zip.getinfo(member_name).file_size)
-            out.append((f"{name}:{key}", np.asarray(loaded[key])))
-        return out
-
-
-def _check_npy_header(f: Any, size: int) -> None:
-    """Raise ValueError unless the .npy header's shape fits in ``size`` bytes
-    (a header may claim 2**40 elements that the file does not hold)."""
-    version = np.lib.format.read_magic(f)
-    if version == (1, 0):
-        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-    else:
-        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-    need = math.prod(shape) * dtype.itemsize
-    if need > size:
-        msg = f"its header claims shape {shape} ({need} bytes) but the file has {size} bytes"
-        raise ValueError(msg)
-
-
 def _observe(args: argparse.Namespace) -> int:
     try:
         obs = _make_observer(args)
-        batches = _load_batches(args.files)
+        batches = load_batches(args.files)
         for name, batch in batches:
             try:
                 obs(batch)
@@ -213,25 +161,13 @@ def _observe(args: argparse.Namespace) -> int:
         return _fail(exc)
     result["batches"] = [name for name, _ in batches]
     if args.json:
-        print(json.dumps(_json_safe(result), indent=2, allow_nan=False))
+        print(json.dumps(json_safe(result), indent=2, allow_nan=False))
     else:
         print(f"{obs!r} over {len(batches)} batches")
         _print_result("arrayobs", result)
         for w in result["warnings"]:
             print(f"  warning: {w}")
     return 0
-
-
-def _json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities as the strings "nan", "inf", "-inf": JSON has
-    no such numbers (json.dumps would write bare NaN/Infinity, which parsers refuse)."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    return value
 
 
 # -- demo --------------------------------------------------------------------------
@@ -349,6 +285,7 @@ def _export(args: argparse.Namespace) -> int:
         f"{len(manifest['fake_quant_cases'])} fake-quantize cases, "
         f"{len(manifest['affine_cases'])} affine cases, "
         f"{len(manifest['histogram_cases'])} histogram cases, "
+        f"{len(manifest['calibrators_cases'])} calibrator cases, "
         f"{len(manifest['files']) + 1} files, {size / 1e6:.1f} MB "
         f"(torch {manifest['reference']['torch']}, corpus version {manifest['corpus_version']})"
     )
@@ -366,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _cli_compare.add_parser(sub)
-    _cli_calibrate.add_parser(sub, _load_batches)
+    _cli_calibrate.add_parser(sub)
     observe = sub.add_parser("observe", help="qparams of arrays saved as .npy/.npz (each a batch)")
     observe.add_argument("files", nargs="+", metavar="FILE")
     _add_observer_options(observe)
@@ -393,12 +330,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("dir", metavar="DIR", help="a new or empty directory")
     export.add_argument(
         "--cases",
-        choices=("all", "per-tensor", "per-channel", "fake-quant", "affine", "histogram"),
+        choices=(
+            "all",
+            "per-tensor",
+            "per-channel",
+            "fake-quant",
+            "affine",
+            "histogram",
+            "calibrators",
+        ),
         default="all",
         help=(
             "the whole corpus (default) or one section (affine: torchao 0.18.0's numbers; "
             "histogram: HistogramObserver, torch 2.13.0's histogram, state and qparams after "
-            "every batch)"
+            "every batch; calibrators: ONNX Runtime 1.31.1's and ModelOpt 0.47.0's "
+            "calibrators, their state and results after every call)"
         ),
     )
     export.set_defaults(run=_export)

@@ -14,6 +14,7 @@ reference. Paths, under the export's root:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -106,17 +107,30 @@ def calib_case(w: Any, case: CalibCase, records: CalibRecords) -> dict[str, Any]
         "ops": ops,
         "refusal": None
         if refusal is None
-        else {"type": refusal.type, "message": refusal.message, "op": refusal.op},
+        else {
+            "type": refusal.type,
+            "message": refusal.message,
+            "op": refusal.op,
+            "channel": refusal.channel,
+        },
     }
 
 
-def calib_cases(w: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The section's reference versions (``calibrators_reference``) and its cases
-    (``calibrators_cases``), checked against this corpus."""
-    records, meta = load()
-    corpus = cases()
-    if len(corpus) != records.n_cases:
+def calib_reference(path: Path | None = None) -> tuple[CalibRecords, dict[str, Any]]:
+    """The stored calibrators file (``path``: another than the package's), checked
+    against this corpus, and its versions (``calibrators_reference``)."""
+    records, meta = load(path)
+    if len(cases()) != records.n_cases:
         msg = "the stored calibrators reference does not match this corpus"
         raise ValueError(msg)
-    reference = {k: meta.get(k) for k in REFERENCE_KEYS}
-    return reference, [calib_case(w, c, records) for c in corpus]
+    return records, {k: meta.get(k) for k in REFERENCE_KEYS}
+
+
+def calib_cases(
+    w: Any, stored: tuple[CalibRecords, dict[str, Any]] | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The section's reference versions (``calibrators_reference``) and its cases
+    (``calibrators_cases``), their files written through ``w``; ``stored``: what
+    :func:`calib_reference` returned (default: the package's file)."""
+    records, reference = calib_reference() if stored is None else stored
+    return reference, [calib_case(w, c, records) for c in cases()]

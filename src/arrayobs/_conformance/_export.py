@@ -6,8 +6,10 @@ export needs neither torch nor any backend. ``manifest.json`` describes every
 case; docs/reference-format.md specifies the format.
 
 Format version 2 added the histogram section (``"histogram"`` in ``sections``,
-``histogram_cases``, ``histogram_reference``, files under ``histogram/``);
-everything of version 1 is unchanged.
+``histogram_cases``, ``histogram_reference``, files under ``histogram/``); version 3
+the calibrators section (``"calibrators"``, ``calibrators_cases``,
+``calibrators_reference``, files under ``calibrators/``; ``_calib_export``). Everything
+of the earlier versions is unchanged.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from arrayobs._conformance._calib_export import calib_cases, calib_reference
 from arrayobs._conformance._corpus import Case, batches, cases, view_kind
 from arrayobs._conformance._fq_corpus import MODULES, FQCase, arguments, module_batches
 from arrayobs._conformance._fq_corpus import cases as fq_cases
@@ -40,8 +43,8 @@ from arrayobs._conformance._records import (
 from arrayobs._conformance._runner import _view
 
 FORMAT = "arrayobs-reference-export"
-FORMAT_VERSION = 2  # 2: the histogram section
-SECTIONS = ("per-tensor", "per-channel", "fake-quant", "affine", "histogram")
+FORMAT_VERSION = 3  # 2: the histogram section; 3: the calibrators section
+SECTIONS = ("per-tensor", "per-channel", "fake-quant", "affine", "histogram", "calibrators")
 STATUS = {0: "ok", NEVER_OBSERVED: "never-observed", REFUSED: "refused"}
 # torch.ao's fake-quantize modules' state_dict keys, in order (every module of the corpus).
 STATE_DICT_KEYS = (
@@ -281,10 +284,12 @@ def export(
     which: str = "all",
     reference: Path | None = None,
     histogram_reference: Path | None = None,
+    calibrators_reference: Path | None = None,
 ) -> dict[str, Any]:
     """Write the ``which`` sections of the corpus under ``root``; return the manifest.
 
-    ``reference`` and ``histogram_reference``: other stored files than the package's."""
+    ``reference``, ``histogram_reference`` and ``calibrators_reference``: other stored
+    files than the package's."""
     sections = _sections(which)
     records, meta = load(reference)
     fq_records = load_fake_quant(reference)
@@ -296,6 +301,7 @@ def export(
         msg = f"the stored reference is torch {meta['torch']}, not {TORCH_VERSION}"
         raise ValueError(msg)
     hist = _histogram_reference(histogram_reference) if "histogram" in sections else None
+    calib = calib_reference(calibrators_reference) if "calibrators" in sections else None
     root.mkdir(parents=True, exist_ok=True)
     if any(root.iterdir()):
         msg = f"{root} is not empty; export into a new or empty directory"
@@ -309,6 +315,7 @@ def export(
     )
     affine = _affine_cases(w) if "affine" in sections else []
     histogram = _histogram_cases(w, hist[0]) if hist else []
+    calib_versions, calibrators = calib_cases(w, calib) if calib else (None, [])
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -321,6 +328,8 @@ def export(
         "affine_cases": affine,
         "histogram_reference": hist[1] if hist else None,
         "histogram_cases": histogram,
+        "calibrators_reference": calib_versions,
+        "calibrators_cases": calibrators,
         "files": dict(sorted(w.files.items())),
     }
     (root / "manifest.json").write_text(json.dumps(manifest, separators=(",", ":")) + "\n")

@@ -66,8 +66,10 @@ def _per_kind(cases: list[Any], choice: str) -> list[Any]:
 
 def _load_calibrators() -> tuple[Any, dict[str, Any]]:
     records, meta = load_calib()
-    # Its two references, under one key for the first line ("vs ORT / ModelOpt 1.31.1 / 0.47.0").
-    return records, {**meta, "ORT / ModelOpt": f"{meta['onnxruntime']} / {meta['modelopt']}"}
+    # Its two references, under one key for the first line's "vs {key} {value}":
+    # "vs ONNX Runtime 1.31.1 / ModelOpt 0.47.0".
+    both = f"{meta['onnxruntime']} / ModelOpt {meta['modelopt']}"
+    return records, {**meta, "ONNX Runtime": both}
 
 
 def _load_fake_quant() -> tuple[Any, dict[str, Any]]:
@@ -152,7 +154,7 @@ SECTIONS = (
         load=_load_calibrators,
         run=run_calib_target,
         counted="calibrator cases",
-        versus="ORT / ModelOpt",
+        versus="ONNX Runtime",
         json_prefix="calib_",
         json_reference=("onnxruntime", "modelopt", "torch", "corpus_version", "created", "machine"),
         heading="calibrators, ORT and ModelOpt (rows: a call's state or result, per channel):",

@@ -73,6 +73,11 @@ ERRORS: dict[int, tuple[type[Exception], str]] = {
     3: (ValueError, "Maximum allowed size exceeded (np.arange up to an infinite maximum)"),
     4: (ValueError, "zero-size array to reduction operation maximum which has no identity"),
     5: (RuntimeError, "min(): Expected reduction dim to be specified for input.numel() == 0"),
+    6: (
+        ValueError,
+        "Too many bins for data range (np.histogram: the first batch's range is too narrow "
+        "for num_bins distinct float edges)",
+    ),
 }
 
 
@@ -332,6 +337,10 @@ def value_update(state: ValueState, x: Any, *, xp: ModuleType) -> ValueState:
     half = xp.where(threshold == 0, xp.full_like(threshold, 0.5), threshold)
     lo, hi = xp.reshape(-half, (c, 1)), xp.reshape(half, (c, 1))
     n = xp.reshape(xp.where(bins <= cap, bins, xp.ones_like(bins)), (c, 1))
+    # ORT's np.histogram refuses a range whose linspace repeats an edge (a subnormal one)
+    j = xp.reshape(xp.arange(cap + 1, dtype=xp.int64, device=device_of(x)), (1, cap + 1))
+    edges = _uniform_edge(j, lo, hi, n, xp)
+    narrow = xp.any((edges[:, 1:] <= edges[:, :-1]) & (j[:, 1:] <= n))
     inside = (x >= lo) & (x <= hi)
     index = _uniform_index(xp.where(inside, x, lo), lo, hi, n, xp)
     batch = _count_rows(index, inside, cap, xp)
@@ -348,7 +357,7 @@ def value_update(state: ValueState, x: Any, *, xp: ModuleType) -> ValueState:
         state.error,
         state.steps + 1,
     )
-    code = xp.astype(bad, xp.int64)
+    code = xp.astype(bad, xp.int64) + xp.astype(~bad & narrow, xp.int64) * 6
     refused, error = _sticky(state, code, xp)
     kept = _keep(state, new, refused, xp)
     return kept._replace(error=error, steps=state.steps + 1)  # type: ignore[no-any-return]
@@ -466,6 +475,9 @@ def abs_update(
     first_edges = xp.where(xp.reshape(some, (c, 1)), _uniform_edge(j, lo2, hi2, n2, xp), unit)
     first_edges = xp.astype(first_edges, xp.float64)
     first_edges = xp.where(j <= n2, first_edges, _full(math.inf, first_edges, xp))
+    # np.histogram refuses a range whose linspace repeats an edge (a subnormal range, say)
+    repeats = (first_edges[:, 1:] <= first_edges[:, :-1]) & (j[:, 1:] <= n2)
+    narrow = xp.any(xp.any(repeats, axis=1) & some)
     first_counts = state.counts
     if started is not True:
         first_inside = keep & (a >= lo2) & (a <= hi2)
@@ -539,7 +551,8 @@ def abs_update(
         state.error,
         state.steps + 1,
     )
-    code = xp.where(started, later_bad, xp.astype(first_bad, xp.int64) * 2)
+    first_code = xp.astype(first_bad, xp.int64) * 2 + xp.astype(~first_bad & narrow, xp.int64) * 6
+    code = xp.where(started, later_bad, first_code)
     if modelopt and m == 0:
         code = xp.asarray(5, dtype=xp.int64, device=device)
     refused, error = _sticky(state, code, xp)
