@@ -1,5 +1,5 @@
 """The functional core of :mod:`arrayobs.calib.modelopt` (ModelOpt 0.47.0's
-calibrators): ``max_*`` and ``histogram_*``, pure updates on fixed-shape states
+calibrators): ``max_*``, ``histogram_*`` and ``mse_*``, pure updates on fixed-shape states
 (run under ``jax.jit`` and lazily on Dask) and host results, re-exported there.
 The classes (:mod:`arrayobs._observers._modelopt`) call these.
 """
@@ -15,11 +15,11 @@ import numpy as np
 from arrayobs import _backends
 from arrayobs._arguments import array_namespace
 from arrayobs._backends import _calib_fast
-from arrayobs._compat import default_device, resolve_namespace, to_host
+from arrayobs._compat import default_device, device_of, resolve_namespace, to_host
 from arrayobs._core import _calib_modelopt as core
 from arrayobs._core import _calib_modelopt_search as search
 from arrayobs._core import _calib_nphist as nphist
-from arrayobs._core._calib_modelopt import HistState, MaxState
+from arrayobs._core._calib_modelopt import HistState, MaxState, MseState
 from arrayobs._core._calib_nphist import AbsState
 
 
@@ -240,3 +240,54 @@ def histogram_result(
             amax.append(search.amax_percentile(h, edges, percentile))
     out = np.stack(amax).astype(np.float32)
     return out if per_channel else out.reshape(())
+
+
+# -- MseCalibrator ------------------------------------------------------------------
+def mse_init(
+    amax: Any,
+    shape: tuple[int, ...] = (),
+    axis: Any = None,
+    step_size: float = 0.1,
+    start_multiplier: float = 0.25,
+    stop_multiplier: float = 4.0,
+    *,
+    xp: Any = None,
+    device: Any = None,
+) -> MseState:
+    """The never-collected state of ``MseCalibrator(amax, axis, step_size,
+    start_multiplier, stop_multiplier)`` for inputs of ``shape`` (only the
+    dims ``axis`` keeps matter; per tensor any shape fits). ``xp`` and
+    ``device`` default to ``amax``'s. ``axis`` must name leading dims
+    (NotImplementedError otherwise)."""
+    ns = _namespace(xp, amax)
+    device = device_of(amax) if device is None else device
+    kept = core.mse_kept(tuple(shape), axis)
+    steps = core.mse_steps(start_multiplier, stop_multiplier, step_size)
+    candidates = core.mse_candidates(start_multiplier, stop_multiplier, steps)
+    return core.mse_init(amax, kept, candidates, xp=ns, device=device)
+
+
+def mse_update(
+    state: MseState, x: Any, quant_func: Any, error_func: Any = None, *, xp: Any = None
+) -> MseState:
+    """One ``MseCalibrator.collect(x)`` with ``quant_func(x, amax)`` and
+    ``error_func(x, xq)`` (default: the squared error), both taking and
+    returning arrays of ``x``'s namespace. Pure; no host read: under
+    ``jax.jit``, pass the functions as static (``functools.partial``). No
+    ``quant_func``: RuntimeError, as the reference."""
+    if quant_func is None:
+        msg = "Quantization function not set."
+        raise RuntimeError(msg)
+    ns = _namespace(xp, state.losses)
+    rows = _backends.shared(ns).whole_rows
+    return core.mse_update(state, x, quant_func, error_func, xp=ns, whole_rows=rows)
+
+
+def mse_result(state: MseState) -> np.ndarray | None:
+    """``compute_amax()`` on the host: ``amax * candidate`` with the first
+    smallest summed loss per channel (the initial amax's shape), or None
+    before any collect."""
+    if not bool(to_host(state.seen)):
+        return None
+    host = [np.asarray(to_host(v)) for v in (state.amax, state.candidates, state.losses)]
+    return core.mse_best(*host)
