@@ -329,19 +329,6 @@ class HistogramCalibrator(_Calibrator):
             new = api.histogram_update(state, x, xp=xp, **update)
         return new
 
-    def _first_bin_copied(self) -> None:
-        """The reference's NumPy-mode entropy sets its stored first bin to the
-        second (``bins = calib_hist[:]`` is a view): later collects and
-        searches see that change; so does this calibrator (lock held)."""
-        state, xp = self._state, self._xp
-        if state is None or xp is None or self._torch_hist or state.counts.shape[1] < 2:
-            return
-        counts = state.counts
-        with _backends.shared(xp).float64_scope():  # int64 counts (JAX: enable_x64)
-            ok = xp.reshape(state.bins >= 2, (-1, 1))
-            first = xp.where(ok, counts[:, 1:2], counts[:, 0:1])
-            self._state = state._replace(counts=xp.concat([first, counts[:, 1:]], axis=1))
-
     @property
     def _per_channel(self) -> bool:
         return self._channel_axis is not None
@@ -374,9 +361,10 @@ class HistogramCalibrator(_Calibrator):
         ValueError (checked first, as the reference)."""
 
         with self._lock:
-            if method == "entropy":
-                self._first_bin_copied()
             state, xp, device = self._state, self._xp, self._device
+            if state is not None:
+                # the reference changes its first bin before its search, which may still refuse
+                state = self._state = api.searched_state(state, method)
         if state is None:
             if method == "percentile" and (percentile < 0 or percentile > 100):
                 msg = "Invalid percentile. Must be in range 0 <= percentile <= 100."
@@ -385,7 +373,7 @@ class HistogramCalibrator(_Calibrator):
                 msg = f"Unknown calibration method {method}"
                 raise TypeError(msg)
             return None
-        out = api.histogram_result(
+        out, _ = api.histogram_result(
             state,
             method,
             num_bits=self._num_bits,

@@ -200,6 +200,23 @@ def histogram_host(
     return out
 
 
+def searched_state(state: HistState | AbsState, method: str) -> HistState | AbsState:
+    """The state the reference holds after ``compute_amax(method)``. NumPy
+    mode's entropy search sets each started row's first bin to its second
+    (``bins = calib_hist[:]`` is a view of the stored histogram), before its
+    search can still refuse; later collects and searches see that change.
+    Anything else leaves the state as it is. Pure: no host read."""
+    if method != "entropy" or not isinstance(state, AbsState) or state.counts.shape[1] < 2:
+        return state
+    counts = state.counts
+    ns = array_namespace(counts, "state")
+    with _backends.shared(ns).float64_scope():  # int64 counts (JAX: enable_x64)
+        # one bin: the reference's bins[1] raises IndexError before any change
+        ok = ns.reshape(state.started & (state.bins >= 2), (-1, 1))
+        first = ns.where(ok, counts[:, 1:2], counts[:, 0:1])
+        return state._replace(counts=ns.concat([first, counts[:, 1:]], axis=1))
+
+
 def histogram_result(
     state: HistState | AbsState,
     method: str,
@@ -211,13 +228,16 @@ def histogram_result(
     percentile: float = 99.99,
     lanes: int | None = None,
     per_channel: bool = False,
-) -> np.ndarray | None:
-    """``compute_amax(method, ...)`` on the host: float32, 0-d per tensor, or
-    (C,) with ``per_channel``; None before any collect.
+) -> tuple[np.ndarray | None, HistState | AbsState]:
+    """``compute_amax(method, ...)``: the amax on the host (float32, 0-d per
+    tensor, or (C,) with ``per_channel``; None before any collect) and the
+    state the reference holds afterwards, to collect and search on with:
+    ``amax, state = histogram_result(state, "entropy")``.
 
-    The reference's NumPy-mode entropy also sets its stored histogram's first
-    bin to the second (it works on a view); this function leaves ``state``
-    alone (the class reproduces that change)."""
+    The state changes only in NumPy mode's entropy search, which sets the
+    stored first bin to the second (:func:`searched_state`). A search that
+    refuses returns nothing; the reference has changed its first bin by then,
+    and the class keeps that change."""
     if method == "percentile" and (percentile < 0 or percentile > 100):
         msg = "Invalid percentile. Must be in range 0 <= percentile <= 100."
         raise ValueError(msg)
@@ -227,7 +247,8 @@ def histogram_result(
     with np.errstate(all="ignore"):  # a lazy (Dask) state computes here
         started = np.asarray(to_host(state.started))
     if not started.all():
-        return None
+        return None, state
+    state = searched_state(state, method)
     amax = []
     numpy_mode = isinstance(state, AbsState)
     for counts, edges in histogram_host(state, lanes):
@@ -239,7 +260,7 @@ def histogram_result(
         else:
             amax.append(search.amax_percentile(h, edges, percentile))
     out = np.stack(amax).astype(np.float32)
-    return out if per_channel else out.reshape(())
+    return (out if per_channel else out.reshape(())), state
 
 
 # -- MseCalibrator ------------------------------------------------------------------
