@@ -90,6 +90,8 @@ def test_numpy_mode_functional_jit_and_dask(backend: Any) -> None:
             state = update(state, _batch(backend, pieces))
         ref.collect(torch.from_numpy(np.concatenate(pieces)))
         _check(state, ref)
+        if backend.name == "dask":  # each check computes the graph: keep what it computed
+            state = type(state)(*importlib.import_module("dask").persist(*state))
         if step == 1:
             state = _searched(state, ref, "entropy")
     for method in ("mse", "percentile", "entropy"):
