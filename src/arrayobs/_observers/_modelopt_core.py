@@ -278,10 +278,14 @@ def mse_init(
     """The never-collected state of ``MseCalibrator(amax, axis, step_size,
     start_multiplier, stop_multiplier)`` for inputs of ``shape`` (only the
     dims ``axis`` keeps matter; per tensor any shape fits). ``xp`` and
-    ``device`` default to ``amax``'s. ``axis`` must name leading dims
+    ``device`` default to ``amax``'s (an ``amax`` of another library is
+    converted). ``axis`` must name leading dims
     (NotImplementedError otherwise)."""
     ns = _namespace(xp, amax)
-    device = device_of(amax) if device is None else device
+    if device is None:
+        own = xp is None or array_namespace(amax, "amax") is ns
+        device = device_of(amax) if own else default_device(ns)
+    amax = ns.asarray(amax, device=device)  # the state's arrays share a namespace
     kept = core.mse_kept(tuple(shape), axis)
     steps = core.mse_steps(start_multiplier, stop_multiplier, step_size)
     candidates = core.mse_candidates(start_multiplier, stop_multiplier, steps)
