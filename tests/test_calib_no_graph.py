@@ -12,6 +12,12 @@ torch = pytest.importorskip("torch", reason="reference not installed: torch 2.13
 from arrayobs.calib import modelopt, ort  # noqa: E402
 
 
+def _quant(x: Any, amax: Any) -> Any:
+    import array_api_compat.torch as xp
+
+    return modelopt.tensor_quant(x, amax, xp=xp)
+
+
 def _calibrators() -> list[Any]:
     return [
         ort.HistogramCollector("entropy", False, 128, 128, 99.9),
@@ -21,6 +27,8 @@ def _calibrators() -> list[Any]:
         modelopt.MaxCalibrator(),
         modelopt.HistogramCalibrator(num_bins=256),
         modelopt.HistogramCalibrator(num_bins=256, torch_hist=False),
+        # an initial amax that requires grad too: the reference runs under no_grad
+        modelopt.MseCalibrator(torch.tensor(3.0).requires_grad_(), quant_func=_quant),
     ]
 
 

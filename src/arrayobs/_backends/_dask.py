@@ -184,6 +184,11 @@ class DaskBackend(Backend):
         # One compute for all of them: they usually share the batch's chunks.
         return tuple(self.xp.asarray(v) for v in compute(values))
 
+    def whole_rows(self, a: Any) -> Any:
+        # the cascade slices its rows column by column: with the columns of a
+        # row in one chunk, each slice is one task per row chunk, not per chunk
+        return a.rechunk({1: -1})
+
     # The functional histogram update stays lazy: both branches in the graph, one
     # chosen when it computes; the re-binning a host task on the computed state.
     def cond(self, pred: Any, then: Any, otherwise: Any) -> Any:

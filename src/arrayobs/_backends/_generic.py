@@ -152,6 +152,12 @@ class Backend:
         keeps a growing task graph: as they are, except on lazy libraries (Dask)."""
         return values
 
+    def whole_rows(self, a: Any) -> Any:
+        """A (K, n) array about to be summed row by row in a fixed order of
+        slices (:func:`arrayobs._core._sum.cascade_sum`): as it is, except on
+        chunked libraries (Dask), where each row goes into one chunk."""
+        return a
+
     # -- where a small state's update runs ------------------------------------------
     @property
     def work_xp(self) -> Any:

@@ -30,7 +30,7 @@ import numpy as np
 from arrayobs._compat import device_of
 from arrayobs._core import _histogram as hist
 from arrayobs._core._minmax import quiet
-from arrayobs._core._sum import torch_sum
+from arrayobs._core._sum import cascade_sum
 
 # Error codes of the sticky ``error`` field (0: none), each the reference's refusal.
 NONFINITE_FIRST = 1  # histc's "range of [0, nan] is not finite" (RuntimeError)
@@ -322,11 +322,110 @@ def mse_candidates(start: float, stop: float, steps: int) -> np.ndarray:
     return np.asarray(hist.linspace(start, stop, steps, xp=np, device=None), dtype=np.float32)
 
 
-def mse_losses(errors: np.ndarray, kept: tuple[int, ...]) -> np.ndarray:
-    """ATen's ``torch.sum`` of ``errors`` (float32, host) over every dim not in
-    ``kept`` (leading dims): each output sums a contiguous run, in ATen's
-    cascade order (:func:`arrayobs._core._sum.torch_sum`)."""
-    rows = int(np.prod([errors.shape[d] for d in kept])) if kept else 1
-    flat = np.ascontiguousarray(errors, dtype=np.float32).reshape(rows, -1)
-    sums = torch_sum(flat)
-    return sums.reshape(tuple(errors.shape[d] for d in kept))
+class MseState(NamedTuple):
+    """MseCalibrator's state: ``losses`` (float32, (steps, *kept)) are the
+    reference's ``_losses_sum`` stacked; ``seen`` (bool, 0-d) whether any
+    batch was collected."""
+
+    amax: Any  # the initial amax (the reference's ``_initial_amax``)
+    candidates: Any  # float32 (steps,): the multipliers
+    losses: Any
+    seen: Any
+
+
+def mse_kept(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
+    """The dims ModelOpt's losses keep for inputs of ``shape`` (``axis`` as
+    :func:`reduce_axes`; an ``axis`` naming every dim reduces everything, as
+    ``torch.sum(dim=[])``). They must lead: then each loss sums a contiguous
+    run of the error, in the order reproduced here."""
+    axes = reduce_axes(len(shape), axis)
+    kept = () if not axes else tuple(d for d in range(len(shape)) if d not in axes)
+    if kept != tuple(range(len(kept))):
+        msg = (
+            f"MseCalibrator here sums contiguous runs only: axis must name leading dims, "
+            f"got axis={axis!r} for a {len(shape)}-d input"
+        )
+        raise NotImplementedError(msg)
+    return tuple(shape[d] for d in kept)
+
+
+def mse_init(
+    amax: Any, kept: tuple[int, ...], candidates: np.ndarray, *, xp: ModuleType, device: Any
+) -> MseState:
+    """The never-collected state: zero losses of shape (steps, *kept)."""
+    return MseState(
+        amax,
+        xp.asarray(candidates, dtype=xp.float32, device=device),
+        xp.zeros((candidates.shape[0], *kept), dtype=xp.float32, device=device),
+        xp.asarray(False, device=device),
+    )
+
+
+_MSE_VALUES = 1 << 24  # errors summed in one cascade (candidates grouped up to this)
+
+
+def mse_update(
+    state: MseState,
+    x: Any,
+    quant_func: Any,
+    error_func: Any,
+    *,
+    xp: ModuleType,
+    whole_rows: Any = None,
+) -> MseState:
+    """One ``MseCalibrator.collect(x)``: per candidate, ``quant_func(x,
+    amax * m)``, the error (``(x - xq) ** 2``, or ``error_func(x, xq)``,
+    which must be float32) summed in ATen's order over the trailing dims, then
+    added to the losses in float32 (the first batch's losses are taken as
+    they are, as the reference's clone). Candidates are summed in groups
+    (one cascade each, up to 2**24 errors: fewer operations to trace);
+    ``whole_rows`` (the backend's) prepares each group's (K, n) errors."""
+    kept = tuple(state.losses.shape[1:])
+    if tuple(x.shape[: len(kept)]) != kept:
+        msg = f"the losses keep dims {kept}; got an input of shape {tuple(x.shape)}"
+        raise ValueError(msg)
+    rows = math.prod(kept)
+    x32 = xp.astype(x, xp.float32)
+    steps = state.candidates.shape[0]
+    group = max(1, min(steps, _MSE_VALUES // max(1, math.prod(x.shape))))
+    losses = []
+    for lo in range(0, steps, group):
+        errors = [
+            _mse_error(x32, state, step, quant_func, error_func, xp)
+            for step in range(lo, min(lo + group, steps))
+        ]
+        flat = xp.reshape(xp.stack(errors), (len(errors) * rows, -1))
+        flat = flat if whole_rows is None else whole_rows(flat)
+        losses.append(xp.reshape(cascade_sum(flat, xp=xp), (len(errors), *kept)))
+    batch = losses[0] if len(losses) == 1 else xp.concat(losses, axis=0)
+    return MseState(
+        state.amax,
+        state.candidates,
+        xp.where(state.seen, state.losses + batch, batch),
+        xp.ones_like(state.seen),
+    )
+
+
+def _mse_error(
+    x32: Any, state: MseState, step: int, quant_func: Any, error_func: Any, xp: ModuleType
+) -> Any:
+    """One candidate's elementwise error, rounded before the sum adds it."""
+    xq = quant_func(x32, state.amax * state.candidates[step])
+    if error_func is None:
+        diff = x32 - xq  # F.mse_loss(reduction="none"): diff * diff
+        error = diff * diff
+    else:
+        error = error_func(x32, xq)
+    if error.dtype != xp.float32:
+        msg = f"error_func must return float32 errors, got {error.dtype}"
+        raise TypeError(msg)
+    # a no-op division by a data-dependent one: XLA on the CPU would contract
+    # the error's last product and the sum's add into one fused multiply-add
+    return hist._divide(error, xp.ones_like(error), xp)
+
+
+def mse_best(amax: np.ndarray, candidates: np.ndarray, losses: np.ndarray) -> np.ndarray:
+    """``amax * candidates[argmin(losses, axis=0)]`` viewed as ``amax`` (host):
+    the first smallest loss per channel, a NaN first, as ``torch.argmin``."""
+    best = candidates[np.argmin(losses, axis=0)]
+    return amax * (best if best.ndim == 0 else best.reshape(amax.shape))  # type: ignore[no-any-return]

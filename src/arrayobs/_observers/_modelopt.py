@@ -367,19 +367,6 @@ class HistogramCalibrator(_Calibrator):
             new = api.histogram_update(state, x, xp=xp, **update)
         return new
 
-    def _first_bin_copied(self) -> None:
-        """The reference's NumPy-mode entropy sets its stored first bin to the
-        second (``bins = calib_hist[:]`` is a view): later collects and
-        searches see that change; so does this calibrator (lock held)."""
-        state, xp = self._state, self._xp
-        if state is None or xp is None or self._torch_hist or state.counts.shape[1] < 2:
-            return
-        counts = state.counts
-        with _backends.shared(xp).float64_scope():  # int64 counts (JAX: enable_x64)
-            ok = xp.reshape(state.bins >= 2, (-1, 1))
-            first = xp.where(ok, counts[:, 1:2], counts[:, 0:1])
-            self._state = state._replace(counts=xp.concat([first, counts[:, 1:]], axis=1))
-
     @property
     def _per_channel(self) -> bool:
         return self._channel_axis is not None
@@ -412,9 +399,10 @@ class HistogramCalibrator(_Calibrator):
         ValueError (checked first, as the reference)."""
 
         with self._lock:
-            if method == "entropy":
-                self._first_bin_copied()
             state, xp, device = self._state, self._xp, self._device
+            if state is not None:
+                # the reference changes its first bin before its search, which may still refuse
+                state = self._state = api.searched_state(state, method)
         if state is None:
             if method == "percentile" and (percentile < 0 or percentile > 100):
                 msg = "Invalid percentile. Must be in range 0 <= percentile <= 100."
@@ -423,7 +411,7 @@ class HistogramCalibrator(_Calibrator):
                 msg = f"Unknown calibration method {method}"
                 raise TypeError(msg)
             return None
-        out = api.histogram_result(
+        out, _ = api.histogram_result(
             state,
             method,
             num_bits=self._num_bits,
@@ -453,28 +441,31 @@ class HistogramCalibrator(_Calibrator):
         )
 
 
-class MseCalibrator(Bound):
+class MseCalibrator(_Calibrator):
     """ModelOpt's ``MseCalibrator``: per-candidate quantization losses summed
     over batches, and the candidate amax with the smallest.
 
     As ``modelopt.torch.quantization.calib.MseCalibrator`` in 0.47.0, bit for
     bit on the CPU: ``ceil((stop - start) / step) + 1`` multipliers from
     ``torch.linspace`` (float32), each batch's error ``(x - quant_func(x,
-    amax * m)) ** 2`` (or ``error_func(x, xq)``) summed over the dims not in
-    ``axis`` in ATen's float32 order, added across batches in float32;
-    ``compute_amax`` takes the first smallest loss per channel.
+    amax * m)) ** 2`` (or ``error_func(x, xq)``, float32) summed over the dims
+    not in ``axis`` in ATen's float32 order, added across batches in float32;
+    ``compute_amax`` takes the first smallest loss per channel. Each collect
+    is one :func:`arrayobs.calib.modelopt.mse_update`.
 
     ``quant_func(x, amax)`` and ``error_func(x, xq)`` take and return arrays of
     the input's namespace (:func:`arrayobs._core._calib_modelopt.tensor_quant`
     is ModelOpt's ``_tensor_quant``). ``axis`` must name leading dims (each
-    loss then sums a contiguous run, the order reproduced; up to 32768 values
-    per loss, where ATen keeps one thread); other axes: NotImplementedError.
-    The losses are summed on the host: each collect reads its errors back
-    (the reference reads the device too). No ``quant_func``: RuntimeError at
-    collect, as the reference.
+    loss then sums a contiguous run, the order reproduced; a per-tensor loss
+    up to 32768 values, where ATen keeps one thread); other axes:
+    NotImplementedError. No ``quant_func``: RuntimeError at collect, as the
+    reference. ``reset`` drops the initial amax, as the reference; a collect
+    after it raises TypeError.
     """
 
-    _SHARED = ("_xp", "_device", "_quant_func", "_error_func")
+    _state_type = core.MseState
+    # the functions are shared by copies, not copied
+    _SHARED = ("_xp", "_device", "_quant_func", "_error_func")  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -489,7 +480,7 @@ class MseCalibrator(Bound):
         xp: Any = None,
         device: Any = None,
     ) -> None:
-        self._initial_amax = amax
+        self._initial_amax = without_graph(amax)  # the losses never keep a graph
         self._axis = axis
         self._step_size = step_size
         self._start_multiplier = start_multiplier
@@ -497,98 +488,81 @@ class MseCalibrator(Bound):
         self._num_steps = core.mse_steps(start_multiplier, stop_multiplier, step_size)
         self._quant_func = quant_func
         self._error_func = error_func
-        self._losses: np.ndarray | None = None
         self._xp = None if xp is None else resolve_namespace(xp)
         self._device = device
+        self._state = None
         self._new_lock()
-
-    def _kept(self, ndim: int) -> tuple[int, ...]:
-        axes = core.reduce_axes(ndim, self._axis)
-        kept = () if axes is None else tuple(d for d in range(ndim) if d not in axes)
-        if kept != tuple(range(len(kept))):
-            msg = (
-                f"MseCalibrator here sums contiguous runs only: axis must name leading dims, "
-                f"got axis={self._axis!r} for a {ndim}-d input"
-            )
-            raise NotImplementedError(msg)
-        return kept
-
-    def forward(self, x: Any) -> Any:
-        """``collect(x)``, then ``x`` itself."""
-        self.collect(x)
-        return x
-
-    __call__ = forward
 
     def collect(self, x: Any) -> None:
         """One reference ``collect(x)``; a refused call changes nothing."""
-        x = without_graph(x)  # the losses never keep an autograd graph
         if self._quant_func is None:
             msg = "Quantization function not set."
             raise RuntimeError(msg)
-        with self._lock:
-            xp = array_namespace(x, "x")
-            device = device_of(x)
-            self._check_binding(xp, device)
-            kept = self._kept(x.ndim)
-            x32 = xp.astype(x, xp.float32)
-            amax = self._initial_amax
-            candidates = core.mse_candidates(
-                self._start_multiplier, self._stop_multiplier, self._num_steps
+        super().collect(x)
+
+    def _collected(self, x: Any, xp: Any, device: Any) -> Any:
+        state = self._state
+        if state is None:
+            if self._initial_amax is None:
+                msg = "MseCalibrator was reset, which drops its initial amax (as ModelOpt's)"
+                raise TypeError(msg)
+            state = api.mse_init(
+                self._initial_amax,
+                tuple(x.shape),
+                self._axis,
+                self._step_size,
+                self._start_multiplier,
+                self._stop_multiplier,
+                xp=xp,
+                device=device,
             )
-            losses = []
-            for m in candidates:
-                factor = xp.asarray(m, dtype=xp.float32, device=device)
-                xq = self._quant_func(x32, amax * factor)
-                if self._error_func is not None:
-                    error = self._error_func(x32, xq)
-                else:
-                    diff = x32 - xq
-                    error = diff * diff
-                losses.append(core.mse_losses(np.asarray(to_host(error)), kept))
-            batch = np.stack(losses).astype(np.float32)
-            total = batch if self._losses is None else (self._losses + batch).astype(np.float32)
-            self._xp, self._device, self._losses = xp, device, total
+        new = api.mse_update(state, x, self._quant_func, self._error_func, xp=xp)
+        # a quant_func or error_func with parameters of its own could record a
+        # graph (the reference runs under torch.no_grad)
+        new = new._replace(losses=without_graph(new.losses))
+        # computed now on lazy libraries: the calibrator never keeps a growing graph
+        return type(new)(*_backends.shared(xp).materialize(*new))
 
     def reset(self) -> None:
         """Forget the losses and the initial amax, as the reference."""
         with self._lock:
-            self._losses = None
+            self._state = None
             self._initial_amax = None
 
     def compute_amax(self) -> Any:
         """``initial_amax * candidate[argmin(loss)]`` per channel (float32,
         the initial amax's shape), or None before any collect."""
         with self._lock:
-            losses, xp, device, amax = self._losses, self._xp, self._device, self._initial_amax
-        if losses is None or xp is None:
-            return None
-        candidates = core.mse_candidates(
-            self._start_multiplier, self._stop_multiplier, self._num_steps
-        )
-        best = candidates[np.argmin(losses, axis=0)]
-        factor = xp.asarray(best, device=device)
-        return amax * xp.reshape(factor, amax.shape)
+            state, xp, device = self._state, self._xp, self._device
+        out = None if state is None or xp is None else api.mse_result(state)
+        return None if out is None or xp is None else xp.asarray(out, device=device)
 
     @property
     def losses(self) -> np.ndarray | None:
         """The summed losses, (steps,) or (steps, channels...), float32 on the host."""
-        return None if self._losses is None else self._losses.copy()
+        with self._lock:
+            state = self._state
+        return None if state is None else np.asarray(to_host(state.losses)).copy()
 
     def _pickled(self, out: dict[str, Any]) -> None:
-        xp = out.pop("_xp")
-        out["_namespace"] = None if xp is None else xp.__name__
+        super()._pickled(out)
         amax = out["_initial_amax"]
         out["_initial_amax"] = None if amax is None else np.asarray(to_host(amax))
-        out["_device"] = None
 
     def _unpickled(self, state: dict[str, Any]) -> None:
-        name = state.pop("_namespace")
-        xp = None if name is None else resolve_namespace(importlib.import_module(name))
-        state["_xp"] = xp
-        if xp is not None and state["_initial_amax"] is not None:
-            state["_initial_amax"] = xp.asarray(state["_initial_amax"])
-            state["_device"] = device_of(state["_initial_amax"])
+        super()._unpickled(state)
+        amax, xp = state["_initial_amax"], state["_xp"]
+        if amax is not None and xp is not None:
+            state["_initial_amax"] = xp.asarray(amax)
+
+    def _check_loaded(self, state: Any) -> None:
+        steps = tuple(state.candidates.shape)
+        if steps != (self._num_steps,) or state.losses.shape[0] != self._num_steps:
+            msg = (
+                f"state_dict holds {steps} candidates and losses of shape "
+                f"{tuple(state.losses.shape)}; this calibrator has {self._num_steps} steps"
+            )
+            raise ValueError(msg)
 
     def extra_repr(self) -> str:
         return f"axis={self._axis}, steps={self._num_steps}"

@@ -1,5 +1,5 @@
 """The functional core of :mod:`arrayobs.calib.modelopt` (ModelOpt 0.47.0's
-calibrators): ``max_*`` and ``histogram_*``, pure updates on fixed-shape states
+calibrators): ``max_*``, ``histogram_*`` and ``mse_*``, pure updates on fixed-shape states
 (run under ``jax.jit`` and lazily on Dask) and host results, re-exported there.
 The classes (:mod:`arrayobs._observers._modelopt`) call these.
 """
@@ -15,11 +15,11 @@ import numpy as np
 from arrayobs import _backends
 from arrayobs._arguments import array_namespace
 from arrayobs._backends import _calib_fast
-from arrayobs._compat import default_device, resolve_namespace, to_host
+from arrayobs._compat import default_device, device_of, resolve_namespace, to_host
 from arrayobs._core import _calib_modelopt as core
 from arrayobs._core import _calib_modelopt_search as search
 from arrayobs._core import _calib_nphist as nphist
-from arrayobs._core._calib_modelopt import HistState, MaxState
+from arrayobs._core._calib_modelopt import HistState, MaxState, MseState
 from arrayobs._core._calib_nphist import AbsState
 
 
@@ -205,6 +205,23 @@ def histogram_host(
     return out
 
 
+def searched_state(state: HistState | AbsState, method: str) -> HistState | AbsState:
+    """The state the reference holds after ``compute_amax(method)``. NumPy
+    mode's entropy search sets each started row's first bin to its second
+    (``bins = calib_hist[:]`` is a view of the stored histogram), before its
+    search can still refuse; later collects and searches see that change.
+    Anything else leaves the state as it is. Pure: no host read."""
+    if method != "entropy" or not isinstance(state, AbsState) or state.counts.shape[1] < 2:
+        return state
+    counts = state.counts
+    ns = array_namespace(counts, "state")
+    with _backends.shared(ns).float64_scope():  # int64 counts (JAX: enable_x64)
+        # one bin: the reference's bins[1] raises IndexError before any change
+        ok = ns.reshape(state.started & (state.bins >= 2), (-1, 1))
+        first = ns.where(ok, counts[:, 1:2], counts[:, 0:1])
+        return state._replace(counts=ns.concat([first, counts[:, 1:]], axis=1))
+
+
 def histogram_result(
     state: HistState | AbsState,
     method: str,
@@ -216,13 +233,16 @@ def histogram_result(
     percentile: float = 99.99,
     lanes: int | None = None,
     per_channel: bool = False,
-) -> np.ndarray | None:
-    """``compute_amax(method, ...)`` on the host: float32, 0-d per tensor, or
-    (C,) with ``per_channel``; None before any collect.
+) -> tuple[np.ndarray | None, HistState | AbsState]:
+    """``compute_amax(method, ...)``: the amax on the host (float32, 0-d per
+    tensor, or (C,) with ``per_channel``; None before any collect) and the
+    state the reference holds afterwards, to collect and search on with:
+    ``amax, state = histogram_result(state, "entropy")``.
 
-    The reference's NumPy-mode entropy also sets its stored histogram's first
-    bin to the second (it works on a view); this function leaves ``state``
-    alone (the class reproduces that change)."""
+    The state changes only in NumPy mode's entropy search, which sets the
+    stored first bin to the second (:func:`searched_state`). A search that
+    refuses returns nothing; the reference has changed its first bin by then,
+    and the class keeps that change."""
     if method == "percentile" and (percentile < 0 or percentile > 100):
         msg = "Invalid percentile. Must be in range 0 <= percentile <= 100."
         raise ValueError(msg)
@@ -232,7 +252,8 @@ def histogram_result(
     with np.errstate(all="ignore"):  # a lazy (Dask) state computes here
         started = np.asarray(to_host(state.started))
     if not started.all():
-        return None
+        return None, state
+    state = searched_state(state, method)
     amax = []
     numpy_mode = isinstance(state, AbsState)
     for counts, edges in histogram_host(state, lanes):
@@ -244,4 +265,59 @@ def histogram_result(
         else:
             amax.append(search.amax_percentile(h, edges, percentile))
     out = np.stack(amax).astype(np.float32)
-    return out if per_channel else out.reshape(())
+    return (out if per_channel else out.reshape(())), state
+
+
+# -- MseCalibrator ------------------------------------------------------------------
+def mse_init(
+    amax: Any,
+    shape: tuple[int, ...] = (),
+    axis: Any = None,
+    step_size: float = 0.1,
+    start_multiplier: float = 0.25,
+    stop_multiplier: float = 4.0,
+    *,
+    xp: Any = None,
+    device: Any = None,
+) -> MseState:
+    """The never-collected state of ``MseCalibrator(amax, axis, step_size,
+    start_multiplier, stop_multiplier)`` for inputs of ``shape`` (only the
+    dims ``axis`` keeps matter; per tensor any shape fits). ``xp`` and
+    ``device`` default to ``amax``'s (an ``amax`` of another library is
+    converted). ``axis`` must name leading dims
+    (NotImplementedError otherwise)."""
+    ns = _namespace(xp, amax)
+    if device is None:
+        own = xp is None or array_namespace(amax, "amax") is ns
+        device = device_of(amax) if own else default_device(ns)
+    amax = ns.asarray(amax, device=device)  # the state's arrays share a namespace
+    kept = core.mse_kept(tuple(shape), axis)
+    steps = core.mse_steps(start_multiplier, stop_multiplier, step_size)
+    candidates = core.mse_candidates(start_multiplier, stop_multiplier, steps)
+    return core.mse_init(amax, kept, candidates, xp=ns, device=device)
+
+
+def mse_update(
+    state: MseState, x: Any, quant_func: Any, error_func: Any = None, *, xp: Any = None
+) -> MseState:
+    """One ``MseCalibrator.collect(x)`` with ``quant_func(x, amax)`` and
+    ``error_func(x, xq)`` (default: the squared error), both taking and
+    returning arrays of ``x``'s namespace. Pure; no host read: under
+    ``jax.jit``, pass the functions as static (``functools.partial``). No
+    ``quant_func``: RuntimeError, as the reference."""
+    if quant_func is None:
+        msg = "Quantization function not set."
+        raise RuntimeError(msg)
+    ns = _namespace(xp, state.losses)
+    rows = _backends.shared(ns).whole_rows
+    return core.mse_update(state, x, quant_func, error_func, xp=ns, whole_rows=rows)
+
+
+def mse_result(state: MseState) -> np.ndarray | None:
+    """``compute_amax()`` on the host: ``amax * candidate`` with the first
+    smallest summed loss per channel (the initial amax's shape), or None
+    before any collect."""
+    if not bool(to_host(state.seen)):
+        return None
+    host = [np.asarray(to_host(v)) for v in (state.amax, state.candidates, state.losses)]
+    return core.mse_best(*host)

@@ -2,17 +2,17 @@
 
 Classes (the reference's names and methods, on arrayobs's stateful shell):
 :class:`MaxCalibrator`, :class:`HistogramCalibrator` and :class:`MseCalibrator`
-(its losses are summed on the host, in ATen's order; ``tensor_quant`` is
-ModelOpt's ``_tensor_quant``, the fixed quantizer to give it). The functional core
-(pure, fixed shapes, runs under ``jax.jit`` and lazily on Dask):
-``max_init`` / ``max_update`` / ``max_result`` and ``histogram_init`` /
-``histogram_update`` / ``histogram_result``. The searches run on the host, once,
+(``tensor_quant`` is ModelOpt's ``_tensor_quant``, the fixed quantizer to give
+it). The functional core (pure, fixed shapes, runs under ``jax.jit`` and lazily
+on Dask): ``max_init`` / ``max_update`` / ``max_result``, ``histogram_init`` /
+``histogram_update`` / ``histogram_result`` and ``mse_init`` / ``mse_update`` /
+``mse_result`` (its losses summed in ATen's order). The searches run on the host, once,
 in NumPy (:mod:`arrayobs._core._calib_modelopt_search`).
 """
 
 from __future__ import annotations
 
-from arrayobs._core._calib_modelopt import HistState, MaxState, tensor_quant
+from arrayobs._core._calib_modelopt import HistState, MaxState, MseState, tensor_quant
 from arrayobs._core._calib_nphist import AbsState
 from arrayobs._observers._modelopt import HistogramCalibrator, MaxCalibrator, MseCalibrator
 from arrayobs._observers._modelopt_core import (
@@ -24,6 +24,9 @@ from arrayobs._observers._modelopt_core import (
     max_init,
     max_result,
     max_update,
+    mse_init,
+    mse_result,
+    mse_update,
 )
 
 __all__ = [
@@ -33,6 +36,7 @@ __all__ = [
     "MaxCalibrator",
     "MaxState",
     "MseCalibrator",
+    "MseState",
     "default_lanes",
     "histogram_host",
     "histogram_init",
@@ -41,5 +45,8 @@ __all__ = [
     "max_init",
     "max_result",
     "max_update",
+    "mse_init",
+    "mse_result",
+    "mse_update",
     "tensor_quant",
 ]
