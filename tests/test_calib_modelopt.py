@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from arrayobs._compat import to_host
+from arrayobs import _backends
+from arrayobs._compat import has_dtype, to_host
 from arrayobs._core import _calib_modelopt_search as search
 from arrayobs.calib import modelopt as mo
 
@@ -183,6 +184,28 @@ STREAMS = _streams()
 _SLOW = ("jax", "dask")
 
 
+def _skip_without_float64(backend: Any) -> None:
+    """HistogramCalibrator computes in float64 (test_histogram_refused_without_float64)."""
+    with _backends.shared(backend.xp).float64_scope():
+        if not has_dtype(backend.xp, backend.device, "float64"):
+            pytest.skip("this device has no float64, which HistogramCalibrator refuses")
+
+
+def test_histogram_refused_without_float64() -> None:
+    """A device without float64 (array-api-strict's no_x64): a clear TypeError at
+    the first collect, and the calibrator stays unbound and empty."""
+    xp = pytest.importorskip("array_api_strict")
+    x = xp.asarray([1.0, -2.0], dtype=xp.float32, device=xp.Device("no_x64"))
+    for torch_hist in (True, False):
+        ours = mo.HistogramCalibrator(num_bins=8, torch_hist=torch_hist)
+        with pytest.raises(TypeError, match="has no float64"):
+            ours.collect(x)
+        assert ours.xp is None
+        assert ours.calib_hist is None
+        with pytest.raises(TypeError, match="has no float64"):
+            mo.histogram_init(8, xp=xp, device=x.device, torch_hist=torch_hist)
+
+
 def _check_state(ours: Any, ref: Any) -> None:
     same(ours.calib_hist, ref._calib_hist)
     same(ours.calib_bin_edges, ref._calib_bin_edges)
@@ -193,6 +216,7 @@ def _check_state(ours: Any, ref: Any) -> None:
 def test_histogram_stream(backend: Any, name: str, torch_hist: bool) -> None:
     """Counts and edges after every collect, then every search (and the state
     after each: NumPy mode's entropy changes the first bin), as the reference."""
+    _skip_without_float64(backend)
     if backend.name in _SLOW and name not in ("grow", "mismatch"):
         pytest.skip("two streams on the op-by-op backends (the rules are the same on each)")
     kwargs, batches = STREAMS[name]
@@ -242,6 +266,7 @@ def _refused(ref_call: Any, our_call: Any) -> None:
 def test_histogram_refusals(backend: Any) -> None:
     """Zero first batch then growth (OverflowError), NaN first batch, empty
     input, axis: the reference's exception types; the state is unchanged."""
+    _skip_without_float64(backend)
     zero = np.zeros(10, dtype=np.float32)
     grow = np.asarray([1.0, 2.0], dtype=np.float32)
     ref = ref_calib.HistogramCalibrator(num_bins=8)
@@ -274,6 +299,7 @@ def test_histogram_refusals(backend: Any) -> None:
 
 def test_histogram_nan_later(backend: Any) -> None:
     """A NaN after the first batch: no abs (torch.min is NaN), NaN dropped."""
+    _skip_without_float64(backend)
     ref = ref_calib.HistogramCalibrator(num_bins=32)
     ours = mo.HistogramCalibrator(num_bins=32)
     for x in (
@@ -287,6 +313,7 @@ def test_histogram_nan_later(backend: Any) -> None:
 
 def test_small_capacity_repads(backend: Any) -> None:
     """The class re-pads past its capacity: the same numbers as a large one."""
+    _skip_without_float64(backend)
     kwargs, batches = STREAMS["chain"]
     ref = ref_calib.HistogramCalibrator(**kwargs)
     ours = mo.HistogramCalibrator(capacity=128, **kwargs)
@@ -301,6 +328,7 @@ def test_small_capacity_repads(backend: Any) -> None:
 @pytest.mark.parametrize("axis", [0, -1])
 def test_histogram_per_channel(backend: Any, axis: int, torch_hist: bool) -> None:
     """Each channel equals the reference fed that channel's slices."""
+    _skip_without_float64(backend)
     if backend.name in _SLOW and axis != 0:
         pytest.skip("one axis on the op-by-op backends")
     rng = np.random.default_rng(5)
@@ -424,6 +452,7 @@ def test_max_refusals(backend: Any) -> None:
 
 # -- the shell: copies, pickles, state_dict, threads ---------------------------------------
 def test_copy_pickle_state_dict(backend: Any) -> None:
+    _skip_without_float64(backend)
     kwargs, batches = STREAMS["grow"]
     a = mo.HistogramCalibrator(**kwargs)
     a.collect(backend.from_numpy(batches[0]))

@@ -94,18 +94,24 @@ class _Calibrator(Bound):
         out["_namespace"] = None if xp is None else xp.__name__
         state = out["_state"]
         out["_state"] = None if state is None else tuple(np.asarray(to_host(v)) for v in state)
-        out["_device"] = None
+        # The device by name: a device object need not pickle (array-api-strict's do, but
+        # come back as its default device).
+        out["_device"] = (
+            None if xp is None else _backends.shared(xp).portable_device(out["_device"])
+        )
 
     def _unpickled(self, state: dict[str, Any]) -> None:
         name = state.pop("_namespace")
         xp = None if name is None else resolve_namespace(importlib.import_module(name))
         state["_xp"] = xp
+        if xp is not None:
+            state["_device"] = _backends.shared(xp).restore_device(state["_device"])
         values = state["_state"]
         if values is not None and xp is not None:
+            device = state["_device"]
             with _backends.shared(xp).float64_scope():  # NumPy mode's int64/float64
                 kind = state.get("_state_type", self._state_type)
-                state["_state"] = kind(*(xp.asarray(v) for v in values))
-            state["_device"] = device_of(state["_state"][0])
+                state["_state"] = kind(*(xp.asarray(v, device=device) for v in values))
 
     # -- state_dict --------------------------------------------------------------------
     def state_dict(self) -> OrderedDict[str, Any]:
@@ -553,7 +559,7 @@ class MseCalibrator(_Calibrator):
         super()._unpickled(state)
         amax, xp = state["_initial_amax"], state["_xp"]
         if amax is not None and xp is not None:
-            state["_initial_amax"] = xp.asarray(amax)
+            state["_initial_amax"] = xp.asarray(amax, device=state["_device"])
 
     def _check_loaded(self, state: Any) -> None:
         steps = tuple(state.candidates.shape)

@@ -15,7 +15,14 @@ import numpy as np
 from arrayobs import _backends
 from arrayobs._arguments import array_namespace
 from arrayobs._backends import _calib_fast
-from arrayobs._compat import default_device, device_of, resolve_namespace, to_host
+from arrayobs._compat import (
+    backend_name,
+    default_device,
+    device_of,
+    has_dtype,
+    resolve_namespace,
+    to_host,
+)
 from arrayobs._core import _calib_modelopt as core
 from arrayobs._core import _calib_modelopt_search as search
 from arrayobs._core import _calib_nphist as nphist
@@ -105,6 +112,16 @@ def histogram_init(
     if cap < num_bins:
         msg = f"capacity must be at least num_bins ({num_bins}), got {cap}"
         raise ValueError(msg)
+    with _backends.shared(ns).float64_scope():
+        # Both modes compute edges in float64; NumPy mode also counts in int64.
+        wide = ("float64",) if torch_hist else ("float64", "int64")
+        if not all(has_dtype(ns, device, name) for name in wide):
+            msg = (
+                f"HistogramCalibrator(torch_hist={torch_hist}) computes with "
+                f"{' and '.join(wide)}; {backend_name(ns)} has no "
+                f"{' or '.join(wide)} on device {device!r}"
+            )
+            raise TypeError(msg)
     if not torch_hist:  # int64 counts and float64 edges (JAX: inside enable_x64)
         with _backends.shared(ns).float64_scope():
             return nphist.modelopt_init(
