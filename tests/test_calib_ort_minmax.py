@@ -26,7 +26,7 @@ onnx = pytest.importorskip("onnx", reason="reference not installed: onnx (ORT re
 from onnx import TensorProto, helper  # noqa: E402
 from onnxruntime.quantization import calibrate, quant_utils  # noqa: E402
 
-from arrayobs._compat import to_host  # noqa: E402
+from arrayobs._compat import has_dtype, to_host  # noqa: E402
 from arrayobs.calib import ort as aort  # noqa: E402
 
 
@@ -48,6 +48,15 @@ class _Reader(calibrate.CalibrationDataReader):  # type: ignore[misc]
 
     def get_next(self) -> Any:
         return next(self._it, None)
+
+
+@pytest.fixture
+def backend(backend: Any) -> Any:
+    """conftest's backend, without the devices that have no int64 (the rule's argmin
+    and argmax indices; test_refused_without_int64 tests that refusal)."""
+    if not has_dtype(backend.xp, backend.device, "int64"):
+        pytest.skip(f"{backend.name} has no int64, which MinMaxCalibrater refuses")
+    return backend
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +260,7 @@ def test_copy_pickle_state_dict(backend: Any, dtype: str) -> None:
     cal.collect(data[:2])
     clones = [copy.deepcopy(cal)]
     clones.append(pickle.loads(pickle.dumps(cal)))
-    loaded = aort.MinMaxCalibrater(**kw, xp=backend.xp)
+    loaded = aort.MinMaxCalibrater(**kw, xp=backend.xp, device=backend.device)
     loaded.load_state_dict(cal.state_dict())
     clones.append(loaded)
     cal.collect(data[2:])
@@ -371,3 +380,43 @@ def test_dask_chunks_equal_one_call_on_the_whole(
     rlo, rhi = reference(folder, [data[:2], data[2:]], **kw)
     assert same(lo, rlo)
     assert same(hi, rhi)
+
+
+def test_xp_binds_the_default_device() -> None:
+    """``xp=`` alone binds ``xp``'s default device, as the observers do: its arrays are
+    taken, another device is refused clearly, and ``device=`` needs ``xp=``."""
+    from arrayobs.calib import modelopt
+
+    x = np.ones(4, np.float32)
+    makers = (
+        aort.MinMaxCalibrater,
+        lambda **kw: aort.HistogramCollector("entropy", False, 16, 8, 99.9, **kw),
+        modelopt.MaxCalibrator,
+        lambda **kw: modelopt.HistogramCalibrator(num_bins=16, **kw),
+    )
+    for make in makers:
+        cal = make(xp=np)
+        assert cal.device == "cpu"
+        cal.collect([x] if isinstance(cal, aort.MinMaxCalibrater) else x)
+        with pytest.raises(ValueError, match="needs xp="):
+            make(device="cpu")
+    strict = pytest.importorskip("array_api_strict")
+    other = strict.asarray(x, device=strict.Device("device1"))
+    for make in makers:
+        cal = make(xp=strict)
+        with pytest.raises(ValueError, match="bound to array_api_strict on device"):
+            cal.collect([other] if isinstance(cal, aort.MinMaxCalibrater) else other)
+        assert cal.state_dict() == make(xp=strict).state_dict()
+
+
+def test_refused_without_int64() -> None:
+    """A device without int64 (array-api-strict's no_x64): a clear TypeError, and
+    the calibrator keeps no state."""
+    strict = pytest.importorskip("array_api_strict")
+    x = strict.asarray(np.ones((2, 3), np.float32), device=strict.Device("no_x64"))
+    cal = aort.MinMaxCalibrater()
+    with pytest.raises(TypeError, match="has no int64"):
+        cal.collect([x])
+    assert cal.state_dict() == aort.MinMaxCalibrater().state_dict()
+    with pytest.raises(TypeError, match="has no int64"):
+        aort.minmax_init(xp=strict, device=x.device)

@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from arrayobs._compat import device_of, has_dtype, namespace_of, to_host
+from arrayobs._compat import backend_name, device_of, has_dtype, namespace_of, to_host
 from arrayobs._core._minmax import quiet
 
 
@@ -57,6 +57,13 @@ def minmax_init(
     ``channels``: the size of the channel axis (per channel), else per tensor.
     ``dtype``: the data's dtype (float32 or float16; default float32).
     """
+    if not has_dtype(xp, device, "int64"):
+        # argmin/argmax (the first occurrence: the sign of a zero) return int64.
+        msg = (
+            "ORT's MinMax rule takes the first extreme through int64 indices; "
+            f"{backend_name(xp)} has no int64 on device {device!r}"
+        )
+        raise TypeError(msg)
     dt = xp.float32 if dtype is None else dtype
     shape = (1,) if channels is None else (int(channels),)
     zeros = xp.zeros(shape, dtype=dt, device=device)

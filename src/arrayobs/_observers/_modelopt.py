@@ -191,8 +191,7 @@ class MaxCalibrator(_Calibrator):
         self._unsigned = unsigned
         self._track_amax = _bool(track_amax, "track_amax")
         self._amaxs: list[np.ndarray] = []
-        self._xp = None if xp is None else resolve_namespace(xp)
-        self._device = device
+        self._bind_now(xp, device)
         self._group = _group_for(process_group, self._xp)
         self._state = None
         self._new_lock()
@@ -307,8 +306,7 @@ class HistogramCalibrator(_Calibrator):
             raise ValueError(msg)
 
         self._lanes = api.default_lanes() if lanes is None else _int(lanes, "lanes", 1)
-        self._xp = None if xp is None else resolve_namespace(xp)
-        self._device = device
+        self._bind_now(xp, device)
         self._group = _group_for(process_group, self._xp)
         self._state = None
         self._new_lock()
@@ -494,8 +492,7 @@ class MseCalibrator(_Calibrator):
         self._num_steps = core.mse_steps(start_multiplier, stop_multiplier, step_size)
         self._quant_func = quant_func
         self._error_func = error_func
-        self._xp = None if xp is None else resolve_namespace(xp)
-        self._device = device
+        self._bind_now(xp, device)
         self._state = None
         self._new_lock()
 

@@ -279,8 +279,7 @@ class HistogramCollector(Bound):
         if self.capacity < self.num_bins:
             msg = f"capacity ({self.capacity}) must be at least num_bins ({self.num_bins})"
             raise ValueError(msg)
-        self._xp = None if xp is None else resolve_namespace(xp)
-        self._device = device
+        self._bind_now(xp, device)
         supported = self._xp is None or _backends.backend_class(self._xp).supports_process_group
         self._group = process_group_for(process_group, self._xp, supported)
         self._state: State | None = None

@@ -113,8 +113,7 @@ class MinMaxCalibrater(Bound):
             raise TypeError(msg)
         self.max_intermediate_outputs = None if k is None else int(k)
         self.per_channel = boolean(per_channel, "per_channel")
-        self._xp = None if xp is None else resolve_namespace(xp)
-        self._device = device
+        self._bind_now(xp, device)
         supported = self._xp is None or _backends.backend_class(self._xp).supports_process_group
         self._group = process_group_for(process_group, self._xp, supported)
         self._state: core.OrtMinMaxState | None = None

@@ -26,8 +26,8 @@ import threading
 from types import ModuleType
 from typing import Any, ClassVar
 
-from arrayobs._compat import backend_name
-from arrayobs._observers._arguments import Factory
+from arrayobs._compat import backend_name, default_device, resolve_namespace
+from arrayobs._observers._arguments import Factory, checked_device
 
 
 def describe(xp: ModuleType, device: Any) -> str:
@@ -127,3 +127,19 @@ class Bound(Shell):
 
     def _check_binding(self, xp: ModuleType, device: Any) -> None:
         check_binding(type(self).__name__, self._xp, self._device, xp, device)
+
+    def _bind_now(self, xp: Any, device: Any) -> None:
+        """The constructor's ``xp=``/``device=``: bound now to ``xp`` on ``device``
+        (default: ``xp``'s default device, as the observers bind), or unbound until
+        the first array when ``xp`` is None (then ``device`` must be None too)."""
+        if xp is None:
+            if device is not None:
+                msg = f"device={device!r} needs xp= (the namespace the device belongs to)"
+                raise ValueError(msg)
+            self._xp, self._device = None, None
+            return
+        namespace = resolve_namespace(xp)
+        self._device = (
+            default_device(namespace) if device is None else checked_device(namespace, device)
+        )
+        self._xp = namespace
