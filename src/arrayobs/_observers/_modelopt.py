@@ -7,7 +7,6 @@ accepted, so a refused call leaves the calibrator exactly as it was.
 
 from __future__ import annotations
 
-import importlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 
 from arrayobs import _backends
 from arrayobs._arguments import array_namespace
-from arrayobs._compat import device_of, resolve_namespace, to_host, without_graph
+from arrayobs._compat import device_of, to_host, without_graph
 from arrayobs._core import _calib_modelopt as core
 from arrayobs._core import _calib_nphist as nphist
 from arrayobs._observers import _modelopt_core as api
@@ -90,25 +89,14 @@ class _Calibrator(Bound):
     # -- pickling -------------------------------------------------------------------
     def _pickled(self, out: dict[str, Any]) -> None:
         refuse_pickling_group(self)
-        xp = out.pop("_xp")
-        out["_namespace"] = None if xp is None else xp.__name__
+        self._pickled_binding(out)
         state = out["_state"]
         out["_state"] = None if state is None else tuple(np.asarray(to_host(v)) for v in state)
-        # The device by name: a device object need not pickle (array-api-strict's do, but
-        # come back as its default device).
-        out["_device"] = (
-            None if xp is None else _backends.shared(xp).portable_device(out["_device"])
-        )
 
     def _unpickled(self, state: dict[str, Any]) -> None:
-        name = state.pop("_namespace")
-        xp = None if name is None else resolve_namespace(importlib.import_module(name))
-        state["_xp"] = xp
-        if xp is not None:
-            state["_device"] = _backends.shared(xp).restore_device(state["_device"])
+        xp, device = self._unpickled_binding(state)
         values = state["_state"]
         if values is not None and xp is not None:
-            device = state["_device"]
             with _backends.shared(xp).float64_scope():  # NumPy mode's int64/float64
                 kind = state.get("_state_type", self._state_type)
                 state["_state"] = kind(*(xp.asarray(v, device=device) for v in values))

@@ -472,24 +472,17 @@ class HistogramCollector(Bound):
 
     def _pickled(self, out: dict[str, Any]) -> None:
         refuse_pickling_group(self)
-        xp = out.pop("_xp")
-        out["_namespace"] = None if xp is None else xp.__name__
-        if xp is not None:
-            out["_device"] = _backends.shared(xp).portable_device(self._device)
+        self._pickled_binding(out)
         state = out.pop("_state")
         out["_state"] = None if state is None else tuple(np.array(to_host(v)) for v in state)
 
     def _unpickled(self, state: dict[str, Any]) -> None:
-        name = state.pop("_namespace")
-        xp = None if name is None else resolve_namespace(importlib.import_module(name))
-        state["_xp"] = xp
-        if xp is not None:
-            state["_device"] = _backends.shared(xp).restore_device(state["_device"])
+        xp, device = self._unpickled_binding(state)
         saved = state["_state"]
         if saved is not None and xp is not None:
             cls = nphist.AbsState if state["_absolute"] else nphist.ValueState
             with _backends.shared(xp).float64_scope():
-                state["_state"] = cls(*(xp.asarray(v, device=state["_device"]) for v in saved))
+                state["_state"] = cls(*(xp.asarray(v, device=device) for v in saved))
 
     def extra_repr(self) -> str:
         axis = "" if self.channel_axis is None else f", channel_axis={self.channel_axis}"

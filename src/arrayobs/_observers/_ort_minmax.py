@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import numbers
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -259,22 +258,15 @@ class MinMaxCalibrater(Bound):
     # -- copy, pickle, repr ----------------------------------------------------------
     def _pickled(self, out: dict[str, Any]) -> None:
         refuse_pickling_group(self)
-        xp = out.pop("_xp")
-        out["_namespace"] = None if xp is None else xp.__name__
-        if xp is not None:
-            out["_device"] = _backends.new(xp).portable_device(out["_device"])
+        self._pickled_binding(out)
         if out["_state"] is not None:
             out["_state"] = tuple(core.host(v) for v in out["_state"])
 
     def _unpickled(self, state: dict[str, Any]) -> None:
-        name = state.pop("_namespace")
-        xp = None if name is None else resolve_namespace(importlib.import_module(name))
-        if xp is not None:
-            state["_device"] = _backends.new(xp).restore_device(state["_device"])
-        state["_xp"] = xp
+        xp, device = self._unpickled_binding(state)
         if state["_state"] is not None and xp is not None:
             state["_state"] = core.OrtMinMaxState(
-                *(xp.asarray(v, device=state["_device"]) for v in state["_state"])
+                *(xp.asarray(v, device=device) for v in state["_state"])
             )
 
     def extra_repr(self) -> str:

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib
 import threading
 from types import ModuleType
 from typing import Any, ClassVar
 
+from arrayobs import _backends
 from arrayobs._compat import backend_name, default_device, resolve_namespace
 from arrayobs._observers._arguments import Factory, checked_device
 
@@ -127,6 +129,28 @@ class Bound(Shell):
 
     def _check_binding(self, xp: ModuleType, device: Any) -> None:
         check_binding(type(self).__name__, self._xp, self._device, xp, device)
+
+    def _pickled_binding(self, out: dict[str, Any]) -> None:
+        """In ``out`` (see :meth:`Shell._pickled`): the namespace by name, and the
+        device in a form that pickles (a device object need not: array-api-strict's
+        come back as its default device)."""
+        xp = out.pop("_xp")
+        out["_namespace"] = None if xp is None else xp.__name__
+        if xp is not None:
+            out["_device"] = _backends.shared(xp).portable_device(out["_device"])
+
+    def _unpickled_binding(self, state: dict[str, Any]) -> tuple[ModuleType | None, Any]:
+        """Undo :meth:`_pickled_binding` in ``state``; the namespace and device."""
+        name = state.pop("_namespace")
+        xp = None if name is None else resolve_namespace(importlib.import_module(name))
+        state["_xp"] = xp
+        if xp is not None:
+            # None: a pickle from before the device travelled (its arrays came back on
+            # the default device).
+            saved = state["_device"]
+            restored = None if saved is None else _backends.shared(xp).restore_device(saved)
+            state["_device"] = default_device(xp) if restored is None else restored
+        return xp, state["_device"]
 
     def _bind_now(self, xp: Any, device: Any) -> None:
         """The constructor's ``xp=``/``device=``: bound now to ``xp`` on ``device``
