@@ -224,7 +224,9 @@ class HistogramCollector(Bound):
         channel, each channel's slices so concatenated). A few values per row
         and the new counts travel (:mod:`arrayobs._backends._calib_group`).
     xp, device
-        Bind to a namespace and device now (default: the first array's).
+        Bind to ``xp`` now, on ``device`` (default: ``xp``'s default device, as
+        the observers bind); without ``xp`` (and then without ``device``), to the
+        first array's namespace and device.
 
     Notes
     -----

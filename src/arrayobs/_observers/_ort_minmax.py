@@ -49,7 +49,9 @@ class MinMaxCalibrater(Bound):
         batches of a call (as ORT does). ``averaging_constant`` outside
         [0, 1] with ``moving_average`` raises ValueError (as ORT).
     xp, device
-        Bind to a namespace and device up front (else to the first array's).
+        Bind to ``xp`` now, on ``device`` (default: ``xp``'s default device, as
+        the observers bind); without ``xp`` (and then without ``device``), to the
+        first array's namespace and device.
     process_group : torch.distributed.ProcessGroup, optional
         Data-parallel collection (torch tensors): each :meth:`collect` is, on
         every rank, one ``collect_data`` call whose reader yields rank 0's
