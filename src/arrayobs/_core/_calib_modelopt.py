@@ -323,7 +323,7 @@ def mse_candidates(start: float, stop: float, steps: int) -> np.ndarray:
 
 
 class MseState(NamedTuple):
-    """MseCalibrator's state: ``losses`` (float32, (steps, *kept)) are the
+    """MseCalibrator's state: ``losses`` (float32, shape ``(steps, *kept)``) are the
     reference's ``_losses_sum`` stacked; ``seen`` (bool, 0-d) whether any
     batch was collected."""
 

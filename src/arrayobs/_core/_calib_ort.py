@@ -57,13 +57,16 @@ def minmax_init(
     ``channels``: the size of the channel axis (per channel), else per tensor.
     ``dtype``: the data's dtype (float32 or float16; default float32).
     """
-    if not has_dtype(xp, device, "int64"):
-        # argmin/argmax (the first occurrence: the sign of a zero) return int64.
+    try:
+        # argmin/argmax (the first occurrence: the sign of a zero) return the default
+        # index dtype, which a device may lack (array-api-strict's no_x64: int64).
+        xp.argmin(xp.zeros((1,), dtype=xp.float32, device=device))
+    except (TypeError, ValueError) as exc:
         msg = (
-            "ORT's MinMax rule takes the first extreme through int64 indices; "
-            f"{backend_name(xp)} has no int64 on device {device!r}"
+            "ORT's MinMax rule takes the first extreme through argmin/argmax indices; "
+            f"{backend_name(xp)} has no index dtype on device {device!r} ({exc})"
         )
-        raise TypeError(msg)
+        raise TypeError(msg) from exc
     dt = xp.float32 if dtype is None else dtype
     shape = (1,) if channels is None else (int(channels),)
     zeros = xp.zeros(shape, dtype=dt, device=device)
