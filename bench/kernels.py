@@ -58,23 +58,14 @@ def _bits(v: Any) -> bytes:
 
 
 def _rows(case: str, calls: dict[str, Callable[[], object]], ref: str) -> list[dict[str, Any]]:
+    from bench.sidebyside import rows
     from bench.timing import interleaved
 
-    timings = interleaved(calls, REPEATS, TARGET_S)
-    rows = []
-    for variant, timing in timings.items():
-        row: dict[str, Any] = {"case": case, "variant": variant}
-        if isinstance(timing, Exception):
-            row["error"] = f"{type(timing).__name__}: {timing}"
-        else:
-            row["median_ms"] = timing.median_s * 1e3
-            base = timings[ref]
-            if not isinstance(base, Exception):
-                row["ref"] = ref
-                row["ref_over_this"] = base.median_s / timing.median_s
-        rows.append(row)
-        print(case, variant, row.get("median_ms", row.get("error")), file=sys.stderr)
-    return rows
+    found = rows(case, interleaved(calls, REPEATS, TARGET_S), ref)
+    for row in found:
+        if "ref_over_this" in row:
+            row["ref"] = ref
+    return found
 
 
 # -- HistogramObserver -------------------------------------------------------------------------

@@ -15,11 +15,11 @@ def rows(
     case: str,
     timings: dict[str, Timing | Exception],
     reference: str,
-    agrees: Callable[[str], bool],
+    agrees: Callable[[str], bool] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per variant of ``timings`` (``reference`` among them): ``median_ms``,
-    ``ref_over_this`` and, for the others, ``agrees(variant)``; an error instead of a
-    timing where the variant raised."""
+    ``ref_over_this`` and, for the others and given ``agrees``, ``agrees(variant)``; an
+    error instead of a timing where the variant raised."""
     ref = timings[reference]
     out = []
     for variant, timing in timings.items():
@@ -30,7 +30,7 @@ def rows(
             row["median_ms"] = timing.median_s * 1e3
             if not isinstance(ref, Exception):
                 row["ref_over_this"] = ref.median_s / timing.median_s
-        if variant != reference:
+        if agrees is not None and variant != reference:
             row["agrees"] = agrees(variant)
         out.append(row)
         print(case, variant, row.get("median_ms", row.get("error")), file=sys.stderr)

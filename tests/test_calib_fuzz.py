@@ -34,6 +34,7 @@ import numpy as np
 import pytest
 
 from arrayobs._conformance._calib_cases import CalibCase
+from arrayobs._conformance._calib_corpus import FAMILIES
 from arrayobs._conformance._calib_records import Outcome, Row
 from arrayobs._conformance._calib_runner import calib_modules, compare_calib_case, target_api
 from arrayobs.testing import supports_dtype
@@ -41,14 +42,6 @@ from tests.test_calib_conformance import _references, _target
 
 EXAMPLES = int(os.environ.get("ARRAYOBS_FUZZ_EXAMPLES", "200"))
 SEED = int(os.environ.get("ARRAYOBS_FUZZ_SEED", "26"))
-FAMILIES = (
-    "ort-histogram",
-    "ort-minmax",
-    "ort-scale-zp",
-    "modelopt-max",
-    "modelopt-histogram",
-    "modelopt-mse",
-)
 # float32 values that reach the references' edge cases: NaN, both infinities, both zeros,
 # the largest finite value, the smallest subnormal.
 SPECIALS = (np.nan, np.inf, -np.inf, -0.0, 0.0, 3.4028235e38, -3.4028235e38, 1e-45, -1e-45)
