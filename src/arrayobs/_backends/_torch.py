@@ -160,6 +160,39 @@ def _from_host(*arrays: Any) -> tuple[Any, ...]:
     return tuple(torch.from_numpy(np.asarray(a)) for a in arrays)
 
 
+# -- the per-tensor rules on a CPU state, read as Python floats -------------------
+# A 0-d float32 CPU tensor's item() is exact as a double. On 100 elements the update
+# costs about as much as the batch's reduction, so these read the four values once
+# and build at most two tensors (none where the running range did not move).
+
+
+def _running_minmax(state: core.MinMaxState, batch: Any) -> core.MinMaxState:
+    """torch.ao's ``torch.min(cur, state)``, ``torch.max(cur, state)`` on 0-d CPU
+    tensors, keeping whichever tensor it would return (the same bits: NaN
+    propagates from either side; on a tie, signed zeros included, the batch's)."""
+    m, big_m = state
+    lo, hi = batch
+    m_f, lo_f = m.item(), lo.item()
+    big_f, hi_f = big_m.item(), hi.item()
+    new_m = m if (m_f != m_f or m_f < lo_f) else lo  # noqa: PLR0124 - m_f != m_f: NaN
+    new_big = big_m if (big_f != big_f or big_f > hi_f) else hi  # noqa: PLR0124
+    if new_m is m and new_big is big_m:
+        return state
+    return core.MinMaxState(new_m, new_big)
+
+
+def _moving_average(
+    state: core.MinMaxState, batch: Any, rule: core.MovingAverage
+) -> core.MinMaxState:
+    """:func:`arrayobs._backends._host.moving_average_combine` on 0-d CPU tensors."""
+    f32 = np.float32
+    (m, big_m), (lo, hi) = state, batch
+    new = host.moving_average_combine(
+        f32(m.item()), f32(big_m.item()), f32(lo.item()), f32(hi.item()), rule.c32
+    )
+    return core.MinMaxState(*_from_host(*new))
+
+
 class TorchBackend(Backend):
     """``aminmax`` in the input's dtype; torch.ao's own ops for the rules."""
 
@@ -173,6 +206,8 @@ class TorchBackend(Backend):
 
     def reduce(self, x: Any, ch_axis: int | None = None) -> Any:
         if self.fast and ch_axis is None:
+            if x.dtype is torch.float32 and not x.requires_grad:
+                return torch.aminmax(x)  # aminmax's common case, a call less per batch
             return aminmax(x)
         return self.aminmax(x, ch_axis)
 
@@ -196,9 +231,13 @@ class TorchBackend(Backend):
         ch_axis: int | None = None,
         fresh: bool | None = None,
     ) -> core.MinMaxState:
-        if isinstance(rule, core.MovingAverage) and self._host_state(state):
-            new = host.combine(rule, *_host(*state, *batch))
-            return core.MinMaxState(*_from_host(*new))
+        m = state.min_val
+        if fresh is not True and self.fast and m.ndim == 0 and m.is_cpu:
+            kind = type(rule)
+            if kind is core.RunningMinMax:
+                return _running_minmax(state, batch)
+            if kind is core.MovingAverage:
+                return _moving_average(state, batch, rule)
         return super().fold(state, batch, rule, ch_axis, fresh)
 
     def combine(
