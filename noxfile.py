@@ -28,6 +28,7 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,6 +91,34 @@ SESSIONS = {
 }
 # What the shared CPU venv holds: every CPU extra (SESSIONS) and the test dependencies.
 CPU_INSTALL = (*CONSTRAINTS, *TEST_DEPS, *RUNNER_DEPS, "-e", ".[torch,jax,dask,strict]")
+
+
+# The references' CPU dispatch, pinned for the test sessions. On an AVX512 CPU, torch
+# (ATen's AVX512 kernels) and NumPy (its AVX512 dispatch targets) compute some of the
+# references' steps in a different order or with other math functions than on AVX2: the
+# stored reference numbers and the tests use AVX2 (docs/exactness.md, "CPU dispatch").
+# NumPy refuses a name that is not one of its dispatch targets, so they are asked of it.
+_NUMPY_AVX512 = (
+    "try:\n"
+    "    from numpy._core._multiarray_umath import __cpu_dispatch__ as d\n"
+    "except ImportError:\n"
+    "    from numpy.core._multiarray_umath import __cpu_dispatch__ as d\n"
+    "print(' '.join(t for t in d if 'AVX512' in t or t == 'X86_V4'))"
+)
+
+
+def _avx2(python: str) -> dict[str, str]:
+    """The environment that pins torch and NumPy (as ``python`` imports it) to their
+    AVX2 kernels; a variable already set is kept."""
+    found = subprocess.run(
+        [python, "-c", _NUMPY_AVX512], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    pinned = {"ATEN_CPU_CAPABILITY": "avx2", "NPY_DISABLE_CPU_FEATURES": found}
+    return {k: os.environ.get(k, v) for k, v in pinned.items() if v}
+
+
+def _session_python(session: nox.Session) -> str:
+    return str(Path(session.bin) / "python")
 
 
 def _workers() -> tuple[str, ...]:
@@ -164,7 +193,9 @@ def _cpu_run(session: nox.Session, *args: str, env: dict[str, str]) -> None:
     """``pytest *args`` in the shared CPU venv (nox would find its own pytest first)."""
     venv_env = _cpu_venv(session)
     pytest = str(Path(venv_env["VIRTUAL_ENV"]) / "bin" / "pytest")
-    session.run(pytest, *_workers(), *args, external=True, env={**venv_env, **env})
+    python = str(Path(venv_env["VIRTUAL_ENV"]) / "bin" / "python")
+    env = {**venv_env, **_avx2(python), **env}
+    session.run(pytest, *_workers(), *args, external=True, env=env)
 
 
 def _define(suite: str, name: str, extra: str, backends: str, gpu: bool) -> None:
@@ -232,7 +263,7 @@ def tests_numba(session: nox.Session) -> None:
         "tests/test_calib_fast.py",
         "conformance",
         *session.posargs,
-        env={"ARRAYOBS_BACKENDS": "numpy,torch"},
+        env={"ARRAYOBS_BACKENDS": "numpy,torch", **_avx2(_session_python(session))},
     )
 
 
@@ -252,7 +283,11 @@ def tests_calib(session: nox.Session) -> None:
         *_workers(),
         *files,
         *session.posargs,
-        env={"ARRAYOBS_BACKENDS": _ALL_CPU, "ARRAYOBS_REQUIRE_REFERENCES": "1"},
+        env={
+            "ARRAYOBS_BACKENDS": _ALL_CPU,
+            "ARRAYOBS_REQUIRE_REFERENCES": "1",
+            **_avx2(_session_python(session)),
+        },
     )
 
 
@@ -284,6 +319,7 @@ def fuzz_calib(session: nox.Session) -> None:
             "ARRAYOBS_REQUIRE_REFERENCES": "1",
             "ARRAYOBS_FUZZ_EXAMPLES": "4000",
             "ARRAYOBS_FUZZ_SEED": seed,
+            **_avx2(_session_python(session)),
         },
     )
 
