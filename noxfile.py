@@ -109,11 +109,17 @@ _NUMPY_AVX512 = (
 
 def _avx2(python: str) -> dict[str, str]:
     """The environment that pins torch and NumPy (as ``python`` imports it) to their
-    AVX2 kernels; a variable already set is kept."""
+    AVX2 kernels; a variable already set is kept. torch.compile's kernels get a cache of
+    their own: torch 2.13's inductor cache does not key on the ISA, and an AVX512 kernel
+    cached by an unpinned run crashed a pinned one (a segmentation fault)."""
     found = subprocess.run(
         [python, "-c", _NUMPY_AVX512], capture_output=True, text=True, check=True
     ).stdout.strip()
-    pinned = {"ATEN_CPU_CAPABILITY": "avx2", "NPY_DISABLE_CPU_FEATURES": found}
+    pinned = {
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "NPY_DISABLE_CPU_FEATURES": found,
+        "TORCHINDUCTOR_CACHE_DIR": str(ROOT / ".nox" / "inductor-avx2"),
+    }
     return {k: os.environ.get(k, v) for k, v in pinned.items() if v}
 
 
