@@ -71,6 +71,9 @@ MSE_CASES = [
     ((8, 64), "bfloat16", affine.PerTensor(), A.ASYMMETRIC, "uint8", 20, {}, False),
     ((8, 64), "float16", affine.PerRow(), A.ASYMMETRIC, "uint8", 20, {}, False),
     ((2, 4, 32), "float32", affine.PerToken(), A.ASYMMETRIC, "int8", 10, {}, False),
+    # losses past torchao's starting 1e9 (bfloat16) and past float16's range (inf)
+    ((8, 64), "bfloat16", affine.PerRow(), A.SYMMETRIC, "int8", 10, {"scale": 1e6}, False),
+    ((8, 64), "float16", affine.PerGroup(32), A.ASYMMETRIC, "int8", 10, {"scale": 300.0}, False),
     ((4, 16384), "float32", affine.PerAxis(0), A.SYMMETRIC, "int8", 3, {}, False),
     ((127, 256), "float32", affine.PerTensor(), A.ASYMMETRIC, "uint8", 4, {}, False),
     (
@@ -98,6 +101,7 @@ MSE_CASES = [
 
 def _reference_mse(case: tuple[Any, ...], x: Any) -> Any:
     _, _, g, mapping, target, steps, kw, _ = case
+    kw = {k: v for k, v in kw.items() if k != "scale"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         ref = tob.AffineQuantizedMSEObserver(
@@ -116,9 +120,9 @@ def _reference_mse(case: tuple[Any, ...], x: Any) -> Any:
 def test_mse_matches_torchao(backend: Any, case: tuple[Any, ...]) -> None:
     shape, dtype, g, mapping, target, steps, kw, specials = case
     _require(backend, dtype, *(v for k, v in kw.items() if k.endswith("_dtype")))
-    if backend.library == "dask" and shape[-1] > 1000:
-        pytest.skip("a long row's cascade is a huge Dask graph")
-    x = _data(shape, dtype, seed=len(shape) * 7 + steps)
+    kw = dict(kw)
+    x = _data(shape, "float32", seed=len(shape) * 7 + steps) * kw.pop("scale", 1.0)
+    x = x.to(TORCH_DTYPES[dtype])
     x = _specials(x) if specials else x
     ref = _reference_mse(case, x)
     want_scale, want_zp = ref.calculate_qparams()
@@ -136,6 +140,32 @@ def test_mse_matches_torchao(backend: Any, case: tuple[Any, ...]) -> None:
         assert zp is None
     else:
         _match(zp, want_zp, "zero_point", backend)
+
+
+LOSS_CASES = [
+    ((4, 4096), "float32", affine.PerAxis(0)),
+    ((8, 2048), "float32", affine.PerGroup(256)),
+    ((127, 256), "float32", affine.PerTensor()),
+    ((3, 5, 1000), "float32", affine.PerToken()),
+    ((16, 512), "bfloat16", affine.PerGroup(128)),
+    ((16, 512), "float16", affine.PerRow()),
+]
+
+
+@pytest.mark.parametrize(("shape", "dtype", "g"), LOSS_CASES)
+def test_mse_loss_in_atens_order(backend: Any, shape: tuple[int, ...], dtype: str, g: Any) -> None:
+    """The per-block loss itself against torchao's ``mse`` (ATen's ``torch.mean``):
+    long blocks, where a library's own summation order differs in the last bit."""
+    from arrayobs._core import _affine_mse
+
+    _require(backend, dtype)
+    expect = _data(shape, dtype, seed=31)
+    pred = (expect.float() + _data(shape, "float32", seed=32) * 0.01).to(expect.dtype)
+    ref = tob.AffineQuantizedMSEObserver(tq.MappingType.SYMMETRIC, torch.int8, _tg(g))
+    block = affine.get_block_size(shape, g)
+    want = ref.mse(pred, expect, list(block))
+    got = _affine_mse.mse(_to(backend, pred), _to(backend, expect), block, xp=backend.xp)
+    _match(got, want, "loss", backend)
 
 
 def test_mse_second_batch_and_run_once() -> None:
@@ -293,7 +323,8 @@ def test_mse_threads() -> None:
 FIXED_CASES = [
     {},
     {"scale": torch.tensor([0.5])},
-    {"scale": torch.tensor(0.0, dtype=torch.bfloat16)},  # a zero scale becomes [1.0]
+    {"scale": torch.tensor(0.0)},  # a zero scale becomes [1.0]
+    {"scale": torch.tensor([0.0], dtype=torch.bfloat16)},
     {"scale": torch.tensor([-0.0])},
     {"scale": torch.tensor([float("nan")])},
     {

@@ -92,6 +92,23 @@ def _mean(loss: Any, k: int, n: int, per_block: tuple[int, ...], xp: ModuleType)
     return xp.reshape(a.store(mean), per_block)
 
 
+def _squared_error(pred: Any, expect: Any, a: Arith, xp: ModuleType) -> Any:
+    """``(pred - expect).abs().pow(2)`` in their dtype, rounded as ATen rounds."""
+    err = xp.abs(a.round(a.load(pred) - a.load(expect)))
+    return a.store(err * err)  # stored: rounded once to the dtype, as ATen
+
+
+@quiet
+def mse(pred: Any, expect: Any, block_size: Sequence[int], *, xp: ModuleType) -> Any:
+    """torchao's ``AffineQuantizedMSEObserver.mse``: each block's mean squared
+    error, one value per block (the reduced axes dropped)."""
+    k, n = loss_rows(expect.shape, block_size)
+    view, axes = reduction_params(block_size, expect.shape)
+    per_block = tuple(size for i, size in enumerate(view) if i not in axes)
+    a = Arith(dtype_name(expect.dtype), xp)
+    return _mean(_squared_error(pred, expect, a, xp), k, n, per_block, xp)
+
+
 @quiet
 def line_search(
     x: Any,
@@ -123,8 +140,7 @@ def line_search(
         if domain is ZeroPointDomain.NONE:
             zp = None
         dq = fake_quantize(x, block_size, scale, zp, tgt, domain, xp=xp)[1]
-        err = xp.abs(a.round(a.load(dq) - a.load(x)))
-        loss = _mean(a.store(a.round(err * err)), k, n, per_block, xp)
+        loss = _mean(_squared_error(dq, x, a, xp), k, n, per_block, xp)
         better = loss < best
         lo, hi = xp.where(better, neg, lo), xp.where(better, thres, hi)
         best = xp.minimum(loss, best)

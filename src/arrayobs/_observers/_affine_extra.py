@@ -11,7 +11,7 @@ import importlib
 import math
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -38,6 +38,12 @@ from arrayobs._observers._affine import (
 from arrayobs._observers._state_dict import IncompatibleKeys, check_keys
 
 _QPARAMS = ("scale", "zero_point")
+
+
+class _Batch(NamedTuple):
+    x: Any
+
+
 _SEARCHED = ("float16", "bfloat16", "float32")  # torchao's fake quantize refuses float64
 
 
@@ -372,6 +378,11 @@ class AffineQuantizedMSEObserver(AffineQuantizedMinMaxObserver):
             raise ValueError(msg)
         x = without_graph(input)  # torchao searches a detached input: no graph is kept
         block = core.get_block_size(x.shape, self.granularity)
+        work = backend.work_xp
+        if work is not xp:
+            # A lazy (Dask) batch is computed once and searched on the host: ``steps``
+            # passes over a lazy graph would each recompute it.
+            (x,) = backend.to_work(_Batch(x))
         lo, hi = line_search(
             x,
             block,
@@ -382,9 +393,12 @@ class AffineQuantizedMSEObserver(AffineQuantizedMinMaxObserver):
             self.zero_point_dtype,
             self.zero_point_domain,
             self.steps,
-            xp=xp,
+            xp=work,
         )
-        state = MinMaxState(*backend.materialize(lo, hi))
+        searched = MinMaxState(lo, hi)
+        if work is not xp:
+            searched = backend.from_work(searched)
+        state = MinMaxState(*backend.materialize(*searched))
         with self._lock:
             self._check_binding(xp, device)
             if not (self.run_once and self._state is not None):
