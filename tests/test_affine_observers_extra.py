@@ -254,6 +254,17 @@ def test_mse_bad_input_leaves_state(backend: Any) -> None:
         fresh.calculate_qparams()
 
 
+def test_mse_one_element_blocks_refused() -> None:
+    """Every block one element: torchao's qparams do not fit its input there."""
+    ref = tob.AffineQuantizedMSEObserver(tq.MappingType.SYMMETRIC, torch.int8, tg.PerAxis(0))
+    with pytest.raises(RuntimeError):
+        ref(torch.ones(8))
+    obs = affine.AffineQuantizedMSEObserver(A.SYMMETRIC, "int8", affine.PerAxis(0))
+    with pytest.raises(ValueError, match="block of its own"):
+        obs(np.ones(8, np.float32))
+    assert not obs.calibrated
+
+
 def test_mse_float64_refused_as_torchao() -> None:
     x = torch.ones(4, 16, dtype=torch.float64)
     ref = tob.AffineQuantizedMSEObserver(tq.MappingType.SYMMETRIC, torch.int8, tg.PerRow(), steps=2)
@@ -431,6 +442,13 @@ def test_fixed_copy_pickle_state_dict(backend: Any) -> None:
         got = clone.calculate_qparams()
         assert [v.dtype for v in got] == dtypes
         assert all(np.array_equal(_host(g), w) for g, w in zip(got, want, strict=True))
+    if backend.library == "torch":  # a copy's buffers are its own, as torchao's deepcopy
+        own = affine.AffineQuantizedFixedQParamObserver(
+            A.SYMMETRIC, "int8", affine.PerAxis(0), scale=scale.clone(), zero_point=zp
+        )
+        clone = copy.deepcopy(own)
+        own.calculate_qparams()[0].mul_(2)
+        assert np.array_equal(_host(clone.calculate_qparams()[0]), want[0])
     other = affine.AffineQuantizedFixedQParamObserver(
         A.SYMMETRIC, "int8", affine.PerAxis(0), scale=_to(backend, torch.ones(2)), zero_point=zp
     )

@@ -91,7 +91,9 @@ class AffineQuantizedFixedQParamObserver(AffineObserverBase):
     (array([0.5], dtype=float32), array([0.], dtype=float32))
     """
 
-    _SHARED = ("_backend", "_xp", "_device", "_scale", "_zero_point")
+    # A copy has its own scale and zero point (torchao's deepcopy copies the buffers,
+    # and calculate_qparams hands them out).
+    _SHARED = ("_backend", "_xp", "_device")
 
     def __init__(
         self,
@@ -294,11 +296,13 @@ class AffineQuantizedMSEObserver(AffineQuantizedMinMaxObserver):
     2-D, say) raise NotImplementedError. Differences from torchao: an empty
     batch raises ValueError (torchao fails while unpacking it); a block of one
     element each raises ValueError (torchao's qparams do not fit there);
-    ``ZeroPointDomain.FLOAT`` is refused (NotImplementedError);
-    ``calculate_qparams`` before any batch raises ValueError (torchao:
-    AssertionError). ``state_dict`` holds ``min_val`` and ``max_val`` once
-    searched (torchao's is empty); loading them counts as the one search of
-    ``run_once``.
+    ``ZeroPointDomain.FLOAT`` is refused (NotImplementedError); float64 input
+    raises TypeError (torchao: AssertionError); ``calculate_qparams`` before
+    any batch raises ValueError (torchao: AssertionError). ``state_dict``
+    holds ``min_val`` and ``max_val`` once searched (torchao's is empty);
+    loading them counts as the one search of ``run_once``. A Dask batch is
+    computed once at ``forward`` and searched in NumPy; the state comes back
+    as Dask arrays.
 
     Examples
     --------
