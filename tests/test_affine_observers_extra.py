@@ -427,6 +427,15 @@ def test_fixed_several_elements_taken_where_torchao_fails() -> None:
         affine.AffineQuantizedFixedQParamObserver(
             A.SYMMETRIC, "int8", affine.PerAxis(0), scale=torch.zeros(0)
         )
+    strict = pytest.importorskip("array_api_strict")
+    with pytest.raises(ValueError, match="device"):
+        affine.AffineQuantizedFixedQParamObserver(
+            A.SYMMETRIC,
+            "int8",
+            affine.PerAxis(0),
+            scale=strict.asarray([0.5], device=strict.Device("device1")),
+            xp=strict,
+        )
 
 
 def test_fixed_copy_pickle_state_dict(backend: Any) -> None:

@@ -156,6 +156,9 @@ class AffineQuantizedFixedQParamObserver(AffineObserverBase):
             if math.prod(v.shape) == 0:
                 msg = f"{what} is empty (shape {tuple(v.shape)})"
                 raise ValueError(msg)
+            if (where := _backends.new(xp).device_of(v)) != device:
+                msg = f"{what} is on device {where!r}; the observer's qparams are on {device!r}"
+                raise ValueError(msg)
         if scale is not None:
             core.float_name(scale.dtype, "scale")
         if scale is None or (swap and _is_zero(scale)):
