@@ -159,6 +159,8 @@ def test_mse_loss_in_atens_order(backend: Any, shape: tuple[int, ...], dtype: st
     from arrayobs._core import _affine_mse
 
     _require(backend, dtype)
+    if backend.library == "dask":
+        pytest.skip("the observer searches a Dask batch in NumPy; the core does not run lazily")
     expect = _data(shape, dtype, seed=31)
     pred = (expect.float() + _data(shape, "float32", seed=32) * 0.01).to(expect.dtype)
     ref = tob.AffineQuantizedMSEObserver(tq.MappingType.SYMMETRIC, torch.int8, _tg(g))
