@@ -69,9 +69,15 @@ from arrayobs._observers._affine import (
     AffineQuantizedMinMaxObserver,
     AffineQuantizedMovingAverageMinMaxObserver,
 )
+from arrayobs._observers._affine_extra import (
+    AffineQuantizedFixedQParamObserver,
+    AffineQuantizedMSEObserver,
+)
 from arrayobs._version import __version__ as __version__
 
 __all__ = [
+    "AffineQuantizedFixedQParamObserver",
+    "AffineQuantizedMSEObserver",
     "AffineQuantizedMinMaxObserver",
     "AffineQuantizedMovingAverageMinMaxObserver",
     "FakeQuantize",

@@ -6,7 +6,8 @@ point per block (:func:`choose_qparams_affine`), quantize
 (:func:`quantize_affine`) and dequantize (:func:`dequantize_affine`); torchao's
 float8 scales (:func:`choose_scale_float8`); the granularities and
 :func:`get_block_size`; and :class:`AffineQuantizedMinMaxObserver` with a
-moving-average variant.
+moving-average variant, :class:`AffineQuantizedFixedQParamObserver` and
+:class:`AffineQuantizedMSEObserver`.
 
 Dtypes are names (``"int8"``, ``"float8_e4m3fn"``) or the backend's dtype
 objects (``torch.int8``, ``jnp.bfloat16``). Sub-byte integers are held in int8
@@ -53,8 +54,14 @@ from arrayobs._observers._affine import (
     AffineQuantizedMinMaxObserver,
     AffineQuantizedMovingAverageMinMaxObserver,
 )
+from arrayobs._observers._affine_extra import (
+    AffineQuantizedFixedQParamObserver,
+    AffineQuantizedMSEObserver,
+)
 
 __all__ = [
+    "AffineQuantizedFixedQParamObserver",
+    "AffineQuantizedMSEObserver",
     "AffineQuantizedMinMaxObserver",
     "AffineQuantizedMovingAverageMinMaxObserver",
     "Granularity",

@@ -42,31 +42,10 @@ NUMPY = resolve_namespace(np)
 _KEYS = ("min_val", "max_val")
 
 
-class AffineQuantizedMinMaxObserver(Bound):
-    """torchao's ``AffineQuantizedMinMaxObserver``: the running min and max of
-    each block, and torchao's affine qparams of them.
-
-    Parameters are torchao's (``mapping_type``, ``target_dtype`` and
-    ``granularity`` required); dtypes as names or backend dtypes. ``xp=`` and
-    ``device=`` bind the observer up front; otherwise it binds to the first
-    array it observes. ``preserve_zero=False`` and a zero-point domain other
-    than INT warn (DeprecationWarning), as torchao, and change nothing but
-    ``ZeroPointDomain.NONE``, which makes the zero point None.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from arrayobs.affine import AffineQuantizedMinMaxObserver, MappingType, PerGroup
-    >>> obs = AffineQuantizedMinMaxObserver(MappingType.SYMMETRIC, "int8", PerGroup(4))
-    >>> _ = obs(np.arange(8, dtype=np.float32).reshape(1, 8))
-    >>> scale, zero_point = obs.calculate_qparams()
-    >>> scale.shape, zero_point.dtype  # one row of two groups; a float symmetric zero point
-    ((1, 2), dtype('float32'))
-    """
-
-    # A copy shares the namespace, device and backend, and the state's arrays
-    # (never written into, only replaced).
-    _SHARED = ("_backend", "_xp", "_device", "_state")
+class AffineObserverBase(Bound):
+    """What torchao's ``AffineQuantizedObserverBase`` holds: the checked
+    quantization arguments (torchao's, with its deprecation warnings) and the
+    binding to ``xp``/``device``."""
 
     def __init__(
         self,
@@ -111,22 +90,82 @@ class AffineQuantizedMinMaxObserver(Bound):
         self._device = self._backend.state_device(
             default_device(namespace) if device is None else checked_device(namespace, device)
         )
-        self._state: MinMaxState | None = None
         self._new_lock()
         if not self.preserve_zero:
             warnings.warn(
                 "preserve_zero=False is deprecated in torchao; only preserve_zero=True is "
                 "supported",
                 DeprecationWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         if self.zero_point_domain is not core.ZeroPointDomain.INT:
             warnings.warn(
                 f"zero_point_domain={self.zero_point_domain} is deprecated in torchao; only "
                 "ZeroPointDomain.INT is supported",
                 DeprecationWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
+
+
+class AffineQuantizedMinMaxObserver(AffineObserverBase):
+    """torchao's ``AffineQuantizedMinMaxObserver``: the running min and max of
+    each block, and torchao's affine qparams of them.
+
+    Parameters are torchao's (``mapping_type``, ``target_dtype`` and
+    ``granularity`` required); dtypes as names or backend dtypes. ``xp=`` and
+    ``device=`` bind the observer up front; otherwise it binds to the first
+    array it observes. ``preserve_zero=False`` and a zero-point domain other
+    than INT warn (DeprecationWarning), as torchao, and change nothing but
+    ``ZeroPointDomain.NONE``, which makes the zero point None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayobs.affine import AffineQuantizedMinMaxObserver, MappingType, PerGroup
+    >>> obs = AffineQuantizedMinMaxObserver(MappingType.SYMMETRIC, "int8", PerGroup(4))
+    >>> _ = obs(np.arange(8, dtype=np.float32).reshape(1, 8))
+    >>> scale, zero_point = obs.calculate_qparams()
+    >>> scale.shape, zero_point.dtype  # one row of two groups; a float symmetric zero point
+    ((1, 2), dtype('float32'))
+    """
+
+    # A copy shares the namespace, device and backend, and the state's arrays
+    # (never written into, only replaced).
+    _SHARED = ("_backend", "_xp", "_device", "_state")
+
+    def __init__(
+        self,
+        mapping_type: Any,
+        target_dtype: Any,
+        granularity: Any,
+        quant_min: float | None = None,
+        quant_max: float | None = None,
+        eps: float | None = None,
+        scale_dtype: Any = None,
+        zero_point_dtype: Any = None,
+        preserve_zero: bool = True,
+        zero_point_domain: Any = core.ZeroPointDomain.INT,
+        keepdim: bool = False,
+        *,
+        xp: Any = None,
+        device: Any = None,
+    ) -> None:
+        self._state: MinMaxState | None = None
+        super().__init__(
+            mapping_type,
+            target_dtype,
+            granularity,
+            quant_min,
+            quant_max,
+            eps,
+            scale_dtype,
+            zero_point_dtype,
+            preserve_zero,
+            zero_point_domain,
+            keepdim,
+            xp=xp,
+            device=device,
+        )
 
     # -- state -----------------------------------------------------------------
     def _observed_state(self) -> MinMaxState:
