@@ -551,6 +551,30 @@ def test_threads_and_autograd(torch_ref: Any) -> None:
     assert not any(v.requires_grad or v.grad_fn is not None for v in state)
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "generic"])
+def test_requires_grad_batches_warn_nothing(fast: bool, torch_ref: Any) -> None:
+    """PyTorch's test_histogram_observer_same_inputs sequence (batches that require grad):
+    torch.ao's numbers, bit for bit, and no warning on either path, as torch.ao gives none
+    (the generic path read the range of the tensor itself and torch warned about autograd)."""
+    from torch.ao.quantization import HistogramObserver as TorchHistogram
+
+    kwargs = {"bins": 3, "dtype": torch_ref.qint8, "qscheme": torch_ref.per_tensor_symmetric}
+    values = [[1.0] * 4, [0.0] * 4, [0.0] * 4, [2.0, 3.0, 4.0, 5.0], [5.0, 6.0, 7.0, 8.0]]
+    ours, theirs = HistogramObserver(xp=torch_ref, fast=fast, **kwargs), TorchHistogram(**kwargs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i, v in enumerate(values):
+            batch = torch_ref.tensor(v, requires_grad=i < 4)
+            assert ours(batch) is batch
+            theirs(batch)
+        got, want = ours.calculate_qparams(), theirs.calculate_qparams()
+    assert [str(w.message) for w in caught] == []
+    for name in ("histogram", "min_val", "max_val"):
+        assert _bits(getattr(ours, name)).tolist() == _bits(getattr(theirs, name)).tolist()
+    assert _bits(got[0]).tolist() == _bits(want[0]).tolist()
+    assert torch_ref.equal(got[1], want[1])
+
+
 def test_inf_warning_points_at_the_caller() -> None:
     obs = HistogramObserver(bins=8)
     with pytest.warns(UserWarning, match="torch.inf detected") as caught:

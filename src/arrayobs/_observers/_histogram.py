@@ -12,6 +12,7 @@ import numpy as np
 
 from arrayobs import _arguments as arguments
 from arrayobs import _backends
+from arrayobs._compat import without_graph
 from arrayobs._config import FLOAT32_EPS, boolean
 from arrayobs._core import _hist_range as hist_range
 from arrayobs._core import _histogram as hist
@@ -151,6 +152,7 @@ class HistogramObserver(Observer):
 
     def _observe(self, backend: _backends.Backend, device: Any, x: Any) -> None:
         """torch's forward (the lock is held); raises before changing anything."""
+        x = without_graph(x)  # reading the range back must not warn about autograd, as torch's
         xp = backend.xp
         name = str(x.dtype).rsplit(".", 1)[-1]
         if name not in FLOAT_NAMES:
