@@ -119,6 +119,8 @@ def _reference_mse(case: tuple[Any, ...], x: Any) -> Any:
 @pytest.mark.parametrize("case", MSE_CASES, ids=[f"mse{i}" for i in range(len(MSE_CASES))])
 def test_mse_matches_torchao(backend: Any, case: tuple[Any, ...]) -> None:
     shape, dtype, g, mapping, target, steps, kw, specials = case
+    if backend.library in ("jax", "dask") and MSE_CASES.index(case) % 4:
+        pytest.skip("sampled on JAX and Dask (every 4th case): each search is eager steps")
     _require(backend, dtype, *(v for k, v in kw.items() if k.endswith("_dtype")))
     kw = dict(kw)
     x = _data(shape, "float32", seed=len(shape) * 7 + steps) * kw.pop("scale", 1.0)
@@ -168,6 +170,32 @@ def test_mse_loss_in_atens_order(backend: Any, shape: tuple[int, ...], dtype: st
     want = ref.mse(pred, expect, list(block))
     got = _affine_mse.mse(_to(backend, pred), _to(backend, expect), block, xp=backend.xp)
     _match(got, want, "loss", backend)
+
+
+def test_mse_public_methods_match_torchao(backend: Any) -> None:
+    """torchao's ``line_search``, ``loss_fn`` and ``mse`` (its own tests call
+    ``loss_fn``), bit for bit; none of them changes the observer."""
+    _require(backend, "float32")
+    g = affine.PerGroup(16)
+    x = _data((8, 64), "float32", seed=41)
+    case = ((8, 64), "float32", g, A.ASYMMETRIC, "uint8", 12, {}, False)
+    ref = _reference_mse(case, x)
+    obs = affine.AffineQuantizedMSEObserver(A.ASYMMETRIC, "uint8", g, steps=12)
+    xin = _to(backend, x)
+    lo, hi = obs.line_search(xin)
+    assert not obs.calibrated
+    want_lo, want_hi = ref.line_search(x)
+    _match(lo, want_lo, "line_search min", backend)
+    _match(hi, want_hi, "line_search max", backend)
+    row_min = x.reshape(8, 4, 16).amin(-1).reshape(-1)
+    for new_min, new_max in ((want_lo, want_hi), (row_min, -row_min)):
+        want = ref.loss_fn(x, new_min, new_max)
+        got = obs.loss_fn(xin, _to(backend, new_min), _to(backend, new_max))
+        _match(got, want, "loss_fn", backend)
+    block = affine.get_block_size(x.shape, g)
+    pred = x * 1.5
+    _match(obs.mse(_to(backend, pred), xin, block), ref.mse(pred, x, list(block)), "mse", backend)
+    assert not obs.calibrated
 
 
 def test_mse_second_batch_and_run_once() -> None:

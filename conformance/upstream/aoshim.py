@@ -343,7 +343,14 @@ _q.utils = Proxy(  # torchao's helpers are the tests' references: only get_block
 )
 _q.observer = Proxy(
     "aoshim_torchao.quantization.observer",
-    {"AffineQuantizedMinMaxObserver": converted_class(A.AffineQuantizedMinMaxObserver)},
+    {
+        name: converted_class(getattr(A, name))
+        for name in (
+            "AffineQuantizedMinMaxObserver",
+            "AffineQuantizedMSEObserver",
+            "AffineQuantizedFixedQParamObserver",
+        )
+    },
     None,
     "torchao.quantization.observer",
 )

@@ -109,6 +109,56 @@ def mse(pred: Any, expect: Any, block_size: Sequence[int], *, xp: ModuleType) ->
     return _mean(_squared_error(pred, expect, a, xp), k, n, per_block, xp)
 
 
+def _loss(
+    x: Any,
+    block_size: Sequence[int],
+    new_min: Any,
+    new_max: Any,
+    mapping: Any,
+    tgt: Target,
+    eps: float | None,
+    scale_dtype: str | None,
+    zero_point_dtype: str | None,
+    domain: ZeroPointDomain,
+    a: Arith,
+    rows: tuple[int, int, tuple[int, ...]],
+    xp: ModuleType,
+) -> Any:
+    scale, zp, name = qparams_from_minmax(new_min, new_max, mapping, tgt, eps, xp=xp)
+    scale, zp = finish(scale, zp, name, mapping, scale_dtype, zero_point_dtype, xp=xp)
+    if domain is ZeroPointDomain.NONE:
+        zp = None
+    dq = fake_quantize(x, block_size, scale, zp, tgt, domain, xp=xp)[1]
+    k, n, per_block = rows
+    return _mean(_squared_error(dq, x, a, xp), k, n, per_block, xp)
+
+
+@quiet
+def loss_fn(
+    x: Any,
+    block_size: Sequence[int],
+    new_min: Any,
+    new_max: Any,
+    mapping: Any,
+    tgt: Target,
+    eps: float | None,
+    scale_dtype: str | None,
+    zero_point_dtype: str | None,
+    domain: ZeroPointDomain,
+    *,
+    xp: ModuleType,
+) -> Any:
+    """torchao's ``AffineQuantizedMSEObserver.loss_fn``: each block's mean
+    squared error of ``x`` fake-quantized with the qparams of
+    ``(new_min, new_max)``, one value per block."""
+    k, n = loss_rows(x.shape, block_size)
+    view, axes = reduction_params(block_size, x.shape)
+    per_block = tuple(size for i, size in enumerate(view) if i not in axes)
+    a = Arith(dtype_name(x.dtype), xp)
+    args = (mapping, tgt, eps, scale_dtype, zero_point_dtype, domain)
+    return _loss(x, block_size, new_min, new_max, *args, a, (k, n, per_block), xp)
+
+
 @quiet
 def line_search(
     x: Any,
@@ -135,12 +185,8 @@ def line_search(
     for i in range(1, steps + 1):
         thres = a.store(a.round(a.round(_over(a.load(span), divisor, xp)) * float(i)))
         neg = -thres
-        scale, zp, name = qparams_from_minmax(neg, thres, mapping, tgt, eps, xp=xp)
-        scale, zp = finish(scale, zp, name, mapping, scale_dtype, zero_point_dtype, xp=xp)
-        if domain is ZeroPointDomain.NONE:
-            zp = None
-        dq = fake_quantize(x, block_size, scale, zp, tgt, domain, xp=xp)[1]
-        loss = _mean(_squared_error(dq, x, a, xp), k, n, per_block, xp)
+        args = (mapping, tgt, eps, scale_dtype, zero_point_dtype, domain)
+        loss = _loss(x, block_size, neg, thres, *args, a, (k, n, per_block), xp)
         better = loss < best
         lo, hi = xp.where(better, neg, lo), xp.where(better, thres, hi)
         best = xp.minimum(loss, best)

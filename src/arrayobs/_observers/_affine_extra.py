@@ -26,7 +26,7 @@ from arrayobs._compat import (
     without_graph,
 )
 from arrayobs._core import _affine as core
-from arrayobs._core._affine_mse import line_search
+from arrayobs._core import _affine_mse as mse_core
 from arrayobs._core._arith import cast
 from arrayobs._core._blocks import integer
 from arrayobs._core._minmax import MinMaxState
@@ -365,9 +365,9 @@ class AffineQuantizedMSEObserver(AffineQuantizedMinMaxObserver):
         """Whether a batch has been searched (or min and max loaded)."""
         return self._state is not None
 
-    def forward(self, input: Any) -> Any:
-        """Search ``input`` (see the class); return it. Any error leaves the
-        observer as it was. Safe from several threads."""
+    def _searchable(self, input: Any) -> tuple[Any, Any, Any, Any]:
+        """``input`` checked (an array of the bound library and device, a searched
+        dtype, not empty) and detached: (x, its namespace, device, backend)."""
         if not is_array(input):
             msg = f"{type(self).__name__} observes arrays, got {type(input).__name__}"
             raise TypeError(msg)
@@ -375,37 +375,67 @@ class AffineQuantizedMSEObserver(AffineQuantizedMinMaxObserver):
         backend = self._backend if xp is self._xp else _backends.new(xp)
         device = backend.device_of(input)
         self._check_binding(xp, device)
-        if self.run_once and self.calibrated:
-            return input
         if core.dtype_name(input.dtype) not in _SEARCHED:
             msg = f"input must be float16, bfloat16 or float32 (as torchao's), got {input.dtype}"
             raise TypeError(msg)
         if arguments.require_size(backend.size(input)) == 0:
             msg = f"cannot search an empty batch (shape {tuple(input.shape)})"
             raise ValueError(msg)
-        x = without_graph(input)  # torchao searches a detached input: no graph is kept
-        block = core.get_block_size(x.shape, self.granularity)
-        work = backend.work_xp
-        if work is not xp:
-            # A lazy (Dask) batch is computed once and searched on the host: ``steps``
-            # passes over a lazy graph would each recompute it.
-            (x,) = backend.to_work(_Batch(x))
-        lo, hi = line_search(
-            x,
-            block,
+        return without_graph(input), xp, device, backend  # torchao searches it detached
+
+    def _qparam_args(self) -> tuple[Any, ...]:
+        return (
             self.mapping_type,
             self._target,
             self.eps,
             self.scale_dtype,
             self.zero_point_dtype,
             self.zero_point_domain,
-            self.steps,
-            xp=work,
         )
-        searched = MinMaxState(lo, hi)
+
+    def line_search(self, input: Any) -> tuple[Any, Any]:
+        """torchao's ``line_search``: the searched per-block ``(min_val, max_val)``
+        of ``input``, in its dtype and library; the observer is not changed."""
+        x, xp, _device, backend = self._searchable(input)
+        return self._search(x, xp, backend)
+
+    def _search(self, x: Any, xp: Any, backend: Any) -> tuple[Any, Any]:
+        block = core.get_block_size(x.shape, self.granularity)
+        work = backend.work_xp
         if work is not xp:
-            searched = backend.from_work(searched)
-        state = MinMaxState(*backend.materialize(*searched))
+            # A lazy (Dask) batch is computed once and searched on the host: ``steps``
+            # passes over a lazy graph would each recompute it.
+            (x,) = backend.to_work(_Batch(x))
+        found = MinMaxState(
+            *mse_core.line_search(x, block, *self._qparam_args(), self.steps, xp=work)
+        )
+        if work is not xp:
+            found = backend.from_work(found)
+        return MinMaxState(*backend.materialize(*found))
+
+    def mse(self, pred: Any, expect: Any, block_size: Any) -> Any:
+        """torchao's ``mse``: each block's mean squared error of ``pred``
+        against ``expect`` (ATen's mean order, in their dtype)."""
+        return mse_core.mse(pred, expect, tuple(block_size), xp=array_namespace(expect))
+
+    def loss_fn(self, x: Any, new_min: Any, new_max: Any) -> Any:
+        """torchao's ``loss_fn``: each block's mean squared error of ``x``
+        fake-quantized with the qparams of ``(new_min, new_max)`` (arrays of
+        ``x``'s library, one value per block)."""
+        x, xp, _device, _backend = self._searchable(x)
+        block = core.get_block_size(x.shape, self.granularity)
+        return mse_core.loss_fn(x, block, new_min, new_max, *self._qparam_args(), xp=xp)
+
+    def forward(self, input: Any) -> Any:
+        """Search ``input`` (see the class); return it. Any error leaves the
+        observer as it was. Safe from several threads."""
+        if self.run_once and self.calibrated and is_array(input):
+            xp = array_namespace(input)
+            backend = self._backend if xp is self._xp else _backends.new(xp)
+            self._check_binding(xp, backend.device_of(input))
+            return input
+        x, xp, device, backend = self._searchable(input)
+        state = self._search(x, xp, backend)
         with self._lock:
             self._check_binding(xp, device)
             if not (self.run_once and self._state is not None):
