@@ -7,6 +7,11 @@ for it), torch.ao, and where it applies the one-pass read floor (``torch.sum``
 over the same memory). ``agrees``: the kernel's result has the bits of the
 library path's (and torch.ao's, for the histogram).
 
+The histogram forward rows time the steady state (every call after the
+first sees the same batch, inside the observed range): ``kernels`` is the
+fused pass (``Backend.steady_histc``), ``kernels unfused`` the same kernels
+in two passes (the batch's (min, max), then its histc), as before the fusion.
+
     python -m bench.kernels [--quick]
     python -m bench.kernels --plot-only    # kernels.png again from kernels.json
 
@@ -57,11 +62,14 @@ def _bits(v: Any) -> bytes:
     return a.tobytes() if not np.isnan(a).any() else np.where(np.isnan(a), 0, a).tobytes() + b"n"
 
 
-def _rows(case: str, calls: dict[str, Callable[[], object]], ref: str) -> list[dict[str, Any]]:
+def _rows(
+    case: str, calls: dict[str, Callable[[], object]], ref: str, rounds: int = 1
+) -> list[dict[str, Any]]:
+    """``calls`` timed side by side, ``rounds`` times REPEATS interleaved rounds."""
     from bench.sidebyside import rows
     from bench.timing import interleaved
 
-    found = rows(case, interleaved(calls, REPEATS, TARGET_S), ref)
+    found = rows(case, interleaved(calls, REPEATS * rounds, TARGET_S), ref)
     for row in found:
         if "ref_over_this" in row:
             row["ref"] = ref
@@ -69,8 +77,10 @@ def _rows(case: str, calls: dict[str, Callable[[], object]], ref: str) -> list[d
 
 
 # -- HistogramObserver -------------------------------------------------------------------------
-def _observers(host: np.ndarray) -> dict[str, tuple[Any, Any, bool | None]]:
-    """variant -> (observer, input, kernels on), each having observed ``host`` once."""
+def _observers(host: np.ndarray, unfused: bool = False) -> dict[str, tuple[Any, Any, bool | None]]:
+    """variant -> (observer, input, kernels on), each having observed ``host`` once.
+    ``unfused``: also "kernels unfused" variants, whose steady state takes two passes
+    (the batch's (min, max), then its histc) instead of the fused one."""
     import torch
     from torch.ao.quantization import HistogramObserver as TorchHistogram
 
@@ -80,14 +90,18 @@ def _observers(host: np.ndarray) -> dict[str, tuple[Any, Any, bool | None]]:
     found: dict[str, tuple[Any, Any, bool | None]] = {
         "torch.ao": (TorchHistogram(bins=BINS), t, None)
     }
+    kinds = {"kernels": True, **({"kernels unfused": True} if unfused else {}), "library": False}
     for lib, x in (("numpy", host), ("torch", t)):
-        for on in (True, False):
-            found[f"{lib} {'kernels' if on else 'library'}"] = (HistogramObserver(bins=BINS), x, on)
-    for obs, x, on in found.values():
+        for kind, on in kinds.items():
+            found[f"{lib} {kind}"] = (HistogramObserver(bins=BINS), x, on)
+    for variant, (obs, x, on) in found.items():
         if on is None:
             obs(x)
         else:
             switched(on, lambda o=obs, x=x: o(x))()
+        if variant.endswith("unfused"):
+            # This observer's backend declines the steady state: the path before the fusion.
+            obs._backend.steady_histc = lambda *args: None
     return found
 
 
@@ -111,7 +125,7 @@ def forward_rows(n: int) -> list[dict[str, Any]]:
     import torch
 
     host = np.random.default_rng(0).standard_normal(n, dtype=np.float32)
-    found = _observers(host)
+    found = _observers(host, unfused=True)
     calls: dict[str, Callable[[], object]] = {}
     for variant, (obs, x, on) in found.items():
         calls[variant] = (
@@ -119,10 +133,12 @@ def forward_rows(n: int) -> list[dict[str, Any]]:
         )
     t = torch.from_numpy(host)
     calls["read floor (torch.sum)"] = lambda: torch.sum(t)
-    rows = _rows(f"HistogramObserver forward {n:.0e} float32", calls, "torch.ao")
+    # Every timed call after the first sees the same batch: the steady state.
+    # Three times the rounds: the fused and unfused kernels differ by about one read.
+    rows = _rows(f"HistogramObserver forward {n:.0e} float32, steady", calls, "torch.ao", 3)
     # The timed observers saw different numbers of batches: compare fresh ones, after a
-    # batch, a wider one (re-binning) and the first again.
-    checked = _observers(host)
+    # batch, a wider one (re-binning) and the first again (the steady state).
+    checked = _observers(host, unfused=True)
     for obs, x, on in checked.values():
         for batch in (x * 3, x):
             obs(batch) if on is None else switched(on, lambda o=obs, b=batch: o(b))()
@@ -210,6 +226,7 @@ import arrayobs
 t1 = time.perf_counter()
 obs = arrayobs.HistogramObserver()
 obs(np.linspace(-1, 1, 10**6, dtype=np.float32))
+obs(np.linspace(-1, 1, 10**6, dtype=np.float32))  # the steady state's kernel
 obs.calculate_qparams()
 m = arrayobs.MinMaxObserver(); m(np.ones(10**6, np.float32))
 p = arrayobs.PerChannelMinMaxObserver(); p(np.ones((4, 10**5), np.float32))
@@ -219,7 +236,7 @@ print(t1 - t0, t2 - t1)
 
 
 def first_call_rows() -> list[dict[str, Any]]:
-    """``import arrayobs`` and the first histogram forward + qparams + (min, max) calls, in
+    """``import arrayobs`` and the first two histogram forwards + qparams + (min, max) calls, in
     fresh processes: kernels off, kernels compiled (no cache), kernels from the disk cache."""
     import tempfile
 
@@ -242,7 +259,7 @@ def first_call_rows() -> list[dict[str, Any]]:
             rows.append({"case": "import arrayobs", "variant": label, "median_ms": imported * 1e3})
             rows.append(
                 {
-                    "case": "first calls (hist fwd+qparams, min/max)",
+                    "case": "first calls (2 hist fwd + qparams, min/max)",
                     "variant": label,
                     "median_ms": first * 1e3,
                 }
@@ -251,12 +268,36 @@ def first_call_rows() -> list[dict[str, Any]]:
     return rows
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.machine()
+
+
+def _uncommitted() -> str:
+    """``git status --porcelain src`` of this checkout: what the figures ran beyond its commit."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return " ".join(out.stdout.split())
+
+
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     out = [
         "# Compiled CPU kernels (numba) against the library path and torch.ao",
         "",
         f"- {meta['date']}; `{meta['command']}`; {meta['machine']}; numba {meta['numba']}, "
-        f"{meta['numba_threads']} threads; median of {meta['rounds']} interleaved rounds",
+        f"{meta['numba_threads']} threads; median of {meta['rounds']} interleaved rounds"
+        f" ({3 * meta['rounds']} for the histogram forward)",
         f"- load average (1, 5, 15 min) at the start {meta['load_start']}, at the end"
         f" {meta['load_end']}: the figures are under that load",
         "- `ref/this`: the row's reference (torch.ao, or the read floor for (min, max)) over this"
@@ -265,6 +306,7 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         " reach); `agrees`: kernel bits equal the library path's (and torch.ao's for"
         " the histogram rows)",
         "- a shared 2-core machine with other jobs running: expect noise of 10-30% between runs",
+        f"- uncommitted changes under src/ when it ran: {meta.get('uncommitted_src') or 'none'}",
         "",
         "| case | variant | median ms | ref/this | torch.ao/kernel | agrees |",
         "|---|---|---|---|---|---|",
@@ -298,7 +340,7 @@ def _speedups(rows: list[dict[str, Any]]) -> list[tuple[str, dict[str, float]]]:
                 variant = r["variant"]
                 kind = variant.removeprefix(f"{lib} ") if lib else variant
                 kind = "read floor" if kind.startswith("read floor") else kind
-                if kind in ("kernels", "library", "read floor"):
+                if kind in ("kernels", "kernels unfused", "library", "read floor"):
                     bars[kind] = ao["median_ms"] / r["median_ms"]
             short = case.replace("HistogramObserver ", "histogram ").replace(
                 " (64, 256, ...) axis 1", ""
@@ -318,11 +360,16 @@ def write_plot(path: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> 
     except ImportError:
         return False
     series = _speedups(rows)
-    kinds = (("kernels", "C0"), ("library", "C1"), ("read floor", "black"))
+    kinds = (
+        ("kernels", "C0"),
+        ("kernels unfused", "C2"),
+        ("library", "C1"),
+        ("read floor", "black"),
+    )
     fig, ax = plt.subplots(figsize=(10, 0.42 * len(series) + 1.6))
     height = 0.8 / len(kinds)
     for k, (kind, color) in enumerate(kinds):
-        ys = [i + (k - 1) * height for i, (_, bars) in enumerate(series) if kind in bars]
+        ys = [i + (k - 1.5) * height for i, (_, bars) in enumerate(series) if kind in bars]
         xs = [bars[kind] for _, bars in series if kind in bars]
         ax.barh(ys, xs, height=height, color=color, label=kind)
     ax.axvline(1.0, color="gray", linewidth=1)
@@ -379,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": "python -m bench.kernels" + (" --quick" if args.quick else ""),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "machine": f"{_cpu_model()}, {os.cpu_count()} CPUs",
+        "uncommitted_src": _uncommitted(),
         "numba": numba.__version__,
         "numba_threads": numba.get_num_threads(),
         "torch_threads": torch.get_num_threads(),

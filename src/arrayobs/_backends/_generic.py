@@ -210,6 +210,14 @@ class Backend:
         device = self.state_device(self.device_of(x))
         return hist.histc(x, bins, lo, hi, xp=self.xp, device=device)
 
+    def steady_histc(self, x: Any, bins: int, lo: float, hi: float) -> Any | None:
+        """The steady state of HistogramObserver's forward in one pass: :meth:`histc`
+        of ``x`` over the observed state's range ``[lo, hi]`` (finite, ``lo < hi``)
+        where every value of ``x`` lies in it (the forward then leaves the range
+        as it is), else None, as here always: the caller then reads the batch's
+        range (:meth:`value_range`) and bins it (:meth:`histc`)."""
+        return None
+
     # -- control flow on values (the functional histogram update) -----------------
     def cond(self, pred: Any, then: Callable[[], Any], otherwise: Callable[[], Any]) -> Any:
         """``then()`` where the 0-d boolean ``pred`` holds, else ``otherwise()``:

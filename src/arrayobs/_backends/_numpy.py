@@ -517,6 +517,9 @@ class NumpyBackend(Backend):
             out = histc(x, bins, lo, hi)
         return super().histc(x, bins, lo, hi) if out is None else out
 
+    def steady_histc(self, x: Any, bins: int, lo: float, hi: float) -> Any | None:
+        return _kernels.steady_histc(x, bins, lo, hi) if self.fast else None
+
     def block_minmax(self, x: Any, block_size: tuple[int, ...], keepdim: bool) -> Any:
         # The threaded per-channel reduction where the blocks are runs of the last axis.
         found = (

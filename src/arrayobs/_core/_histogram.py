@@ -412,11 +412,14 @@ def update(
     *,
     xp: ModuleType,
     count: Callable[[Any, int, float, float], Any],
+    cur: tuple[float, float] | None = None,
 ) -> HistogramState:
     """torch's forward (:func:`forward`, eagerly): ``lo``/``hi`` the batch's
     finite (min, max) as Python floats, ``count`` as :func:`eager_steps`'s.
-    Reads the state's (min, max) back."""
-    cur = (float(state.min_val), float(state.max_val))
+    ``cur``: the state's (min, max) as Python floats, if the caller has read
+    them back already (else read here)."""
+    if cur is None:
+        cur = (float(state.min_val), float(state.max_val))
     counts, new_lo, new_hi = forward(
         state.histogram, x, lo, hi, cur, steps=eager_steps(count, xp=xp)
     )

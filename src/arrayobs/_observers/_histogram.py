@@ -162,14 +162,21 @@ class HistogramObserver(Observer):
             )
             raise TypeError(msg)
         state = backend.to_work(self._state_for(xp, device))
-        found = self._range(backend, x, device)
-        if found is None:
-            return
-        lo, hi, finite = found
-        count = functools.partial(backend.histc, finite=finite)
-        if self._group is not None:
-            count = functools.partial(_summed, count, backend, self._group)
-        new = hist.update(state, x, lo, hi, xp=backend.work_xp, count=count)
+        cur = (float(state.min_val), float(state.max_val))
+        # The steady state (the batch inside the state's range) in one pass, where the
+        # backend has one; otherwise, or where the range moves, torch's forward.
+        batch = None if self._group is not None else backend.steady_histc(x, self.bins, *cur)
+        if batch is not None:
+            new = hist.HistogramState(state.histogram + batch, state.min_val, state.max_val)
+        else:
+            found = self._range(backend, x, device)
+            if found is None:
+                return
+            lo, hi, finite = found
+            count = functools.partial(backend.histc, finite=finite)
+            if self._group is not None:
+                count = functools.partial(_summed, count, backend, self._group)
+            new = hist.update(state, x, lo, hi, xp=backend.work_xp, count=count, cur=cur)
         self._xp, self._device, self._seen_type = xp, device, type(x)
         self._backend = backend
         self._set_state(cast(Any, backend.from_work(new)), observed=True)

@@ -1,5 +1,6 @@
-"""Compiled CPU kernels (numba, optional): the histogram's fused bin-and-count,
-its L2 search, and single-pass (min, max), for NumPy arrays and CPU torch tensors.
+"""Compiled CPU kernels (numba, optional): the histogram's fused bin-and-count
+(and its steady state, the batch's range test in the same pass), its L2
+search, and single-pass (min, max), for NumPy arrays and CPU torch tensors.
 
 Each function here returns the library path's result bit for bit, or None
 where the kernels are off or do not take the input (then the caller runs the
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -170,30 +172,67 @@ def aminmax_axis(x: Any, ch_axis: int) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 # -- histogram -------------------------------------------------------------------------------
-def histc(x: Any, bins: int, lo: float, hi: float) -> np.ndarray | None:
-    """:func:`arrayobs._core._histogram.histc` of a float32 or float64 array (any
-    values: outside ``[lo, hi]`` and NaN are skipped), float32 counts, or None."""
+def _histc_input(x: Any, bins: int) -> np.ndarray | None:
+    """The flat float32 or float64 array a histogram kernel reads, or None."""
     found = _host(x) if enabled() else None
     if found is None or found[1] not in ("float32", "float64") or bins > 2**24:
         return None
-    from arrayobs._backends._kernels import _histogram
-
     a = found[0]
     flat = _flat(a)
-    if flat is None:
-        flat = a.reshape(-1)  # a copy of a strided layout: the counts ignore order
-    t = a.dtype.type
-    left, right, factor = t(lo), t(hi), t(bins)
+    return a.reshape(-1) if flat is None else flat  # a copy of a strided layout: order is moot
+
+
+def _edges(flat: np.ndarray, bins: int, lo: float, hi: float) -> tuple[Any, Any, Any, Any]:
+    """(left, right, bins, right - left) in ``flat``'s dtype, as ATen's CPU histc has them."""
+    t = flat.dtype.type
+    left, right = t(lo), t(hi)
     with np.errstate(over="ignore", invalid="ignore"):
-        span = right - left
-    if not np.isfinite(span):
-        # ATen's linspace edges are NaN where hi - lo overflows x's dtype: nothing counts.
-        return np.zeros(bins, dtype=np.float32)
-    parts = _parts(_histogram.histc, flat.size, flat.nbytes, flat, left, right, factor, span, bins)
+        return left, right, t(bins), right - left
+
+
+def _summed(parts: list[np.ndarray]) -> np.ndarray:
     counts = parts[0]
     for more in parts[1:]:  # integers: exact in any order, and this one is fixed
         counts += more
-    return counts.astype(np.float32)  # type: ignore[no-any-return]
+    return counts
+
+
+def histc(x: Any, bins: int, lo: float, hi: float) -> np.ndarray | None:
+    """:func:`arrayobs._core._histogram.histc` of a float32 or float64 array (any
+    values: outside ``[lo, hi]`` and NaN are skipped), float32 counts, or None."""
+    flat = _histc_input(x, bins)
+    if flat is None:
+        return None
+    from arrayobs._backends._kernels import _histogram
+
+    edges = _edges(flat, bins, lo, hi)
+    if not np.isfinite(edges[3]):
+        # ATen's linspace edges are NaN where hi - lo overflows x's dtype: nothing counts.
+        return np.zeros(bins, dtype=np.float32)
+    parts = _parts(_histogram.histc, flat.size, flat.nbytes, flat, *edges, bins)
+    return _summed(parts).astype(np.float32)  # type: ignore[no-any-return]
+
+
+def steady_histc(x: Any, bins: int, lo: float, hi: float) -> np.ndarray | None:
+    """``Backend.steady_histc``: :func:`histc` of ``x`` over an observed state's
+    range ``[lo, hi]`` (finite, ``lo < hi``: histc's own edges) where every value
+    of ``x`` lies in it, in one pass; None where one does not (NaN, an infinity,
+    a value outside: the forward's (min, max) would move the range or raise) or
+    where the kernels do not take ``x``."""
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        return None
+    flat = _histc_input(x, bins)
+    if flat is None or flat.size == 0:
+        return None
+    from arrayobs._backends._kernels import _histogram
+
+    edges = _edges(flat, bins, lo, hi)
+    if not np.isfinite(edges[3]):
+        return None  # histc counts nothing there: rare, left to the library path
+    counts = _summed(_parts(_histogram.steady, flat.size, flat.nbytes, flat, *edges, bins))
+    if counts[bins]:
+        return None
+    return counts[:bins].astype(np.float32)  # type: ignore[no-any-return]
 
 
 # -- the search ------------------------------------------------------------------------------

@@ -12,6 +12,12 @@ Each thread counts its contiguous part into private integer histograms
 do not wait on one counter); the partial histograms are then added in a fixed
 order. The counts are integers far below 2**63, so their sum is exact in any
 order: the result does not depend on the number of threads.
+
+:func:`steady` is the same pass for an observer's steady state (the batch
+binned over the state's own range): the skipped column doubles as the test
+that the batch's (min, max) lie inside that range, and the pass stops at the
+first block holding a value outside it (the caller then takes the library
+path: the range moves, or the batch holds NaN or an infinity).
 """
 
 from __future__ import annotations
@@ -82,3 +88,24 @@ def histc(x, left, right, factor, span, bins, start, stop):  # type: ignore[no-u
     counts = np.zeros((COPIES, bins + 1), np.int64)
     _count(x[start:stop], left, right, factor, span, bins, counts)
     return total(counts)[:bins]
+
+
+@numba.njit(**_JIT)
+def steady(x, left, right, factor, span, bins, start, stop):  # type: ignore[no-untyped-def]
+    """int64 counts (``bins + 1``; the last: values outside ``[left, right]``,
+    NaN among them) of ``x[start:stop]`` (one thread's part), as :func:`histc`
+    counts them; stops after the first block with a value outside (then the
+    last count is positive and the others partial)."""
+    counts = np.zeros((COPIES, bins + 1), np.int64)
+    index = np.empty(BLOCK, np.int32)
+    part = x[start:stop]
+    for first in range(0, part.size, BLOCK):
+        block = part[first : first + BLOCK]
+        _positions(block, left, right, factor, span, bins, index)
+        tally(index, block.size, counts)
+        outside = 0
+        for j in range(COPIES):
+            outside += counts[j, bins]
+        if outside:
+            break
+    return total(counts)
