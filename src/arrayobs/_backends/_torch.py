@@ -321,6 +321,12 @@ class TorchBackend(Backend):
                 return out
         return super().histc(x, bins, lo, hi)
 
+    def steady_histc(self, x: Any, bins: int, lo: float, hi: float) -> Any | None:
+        if not self.fast or torch.compiler.is_compiling() or x.device.type != "cpu":
+            return None
+        out = _kernels.steady_histc(x, bins, lo, hi)
+        return None if out is None else torch.from_numpy(out)
+
     def quantize_affine(
         self, x: Any, block_size: tuple[int, ...], scale: Any, zero_point: Any, tgt: Any
     ) -> Any:
