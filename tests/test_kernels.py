@@ -39,8 +39,21 @@ SIZES = (1, 17, 1000, 300_003)
 
 @pytest.fixture(autouse=True)
 def _kernels_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test switches the kernels itself (the suite may run with ARRAYOBS_NUMBA=0)."""
+    """Each test switches the kernels itself (the suite may run with ARRAYOBS_NUMBA=0);
+    the (min, max) kernels serve every size here, the small cases included."""
     monkeypatch.delenv("ARRAYOBS_NUMBA", raising=False)
+    monkeypatch.setattr(_kernels, "MIN_BYTES", {})
+
+
+def test_small_inputs_take_the_library_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below MIN_BYTES (by item size) the (min, max) kernels step aside: their fixed
+    cost exceeds the library's reduction there; at and above it they serve."""
+    monkeypatch.setattr(_kernels, "MIN_BYTES", {2: 1 << 16, 4: 1 << 22, 8: 1 << 22})
+    for dtype, size in (("float32", 1 << 20), ("float64", 1 << 19), ("float16", 1 << 15)):
+        small = np.ones(size - 1, dtype)
+        assert _kernels.aminmax(small) is None, dtype
+        assert _kernels.aminmax_axis(small.reshape(1, -1), 0) is None, dtype
+        assert _kernels.aminmax(np.ones(size, dtype)) is not None, dtype
 
 
 @pytest.fixture

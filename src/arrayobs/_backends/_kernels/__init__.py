@@ -33,6 +33,15 @@ from arrayobs._core._keys import order_keys
 
 # Below this many bytes one thread runs the kernel (starting the pool costs more).
 PARALLEL_MIN_BYTES = 1 << 18
+# Below this many bytes (by item size) the (min, max) kernels are not used: their fixed
+# cost (about 25 us of glue) exceeds the library reduction's there (bench/results/tuning.md).
+MIN_BYTES = {2: 1 << 16, 4: 1 << 22, 8: 1 << 22}
+
+
+def _small(a: np.ndarray) -> bool:
+    return a.size == 0 or a.nbytes < MIN_BYTES.get(a.itemsize, 0)
+
+
 _FLOATS = {"float16": np.int16, "bfloat16": np.int16, "float32": np.int32, "float64": np.int64}
 # The same bits as unsigned integers (the (min, max) kernel reads both views).
 _UNSIGNED = {np.dtype(f"i{n}"): np.dtype(f"u{n}") for n in (2, 4, 8)}
@@ -121,7 +130,7 @@ def _pair(x: Any) -> tuple[Any, Any] | None:
     """(min, max) of a non-empty array in its own dtype (float32 for 16-bit floats);
     both NaN where it holds a NaN."""
     found = _host(x) if enabled() else None
-    if found is None or found[0].size == 0:
+    if found is None or _small(found[0]):
         return None
     keys = _keys(*found)
     if keys is None:
@@ -150,7 +159,7 @@ def value_range(x: Any) -> tuple[float, float] | None:
 def aminmax_axis(x: Any, ch_axis: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Per-channel (min, max), (C,) float32, of a C-contiguous array of 2+ axes, or None."""
     found = _host(x) if enabled() else None
-    if found is None or found[0].ndim < 2 or found[0].size == 0:
+    if found is None or found[0].ndim < 2 or _small(found[0]):
         return None
     a, name = found
     if not a.flags.c_contiguous:
