@@ -113,7 +113,8 @@ def test_default_lanes_reproduce_torch_arange() -> None:
     for _ in range(60):
         width = np.float32(rng.uniform(1e-4, 0.1))
         length = int(rng.integers(33, 3000))
-        got = torch.arange(0.0, (length - 0.5) * float(width), float(width), dtype=torch.float32)
+        end = (length - 0.5) * float(width)
+        got = torch.arange(0.0, end, float(width), dtype=torch.float32, device="cpu")
         k = np.arange(got.numel(), dtype=np.int64)
         ours = arange_values(k, width, np.asarray(got.numel()), mo.default_lanes(), xp=np)
         assert bits(np.asarray(ours, dtype=np.float32)) == bits(got.numpy())

@@ -48,7 +48,8 @@ def _torch_lanes() -> int:
     import torch
 
     width, length = np.float32(0.1), 64
-    got = torch.arange(0.0, (length - 0.5) * float(width), float(width), dtype=torch.float32)
+    end = (length - 0.5) * float(width)
+    got = torch.arange(0.0, end, float(width), dtype=torch.float32, device="cpu")
     k = np.arange(length, dtype=np.int64)
     for lanes in (8, 16):
         model = core.arange_values(k, width, np.asarray(length), lanes, xp=np)
