@@ -15,8 +15,9 @@ the call over ``[0, last edge]`` with ``n`` bins and adds the old counts into th
 first bins. The edges are a function of a few scalars (``first_max``, or
 ``width`` and ``length`` after a growth), so the state keeps those and
 :func:`histogram_edges` rebuilds the array on the host. ``torch.arange``'s float32
-values depend on ATen's vector width ``lanes`` (8 with AVX2, 16 with AVX512): its
-vectorized loop starts each vector from a float32 base (section 1.6).
+values depend on ATen's vector width ``lanes`` (8 in its AVX2 kernel, which torch 2.13
+also runs on AVX512 CPUs; 16 in a 16-lane one): its vectorized loop starts each vector
+from a float32 base (section 1.6).
 """
 
 from __future__ import annotations

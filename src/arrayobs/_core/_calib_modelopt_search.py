@@ -33,13 +33,22 @@ dtype, or its float32 ``centers[i]``).
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any
 
 import numpy as np
 
 from arrayobs._core._sum import torch_sum
 
-__all__ = ["amax_entropy", "amax_mse", "amax_percentile", "entropy_divergences", "rel_entr"]
+__all__ = [
+    "amax_entropy",
+    "amax_mse",
+    "amax_percentile",
+    "entropy_divergences",
+    "numpy_logs_are_libm",
+    "rel_entr",
+]
 
 _EPSILON = np.float32(1.0 / (1 << 24))  # _tensor_quant's "amax is zero" threshold
 _MSE_ROWS = 256  # mse candidates per block: (256, bins) float32 temporaries
@@ -49,21 +58,77 @@ def rel_entr(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """SciPy 1.17.1 ``special.rel_entr`` (xsf) in float64, elementwise.
 
     xsf picks ``x * log1p((x - y) / y)`` near ``x == y``, ``x * log(x / y)`` for a
-    normal ratio and ``x * (log(x) - log(y))`` otherwise. Its logs are libm's;
-    NumPy's float64 ``log``/``log1p`` equal them on the CPUs measured (an
-    equality of NumPy's build, noted in the docs).
+    normal ratio and ``x * (log(x) - log(y))`` otherwise. Its logs are libm's.
+    NumPy's float64 ``log``/``log1p`` are libm's too unless its AVX512 loops run
+    (its own SIMD ``log``, SVML's ``log1p``: 1 ulp off libm's on some values);
+    then the logs are taken with :mod:`math` (libm), one value at a time
+    (:func:`numpy_logs_are_libm`).
     """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
     with np.errstate(all="ignore"):
         ratio = x / y
         near = (ratio > 0.5) & (ratio < 2.0)
         normal = (np.finfo(np.float64).tiny < ratio) & (ratio < np.inf)
-        value = np.where(near, x * np.log1p((x - y) / y), x * np.log(ratio))
-        other = ~near & ~normal
-        if other.any():
-            value = np.where(other, x * (np.log(x) - np.log(y)), value)
         both = (x > 0) & (y > 0)
+        if numpy_logs_are_libm():
+            value = np.where(near, x * np.log1p((x - y) / y), x * np.log(ratio))
+            other = ~near & ~normal
+            if other.any():
+                value = np.where(other, x * (np.log(x) - np.log(y)), value)
+        else:
+            value = np.zeros(np.broadcast_shapes(x.shape, y.shape), dtype=np.float64)
+            xb, yb, rb = (np.broadcast_to(v, value.shape) for v in (x, y, ratio))
+            pick = both & near
+            value[pick] = xb[pick] * _libm(math.log1p, (xb[pick] - yb[pick]) / yb[pick])
+            pick = both & ~near & normal
+            value[pick] = xb[pick] * _libm(math.log, rb[pick])
+            pick = both & ~near & ~normal
+            if pick.any():
+                logs = _libm(math.log, xb[pick]) - _libm(math.log, yb[pick])
+                value[pick] = xb[pick] * logs
         value = np.where(both, value, np.where((x == 0) & (y >= 0), 0.0, np.inf))
         return np.where(np.isnan(x) | np.isnan(y), np.nan, value)  # type: ignore[no-any-return]
+
+
+def _libm(function: Any, values: np.ndarray) -> np.ndarray:
+    """``function`` (a :mod:`math` one: the C library's) of every value, float64."""
+    return np.fromiter(map(function, values.tolist()), dtype=np.float64, count=values.size)
+
+
+# Values on which NumPy's AVX512 log/log1p and libm's differed on the machine measured
+# (docs/exactness.md, "CPU dispatch"): a spread of magnitudes and ratios near 1.
+_PROBE = np.concatenate(
+    [np.geomspace(1e-300, 1e300, 2003), np.linspace(0.5, 2.0, 4001), np.linspace(-0.49, 1.0, 4001)]
+)
+
+
+@functools.lru_cache(maxsize=1)
+def numpy_logs_are_libm() -> bool:
+    """Whether NumPy's float64 ``log`` and ``log1p`` are the C library's here:
+    False when one of NumPy's AVX512 dispatch targets (``X86_V4``, ``AVX512_*``)
+    is on, or when either differs from :mod:`math`'s on a probe of values."""
+    try:
+        from numpy._core._multiarray_umath import (  # type: ignore[attr-defined]
+            __cpu_baseline__,
+            __cpu_dispatch__,
+            __cpu_features__,
+        )
+    except ImportError:  # NumPy 1.x
+        from numpy.core._multiarray_umath import (  # type: ignore[attr-defined,no-redef]
+            __cpu_baseline__,
+            __cpu_dispatch__,
+            __cpu_features__,
+        )
+    targets = [*__cpu_baseline__, *__cpu_dispatch__]
+    if any(("AVX512" in t or t == "X86_V4") and __cpu_features__.get(t) for t in targets):
+        return False
+    positive = _PROBE[_PROBE > 0]
+    near = _PROBE[_PROBE > -0.5]
+    return bool(
+        np.array_equal(np.log(positive), _libm(math.log, positive))
+        and np.array_equal(np.log1p(near), _libm(math.log1p, near))
+    )
 
 
 def _quantized_bins(num_bits: int, unsigned: bool) -> int:

@@ -225,8 +225,9 @@ class HistogramCalibrator(_Calibrator):
     As ``modelopt.torch.quantization.calib.HistogramCalibrator`` in 0.47.0 with
     ``torch_hist=True``, bit for bit on the CPU: the same counts and edges after
     every collect (edges float32; ``torch.arange``'s values follow ATen's vector
-    width, ``lanes``: 8 for AVX2, 16 for AVX512, default from torch when it is
-    imported) and the same ``compute_amax``, including the reference's quirks
+    width, ``lanes``: 8 for ATen's AVX2 kernel, which torch also runs on
+    AVX512 CPUs, 16 for an AVX512 one; default: the width the imported torch's
+    arange shows, else 8) and the same ``compute_amax``, including the reference's quirks
     (its mse search returns ``centers[start_bin]`` in practice, docs/design/
     calibrators.md 4.5). ``torch_hist=False`` collects with NumPy's histogram
     rules as the reference (int64 counts; edges float64 once grown;

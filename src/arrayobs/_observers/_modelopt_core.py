@@ -6,6 +6,7 @@ The classes (:mod:`arrayobs._observers._modelopt`) call these.
 
 from __future__ import annotations
 
+import functools
 import sys
 from types import ModuleType
 from typing import Any
@@ -31,13 +32,30 @@ from arrayobs._core._calib_nphist import AbsState
 
 
 def default_lanes() -> int:
-    """ATen's float32 vector width on this CPU (``torch.arange``'s values
-    depend on it): 16 where torch reports AVX512, else 8 (AVX2 and the
-    default build). torch is asked only when already imported."""
-    torch = sys.modules.get("torch")
-    if torch is None:
+    """The ``lanes`` that ``torch.arange``'s float32 values follow here: 8
+    (ATen's AVX2 kernel, which torch 2.13 also runs on AVX512 CPUs: arange has
+    no AVX512 kernel) unless the imported torch's arange matches 16. torch is
+    asked only when already imported; without it, 8."""
+    if sys.modules.get("torch") is None:
         return 8
-    return 16 if "AVX512" in str(torch.backends.cpu.get_cpu_capability()) else 8
+    return _torch_lanes()
+
+
+@functools.lru_cache(maxsize=1)
+def _torch_lanes() -> int:
+    """Which vector width reproduces a 64-value ``torch.arange`` (width 0.1,
+    where 8 and 16 lanes give different values); 8 when neither does."""
+    import torch
+
+    width, length = np.float32(0.1), 64
+    end = (length - 0.5) * float(width)
+    got = torch.arange(0.0, end, float(width), dtype=torch.float32, device="cpu")
+    k = np.arange(length, dtype=np.int64)
+    for lanes in (8, 16):
+        model = core.arange_values(k, width, np.asarray(length), lanes, xp=np)
+        if np.array_equal(np.asarray(model, dtype=np.float32), got.numpy()):
+            return lanes
+    return 8
 
 
 def _namespace(xp: Any, like: Any) -> ModuleType:
