@@ -13,9 +13,9 @@ Environment knobs (nox sets them; unset, every test runs and a missing reference
   needs a live reference besides torch skips with that prefix when it is absent, e.g.
   ``pytest.importorskip("onnxruntime", reason="reference not installed: onnxruntime")``,
   so a developer without it skips and CI, which installs it, cannot skip silently.
-- ``ATEN_CPU_CAPABILITY=avx2`` and ``NPY_DISABLE_CPU_FEATURES=<NumPy's AVX512 targets>``
-  pin the references to their AVX2 kernels, as the stored numbers were made (nox sets
-  both; docs/exactness.md, "CPU dispatch"). The header says what this run uses.
+- ``NPY_DISABLE_CPU_FEATURES=<NumPy's AVX512 targets>`` pins NumPy to its AVX2 kernels,
+  as the stored reference numbers were made (nox sets it; docs/exactness.md, "CPU
+  dispatch"). The header says what this run uses.
 """
 
 from __future__ import annotations
@@ -111,17 +111,16 @@ def torch_ref() -> ModuleType:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    """The references' CPU dispatch: on an AVX512 CPU unpinned, some live references
-    differ from the stored numbers and from what arrayobs reproduces."""
+    """NumPy's CPU dispatch: with its AVX512 kernels on, two stored calibrator rows
+    differ from the live references (and arrayobs, which follows them)."""
     try:
         from numpy._core._multiarray_umath import __cpu_features__ as features
     except ImportError:  # NumPy 1.x
         from numpy.core._multiarray_umath import __cpu_features__ as features
     numpy_avx512 = any(on for name, on in features.items() if name in ("X86_V4", "AVX512_SKX"))
-    torch_capability = os.environ.get("ATEN_CPU_CAPABILITY", "the CPU's")
     return (
-        f"references' CPU dispatch: NumPy AVX512 {'on' if numpy_avx512 else 'off'}, "
-        f"torch {torch_capability} (nox pins both to AVX2)"
+        f"NumPy's AVX512 kernels: {'on' if numpy_avx512 else 'off'} (nox turns them off: "
+        "the stored reference numbers are AVX2's)"
     )
 
 

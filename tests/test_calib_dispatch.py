@@ -157,3 +157,46 @@ def test_unpinned_dispatch_in_a_child() -> None:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_compare_on_the_cpus_own_numpy_dispatch_in_a_child() -> None:
+    """`arrayobs compare --cases calibrators` unpinned: the stored numbers are AVX2
+    NumPy's; on an AVX512 CPU the two ORT distribution p3 cases count as deviations
+    (and only there), never as mismatches, and the exit code is 0."""
+    from arrayobs._compat import numpy_avx512
+    from arrayobs._conformance import _calib_runner as runner
+    from arrayobs._conformance._calib_corpus import cases
+
+    flagged = [c for c in cases() if runner.dispatch_dependent(c)]
+    assert [(c.family, "p3" in c.name.split()) for c in flagged] == [("ort-histogram", True)] * 2
+    env = {k: v for k, v in os.environ.items() if k != "NPY_DISABLE_CPU_FEATURES"}
+    env["PYTHONPATH"] = os.pathsep.join([str(_ROOT / "src"), env.get("PYTHONPATH", "")])
+    code = "import sys, arrayobs.cli as c; sys.exit(c.main(sys.argv[1:]))"
+    args = ["compare", "--backend", "numpy", "--cases", "calibrators", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], check=False, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    import json
+
+    (result,) = json.loads(done.stdout)["calib_results"]
+    assert result["mismatches"] == 0
+    here = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", code, *args],
+            check=True,
+            env={**env, "NPY_DISABLE_CPU_FEATURES": os.environ.get("NPY_DISABLE_CPU_FEATURES", "")},
+            capture_output=True,
+            text=True,
+        ).stdout
+    )["calib_results"][0]
+    # the child without the pin sees 2 more deviations exactly when NumPy's AVX512 is on
+    child_avx512 = subprocess.run(
+        [sys.executable, "-c", "from arrayobs._compat import numpy_avx512; print(numpy_avx512())"],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    ).stdout.strip() not in ("()", "")
+    extra = 2 if child_avx512 and not numpy_avx512() else 0
+    assert result["deviations"] == here["deviations"] + extra

@@ -18,6 +18,7 @@ a refusal's exception type and op index (its message is arrayobs's own).
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from arrayobs._compat import to_host
+from arrayobs._compat import numpy_avx512, to_host
 from arrayobs._conformance._calib_cases import CalibCase
 from arrayobs._conformance._calib_records import (
     CalibRecords,
@@ -34,6 +35,7 @@ from arrayobs._conformance._calib_records import (
     Refusal,
     Row,
     encode,
+    load,
 )
 from arrayobs._conformance._calib_run import Api, read_result, read_state, run_case
 from arrayobs._conformance._runner import Compared, Summary, Tally, Target
@@ -91,6 +93,27 @@ NEEDS_X64 = ("ort-histogram", "modelopt-histogram", "ort-minmax")
 def documented(case: CalibCase) -> str | None:
     """Why ``case``'s rows may differ from the reference (None: they may not)."""
     return DOCUMENTED.get((case.family, case.name))
+
+
+def dispatch_dependent(case: CalibCase) -> str | None:
+    """Why ``case``'s stored rows may differ from the live reference's under another
+    NumPy CPU dispatch than the one they were stored under (None: they may not)."""
+    if case.family == "ort-histogram" and "p3" in case.name.split():
+        return (
+            "ORT's distribution p3 takes float32 powers, which NumPy's AVX512 kernels round "
+            "1 ulp away from its AVX2 ones on some values; arrayobs runs ORT's NumPy step, "
+            "so it equals live ORT on either (docs/exactness.md, CPU dispatch)"
+        )
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _stored_dispatch_differs() -> bool:
+    """Whether NumPy's AVX512 targets on here differ from those the stored calibrator
+    numbers were made with (their header's ``numpy_simd``)."""
+    simd = (load()[1].get("machine") or {}).get("numpy_simd") or {}
+    stored = {t for t in simd.get("found", []) if "AVX512" in t or t == "X86_V4"}
+    return stored != set(numpy_avx512())
 
 
 def unsupported(target: Target) -> str | None:
@@ -282,7 +305,8 @@ def run_calib_target(
         outcome = run_case(case, api)
         compared = compare_calib_case(case, outcome, want, reference.refused.get(case.id))
         rows, bad, _, ulps, _ = compared
-        if bad and own and documented(case):
+        allowed = documented(case) or (dispatch_dependent(case) and _stored_dispatch_differs())
+        if bad and own and allowed:
             compared = (rows, 0, bad, ulps, "")
         return compared, max(1, len(case.ops))
 

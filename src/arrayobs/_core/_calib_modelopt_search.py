@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from arrayobs._compat import numpy_avx512
 from arrayobs._core._sum import torch_sum
 
 __all__ = [
@@ -108,20 +109,7 @@ def numpy_logs_are_libm() -> bool:
     """Whether NumPy's float64 ``log`` and ``log1p`` are the C library's here:
     False when one of NumPy's AVX512 dispatch targets (``X86_V4``, ``AVX512_*``)
     is on, or when either differs from :mod:`math`'s on a probe of values."""
-    try:
-        from numpy._core._multiarray_umath import (  # type: ignore[attr-defined]
-            __cpu_baseline__,
-            __cpu_dispatch__,
-            __cpu_features__,
-        )
-    except ImportError:  # NumPy 1.x
-        from numpy.core._multiarray_umath import (  # type: ignore[attr-defined,no-redef]
-            __cpu_baseline__,
-            __cpu_dispatch__,
-            __cpu_features__,
-        )
-    targets = [*__cpu_baseline__, *__cpu_dispatch__]
-    if any(("AVX512" in t or t == "X86_V4") and __cpu_features__.get(t) for t in targets):
+    if numpy_avx512():
         return False
     positive = _PROBE[_PROBE > 0]
     near = _PROBE[_PROBE > -0.5]
