@@ -42,6 +42,13 @@ def _small(a: np.ndarray) -> bool:
     return a.size == 0 or a.nbytes < MIN_BYTES.get(a.itemsize, 0)
 
 
+def _surely_small(x: Any) -> bool:
+    """Below every item size's MIN_BYTES: decided before the dtype is looked at (a
+    100-element batch should cost the library path nothing more)."""
+    nbytes = getattr(x, "nbytes", None)
+    return isinstance(nbytes, int) and nbytes < min(MIN_BYTES.values(), default=0)
+
+
 _FLOATS = {"float16": np.int16, "bfloat16": np.int16, "float32": np.int32, "float64": np.int64}
 # The same bits as unsigned integers (the (min, max) kernel reads both views).
 _UNSIGNED = {np.dtype(f"i{n}"): np.dtype(f"u{n}") for n in (2, 4, 8)}
@@ -129,7 +136,7 @@ def _values(keys: np.ndarray, name: str) -> np.ndarray:
 def _pair(x: Any) -> tuple[Any, Any] | None:
     """(min, max) of a non-empty array in its own dtype (float32 for 16-bit floats);
     both NaN where it holds a NaN."""
-    found = _host(x) if enabled() else None
+    found = None if _surely_small(x) or not enabled() else _host(x)
     if found is None or _small(found[0]):
         return None
     keys = _keys(*found)
@@ -158,7 +165,7 @@ def value_range(x: Any) -> tuple[float, float] | None:
 
 def aminmax_axis(x: Any, ch_axis: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Per-channel (min, max), (C,) float32, of a C-contiguous array of 2+ axes, or None."""
-    found = _host(x) if enabled() else None
+    found = None if _surely_small(x) or not enabled() else _host(x)
     if found is None or found[0].ndim < 2 or _small(found[0]):
         return None
     a, name = found
