@@ -189,9 +189,9 @@ def numpy_avx512() -> tuple[str, ...]:
     """NumPy's AVX512 dispatch targets (``X86_V4``, ``AVX512_*``) that are on in this
     process: on with the CPU's support unless ``NPY_DISABLE_CPU_FEATURES`` turned them off."""
     try:
-        from numpy._core import _multiarray_umath as umath
+        from numpy._core import _multiarray_umath as umath  # type: ignore[attr-defined]
     except ImportError:  # NumPy 1.x
-        from numpy.core import _multiarray_umath as umath  # type: ignore[no-redef]
+        from numpy.core import _multiarray_umath as umath  # type: ignore[attr-defined,no-redef]
     targets = [*umath.__cpu_baseline__, *umath.__cpu_dispatch__]
     on = umath.__cpu_features__
     return tuple(t for t in targets if ("AVX512" in t or t == "X86_V4") and on.get(t))

@@ -236,7 +236,7 @@ class TorchBackend(Backend):
             kind = type(rule)
             if kind is core.RunningMinMax:
                 return _running_minmax(state, batch)
-            if kind is core.MovingAverage:
+            if isinstance(rule, core.MovingAverage):
                 return _moving_average(state, batch, rule)
         return super().fold(state, batch, rule, ch_axis, fresh)
 

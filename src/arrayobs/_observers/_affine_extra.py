@@ -383,7 +383,7 @@ class AffineQuantizedMSEObserver(AffineQuantizedMinMaxObserver):
             raise ValueError(msg)
         return without_graph(input), xp, device, backend  # torchao searches it detached
 
-    def _qparam_args(self) -> tuple[Any, ...]:
+    def _qparam_args(self) -> tuple[Any, Any, Any, Any, Any, Any]:
         return (
             self.mapping_type,
             self._target,
@@ -399,7 +399,7 @@ class AffineQuantizedMSEObserver(AffineQuantizedMinMaxObserver):
         x, xp, _device, backend = self._searchable(input)
         return self._search(x, xp, backend)
 
-    def _search(self, x: Any, xp: Any, backend: Any) -> tuple[Any, Any]:
+    def _search(self, x: Any, xp: Any, backend: Any) -> MinMaxState:
         block = core.get_block_size(x.shape, self.granularity)
         work = backend.work_xp
         if work is not xp:
