@@ -280,8 +280,8 @@ def _moved_like(v: Any, xp: Any, device: Any, dtype: Any = None) -> Any:
 
 class AffineQuantizedMSEObserver(AffineQuantizedMinMaxObserver):
     """torchao's ``AffineQuantizedMSEObserver``: per block, the symmetric range
-    ``±(r / steps * i)`` (``i = 1 .. steps``, ``r = max(|min|, max)`` of the
-    block) whose fake quantization of the batch has the smallest mean squared
+    ``±(r / steps * i)`` (``i`` from 1 to ``steps``, ``r = max(|min|, max)`` of
+    the block) whose fake quantization of the batch has the smallest mean squared
     error, bit for bit as torchao's line search on the CPU.
 
     Each forward replaces ``min_val`` and ``max_val`` with the search of that
