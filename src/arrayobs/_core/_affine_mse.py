@@ -98,14 +98,19 @@ def _squared_error(pred: Any, expect: Any, a: Arith, xp: ModuleType) -> Any:
     return a.store(err * err)  # stored: rounded once to the dtype, as ATen
 
 
+def _layout(x: Any, block_size: Sequence[int], xp: ModuleType) -> tuple[Arith, Any]:
+    """``x``'s arithmetic and its loss rows ``(k, n, per-block shape)``."""
+    k, n = loss_rows(x.shape, block_size)
+    view, axes = reduction_params(block_size, x.shape)
+    per_block = tuple(size for i, size in enumerate(view) if i not in axes)
+    return Arith(dtype_name(x.dtype), xp), (k, n, per_block)
+
+
 @quiet
 def mse(pred: Any, expect: Any, block_size: Sequence[int], *, xp: ModuleType) -> Any:
     """torchao's ``AffineQuantizedMSEObserver.mse``: each block's mean squared
     error, one value per block (the reduced axes dropped)."""
-    k, n = loss_rows(expect.shape, block_size)
-    view, axes = reduction_params(block_size, expect.shape)
-    per_block = tuple(size for i, size in enumerate(view) if i not in axes)
-    a = Arith(dtype_name(expect.dtype), xp)
+    a, (k, n, per_block) = _layout(expect, block_size, xp)
     return _mean(_squared_error(pred, expect, a, xp), k, n, per_block, xp)
 
 
@@ -151,12 +156,9 @@ def loss_fn(
     """torchao's ``AffineQuantizedMSEObserver.loss_fn``: each block's mean
     squared error of ``x`` fake-quantized with the qparams of
     ``(new_min, new_max)``, one value per block."""
-    k, n = loss_rows(x.shape, block_size)
-    view, axes = reduction_params(block_size, x.shape)
-    per_block = tuple(size for i, size in enumerate(view) if i not in axes)
-    a = Arith(dtype_name(x.dtype), xp)
+    a, rows = _layout(x, block_size, xp)
     args = (mapping, tgt, eps, scale_dtype, zero_point_dtype, domain)
-    return _loss(x, block_size, new_min, new_max, *args, a, (k, n, per_block), xp)
+    return _loss(x, block_size, new_min, new_max, *args, a, rows, xp)
 
 
 @quiet
