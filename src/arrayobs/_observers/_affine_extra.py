@@ -47,6 +47,23 @@ class _Batch(NamedTuple):
 _SEARCHED = ("float16", "bfloat16", "float32")  # torchao's fake quantize refuses float64
 
 
+class _Three(NamedTuple):  # up to three arrays through a backend's to_work
+    a: Any
+    b: Any
+    c: Any
+
+
+def _on_host(backend: Any, xp: Any, fn: Any, *arrays: Any) -> Any:
+    """``fn(*arrays, namespace)``, computed on the backend's work namespace (a Dask
+    batch on the host: the core does not run lazily) and returned in ``xp``."""
+    work = backend.work_xp
+    if work is xp:
+        return fn(*arrays, xp)
+    found = backend.to_work(_Three(*arrays, *(np.zeros(()),) * (3 - len(arrays))))
+    (out,) = backend.from_work(_Batch(fn(*found[: len(arrays)], work)))
+    return out
+
+
 def _to(v: Any, name: str | None, xp: Any) -> Any:
     """``tensor.to(dtype=name)`` (None: as it is); floats cast with x86's rule."""
     if name is None:
@@ -416,15 +433,25 @@ class AffineQuantizedMSEObserver(AffineQuantizedMinMaxObserver):
     def mse(self, pred: Any, expect: Any, block_size: Any) -> Any:
         """torchao's ``mse``: each block's mean squared error of ``pred``
         against ``expect`` (ATen's mean order, in their dtype)."""
-        return mse_core.mse(pred, expect, tuple(block_size), xp=array_namespace(expect))
+        xp = array_namespace(expect)
+        backend = self._backend if xp is self._xp else _backends.new(xp)
+        block = tuple(block_size)
+        return _on_host(
+            backend, xp, lambda p, e, ns: mse_core.mse(p, e, block, xp=ns), pred, expect
+        )
 
     def loss_fn(self, x: Any, new_min: Any, new_max: Any) -> Any:
         """torchao's ``loss_fn``: each block's mean squared error of ``x``
         fake-quantized with the qparams of ``(new_min, new_max)`` (arrays of
         ``x``'s library, one value per block)."""
-        x, xp, _device, _backend = self._searchable(x)
+        x, xp, _device, backend = self._searchable(x)
         block = core.get_block_size(x.shape, self.granularity)
-        return mse_core.loss_fn(x, block, new_min, new_max, *self._qparam_args(), xp=xp)
+        args = self._qparam_args()
+
+        def loss(v: Any, lo: Any, hi: Any, ns: Any) -> Any:
+            return mse_core.loss_fn(v, block, lo, hi, *args, xp=ns)
+
+        return _on_host(backend, xp, loss, x, new_min, new_max)
 
     def forward(self, input: Any) -> Any:
         """Search ``input`` (see the class); return it. Any error leaves the
