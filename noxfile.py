@@ -107,7 +107,7 @@ _NUMPY_AVX512 = (
 )
 
 
-def _avx2(python: str) -> dict[str, str]:
+def _numpy_avx2(python: str) -> dict[str, str]:
     """The environment that pins NumPy (as ``python`` imports it) to its AVX2 kernels;
     a value already set is kept."""
     found = subprocess.run(
@@ -194,7 +194,7 @@ def _cpu_run(session: nox.Session, *args: str, env: dict[str, str]) -> None:
     venv_env = _cpu_venv(session)
     pytest = str(Path(venv_env["VIRTUAL_ENV"]) / "bin" / "pytest")
     python = str(Path(venv_env["VIRTUAL_ENV"]) / "bin" / "python")
-    env = {**venv_env, **_avx2(python), **env}
+    env = {**venv_env, **_numpy_avx2(python), **env}
     session.run(pytest, *_workers(), *args, external=True, env=env)
 
 
@@ -263,7 +263,7 @@ def tests_numba(session: nox.Session) -> None:
         "tests/test_calib_fast.py",
         "conformance",
         *session.posargs,
-        env={"ARRAYOBS_BACKENDS": "numpy,torch", **_avx2(_session_python(session))},
+        env={"ARRAYOBS_BACKENDS": "numpy,torch", **_numpy_avx2(_session_python(session))},
     )
 
 
@@ -286,7 +286,7 @@ def tests_calib(session: nox.Session) -> None:
         env={
             "ARRAYOBS_BACKENDS": _ALL_CPU,
             "ARRAYOBS_REQUIRE_REFERENCES": "1",
-            **_avx2(_session_python(session)),
+            **_numpy_avx2(_session_python(session)),
         },
     )
 
@@ -319,7 +319,7 @@ def fuzz_calib(session: nox.Session) -> None:
             "ARRAYOBS_REQUIRE_REFERENCES": "1",
             "ARRAYOBS_FUZZ_EXAMPLES": "4000",
             "ARRAYOBS_FUZZ_SEED": seed,
-            **_avx2(_session_python(session)),
+            **_numpy_avx2(_session_python(session)),
         },
     )
 

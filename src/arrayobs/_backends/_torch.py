@@ -233,8 +233,7 @@ class TorchBackend(Backend):
     ) -> core.MinMaxState:
         m = state.min_val
         if fresh is not True and self.fast and m.ndim == 0 and m.is_cpu:
-            kind = type(rule)
-            if kind is core.RunningMinMax:
+            if type(rule) is core.RunningMinMax:
                 return _running_minmax(state, batch)
             if isinstance(rule, core.MovingAverage):
                 return _moving_average(state, batch, rule)

@@ -147,6 +147,9 @@ class CalibRecords:
     values: np.ndarray
     # The stored refusals by case id (from the header; not a field of the file's arrays).
     refused: dict[int, Refusal] = dataclasses.field(default_factory=dict)
+    # NumPy's AVX512 dispatch targets that were on where the rows were made (from the
+    # header's numpy_simd; None where not recorded).
+    numpy_avx512: frozenset[str] | None = None
 
     @property
     def n_cases(self) -> int:
@@ -276,7 +279,11 @@ def load(path: Path | None = None) -> tuple[CalibRecords, dict[str, Any]]:
             msg = f"{path} is not an {FORMAT} file of format version {FORMAT_VERSION}"
             raise ValueError(msg)
         fields = {f.removeprefix("calib_"): np.asarray(data[f]) for f in FIELDS}
-    return CalibRecords(**fields, refused=refusals(meta)), meta
+    simd = (meta.get("machine") or {}).get("numpy_simd")
+    avx512 = None
+    if isinstance(simd, dict):
+        avx512 = frozenset(t for t in simd.get("found", []) if "AVX512" in t or t == "X86_V4")
+    return CalibRecords(**fields, refused=refusals(meta), numpy_avx512=avx512), meta
 
 
 def refusals(meta: dict[str, Any]) -> dict[int, Refusal]:

@@ -177,18 +177,16 @@ def line_search(
 ) -> tuple[Any, Any]:
     """torchao's ``line_search``: the per-block ``(min_val, max_val)`` of the
     smallest mean squared fake-quantization error, in ``x``'s dtype."""
-    k, n = loss_rows(x.shape, block_size)
+    a, rows = _layout(x, block_size, xp)
     lo, hi = block_minmax(x, block_size, False, xp=xp)
-    per_block = tuple(lo.shape)
-    a = Arith(dtype_name(x.dtype), xp)
     span = xp.maximum(xp.abs(lo), hi)
     best = a.store(a.full(a.load(lo), 1e9))  # zeros_like(min_val) + 1e9: inf in float16
     divisor = float(np.float32(steps))
+    args = (mapping, tgt, eps, scale_dtype, zero_point_dtype, domain)
     for i in range(1, steps + 1):
         thres = a.store(a.round(a.round(_over(a.load(span), divisor, xp)) * float(i)))
         neg = -thres
-        args = (mapping, tgt, eps, scale_dtype, zero_point_dtype, domain)
-        loss = _loss(x, block_size, neg, thres, *args, a, (k, n, per_block), xp)
+        loss = _loss(x, block_size, neg, thres, *args, a, rows, xp)
         better = loss < best
         lo, hi = xp.where(better, neg, lo), xp.where(better, thres, hi)
         best = xp.minimum(loss, best)
