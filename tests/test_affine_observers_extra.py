@@ -500,3 +500,18 @@ def test_fixed_copy_pickle_state_dict(backend: Any) -> None:
     with pytest.raises(KeyError, match="missing"):
         other.load_state_dict({"scale": _to(backend, torch.ones(2))})
     assert np.array_equal(_host(other.calculate_qparams()[0]), want[0])
+
+
+def test_fixed_keeps_no_graph() -> None:
+    """A scale or zero point that carries an autograd graph is stored without it
+    (constructor and set_qparams); the observer then deep-copies and pickles."""
+    scale = torch.tensor([0.5, 0.25], requires_grad=True) * 2
+    zp = torch.tensor([1.0, 2.0], requires_grad=True) + 0
+    obs = affine.AffineQuantizedFixedQParamObserver(
+        A.ASYMMETRIC, "uint8", affine.PerAxis(0), scale=scale, zero_point=zp
+    )
+    obs.set_qparams(torch.tensor([3.0, 4.0], requires_grad=True) * 1, zp * 1)
+    for v in (*obs.calculate_qparams(), obs.scale, obs.zero_point):
+        assert not v.requires_grad and v.grad_fn is None
+    for other in (copy.deepcopy(obs), pickle.loads(pickle.dumps(obs))):
+        assert torch.equal(other.scale, obs.scale) and torch.equal(other.zero_point, obs.zero_point)

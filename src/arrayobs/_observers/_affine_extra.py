@@ -176,6 +176,8 @@ class AffineQuantizedFixedQParamObserver(AffineObserverBase):
             if (where := _backends.new(xp).device_of(v)) != device:
                 msg = f"{what} is on device {where!r}; the observer's qparams are on {device!r}"
                 raise ValueError(msg)
+        # no autograd graph is kept (a graph's tensors would not deep-copy either)
+        scale, zero_point = (None if v is None else without_graph(v) for v in (scale, zero_point))
         if scale is not None:
             core.float_name(scale.dtype, "scale")
         if scale is None or (swap and _is_zero(scale)):
